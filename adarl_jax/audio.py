@@ -1,0 +1,215 @@
+"""Reading audio and cutting it into the paper's 3 s segments (Sec. 2.4, SPEC section 1).
+
+One reader for every format libsndfile reads (wav 16/24/32-bit and float, flac, ogg): mixed to
+mono by the mean over channels and resampled with `scipy.signal.resample_poly`. Utterances are
+cut into non-overlapping segments; a tail shorter than `min_tail_s` is dropped unless it is the
+only segment, and short segments are zero-padded at the end (their real length travels with
+them, so the front end can normalise over the real samples only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+__all__ = ["AudioError", "load_audio", "segment", "iter_segments", "segment_count"]
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _rates(rate_in: int, rate_out: int) -> tuple[int, int]:
+    g = math.gcd(int(rate_in), int(rate_out))
+    return int(rate_out) // g, int(rate_in) // g
+
+
+def _resampled_length(n: int, up: int, down: int) -> int:
+    return -(-n * up // down)  # what resample_poly returns: ceil(n * up / down)
+
+
+def _open(path) -> sf.SoundFile:
+    if not os.path.exists(path):
+        raise AudioError(path, "no such file")
+    if os.path.isdir(path):
+        raise AudioError(path, "is a folder, not an audio file")
+    try:
+        return sf.SoundFile(path)
+    except Exception as e:  # libsndfile reports every unreadable header as a RuntimeError subclass
+        raise AudioError(path, f"unreadable or corrupt audio ({_short(e)})") from e
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[-1] if text else type(e).__name__
+
+
+def _check_finite(path, x: np.ndarray) -> None:
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise AudioError(path, f"contains {bad} NaN or infinite sample value(s)")
+
+
+def load_audio(path, sample_rate: int = 16000, min_samples: int = 320) -> np.ndarray:
+    """The whole file as float32 mono at `sample_rate`.
+
+    Raises AudioError for unreadable, corrupt, empty, NaN/inf-containing files and for files
+    shorter than `min_samples` after resampling.
+    """
+    with _open(path) as f:
+        rate_in = f.samplerate
+        try:
+            data = f.read(dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(path, f"corrupt audio data ({_short(e)})") from e
+    if data.shape[0] == 0:
+        raise AudioError(path, "empty (zero-length) audio")
+    _check_finite(path, data)
+    wave = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if rate_in != sample_rate:
+        up, down = _rates(rate_in, sample_rate)
+        wave = resample_poly(wave, up, down)
+    wave = np.ascontiguousarray(wave, dtype=np.float32)
+    if wave.shape[0] < min_samples:
+        raise AudioError(
+            path,
+            f"too short: {wave.shape[0]} samples at {sample_rate} Hz, need at least {min_samples}",
+        )
+    return wave
+
+
+def segment_count(n_samples: int, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0) -> int:
+    """How many segments `segment` makes of `n_samples` samples."""
+    seg_len = int(round(segment_s * sample_rate))
+    min_tail = int(round(min_tail_s * sample_rate))
+    if seg_len < 1:
+        raise ValueError(f"segment_s={segment_s} gives no sample at {sample_rate} Hz")
+    n_full, tail = divmod(int(n_samples), seg_len)
+    return n_full + int(tail > 0 and (tail >= min_tail or n_full == 0))
+
+
+def segment(
+    wave: np.ndarray, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-overlapping segments of a mono wave.
+
+    Returns (segments float32 (n, L), lengths int32 (n,), starts_s float32 (n,)) with
+    L = round(segment_s * sample_rate); a segment shorter than L is zero-padded at the end and
+    `lengths` holds its real number of samples.
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"segment expects a mono 1-D wave, got shape {wave.shape}")
+    if wave.shape[0] == 0:
+        raise ValueError("segment got an empty wave")
+    seg_len = int(round(segment_s * sample_rate))
+    n = segment_count(wave.shape[0], sample_rate, segment_s, min_tail_s)
+    segments = np.zeros((n, seg_len), np.float32)
+    lengths = np.zeros((n,), np.int32)
+    for i in range(n):
+        piece = wave[i * seg_len : (i + 1) * seg_len]
+        segments[i, : piece.shape[0]] = piece
+        lengths[i] = piece.shape[0]
+    starts_s = (np.arange(n, dtype=np.float64) * seg_len / sample_rate).astype(np.float32)
+    return segments, lengths, starts_s
+
+
+def _resampled_blocks(path, f: sf.SoundFile, up: int, down: int, block_frames: int) -> Iterator[np.ndarray]:
+    """The file's mono wave at the target rate, block by block, equal to resampling it whole.
+
+    Each block is resampled with a margin of context on both sides (a multiple of `down` input
+    samples, longer than the filter's half-length) and the margins are cropped off, so block
+    edges carry no zero-padding artefacts. Offsets that are multiples of `down` input samples
+    map to whole output samples, which keeps the blocks phase-aligned with a whole-file resample.
+    """
+    resample = up != 1 or down != 1
+    if resample:
+        half_len_in = 10 * max(up, down) / up  # resample_poly's default filter, in input samples
+        margin = down * math.ceil((half_len_in + 2) / down)
+        block_frames = max(down, down * (block_frames // down))
+    else:
+        margin = 0
+    total = f.frames
+    pos = 0  # first input sample of the next block
+    while True:
+        left = min(margin, pos)
+        f.seek(pos - left)
+        try:
+            data = f.read(left + block_frames + margin, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(path, f"corrupt audio data ({_short(e)})") from e
+        n_read = data.shape[0] - left
+        if n_read <= 0:
+            return
+        _check_finite(path, data)
+        mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+        n_core = min(block_frames, n_read)
+        if resample:
+            out = resample_poly(mono, up, down)
+            start = left * up // down
+            yield np.asarray(out[start : start + _resampled_length(n_core, up, down)], np.float32)
+        else:
+            yield np.asarray(mono[:n_core], np.float32)
+        pos += n_core
+        if n_core < block_frames or (total > 0 and pos >= total):
+            return
+
+
+def iter_segments(
+    path,
+    sample_rate: int = 16000,
+    segment_s: float = 3.0,
+    min_tail_s: float = 1.0,
+    min_samples: int = 320,
+    block_s: float = 30.0,
+) -> Iterator[tuple[np.ndarray, int, float]]:
+    """Segments of a file of any length, reading it in blocks of about `block_s` seconds.
+
+    Yields (segment float32 (L,), real length, start in seconds), the same values as
+    `segment(load_audio(path, ...), ...)` up to float rounding, with memory bounded by the
+    block size instead of the file's length. Raises AudioError as `load_audio` does; a file
+    with NaN samples late in it raises when that block is reached.
+    """
+    seg_len = int(round(segment_s * sample_rate))
+    min_tail = int(round(min_tail_s * sample_rate))
+    with _open(path) as f:
+        up, down = _rates(f.samplerate, sample_rate)
+        if f.frames == 0:
+            raise AudioError(path, "empty (zero-length) audio")
+        n_out = _resampled_length(f.frames, up, down)
+        if 0 < n_out < min_samples:
+            raise AudioError(
+                path, f"too short: {n_out} samples at {sample_rate} Hz, need at least {min_samples}"
+            )
+        block_frames = max(1, int(round(block_s * f.samplerate)))
+        buf = np.zeros((0,), np.float32)
+        index = 0
+        produced = 0
+        for block in _resampled_blocks(path, f, up, down, block_frames):
+            produced += block.shape[0]
+            buf = np.concatenate([buf, block]) if buf.size else block
+            while buf.shape[0] >= seg_len:
+                yield np.array(buf[:seg_len]), seg_len, index * seg_len / sample_rate
+                buf = buf[seg_len:]
+                index += 1
+        if produced == 0:
+            raise AudioError(path, "empty (zero-length) audio")
+        if produced < min_samples:
+            raise AudioError(
+                path, f"too short: {produced} samples at {sample_rate} Hz, need at least {min_samples}"
+            )
+        tail = buf.shape[0]
+        if tail > 0 and (tail >= min_tail or index == 0):
+            padded = np.zeros((seg_len,), np.float32)
+            padded[:tail] = buf
+            yield padded, tail, index * seg_len / sample_rate

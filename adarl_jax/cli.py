@@ -1,0 +1,184 @@
+"""The `adarl-jax` command line.
+
+  adarl-jax prepare   --corpus emodb --data DIR --workdir W      cache spectrogram segments
+  adarl-jax features  WAV... --out X.npy                          what the model sees
+  adarl-jax train     --config configs/emodb.py --workdir W [--folds 0,3] [--variant adarl]
+  adarl-jax reproduce --data DIR --workdir W                      3 variants x all folds + report
+  adarl-jax report    W                                           merge finished folds
+
+Any `--config.section.field=value` overrides a config field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+DEFAULT_VARIANTS = ("backbone", "domain_invariant", "adarl")
+
+
+def _config_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--config", default=default,
+                   help="config file or name in configs/ (default: %(default)s)")
+    p.add_argument("--data", default=None, help="corpus folder (overrides config.data.dir)")
+    p.add_argument("--corpus", default=None, help="emodb | ravdess | iemocap | csv")
+    p.add_argument("--manifest", default=None, help="CSV manifest for --corpus csv")
+
+
+def _load_config(args, overrides):
+    from adarl_jax.config import load_config
+
+    config = load_config(args.config, overrides)
+    with config.unlocked():
+        if args.data:
+            config.data.dir = os.path.abspath(args.data)
+        if args.corpus:
+            config.data.corpus = args.corpus
+        if args.manifest:
+            config.data.manifest = os.path.abspath(args.manifest)
+        if getattr(args, "variant", None):
+            config.model.variant = args.variant
+        if getattr(args, "no_progress", False):
+            config.train.progress = False
+    return config
+
+
+def _setup_runtime(args) -> None:
+    import jax
+
+    if getattr(args, "coordinator", None):
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes, process_id=args.process_id,
+                                   initialization_timeout=args.init_timeout)
+    cache = os.environ.get("ADARL_JAX_COMPILATION_CACHE", os.path.expanduser("~/.cache/adarl_jax/xla"))
+    if cache != "off":
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def cmd_prepare(args, overrides) -> int:
+    from adarl_jax.loso import load_dataset
+
+    config = _load_config(args, overrides)
+    t0 = time.time()
+    ds = load_dataset(config, args.workdir, progress=not args.no_progress)
+    summary = ds.summary()
+    summary["time_s"] = round(time.time() - t0, 1)
+    import json
+
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_features(args, overrides) -> int:
+    import numpy as np
+
+    from adarl_jax.dataset import compute_features
+
+    config = _load_config(args, overrides)
+    x = compute_features(args.wav, config)
+    tmp = args.out + ".tmp.npy"
+    np.save(tmp, x)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}: {x.shape} {x.dtype}")
+    return 0
+
+
+def _train(args, overrides, variants) -> int:
+    from adarl_jax import loso
+    from adarl_jax.report import write_report
+
+    config = _load_config(args, overrides)
+    progress = config.train.progress and not args.no_progress
+    t0 = time.time()
+    loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress)
+    import jax
+
+    if jax.process_index() == 0:
+        results = write_report(args.workdir)
+        print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
+        print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
+        del results
+    return 0
+
+
+def cmd_train(args, overrides) -> int:
+    return _train(args, overrides, [args.variant] if args.variant else None)
+
+
+def cmd_reproduce(args, overrides) -> int:
+    variants = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
+    return _train(args, overrides, variants)
+
+
+def cmd_report(args, overrides) -> int:
+    from adarl_jax.report import write_report
+
+    write_report(args.workdir)
+    print(open(os.path.join(args.workdir, "report.md")).read())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adarl-jax", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="compute and cache the spectrogram segments of a corpus")
+    _config_args(p)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_prepare)
+
+    p = sub.add_parser("features", help="write the (segments, freq, time, 3) input of wav files")
+    _config_args(p)
+    p.add_argument("wav", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_features)
+
+    for name, fn, default in (("train", cmd_train, "emodb"), ("reproduce", cmd_reproduce, "quick")):
+        p = sub.add_parser(name, help="LOSO training of one variant" if name == "train" else
+                           "all three variants over all LOSO folds, then the report")
+        _config_args(p, default)
+        p.add_argument("--workdir", required=True)
+        p.add_argument("--folds", default=None, help="fold indices, e.g. 0,3 or 0-4 (default all)")
+        if name == "train":
+            p.add_argument("--variant", default=None, help="overrides config.model.variant")
+        else:
+            p.add_argument("--variants", default=None, help="comma list (default: all three)")
+        p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--coordinator", default=None, help="host:port of process 0 (multi-process)")
+        p.add_argument("--num_processes", type=int, default=None)
+        p.add_argument("--process_id", type=int, default=None)
+        p.add_argument("--init_timeout", type=int, default=300, help="seconds to wait for the coordinator")
+        p.set_defaults(fn=fn)
+
+    p = sub.add_parser("report", help="merge finished folds into results.json and report.md")
+    p.add_argument("workdir")
+    p.set_defaults(fn=cmd_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if a.startswith("--config.")]
+    argv = [a for a in argv if not a.startswith("--config.")]
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    _setup_runtime(args)
+    try:
+        return args.fn(args, overrides)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        if args.verbose:
+            raise
+        print(f"adarl-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Configs as data: the base config every `configs/*.py` starts from, loading and overrides.
+
+A config file is a Python module with `get_config() -> ml_collections.ConfigDict`. Every
+constant of the pipeline (front end, model shapes, loss weights, schedule) is a field here, so
+that a run is fully described by its config, which is saved next to its results.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The paper's setting (SPEC.md, 'Reading the paper' in the README)."""
+    c = ml_collections.ConfigDict()
+
+    c.data = ml_collections.ConfigDict()
+    c.data.corpus = "emodb"  # emodb | ravdess | iemocap | csv
+    c.data.dir = ""  # corpus folder ('' = ../shared/data/<corpus> or --data)
+    c.data.manifest = ""  # CSV manifest for corpus=csv (path, speaker, gender, emotion)
+    c.data.classes = ("anger", "happiness", "sadness", "neutral")
+    c.data.genders = ("F", "M")  # domain label = index here
+    c.data.sample_rate = 16000
+    c.data.segment_s = 3.0
+    c.data.min_tail_s = 1.0
+    c.data.max_utterances = 0  # >0: keep only this many (stratified by speaker), for smoke runs
+
+    c.frontend = ml_collections.ConfigDict()
+    c.frontend.kind = "multi_window"  # multi_window | colormap
+    c.frontend.hop_s = 0.010
+    c.frontend.n_fft = 1600  # 10 Hz bins at 16 kHz
+    c.frontend.n_bins = 400  # keep bins 0..n_bins-1 (0-4 kHz)
+    c.frontend.n_frames = 300  # segment_s / hop_s
+    c.frontend.windows_s = (0.020, 0.030, 0.040)  # multi_window: one channel per Hamming window
+    c.frontend.colormap_window_s = 0.020  # colormap: the one window drawn through 'jet'
+    c.frontend.log_floor = 1e-6  # log(max(|X|, floor))
+    c.frontend.zscore_eps = 1e-5
+
+    c.model = ml_collections.ConfigDict()
+    c.model.variant = "adarl"  # see adarl_jax.model.registry
+    c.model.block_features = ((16, 16), (16, 16), (16, 16), (32, 32))  # (3x3, 5x5) per block
+    c.model.block_pools = ((5, 5), (2, 2), (5, 5), (1, 1))  # (freq, time), stride = size
+    c.model.kernel_sizes = (3, 5)
+    c.model.conv_bias = True
+    c.model.hidden = 64  # FC width / deep-feature size
+    c.model.attention_hidden = 4  # Eq. 4 bottleneck
+    c.model.bn_momentum = 0.9
+    c.model.grl_scale = 1.0  # domain_invariant: gradient reversal strength
+    c.model.dtype = "float32"  # compute dtype; 'bfloat16' for accelerators (params stay f32)
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.domain_weight = 1.0  # gamma_1
+    c.loss.emotion_weight = 1.0  # gamma_2
+    c.loss.center_weight = 0.5  # gamma_3
+    c.loss.class_weighting = "none"  # none | balanced (inverse class frequency, per fold)
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 0.2
+    c.optim.decay = 0.7
+    c.optim.decay_every_steps = 0  # 0 = once per epoch (the paper); >0 = every N steps
+    c.optim.momentum = 0.0
+    c.optim.weight_decay = 4e-5
+    c.optim.batch_size = 32
+    c.optim.epochs = 50
+
+    c.train = ml_collections.ConfigDict()
+    c.train.seed = 0
+    c.train.keep_checkpoints = 2
+    c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
+    c.train.val_speakers_per_gender = 1
+    c.train.eval_batch_size = 32
+    c.train.progress = True
+    return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Fails early, naming the field, on settings that cannot work."""
+    fe, m, d = config.frontend, config.model, config.data
+    expect_frames = int(round(d.segment_s / fe.hop_s))
+    if fe.n_frames != expect_frames:
+        raise ValueError(
+            f"frontend.n_frames={fe.n_frames} but data.segment_s/frontend.hop_s = {expect_frames}"
+        )
+    if fe.n_bins > fe.n_fft // 2 + 1:
+        raise ValueError(f"frontend.n_bins={fe.n_bins} exceeds n_fft//2+1={fe.n_fft // 2 + 1}")
+    if fe.kind not in ("multi_window", "colormap"):
+        raise ValueError(f"frontend.kind={fe.kind!r}: expected 'multi_window' or 'colormap'")
+    if len(m.block_features) != len(m.block_pools):
+        raise ValueError("model.block_features and model.block_pools must have the same length")
+    h, w = fe.n_bins, fe.n_frames
+    for i, (ph, pw) in enumerate(m.block_pools):
+        if h % ph or w % pw:
+            raise ValueError(
+                f"model.block_pools[{i}]=({ph}, {pw}) does not divide the block's input "
+                f"{h} x {w} (freq x time); choose pools whose product divides "
+                f"frontend.n_bins={fe.n_bins} and frontend.n_frames={fe.n_frames}"
+            )
+        h, w = h // ph, w // pw
+    if config.optim.batch_size < 1 or config.optim.epochs < 0:
+        raise ValueError("optim.batch_size must be >= 1 and optim.epochs >= 0")
+    if config.train.selection not in ("last", "val"):
+        raise ValueError(f"train.selection={config.train.selection!r}: expected 'last' or 'val'")
+
+
+def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+    """(freq, time, channels) of one segment's spectrogram."""
+    return (config.frontend.n_bins, config.frontend.n_frames, 3)
+
+
+def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """Loads `spec` (a .py path or a name in configs/, e.g. 'emodb') and applies overrides.
+
+    Overrides are `key.sub=value` strings (the `--config.` prefix is optional); the value is
+    parsed as a Python literal when possible and must keep the field's type.
+    """
+    if spec is None:
+        config = base_config()
+    else:
+        path = Path(spec)
+        if not path.suffix:
+            path = REPO_CONFIG_DIR / f"{spec}.py"
+        if not path.exists():
+            raise FileNotFoundError(f"config {spec!r}: no such file {path}")
+        module_spec = importlib.util.spec_from_file_location(f"_adarl_config_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise ValueError(f"config file {path} has no get_config()")
+        config = module.get_config()
+    for item in overrides:
+        apply_override(config, item)
+    validate(config)
+    return config
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
+    key, sep, raw = item.removeprefix("--").removeprefix("config.").partition("=")
+    if not sep:
+        raise ValueError(f"override {item!r}: expected key=value")
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+        if p not in node:
+            raise KeyError(f"override {item!r}: no config section {p!r}")
+        node = node[p]
+    if leaf not in node:
+        raise KeyError(f"override {item!r}: no config field {key!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    old = node[leaf]
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(old, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if old is not None and type(old) is not type(value):
+        raise TypeError(f"override {item!r}: {key} is {type(old).__name__}, got {type(value).__name__}")
+    with node.unlocked() if hasattr(node, "unlocked") else _null():
+        node[leaf] = value
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def config_from_json(text: str) -> ml_collections.ConfigDict:
+    """Rebuilds a config saved by `to_json` (lists become tuples, as in the base config)."""
+
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return tuple(fix(x) for x in v)
+        return v
+
+    config = base_config()
+    config.update(ml_collections.ConfigDict(fix(json.loads(text))))
+    return config
+
+
+def default_data_dir(corpus: str) -> str:
+    """../shared/data/<corpus> beside the checkout, if it is there."""
+    here = REPO_CONFIG_DIR.parent
+    for cand in (here.parent / "shared" / "data" / corpus, Path.cwd().parent / "shared" / "data" / corpus):
+        if cand.exists():
+            return os.fspath(cand)
+    return ""

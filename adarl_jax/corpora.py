@@ -1,0 +1,366 @@
+"""Corpus readers (SPEC section 6): IEMOCAP, Berlin EmoDB, RAVDESS and CSV manifests.
+
+Every reader returns the same thing, a sorted list of `Utterance`s with absolute paths, so the
+rest of the pipeline never knows which corpus it is looking at. Speaker and gender come from
+each corpus's own naming conventions; gender is the domain label of the paper's domain pathway
+(Sec. 2.1).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "Utterance",
+    "CorpusError",
+    "EMOTIONS",
+    "CORPORA",
+    "read_emodb",
+    "read_ravdess",
+    "read_iemocap",
+    "read_manifest",
+    "load_corpus",
+    "select_classes",
+    "stratified_subset",
+]
+
+logger = logging.getLogger(__name__)
+
+EMOTIONS = ("anger", "happiness", "sadness", "neutral", "boredom", "disgust", "fear", "calm", "surprise")
+CORPORA = ("emodb", "ravdess", "iemocap", "csv")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    path: str  # absolute
+    speaker: str
+    gender: str  # 'M' or 'F'
+    emotion: str | None  # None: no emotion label (may still train the domain pathway)
+    corpus: str
+
+
+class CorpusError(ValueError):
+    """A corpus folder or manifest that cannot be read as asked."""
+
+
+# Common spellings of the canonical names (manifests, IEMOCAP codes, other corpora's words).
+_EMOTION_ALIASES = {
+    "angry": "anger", "ang": "anger", "anger": "anger",
+    "happy": "happiness", "hap": "happiness", "happiness": "happiness", "joy": "happiness",
+    "sad": "sadness", "sadness": "sadness",
+    "neu": "neutral", "neutral": "neutral",
+    "bored": "boredom", "boredom": "boredom",
+    "disgusted": "disgust", "dis": "disgust", "disgust": "disgust",
+    "fearful": "fear", "fea": "fear", "fear": "fear", "anxiety": "fear",
+    "calm": "calm",
+    "surprised": "surprise", "sur": "surprise", "surprise": "surprise",
+}
+
+
+def normalise_emotion(name: str | None) -> str | None:
+    """Canonical name for common aliases; other names lowercased as given; '' -> None."""
+    if name is None:
+        return None
+    name = name.strip().lower()
+    if not name:
+        return None
+    return _EMOTION_ALIASES.get(name, name)
+
+
+def _finish(utterances: list[Utterance], folder) -> list[Utterance]:
+    """The checks every reader shares: something found, one gender per speaker, sorted."""
+    if not utterances:
+        raise CorpusError(f"no usable audio files found in {os.fspath(folder)}")
+    genders: dict[str, set[str]] = {}
+    for u in utterances:
+        genders.setdefault(u.speaker, set()).add(u.gender)
+    mixed = {s: sorted(g) for s, g in genders.items() if len(g) > 1}
+    if mixed:
+        s = sorted(mixed)[0]
+        raise CorpusError(
+            f"speaker {s!r} appears with two genders {mixed[s]} in {os.fspath(folder)}"
+            + (f" (also: {', '.join(sorted(mixed)[1:])})" if len(mixed) > 1 else "")
+        )
+    return sorted(utterances, key=lambda u: (u.path, u.speaker))
+
+
+def _require_folder(root) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise CorpusError(f"corpus folder {os.fspath(root)} does not exist or is not a folder")
+    return Path(os.path.abspath(root))
+
+
+def _is_wav(p: Path) -> bool:
+    return p.suffix.lower() == ".wav" and not p.name.startswith("._") and p.is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Berlin EmoDB: <speaker 2 digits><text code 3><emotion letter><version>.wav, e.g. 03a01Fa.wav
+
+EMODB_EMOTIONS = {
+    "W": "anger", "L": "boredom", "E": "disgust", "A": "fear",
+    "F": "happiness", "T": "sadness", "N": "neutral",
+}
+EMODB_GENDERS = {
+    "03": "M", "10": "M", "11": "M", "12": "M", "15": "M",
+    "08": "F", "09": "F", "13": "F", "14": "F", "16": "F",
+}
+_EMODB_NAME = re.compile(r"^(\d{2})([a-z]\d{2})([A-Z])([a-z]+)$")
+
+
+def read_emodb(root) -> list[Utterance]:
+    """EmoDB from its file names (files in root/wav, or root itself)."""
+    root = _require_folder(root)
+    folder = root / "wav" if (root / "wav").is_dir() else root
+    utterances, odd = [], []
+    for p in sorted(folder.iterdir()):
+        if not _is_wav(p):
+            continue
+        m = _EMODB_NAME.match(p.stem)
+        if not m or m.group(3) not in EMODB_EMOTIONS:
+            odd.append(p.name)
+            continue
+        speaker, letter = m.group(1), m.group(3)
+        if speaker not in EMODB_GENDERS:
+            raise CorpusError(
+                f"EmoDB file {p}: unknown speaker {speaker!r} (known: {', '.join(sorted(EMODB_GENDERS))})"
+            )
+        utterances.append(Utterance(os.fspath(p), speaker, EMODB_GENDERS[speaker], EMODB_EMOTIONS[letter], "emodb"))
+    if odd:
+        logger.warning("EmoDB: %d file(s) in %s do not follow the EmoDB naming and were skipped: %s",
+                       len(odd), folder, _listing(odd))
+    utterances = _finish(utterances, folder)
+    if (root / "manifest.csv").is_file():
+        _cross_check(utterances, root / "manifest.csv", root)
+    return utterances
+
+
+def _cross_check(utterances: list[Utterance], manifest: Path, root: Path) -> None:
+    """The file names are the truth; a manifest that disagrees is worth a warning."""
+    try:
+        listed = {u.path: u for u in read_manifest(manifest, root, corpus="emodb")}
+    except CorpusError as e:
+        logger.warning("EmoDB: manifest %s not used for cross-checking: %s", manifest, e)
+        return
+    diff = [
+        os.path.basename(u.path)
+        for u in utterances
+        if u.path in listed and (listed[u.path].speaker, listed[u.path].gender, listed[u.path].emotion)
+        != (u.speaker, u.gender, u.emotion)
+    ]
+    if diff:
+        logger.warning("EmoDB: %s disagrees with the file names for %d file(s) (file names win): %s",
+                       manifest, len(diff), _listing(diff))
+
+
+def _listing(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# RAVDESS: Actor_XX/MM-VV-EE-II-SS-RR-AA.wav (modality, vocal channel, emotion, intensity,
+# statement, repetition, actor); vocal channel 01 = speech, 02 = song; odd actors are male.
+
+RAVDESS_EMOTIONS = {
+    "01": "neutral", "02": "calm", "03": "happiness", "04": "sadness",
+    "05": "anger", "06": "fear", "07": "disgust", "08": "surprise",
+}
+_RAVDESS_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+
+
+def read_ravdess(root) -> list[Utterance]:
+    """RAVDESS speech (vocal channel 01) from its file names, anywhere under root."""
+    root = _require_folder(root)
+    utterances, odd = [], []
+    for p in sorted(root.rglob("*")):
+        if not _is_wav(p):
+            continue
+        m = _RAVDESS_NAME.match(p.stem)
+        if not m or m.group(3) not in RAVDESS_EMOTIONS:
+            odd.append(p.name)
+            continue
+        if m.group(2) != "01":  # song
+            continue
+        actor = int(m.group(7))
+        utterances.append(
+            Utterance(os.fspath(p), f"Actor_{actor:02d}", "M" if actor % 2 else "F",
+                      RAVDESS_EMOTIONS[m.group(3)], "ravdess")
+        )
+    if odd:
+        logger.warning("RAVDESS: %d file(s) under %s do not follow the RAVDESS naming and were skipped: %s",
+                       len(odd), root, _listing(odd))
+    return _finish(utterances, root)
+
+
+# ---------------------------------------------------------------------------------------------
+# IEMOCAP release layout: SessionN/dialog/EmoEvaluation/<dialog>.txt holds lines
+#   [6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]
+# and the audio is SessionN/sentences/wav/<dialog>/<utterance>.wav.
+
+IEMOCAP_EMOTIONS = {"neu": "neutral", "hap": "happiness", "sad": "sadness", "ang": "anger"}
+_IEMOCAP_LINE = re.compile(r"^\[\s*[\d.]+\s*-\s*[\d.]+\s*\]\s+(\S+)\s+(\S+)\s+\[")
+_IEMOCAP_UTT = re.compile(r"^Ses(\d{2})[MF]_(.+)_([MF])(\d{3})$")
+
+
+def read_iemocap(root) -> list[Utterance]:
+    """IEMOCAP improvised dialogs, classes neutral/happiness/sadness/anger (the paper's setup)."""
+    root = _require_folder(root)
+    sessions = sorted(p for p in root.glob("Session*") if p.is_dir())
+    if not sessions:
+        raise CorpusError(f"no SessionN folders in IEMOCAP folder {root}")
+    utterances, missing = [], []
+    for session in sessions:
+        for txt in sorted((session / "dialog" / "EmoEvaluation").glob("*.txt")):
+            if txt.name.startswith("._") or "impro" not in txt.stem:
+                continue
+            for line in txt.read_text(encoding="utf-8", errors="replace").splitlines():
+                m = _IEMOCAP_LINE.match(line.strip())
+                if not m:
+                    continue
+                utt, label = m.group(1), m.group(2)
+                emotion = IEMOCAP_EMOTIONS.get(label)
+                u = _IEMOCAP_UTT.match(utt)
+                if emotion is None or u is None or "impro" not in u.group(2):
+                    continue
+                dialog = utt.rsplit("_", 1)[0]
+                wav = session / "sentences" / "wav" / dialog / f"{utt}.wav"
+                if not wav.is_file():
+                    missing.append(os.fspath(wav))
+                    continue
+                gender = u.group(3)
+                utterances.append(
+                    Utterance(os.fspath(wav), f"Ses{int(u.group(1)):02d}{gender}", gender, emotion, "iemocap")
+                )
+    if missing:
+        logger.warning("IEMOCAP: %d labelled utterance(s) have no wav file and were skipped: %s",
+                       len(missing), _listing(missing))
+    return _finish(utterances, root)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV manifests: path, speaker, gender, emotion (other columns ignored).
+
+_MANIFEST_COLUMNS = ("path", "speaker", "gender", "emotion")
+_GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F"}
+
+
+def read_manifest(csv_path, root=None, corpus: str = "csv") -> list[Utterance]:
+    """Utterances listed in a CSV manifest; paths are relative to `root` (default: its folder).
+
+    A path that leaves `root` is refused. Rows whose file does not exist are skipped with a
+    warning listing them; if none exists, CorpusError.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise CorpusError(f"manifest {os.fspath(csv_path)} does not exist")
+    root = Path(os.path.abspath(root if root else csv_path.parent))
+    if not root.is_dir():
+        raise CorpusError(f"manifest root folder {root} does not exist")
+    utterances, missing, seen = [], [], {}
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+        absent = [c for c in _MANIFEST_COLUMNS if c not in header]
+        if absent:
+            raise CorpusError(
+                f"manifest {csv_path} lacks column(s) {', '.join(absent)} "
+                f"(has: {', '.join(h for h in header if h) or 'nothing'}; needs: {', '.join(_MANIFEST_COLUMNS)})"
+            )
+        reader.fieldnames = header
+        for row in reader:
+            where = f"manifest {csv_path} line {reader.line_num}"
+            raw_path = (row.get("path") or "").strip()
+            if not raw_path:
+                raise CorpusError(f"{where}: empty path")
+            path = os.path.normpath(os.path.join(root, raw_path))  # lexical: '..' cannot hide
+            if os.path.commonpath([path, os.fspath(root)]) != os.fspath(root):
+                raise CorpusError(f"{where}: path {raw_path!r} is outside the corpus folder {root}")
+            speaker = (row.get("speaker") or "").strip()
+            if not speaker:
+                raise CorpusError(f"{where}: empty speaker")
+            gender_raw = (row.get("gender") or "").strip()
+            gender = _GENDERS.get(gender_raw.lower())
+            if gender is None:
+                raise CorpusError(f"{where}: gender {gender_raw!r} is not one of M, F, male, female")
+            if path in seen:
+                raise CorpusError(f"{where}: path {raw_path!r} is listed twice (first on line {seen[path]})")
+            seen[path] = reader.line_num
+            if not os.path.isfile(path):
+                missing.append(path)
+                continue
+            utterances.append(Utterance(path, speaker, gender, normalise_emotion(row.get("emotion")), corpus))
+    if missing:
+        logger.warning("manifest %s: %d listed file(s) do not exist and were skipped: %s",
+                       csv_path, len(missing), _listing(missing))
+    return _finish(utterances, root)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def load_corpus(name: str, root, manifest: str = "") -> list[Utterance]:
+    """The utterances of corpus `name` ('emodb' | 'ravdess' | 'iemocap' | 'csv') in `root`.
+
+    For 'csv' the manifest is `manifest` or root/manifest.csv; its paths are relative to
+    `root` when given, else to the manifest's folder.
+    """
+    if name == "emodb":
+        return read_emodb(root)
+    if name == "ravdess":
+        return read_ravdess(root)
+    if name == "iemocap":
+        return read_iemocap(root)
+    if name == "csv":
+        if manifest:
+            return read_manifest(manifest, root or None)
+        if not root:
+            raise CorpusError("corpus 'csv' needs a manifest path or a folder holding manifest.csv")
+        return read_manifest(Path(root) / "manifest.csv", root)
+    raise CorpusError(f"unknown corpus {name!r}; valid: {', '.join(CORPORA)}")
+
+
+def select_classes(utterances: list[Utterance], classes) -> list[Utterance]:
+    """Utterances whose emotion is one of `classes`, plus the unlabelled ones (emotion None)."""
+    classes = tuple(classes)
+    present = Counter(u.emotion for u in utterances if u.emotion is not None)
+    absent = [c for c in classes if c not in present]
+    if absent:
+        raise CorpusError(
+            f"class(es) {', '.join(absent)} never occur; classes present: "
+            + (", ".join(f"{c} ({n})" for c, n in sorted(present.items())) or "none")
+        )
+    wanted = set(classes)
+    return [u for u in utterances if u.emotion is None or u.emotion in wanted]
+
+
+def stratified_subset(utterances: list[Utterance], n: int) -> list[Utterance]:
+    """At most `n` utterances spread evenly over speakers and, within a speaker, over emotions.
+
+    Deterministic (no randomness): for `data.max_utterances` smoke runs. n <= 0 keeps all.
+    """
+    if n <= 0 or n >= len(utterances):
+        return list(utterances)
+    by_speaker: dict[str, dict[str | None, list[int]]] = {}
+    for i, u in enumerate(utterances):
+        by_speaker.setdefault(u.speaker, {}).setdefault(u.emotion, []).append(i)
+    queues = []
+    for speaker in sorted(by_speaker):
+        groups = [by_speaker[speaker][e] for e in sorted(by_speaker[speaker], key=lambda e: (e is None, e or ""))]
+        order = [g[k] for k in range(max(map(len, groups))) for g in groups if k < len(g)]
+        queues.append(order)
+    chosen: list[int] = []
+    k = 0
+    while len(chosen) < n:
+        for q in queues:
+            if k < len(q) and len(chosen) < n:
+                chosen.append(q[k])
+        k += 1
+    return [utterances[i] for i in sorted(chosen)]

@@ -1,0 +1,108 @@
+"""Leave-one-speaker-out folds (Sec. 3.1: "by-speaker folds ... evaluated in turn with a new
+speaker"), with optional validation speakers drawn from the training speakers so that model
+selection never looks at the test speaker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Fold", "loso_folds", "parse_folds"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    test_speaker: str
+    train_speakers: tuple[str, ...]
+    val_speakers: tuple[str, ...]
+    train: np.ndarray  # utterance indices, labelled or not (unlabelled ones train the domain pathway)
+    val: np.ndarray  # labelled utterances of the validation speakers
+    test: np.ndarray  # labelled utterances of the test speaker
+
+
+def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> list[Fold]:
+    """One fold per speaker (sorted order) that has at least one emotion-labelled utterance.
+
+    Training speakers are all other speakers minus the validation speakers; the validation
+    speakers are `val_speakers_per_gender` of each gender, drawn from the other speakers by a
+    numpy Generator seeded with (seed, fold index). A speaker with no emotion labels is never
+    tested or validated on, only trained on. Utterances of the test and validation speakers
+    that lack an emotion label are used nowhere.
+    """
+    k = int(val_speakers_per_gender)
+    if k < 0:
+        raise ValueError(f"val_speakers_per_gender={k} must be >= 0")
+    gender: dict[str, str] = {}
+    labelled: dict[str, bool] = {}
+    for u in utterances:
+        if gender.setdefault(u.speaker, u.gender) != u.gender:
+            raise ValueError(f"speaker {u.speaker!r} appears with two genders")
+        labelled[u.speaker] = labelled.get(u.speaker, False) or u.emotion is not None
+    speakers = sorted(gender)
+    genders = sorted(set(gender.values()))
+    speaker_of = np.array([u.speaker for u in utterances], dtype=object)
+    has_label = np.array([u.emotion is not None for u in utterances], dtype=bool)
+
+    folds = []
+    for test_speaker in (s for s in speakers if labelled[s]):
+        index = len(folds)
+        others = [s for s in speakers if s != test_speaker]
+        val: list[str] = []
+        if k:
+            rng = np.random.default_rng([seed, index])
+            for g in genders:
+                pool = [s for s in others if gender[s] == g and labelled[s]]
+                rest = [s for s in others if gender[s] == g]
+                if len(pool) < k or len(rest) - k < 1:
+                    raise ValueError(
+                        f"fold {index} (test speaker {test_speaker!r}): cannot draw {k} validation "
+                        f"speaker(s) of gender {g} and keep one for training: the other speakers of "
+                        f"gender {g} are {rest} ({len(pool)} with emotion labels)"
+                    )
+                val += [str(s) for s in rng.choice(pool, size=k, replace=False)]
+        val_set = set(val)
+        train_speakers = tuple(s for s in others if s not in val_set)
+        in_train = np.isin(speaker_of, np.array(train_speakers, dtype=object))
+        in_val = np.isin(speaker_of, np.array(sorted(val_set), dtype=object)) & has_label
+        in_test = (speaker_of == test_speaker) & has_label
+        folds.append(
+            Fold(
+                index=index,
+                test_speaker=test_speaker,
+                train_speakers=train_speakers,
+                val_speakers=tuple(sorted(val_set)),
+                train=np.flatnonzero(in_train),
+                val=np.flatnonzero(in_val),
+                test=np.flatnonzero(in_test),
+            )
+        )
+    return folds
+
+
+def parse_folds(spec: str | None, n_folds: int) -> list[int]:
+    """Fold indices from a `--folds` string: None, '' or 'all'; '0,3'; '2-5' (inclusive); mixes."""
+    if spec is None or str(spec).strip().lower() in ("", "all"):
+        return list(range(n_folds))
+    chosen: set[int] = set()
+    for item in str(spec).split(","):
+        token = item.strip()
+        lo_s, dash, hi_s = token.partition("-")
+        try:
+            if not lo_s.strip().isdigit() or (dash and not hi_s.strip().isdigit()):
+                raise ValueError
+            lo = int(lo_s)
+            hi = int(hi_s) if dash else lo
+        except ValueError:
+            raise ValueError(
+                f"--folds item {token!r} is not a fold index or a range like 2-5 "
+                f"(folds are 0..{n_folds - 1}, n_folds={n_folds})"
+            ) from None
+        if lo > hi or hi >= n_folds:
+            raise ValueError(
+                f"--folds item {token!r} is out of range: folds are 0..{n_folds - 1} (n_folds={n_folds})"
+            )
+        chosen.update(range(lo, hi + 1))
+    return sorted(chosen)

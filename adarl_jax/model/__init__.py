@@ -1,0 +1,32 @@
+"""The ADARL model tree (Table 1) and its variants."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from adarl_jax.model.registry import VariantInfo, get_variant, register_variant, variant_names
+from adarl_jax.model.spec import ModelSpec
+
+__all__ = ["ModelSpec", "VariantInfo", "build_model", "get_variant", "init_variables",
+           "param_counts", "register_variant", "variant_names"]
+
+
+def build_model(config):
+    """The Flax module named by config.model.variant."""
+    info = get_variant(config.model.variant)
+    return info.module(ModelSpec.from_config(config))
+
+
+def init_variables(model, input_shape, rng):
+    """{'params', 'batch_stats'} for inputs of shape (freq, time, channels)."""
+    dummy = jnp.zeros((1, *input_shape), jnp.float32)
+    init = jax.jit(lambda r: model.init(r, dummy, train=False))
+    return dict(init(rng))
+
+
+def param_counts(params) -> dict[str, int]:
+    """Trainable parameter count per top-level module, plus 'total'."""
+    counts = {k: sum(int(x.size) for x in jax.tree.leaves(v)) for k, v in params.items()}
+    counts["total"] = sum(counts.values())
+    return counts

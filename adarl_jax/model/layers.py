@@ -1,0 +1,134 @@
+"""The building blocks of Table 1, each a small Flax module named for its role in the paper."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+xavier = nn.initializers.xavier_uniform()
+
+
+class MultiScaleConvBlock(nn.Module):
+    """Eq. 10: F_l = p_avg(ReLU(BN({w_1 * F_{l-1}, w_2 * F_{l-1}}))).
+
+    Parallel 3x3 and 5x5 'same' convolutions, concatenated on channels, then BatchNorm,
+    ReLU and average pooling with stride equal to its size.
+    """
+
+    features: Sequence[int]  # output channels of each parallel conv, e.g. (16, 16)
+    kernel_sizes: Sequence[int] = (3, 5)
+    pool: Sequence[int] = (1, 1)  # (freq, time)
+    use_bias: bool = True
+    bn_momentum: float = 0.9
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        branches = [
+            nn.Conv(f, (k, k), padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
+                    dtype=self.dtype, name=f"conv{k}x{k}")(x)
+            for f, k in zip(self.features, self.kernel_sizes)
+        ]
+        x = jnp.concatenate(branches, axis=-1)
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         dtype=self.dtype, name="bn")(x)
+        x = nn.relu(x)
+        if tuple(self.pool) != (1, 1):
+            x = nn.avg_pool(x, tuple(self.pool), strides=tuple(self.pool))
+        return x
+
+
+class ConvPathway(nn.Module):
+    """A stack of multi-scale blocks: spectrogram -> F_4 (batch, freq, time, channels)."""
+
+    block_features: Sequence[Sequence[int]]
+    block_pools: Sequence[Sequence[int]]
+    kernel_sizes: Sequence[int] = (3, 5)
+    use_bias: bool = True
+    bn_momentum: float = 0.9
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for i, (features, pool) in enumerate(zip(self.block_features, self.block_pools)):
+            x = MultiScaleConvBlock(features, self.kernel_sizes, pool, self.use_bias,
+                                    self.bn_momentum, self.dtype, name=f"block{i + 1}")(x, train)
+        return x
+
+
+class FeatureHead(nn.Module):
+    """Eq. 1 / Eq. 3: FC -> ReLU -> BN gives the deep feature, FC gives the logits."""
+
+    hidden: int
+    num_classes: int
+    bn_momentum: float = 0.9
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(self.hidden, kernel_init=xavier, dtype=self.dtype, name="fc1")(x)
+        x = nn.relu(x)
+        feature = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                               dtype=self.dtype, name="bn")(x)
+        logits = nn.Dense(self.num_classes, kernel_init=xavier, dtype=self.dtype, name="fc2")(feature)
+        return feature, logits
+
+
+class ChannelwiseDense(nn.Module):
+    """Eq. 2: f_CFC^k = w_CFC^k . f_TP^{k,:} + b^k, one H-vector per channel k.
+
+    Input (batch, H, C) -> output (batch, C).
+    """
+
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        h, c = x.shape[-2:]
+        kernel = self.param("kernel", xavier, (h, c))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        x = x.astype(self.dtype)
+        return jnp.einsum("bhc,hc->bc", x, kernel.astype(self.dtype)) + bias.astype(self.dtype)
+
+
+class DomainAwareAttention(nn.Module):
+    """Eq. 4: I^D = sigmoid(FC2(ReLU(FC1(CP(TP(F_4^D)))))), one weight per frequency row.
+
+    Input: domain F_4 (batch, H, W, C). Output: I^D (batch, H) in (0, 1).
+    """
+
+    hidden: int = 4
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, domain_f4):
+        h = domain_f4.shape[1]
+        pooled = domain_f4.mean(axis=2).mean(axis=-1)  # TP then CP -> (batch, H)
+        x = nn.relu(nn.Dense(self.hidden, kernel_init=xavier, dtype=self.dtype, name="fc1")(pooled))
+        return nn.sigmoid(nn.Dense(h, kernel_init=xavier, dtype=self.dtype, name="fc2")(x))
+
+
+def embed_domain_attention(emotion_f4, attention):
+    """Eq. 5: f_emb^k = diag(I^D) f^k: scales each frequency row of every channel."""
+    return emotion_f4 * attention[:, :, None, None].astype(emotion_f4.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def gradient_reversal(x, scale: float):
+    """Identity forward; multiplies the gradient by -scale backward (Ganin & Lempitsky)."""
+    return x
+
+
+def _grl_fwd(x, scale):
+    return x, None
+
+
+def _grl_bwd(scale, _, g):
+    return (-scale * g,)
+
+
+gradient_reversal.defvjp(_grl_fwd, _grl_bwd)

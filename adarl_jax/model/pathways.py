@@ -1,0 +1,65 @@
+"""The two pathways of Fig. 2 and the learned class centres, shared by every variant."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, FeatureHead, xavier
+from adarl_jax.model.spec import ModelSpec
+
+
+class EmotionPathway(nn.Module):
+    """Blocks -> F_4^E -> [frequency attention, Eq. 5] -> TP -> CFC (Eq. 2) -> head (Eq. 3).
+
+    Returns (F_4^E before attention, deep feature, emotion logits). `attention` is an
+    optional (batch, H) weight per frequency row of F_4^E.
+    """
+
+    spec: ModelSpec
+
+    @nn.compact
+    def __call__(self, x, train: bool, attention=None):
+        f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train)
+        emb = f4 if attention is None else f4 * attention[:, :, None, None].astype(f4.dtype)
+        pooled = emb.mean(axis=2)  # TP: average over time -> (batch, H, C)
+        cfc = ChannelwiseDense(dtype=self.spec.dtype, name="cfc")(pooled)
+        feature, logits = FeatureHead(self.spec.hidden, self.spec.num_classes,
+                                      self.spec.bn_momentum, self.spec.dtype, name="head")(cfc, train)
+        return f4, feature, logits
+
+
+class DomainPathway(nn.Module):
+    """Blocks -> F_4^D -> flatten -> head (Eq. 1). Returns (F_4^D, domain logits)."""
+
+    spec: ModelSpec
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train)
+        _, logits = FeatureHead(self.spec.hidden, self.spec.num_domains,
+                                self.spec.bn_momentum, self.spec.dtype, name="head")(
+            f4.reshape(f4.shape[0], -1), train)
+        return f4, logits
+
+
+class ClassCenters(nn.Module):
+    """The centres c_k of the centre loss (Eq. 8), learned, Xavier-initialised."""
+
+    num_classes: int
+    dim: int
+
+    @nn.compact
+    def __call__(self):
+        return self.param("centers", xavier, (self.num_classes, self.dim))
+
+
+def outputs(emotion_logits, deep_feature, centers, domain_logits=None, attention=None) -> dict:
+    """The dict every variant returns; the loss and the evaluators read only these keys."""
+    out = {"emotion_logits": emotion_logits.astype(jnp.float32),
+           "deep_feature": deep_feature.astype(jnp.float32), "centers": centers}
+    if domain_logits is not None:
+        out["domain_logits"] = domain_logits.astype(jnp.float32)
+    if attention is not None:
+        out["attention"] = attention.astype(jnp.float32)
+    return out

@@ -1,0 +1,46 @@
+"""The model's hyper-parameters as a frozen, hashable record built from the config."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    num_classes: int
+    num_domains: int = 2
+    block_features: tuple = ((16, 16), (16, 16), (16, 16), (32, 32))
+    block_pools: tuple = ((5, 5), (2, 2), (5, 5), (1, 1))
+    kernel_sizes: tuple = (3, 5)
+    conv_bias: bool = True
+    hidden: int = 64
+    attention_hidden: int = 4
+    bn_momentum: float = 0.9
+    grl_scale: float = 1.0
+    dtype: Any = jnp.float32
+
+    @classmethod
+    def from_config(cls, config) -> "ModelSpec":
+        m = config.model
+        as_tuple = lambda v: tuple(tuple(x) if isinstance(x, (list, tuple)) else x for x in v)
+        return cls(
+            num_classes=len(config.data.classes),
+            num_domains=len(config.data.genders),
+            block_features=as_tuple(m.block_features),
+            block_pools=as_tuple(m.block_pools),
+            kernel_sizes=tuple(m.kernel_sizes),
+            conv_bias=bool(m.conv_bias),
+            hidden=int(m.hidden),
+            attention_hidden=int(m.attention_hidden),
+            bn_momentum=float(m.bn_momentum),
+            grl_scale=float(m.grl_scale),
+            dtype=jnp.dtype(m.dtype),
+        )
+
+    def pathway_kwargs(self) -> dict:
+        return dict(block_features=self.block_features, block_pools=self.block_pools,
+                    kernel_sizes=self.kernel_sizes, use_bias=self.conv_bias,
+                    bn_momentum=self.bn_momentum, dtype=self.dtype)

@@ -1,0 +1,75 @@
+"""Where arrays live: a 1-D device mesh with a 'data' axis; params replicated, batch sharded.
+
+Everything about placement is in this module, so the step functions stay placement-free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A mesh over all (global) devices, or the first `num_devices`."""
+    devices = jax.devices()
+    if num_devices:
+        if num_devices > len(devices):
+            raise ValueError(f"asked for {num_devices} devices, only {len(devices)} exist")
+        devices = devices[:num_devices]
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, name: str = "optim.batch_size") -> None:
+    n = mesh.devices.size
+    if batch_size % n:
+        lo, hi = (batch_size // n) * n, -(-batch_size // n) * n
+        raise ValueError(
+            f"{name}={batch_size} is not divisible by the {n} devices of the mesh: set "
+            f"{name} to a multiple of {n} (e.g. {lo or n} or {hi}), or run on a number of "
+            f"devices that divides {batch_size}")
+
+
+def jit_train_step(train_step, mesh: Mesh, donate: bool = True):
+    """jax.jit with params/opt state replicated and the batch split over the data axis.
+
+    BatchNorm statistics are computed over the whole (global) batch: the step is written for
+    the global batch and XLA inserts the cross-device reductions.
+    """
+    rep, data = replicated(mesh), batch_sharded(mesh)
+    return jax.jit(train_step, in_shardings=(rep, data), out_shardings=(rep, rep),
+                   donate_argnums=(0,) if donate else ())
+
+
+def jit_predict(predict_fn, mesh: Mesh):
+    rep, data = replicated(mesh), batch_sharded(mesh)
+    return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=data)
+
+
+def put_replicated(tree, mesh: Mesh):
+    return jax.device_put(tree, replicated(mesh))
+
+
+def put_batch(batch: dict, mesh: Mesh) -> dict:
+    """Places a global host batch (every process holds the same one, as the data pipeline is
+    deterministic); with several processes each contributes only its own slice."""
+    sharding = batch_sharded(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(batch, sharding)
+    n, i = jax.process_count(), jax.process_index()
+    out = {}
+    for k, v in batch.items():
+        per = len(v) // n
+        out[k] = jax.make_array_from_process_local_data(sharding, np.asarray(v[i * per:(i + 1) * per]),
+                                                        global_shape=np.shape(v))
+    return out

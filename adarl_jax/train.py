@@ -1,0 +1,80 @@
+"""The train state and the pure step functions: train_step(state, batch) -> (state, metrics).
+
+A batch is a dict of arrays with a leading batch axis:
+  x        (B, freq, time, 3) float32 spectrogram segments
+  emotion  (B,) int32 class index, -1 = no emotion label
+  domain   (B,) int32 gender index, -1 = no domain label
+  weight   (B,) float32, 0 for padding
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from adarl_jax import losses
+
+
+class TrainState(flax.struct.PyTreeNode):
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    class_weights: jax.Array  # (num_classes,) emotion-loss weights; ones = the paper
+
+    @property
+    def variables(self):
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def create_train_state(variables, tx: optax.GradientTransformation, num_classes: int,
+                       class_weights=None) -> TrainState:
+    params = variables["params"]
+    if class_weights is None:
+        class_weights = jnp.ones((num_classes,), jnp.float32)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                      class_weights=jnp.asarray(class_weights, jnp.float32))
+
+
+def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
+                    lr_schedule: Callable | None = None):
+    """Builds the pure train step for `model`; jit and shard it with `sharding.jit_train_step`."""
+    loss_weights = tuple(float(w) for w in loss_weights)
+
+    def train_step(state: TrainState, batch: dict):
+        def loss_fn(params):
+            out, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
+                                       batch["x"], train=True, mutable=["batch_stats"])
+            loss, metrics = losses.total_loss(out, batch, loss_weights, state.class_weights)
+            return loss, (metrics, updates["batch_stats"])
+
+        grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        if lr_schedule is not None:
+            metrics["lr"] = jnp.asarray(lr_schedule(state.step), jnp.float32)
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                                  opt_state=opt_state)
+        return new_state, metrics
+
+    return train_step
+
+
+def make_predict_fn(model):
+    """Pure inference: (variables, x) -> outputs dict (softmax probabilities added)."""
+
+    def predict(variables, x):
+        out = model.apply(variables, x, train=False)
+        out = dict(out)
+        out.pop("centers", None)
+        out["emotion_probs"] = jax.nn.softmax(out["emotion_logits"], axis=-1)
+        if "domain_logits" in out:
+            out["domain_probs"] = jax.nn.softmax(out["domain_logits"], axis=-1)
+        return out
+
+    return predict

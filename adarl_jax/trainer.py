@@ -1,0 +1,237 @@
+"""Training one LOSO fold: batches, the epoch loop, checkpoints, selection and the test.
+
+`train_fold` is resumable: a finished fold (its result.json exists) is skipped; an
+interrupted one restarts from its last epoch checkpoint, and because every epoch's shuffle is
+derived from (seed, fold, epoch) the resumed run ends with the same parameters as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from adarl_jax import metrics as M
+from adarl_jax import sharding
+from adarl_jax.checkpoint import FoldCheckpointer
+from adarl_jax.config import input_shape
+from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.model import build_model, init_variables
+from adarl_jax.optim import learning_rate_schedule, make_optimizer
+from adarl_jax.train import create_train_state, make_predict_fn, make_train_step
+
+log = logging.getLogger(__name__)
+
+
+def segment_labels(dataset, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    utt = dataset.segment_utt[segments]
+    return dataset.emotion[utt].astype(np.int32), dataset.gender[utt].astype(np.int32)
+
+
+def epoch_order(n: int, batch_size: int, seed: int, fold: int, epoch: int) -> np.ndarray:
+    """(steps, batch) indices into the training segments for one epoch.
+
+    A permutation, with the last batch filled by segments drawn again at random so that every
+    batch is full (a short batch would recompile the step and skew BatchNorm).
+    """
+    rng = np.random.default_rng([seed, fold, epoch])
+    order = rng.permutation(n)
+    steps = -(-n // batch_size)
+    extra = steps * batch_size - n
+    if extra:
+        order = np.concatenate([order, rng.choice(n, size=extra, replace=extra > n)])
+    return order.reshape(steps, batch_size)
+
+
+def class_weights_for(config, emotion: np.ndarray) -> np.ndarray | None:
+    """Per-class emotion-loss weights: inverse frequency in this fold's training data."""
+    k = len(config.data.classes)
+    if config.loss.class_weighting == "none":
+        return None
+    if config.loss.class_weighting != "balanced":
+        raise ValueError(f"loss.class_weighting={config.loss.class_weighting!r}: expected none|balanced")
+    counts = np.bincount(emotion[emotion >= 0], minlength=k).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / k, 0.0)
+    return w.astype(np.float32)
+
+
+class Evaluator:
+    """Jitted inference over segment arrays in fixed-size, padded batches (no recompiles)."""
+
+    def __init__(self, model, mesh, batch_size: int):
+        self.mesh = mesh
+        self.batch_size = batch_size
+        self.predict = sharding.jit_predict(make_predict_fn(model), mesh)
+
+    def __call__(self, variables, features) -> dict[str, np.ndarray]:
+        n = len(features)
+        chunks: dict[str, list] = {}
+        for start in range(0, n, self.batch_size):
+            x = np.asarray(features[start:start + self.batch_size], np.float32)
+            pad = self.batch_size - len(x)
+            if pad:
+                x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+            out = self.predict(variables, jax.device_put(x, sharding.batch_sharded(self.mesh)))
+            for k, v in out.items():
+                chunks.setdefault(k, []).append(np.asarray(v)[:len(x) - pad])
+        return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def utterance_predictions(dataset, utt_indices, evaluator, variables) -> dict:
+    """Mean segment probabilities per utterance (Sec. 3.1), with deep features and gender."""
+    segs = dataset.subset_segments(utt_indices)
+    out = evaluator(variables, dataset.features[segs]) if len(segs) else {}
+    seg_utt = dataset.segment_utt[segs]
+    rows = []
+    for u in utt_indices:
+        sel = seg_utt == u
+        if not np.any(sel):
+            continue
+        row = {
+            "utterance": int(u),
+            "path": dataset.utterances[u].path,
+            "speaker": dataset.utterances[u].speaker,
+            "emotion": int(dataset.emotion[u]),
+            "gender": int(dataset.gender[u]),
+            "segments": int(sel.sum()),
+            "probs": out["emotion_probs"][sel].mean(0).round(6).tolist(),
+            "deep_feature": out["deep_feature"][sel].mean(0).round(5).tolist(),
+        }
+        if "domain_probs" in out:
+            row["domain_probs"] = out["domain_probs"][sel].mean(0).round(6).tolist()
+        rows.append(row)
+    return {"utterances": rows}
+
+
+def score(rows: list[dict], num_classes: int) -> dict:
+    labelled = [r for r in rows if r["emotion"] >= 0]
+    y = np.array([r["emotion"] for r in labelled], int)
+    p = np.array([int(np.argmax(r["probs"])) for r in labelled], int)
+    out = {"n": len(labelled), "wa": M.weighted_accuracy(y, p), "ua": M.unweighted_accuracy(y, p, num_classes)}
+    dom = [r for r in rows if "domain_probs" in r]
+    if dom:
+        out["gender_accuracy"] = float(np.mean([int(np.argmax(r["domain_probs"])) == r["gender"] for r in dom]))
+    return out
+
+
+def _trim_jsonl(path: Path, keep_before_epoch: int) -> None:
+    if not path.exists():
+        return
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    kept = [l for l in lines if json.loads(l).get("epoch", -1) < keep_before_epoch]
+    write_text_atomic(path, "".join(l + "\n" for l in kept))
+
+
+def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
+    """Trains and tests one fold; returns (and writes) its result record."""
+    fold_dir = Path(fold_dir)
+    result_path = fold_dir / "result.json"
+    if result_path.exists():
+        log.info("fold %d (%s): finished, skipping", fold.index, fold.test_speaker)
+        return json.loads(result_path.read_text())
+    is_writer = jax.process_index() == 0
+    mesh = mesh or sharding.make_mesh()
+    batch_size = int(config.optim.batch_size)
+    sharding.check_batch_size(batch_size, mesh)
+    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
+    num_classes = len(config.data.classes)
+
+    train_segs = dataset.subset_segments(fold.train)
+    if len(train_segs) == 0:
+        raise ValueError(f"fold {fold.index}: no training segments")
+    train_emotion, train_domain = segment_labels(dataset, train_segs)
+    steps_per_epoch = -(-len(train_segs) // batch_size)
+
+    model = build_model(config)
+    key = jax.random.fold_in(jax.random.key(int(config.train.seed), impl="rbg"), fold.index)
+    variables = init_variables(model, input_shape(config), key)
+    tx = make_optimizer(config, steps_per_epoch)
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    state = create_train_state(variables, tx, num_classes, class_weights_for(config, train_emotion))
+    state = sharding.put_replicated(state, mesh)
+    step_fn = sharding.jit_train_step(
+        make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
+                                    config.loss.center_weight), schedule), mesh)
+    evaluator = Evaluator(model, mesh, int(config.train.eval_batch_size))
+
+    ckpt = FoldCheckpointer(fold_dir / "checkpoints", config.train.keep_checkpoints)
+    best_ckpt = FoldCheckpointer(fold_dir / "best", 1) if config.train.selection == "val" else None
+    start_epoch, best = 0, {"epoch": -1, "val_ua": -1.0}
+    if ckpt.latest_step() is not None:
+        state, meta = ckpt.restore(state)
+        start_epoch, best = int(meta["epoch"]) + 1, meta.get("best", best)
+        log.info("fold %d: resuming after epoch %d", fold.index, start_epoch - 1)
+    metrics_path = fold_dir / "metrics.jsonl"
+    if is_writer:
+        _trim_jsonl(metrics_path, start_epoch)
+
+    epochs = int(config.optim.epochs)
+    t0 = time.time()
+    bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=not progress or not is_writer,
+               desc=f"{config.model.variant} fold {fold.index} ({fold.test_speaker})", leave=False)
+    for epoch in range(start_epoch, epochs):
+        order = epoch_order(len(train_segs), batch_size, int(config.train.seed), fold.index, epoch)
+        sums: dict[str, float] = {}
+        for idx in order:
+            seg = train_segs[idx]
+            batch = {"x": np.asarray(dataset.features[seg], np.float32),
+                     "emotion": train_emotion[idx], "domain": train_domain[idx],
+                     "weight": np.ones(batch_size, np.float32)}
+            state, m = step_fn(state, sharding.put_batch(batch, mesh))
+            m = {k: float(v) for k, v in m.items()}
+            for k, v in m.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.3f}", lr=f"{m.get('lr', 0):.4g}")
+        record = {"epoch": epoch, "step": int(state.step), "time_s": round(time.time() - t0, 2)}
+        record.update({f"train_{k}": v / len(order) for k, v in sums.items()})
+        if best_ckpt is not None:
+            val = score(utterance_predictions(dataset, fold.val, evaluator, state.variables)["utterances"],
+                        num_classes)
+            record.update({f"val_{k}": v for k, v in val.items()})
+            if val["ua"] > best["val_ua"]:
+                best = {"epoch": epoch, "val_ua": val["ua"]}
+                best_ckpt.save(epoch, state, {"epoch": epoch, "val_ua": val["ua"]})
+                best_ckpt.wait()
+        if is_writer:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        ckpt.save(epoch, state, {"epoch": epoch, "best": best})
+    bar.close()
+    ckpt.wait()
+
+    selected_epoch = epochs - 1
+    if best_ckpt is not None and best["epoch"] >= 0:
+        state, _ = best_ckpt.restore(state, best["epoch"])
+        selected_epoch = best["epoch"]
+    rows = utterance_predictions(dataset, fold.test, evaluator, state.variables)["utterances"]
+    result = {
+        "variant": config.model.variant,
+        "fold": fold.index,
+        "test_speaker": fold.test_speaker,
+        "train_speakers": list(fold.train_speakers),
+        "val_speakers": list(fold.val_speakers),
+        "classes": list(config.data.classes),
+        "genders": list(config.data.genders),
+        "selection": config.train.selection,
+        "selected_epoch": selected_epoch,
+        "best_val_ua": best["val_ua"] if best_ckpt is not None else None,
+        "epochs": epochs,
+        "steps": int(state.step),
+        "train_time_s": round(time.time() - t0, 2),
+        "seed": int(config.train.seed),
+        "test": score(rows, num_classes),
+        "utterances": rows,
+    }
+    ckpt.close()
+    if best_ckpt is not None:
+        best_ckpt.close()
+    if is_writer:
+        write_json_atomic(result_path, result)
+    return result

@@ -1,0 +1,208 @@
+"""audio.py: reading any libsndfile format to 16 kHz mono, and cutting 3 s segments."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from adarl_jax.audio import AudioError, iter_segments, load_audio, segment, segment_count
+
+EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
+
+
+def sine(freq, seconds, rate, amp=0.5, phase=0.0):
+    t = np.arange(int(round(seconds * rate))) / rate
+    return amp * np.sin(2 * np.pi * freq * t + phase)
+
+
+def peak_hz(wave, rate):
+    spec = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return np.argmax(spec) * rate / len(wave)
+
+
+def test_resampling_44k_stereo_keeps_frequency_and_amplitude(tmp_path):
+    # left 0.6 and right 0.2 amplitude, same phase: the mono mix is a 0.4 amplitude sine
+    left, right = sine(1000, 1.0, 44100, 0.6), sine(1000, 1.0, 44100, 0.2)
+    path = tmp_path / "stereo44k.wav"
+    sf.write(path, np.stack([left, right], axis=1), 44100, subtype="FLOAT")
+    wave = load_audio(path, 16000)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert len(wave) == 16000  # 44100 samples -> exactly one second at 16 kHz
+    assert abs(peak_hz(wave, 16000) - 1000) <= 1.0
+    middle = wave[2000:-2000]  # away from the filter's edge effects
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.4 / np.sqrt(2), rel=0.01)
+    assert np.max(np.abs(middle)) == pytest.approx(0.4, rel=0.01)
+    # and sample by sample it is the analytic sine at 16 kHz
+    np.testing.assert_allclose(middle, sine(1000, 1.0, 16000, 0.4)[2000:-2000], atol=2e-3)
+
+
+def test_resampling_8k_up_to_16k(tmp_path):
+    path = tmp_path / "tel.wav"
+    sf.write(path, sine(300, 0.5, 8000, 0.5), 8000, subtype="PCM_16")
+    wave = load_audio(path, 16000)
+    assert len(wave) == 8000
+    assert abs(peak_hz(wave, 16000) - 300) <= 2.0
+
+
+@pytest.mark.parametrize(
+    "fmt,subtype,atol",
+    [("WAV", "PCM_16", 1e-4), ("WAV", "PCM_24", 1e-6), ("WAV", "PCM_32", 1e-6), ("WAV", "FLOAT", 0),
+     ("FLAC", "PCM_16", 1e-4)],
+)
+def test_formats_read_back_exactly(tmp_path, fmt, subtype, atol):
+    x = sine(440, 0.3, 16000, 0.7).astype(np.float32)
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, x, 16000, format=fmt, subtype=subtype)
+    np.testing.assert_allclose(load_audio(path), x, atol=atol + 1e-7)
+
+
+def test_ogg_vorbis_is_read(tmp_path):
+    x = sine(440, 1.0, 16000, 0.5)
+    path = tmp_path / "x.ogg"
+    sf.write(path, x, 16000, format="OGG", subtype="VORBIS")
+    wave = load_audio(path)
+    assert abs(len(wave) - len(x)) < 200
+    assert abs(peak_hz(wave, 16000) - 440) <= 2.0
+
+
+def test_int16_values_are_scaled_to_unit_range(tmp_path):
+    ints = np.array([0, 16384, -32768, 32767] * 100, np.int16)
+    path = tmp_path / "ints.wav"
+    sf.write(path, ints, 16000, subtype="PCM_16")
+    np.testing.assert_allclose(load_audio(path)[:4], [0, 0.5, -1.0, 32767 / 32768])
+
+
+def _assert_error(path, words, **kw):
+    with pytest.raises(AudioError) as info:
+        load_audio(path, **kw)
+    assert str(path) in str(info.value)
+    assert any(w in str(info.value) for w in words), str(info.value)
+    return info.value
+
+
+def test_errors_name_the_file_and_the_reason(tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" + bytes(range(200)))
+    _assert_error(corrupt, ["corrupt", "unreadable"])
+
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio at all")
+    _assert_error(text, ["corrupt", "unreadable"])
+
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0,), np.float32), 16000)
+    _assert_error(empty, ["empty"])
+
+    zero_bytes = tmp_path / "zero_bytes.wav"
+    zero_bytes.write_bytes(b"")
+    _assert_error(zero_bytes, ["corrupt", "unreadable", "empty"])
+
+    nan = tmp_path / "nan.wav"
+    x = np.zeros(4000, np.float32)
+    x[1234] = np.nan
+    sf.write(nan, x, 16000, subtype="FLOAT")
+    assert "1 NaN" in str(_assert_error(nan, ["NaN"]))
+
+    inf = tmp_path / "inf.wav"
+    x[1234] = np.inf
+    sf.write(inf, x, 16000, subtype="FLOAT")
+    _assert_error(inf, ["infinite"])
+
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(100, np.float32), 16000)
+    _assert_error(short, ["too short"], min_samples=320)
+
+    _assert_error(tmp_path / "absent.wav", ["no such file"])
+    assert issubclass(AudioError, ValueError)
+
+
+def test_too_short_is_judged_after_resampling(tmp_path):
+    ok, short = tmp_path / "ok8k.wav", tmp_path / "short8k.wav"
+    sf.write(ok, sine(200, 200 / 8000, 8000), 8000)  # 200 samples at 8 kHz = 400 at 16 kHz
+    sf.write(short, sine(200, 150 / 8000, 8000), 8000)  # 150 -> 300 < 320
+    assert len(load_audio(ok, 16000, min_samples=320)) == 400
+    _assert_error(short, ["too short"], sample_rate=16000, min_samples=320)
+
+
+@pytest.mark.parametrize(
+    "seconds,expected_lengths",
+    [
+        (2.5, [40000]),  # the only segment, kept although shorter than 3 s
+        (3.0, [48000]),
+        (6.5, [48000, 48000]),  # 0.5 s tail < min_tail 1 s: dropped
+        (7.2, [48000, 48000, 19200]),  # 1.2 s tail: kept, zero-padded
+        (7.0, [48000, 48000, 16000]),  # tail of exactly min_tail: kept
+        (0.5, [8000]),
+    ],
+)
+def test_segment_counts_lengths_and_padding(seconds, expected_lengths):
+    rate = 16000
+    n = int(round(seconds * rate))
+    wave = np.arange(1, n + 1, dtype=np.float32)  # nonzero everywhere, so padding is visible
+    segs, lengths, starts = segment(wave, rate, segment_s=3.0, min_tail_s=1.0)
+    assert segs.shape == (len(expected_lengths), 48000) and segs.dtype == np.float32
+    assert lengths.dtype == np.int32 and starts.dtype == np.float32
+    assert lengths.tolist() == expected_lengths
+    np.testing.assert_allclose(starts, 3.0 * np.arange(len(expected_lengths)))
+    for i, length in enumerate(expected_lengths):
+        np.testing.assert_array_equal(segs[i, :length], wave[i * 48000 : i * 48000 + length])
+        assert not segs[i, length:].any()
+    assert segment_count(n, rate, 3.0, 1.0) == len(expected_lengths)
+
+
+def test_segment_rejects_non_mono():
+    with pytest.raises(ValueError):
+        segment(np.zeros((2, 100), np.float32), 16000)
+
+
+def _write_long(path, seconds, rate, channels):
+    rng = np.random.default_rng(0)
+    x = 0.1 * rng.standard_normal((int(seconds * rate), channels)) + sine(700, seconds, rate, 0.3)[:, None]
+    sf.write(path, x, rate, subtype="FLOAT")
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (44100, 2), (22050, 1)])
+def test_iter_segments_matches_whole_file_reading(tmp_path, rate, channels):
+    path = tmp_path / f"long{rate}.wav"
+    _write_long(path, 7.2, rate, channels)
+    segs, lengths, starts = segment(load_audio(path), 16000)
+    streamed = list(iter_segments(path, block_s=1.3))  # many block edges inside each segment
+    assert len(streamed) == len(segs) == 3
+    for (s, length, start), ref, ref_len, ref_start in zip(streamed, segs, lengths, starts):
+        assert length == ref_len and start == pytest.approx(ref_start)
+        np.testing.assert_allclose(s, ref, atol=1e-5)
+
+
+def test_iter_segments_reads_in_blocks_not_whole(tmp_path, monkeypatch):
+    path = tmp_path / "long.wav"
+    _write_long(path, 10.0, 16000, 1)
+    biggest = []
+    real_read = sf.SoundFile.read
+
+    def spy(self, frames=-1, *a, **kw):
+        out = real_read(self, frames, *a, **kw)
+        biggest.append(len(out))
+        return out
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    assert len(list(iter_segments(path, block_s=2.0))) == 4  # 3 full + a 1 s tail
+    assert max(biggest) <= 2 * 16000
+
+
+def test_iter_segments_raises_on_nan_late_in_file(tmp_path):
+    path = tmp_path / "late_nan.wav"
+    x = sine(300, 8.0, 16000).astype(np.float32)
+    x[7 * 16000] = np.nan
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN") as info:
+        list(iter_segments(path, block_s=2.0))
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.skipif(not EMODB.exists(), reason="EmoDB not present")
+def test_real_emodb_file_reads_at_16k():
+    path = EMODB / "wav" / "03a01Fa.wav"
+    wave = load_audio(path)
+    assert len(wave) / 16000 == pytest.approx(1.89825, abs=1e-4)  # SOURCE.md duration
+    assert 0.01 < np.abs(wave).max() <= 1.0

@@ -1,0 +1,90 @@
+"""The train step: sharded over 8 simulated devices it equals the single-device step."""
+
+import jax
+import numpy as np
+import pytest
+
+from adarl_jax import sharding
+from adarl_jax.config import input_shape
+from adarl_jax.model import build_model, init_variables
+from adarl_jax.optim import learning_rate_schedule, make_optimizer
+from adarl_jax.train import create_train_state, make_train_step
+from conftest import tiny_config
+
+
+def _batches(config, n_steps, batch_size, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = input_shape(config)
+    for _ in range(n_steps):
+        emotion = rng.integers(0, 4, batch_size).astype(np.int32)
+        emotion[0] = -1  # one sample with a domain label only
+        yield {"x": rng.normal(size=(batch_size, *shape)).astype(np.float32),
+               "emotion": emotion,
+               "domain": rng.integers(0, 2, batch_size).astype(np.int32),
+               "weight": np.ones(batch_size, np.float32)}
+
+
+def _train(config, mesh, n_steps=3):
+    model = build_model(config)
+    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
+    tx = make_optimizer(config, steps_per_epoch=2)
+    state = sharding.put_replicated(create_train_state(variables, tx, 4), mesh)
+    step = sharding.jit_train_step(
+        make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, 2)), mesh)
+    history = []
+    for batch in _batches(config, n_steps, config.optim.batch_size):
+        state, m = step(state, sharding.put_batch(batch, mesh))
+        history.append(jax.device_get(m))
+    return jax.device_get(state), history
+
+
+@pytest.mark.parametrize("variant", ["adarl", "domain_invariant"])
+def test_sharded_step_equals_single_device_step(variant):
+    assert jax.device_count() >= 8, "conftest should simulate 8 CPU devices"
+    config = tiny_config(variant)
+    config.optim.lr = 0.02  # small steps keep float32 reduction-order noise from growing
+    single, h1 = _train(config, sharding.make_mesh(1))
+    sharded, h8 = _train(config, sharding.make_mesh(8))
+    # float32 reductions in another order differ by ~1e-6 a step, which three steps of
+    # a large lr amplifies; per-device BatchNorm (1 sample a device)
+    # would differ by O(1).
+    for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(sharded.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
+    for a, b in zip(jax.tree.leaves(single.batch_stats), jax.tree.leaves(sharded.batch_stats)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
+    for k in h1[0]:  # the first step starts from identical params: tight
+        np.testing.assert_allclose(h1[0][k], h8[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
+    for m1, m8 in zip(h1, h8):
+        for k in m1:
+            np.testing.assert_allclose(m1[k], m8[k], rtol=1e-4, atol=5e-5, err_msg=k)
+    # the run really trained: params moved, the step counter advanced, lr decayed on schedule
+    assert int(single.step) == 3
+    assert h1[0]["lr"] == pytest.approx(0.02) and h1[2]["lr"] == pytest.approx(0.02 * 0.7)
+
+
+def test_learning_rate_decays_per_epoch_or_per_steps():
+    config = tiny_config()
+    per_epoch = learning_rate_schedule(config, steps_per_epoch=10)
+    assert float(per_epoch(9)) == pytest.approx(0.2)
+    assert float(per_epoch(10)) == pytest.approx(0.14)
+    assert float(per_epoch(25)) == pytest.approx(0.2 * 0.7 ** 2)
+    config.optim.decay_every_steps = 150
+    per_steps = learning_rate_schedule(config, steps_per_epoch=10)
+    assert float(per_steps(149)) == pytest.approx(0.2)
+    assert float(per_steps(150)) == pytest.approx(0.14)
+
+
+def test_weight_decay_is_coupled_l2():
+    """One SGD step with zero gradient shrinks params by lr * wd, like torch's SGD."""
+    import jax.numpy as jnp
+
+    config = tiny_config()
+    tx = make_optimizer(config, steps_per_epoch=1)
+    params = {"w": jnp.ones(3)}
+    updates, _ = tx.update({"w": jnp.zeros(3)}, tx.init(params), params)
+    np.testing.assert_allclose(updates["w"], -0.2 * 4e-5 * np.ones(3), rtol=1e-6)
+
+
+def test_batch_size_not_divisible_by_devices_is_refused_with_advice():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        sharding.check_batch_size(12, sharding.make_mesh(8))
