@@ -138,22 +138,23 @@ def valid_frames(lengths: jax.Array, hop: int, n_frames: int) -> jax.Array:
 
 def frame_signal(waves: jax.Array, lengths: jax.Array, frame_length: int, hop: int,
                  n_frames: int) -> jax.Array:
-    """(B, L) -> (B, n_frames, frame_length): frame t holds samples t*hop - frame_length//2 + j.
+    """(..., L) -> (..., n_frames, frame_length): frame t holds samples t*hop - frame_length//2 + j.
 
-    Samples at or beyond `lengths` (and outside the array) are zero. Built from hop-sized
-    blocks and static slices (no gather), which XLA fuses into one copy.
+    Samples at or beyond `lengths` (shape (...)) and outside the array are zero. Built from
+    hop-sized blocks and static slices (no gather), which XLA fuses into one copy.
     """
     waves = jnp.asarray(waves, jnp.float32)
-    batch, length = waves.shape
+    *lead, length = waves.shape
     left = frame_length // 2
     n_blocks = -(-frame_length // hop)  # blocks spanned by one frame
     need = (n_frames + n_blocks - 1) * hop  # padded length that every frame fits in
-    keep = jnp.arange(length)[None, :] < jnp.asarray(lengths, jnp.int32)[:, None]
+    keep = jnp.arange(length) < jnp.asarray(lengths, jnp.int32)[..., None]
     x = jnp.where(keep, waves, 0.0)
-    x = jnp.pad(x, ((0, 0), (left, max(0, need - left - length))))[:, :need]
-    blocks = x.reshape(batch, need // hop, hop)
-    frames = jnp.stack([blocks[:, j:j + n_frames] for j in range(n_blocks)], axis=2)
-    return frames.reshape(batch, n_frames, n_blocks * hop)[..., :frame_length]
+    pad = [(0, 0)] * len(lead) + [(left, max(0, need - left - length))]
+    x = jnp.pad(x, pad)[..., :need]
+    blocks = x.reshape(*lead, need // hop, hop)
+    frames = jnp.stack([blocks[..., j:j + n_frames, :] for j in range(n_blocks)], axis=-2)
+    return frames.reshape(*lead, n_frames, n_blocks * hop)[..., :frame_length]
 
 
 def dft_bases(frame_length: int, windows: tuple[int, ...], n_fft: int, n_bins: int):
@@ -224,6 +225,9 @@ def masked_zscore(x: jax.Array, valid: jax.Array, eps: float) -> jax.Array:
     `valid` is (..., T) bool. Two passes (mean, then centred variance) for float32 accuracy.
     """
     mask = valid[..., None, None, :].astype(x.dtype)
+    # Shift by a value of the valid region first: a constant map then gives exactly 0 (not
+    # rounding noise / eps), and the float32 sums lose less.
+    x = x - jax.lax.stop_gradient(x[..., :1, :1])
     count = jnp.sum(mask, axis=(-2, -1), keepdims=True) * x.shape[-2]
     mean = jnp.sum(x * mask, axis=(-2, -1), keepdims=True) / count
     var = jnp.sum(jnp.square((x - mean) * mask), axis=(-2, -1), keepdims=True) / count

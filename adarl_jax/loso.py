@@ -10,6 +10,7 @@ Layout of a workdir:
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import jax
@@ -32,7 +33,8 @@ def fold_dir(workdir, variant: str, fold) -> Path:
 
 def load_dataset(config, workdir, progress: bool = True):
     """Reads the corpus named by the config and prepares (or loads) its cached segments."""
-    data_dir = config.data.dir or default_data_dir(config.data.corpus)
+    data_dir = config.data.dir or (os.path.dirname(config.data.manifest) if config.data.manifest
+                                   else default_data_dir(config.data.corpus))
     if not data_dir:
         raise FileNotFoundError(
             f"no data folder for corpus {config.data.corpus!r}: pass --data DIR")

@@ -169,6 +169,13 @@ def randomise(variables, seed):
         name = path[-1].key
         if name == "scale":
             return jnp.asarray(rng.uniform(0.5, 1.5, a.shape), a.dtype)
+        if path[0].key == "attention":
+            # Keep Eq. 4's few bottleneck units alive and the gate sensitive, or the
+            # attention is a constant and the comparison would not see a wrong pooling.
+            if name == "kernel":
+                return 4.0 * a
+            if path[1].key == "fc1":
+                return jnp.asarray(rng.uniform(0.2, 0.5, a.shape), a.dtype)
         if name == "bias":
             return jnp.asarray(rng.normal(0.0, 0.2, a.shape), a.dtype)
         return a
@@ -191,12 +198,18 @@ def setup(variant):
         config = small_config(variant)
         model = build_model(config)
         variables = init_variables(model, input_shape(config), jax.random.key(1, impl="rbg"))
-        _CACHE[variant] = config, model, randomise(variables, seed=len(_CACHE) + 3)
+        _CACHE[variant] = config, model, randomise(variables, seed=3)
     return _CACHE[variant]
 
 
 def inputs(config, batch, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, *input_shape(config))).astype(np.float32)
+    """Noise with a random level and offset per (sample, frequency row), as in a spectrogram,
+    so that the rows of F_4, and hence the attention, differ between samples."""
+    rng = np.random.default_rng(seed)
+    h, w, c = input_shape(config)
+    level = np.exp(rng.normal(0.0, 0.7, (batch, h, 1, 1)))
+    offset = rng.normal(0.0, 1.0, (batch, h, 1, 1))
+    return (rng.normal(size=(batch, h, w, c)) * level + offset).astype(np.float32)
 
 
 def assert_close(actual, expected, name):
@@ -225,6 +238,8 @@ def test_eval_forward_matches_numpy_reference(variant):
                                            to_np64(variables["params"]),
                                            to_np64(variables["batch_stats"]))
     assert set(out) == OUTPUT_KEYS[variant]
+    if variant == "adarl":  # the test is only as strong as the attention's dependence on x
+        assert np.ptp(np.asarray(out["attention"]), axis=0).max() > 1e-2
     for key in out:
         assert out[key].dtype == jnp.float32, key
         assert_close(out[key], ref[key], key)

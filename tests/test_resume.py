@@ -1,0 +1,72 @@
+"""A run killed with SIGKILL mid-fold resumes and ends with the same parameters."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from adarl_jax.checkpoint import FoldCheckpointer
+from conftest import REPO, TINY_OVERRIDES, make_corpus
+
+
+def _cmd(manifest, workdir, epochs):
+    return [sys.executable, "-m", "adarl_jax.cli", "train", "--config", "smoke", "--corpus", "csv",
+            "--manifest", str(manifest), "--workdir", str(workdir), "--folds", "0",
+            "--no-progress", *TINY_OVERRIDES, f"--config.optim.epochs={epochs}"]
+
+
+def _env(tmp_path):
+    env = dict(os.environ)
+    env["ADARL_JAX_COMPILATION_CACHE"] = str(tmp_path / "xla")
+    env["XLA_FLAGS"] = ""
+    return env
+
+
+def _final_params(workdir):
+    fold = next((workdir / "adarl").glob("fold_00_*"))
+    ck = FoldCheckpointer(fold / "checkpoints")
+    step = ck.latest_step()
+    restored = ck._manager.restore(step)  # raw restore: a nested dict of numpy arrays
+    return step, restored["state"]["params"]
+
+
+def test_sigkill_mid_fold_then_rerun_gives_same_params(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", per_class=3)
+    epochs = 40
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    subprocess.run(_cmd(manifest, ref_dir, epochs), check=True, cwd=REPO, env=_env(tmp_path),
+                   capture_output=True)
+
+    proc = subprocess.Popen(_cmd(manifest, run_dir, epochs), cwd=REPO, env=_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = None
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        found = list(run_dir.glob("adarl/fold_00_*/checkpoints/[0-9]*"))
+        if len(found) >= 1 and ckpt_dir is None:
+            ckpt_dir = found[0].parent
+        if ckpt_dir is not None and FoldCheckpointer(ckpt_dir).latest_step() not in (None, 0):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    fold = next((run_dir / "adarl").glob("fold_00_*"))
+    assert not (fold / "result.json").exists(), "the run finished before it could be killed"
+    killed_at = FoldCheckpointer(fold / "checkpoints").latest_step()
+    assert killed_at is not None and killed_at < epochs - 1
+
+    out = subprocess.run(_cmd(manifest, run_dir, epochs), check=True, cwd=REPO, env=_env(tmp_path),
+                         capture_output=True, text=True)
+    assert (fold / "result.json").exists(), out.stderr
+    step_ref, ref = _final_params(ref_dir)
+    step_run, run = _final_params(run_dir)
+    assert step_ref == step_run == epochs - 1
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(run)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # metrics.jsonl has exactly one line per epoch after the resume
+    lines = (fold / "metrics.jsonl").read_text().splitlines()
+    assert [int(__import__("json").loads(l)["epoch"]) for l in lines] == list(range(epochs))
