@@ -5,6 +5,8 @@
   adarl-jax train     --config configs/emodb.py --workdir W [--folds 0,3] [--variant adarl]
   adarl-jax reproduce --data DIR --workdir W                      3 variants x all folds + report
   adarl-jax report    W                                           merge finished folds
+  adarl-jax predict   --checkpoint W [--fold K] PATH... --out preds.csv    batch inference
+  adarl-jax export    --checkpoint W [--fold K] --out model.jax            jax.export artifact
 
 Any `--config.section.field=value` overrides a config field.
 """
@@ -117,8 +119,80 @@ def cmd_reproduce(args, overrides) -> int:
 def cmd_report(args, overrides) -> int:
     from adarl_jax.report import write_report
 
-    write_report(args.workdir)
+    write_report(args.workdir, figures=not args.no_figures)
     print(open(os.path.join(args.workdir, "report.md")).read())
+    return 0
+
+
+def _buckets(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sizes >= 1 like 1,8,32")
+    return sizes
+
+
+def _fold_arg(text: str):
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fold index or 'all'") from None
+
+
+def _checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True,
+                   help="trained workdir (or one of its fold folders)")
+    p.add_argument("--variant", default=None, help="which variant's folds (default: the only one, "
+                   "or the config's)")
+    p.add_argument("--fold", type=_fold_arg, default=None,
+                   help="fold index, or 'all' for the mean over folds (default: the only one)")
+    p.add_argument("--buckets", type=_buckets, default=None,
+                   help="batch sizes compiled, comma list (default 1,8,32)")
+
+
+def _predictor(args):
+    from adarl_jax.predict import DEFAULT_BUCKETS, Predictor
+
+    return Predictor.from_checkpoint(args.checkpoint, args.variant, args.fold,
+                                     buckets=args.buckets or DEFAULT_BUCKETS)
+
+
+def cmd_predict(args, overrides) -> int:
+    from adarl_jax.predict import expand_inputs, write_predictions
+
+    if os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {args.out}: expected a .csv or .json file name")
+    paths = expand_inputs(args.paths)
+    if not paths:
+        raise FileNotFoundError(f"no audio files in {' '.join(args.paths)}")
+    predictor = _predictor(args)
+    print(f"model: {predictor.source}", file=sys.stderr)
+    stats: dict = {}
+    records = predictor.predict_files(paths, timeline=args.timeline,
+                                      progress=not args.no_progress, stats=stats)
+    write_predictions(records, args.out, predictor.classes, timeline=args.timeline)
+    done = stats["files"] - stats["failed"]
+    print(f"predicted {done} files, {stats['failed']} failed, {stats['segments']} segments in "
+          f"{stats['seconds']:.1f} s ({stats['files'] / max(stats['seconds'], 1e-9):.2f} files/s, "
+          f"{stats['compilations']} compilations); wrote {args.out}")
+    return 0
+
+
+def cmd_export(args, overrides) -> int:
+    from adarl_jax.export import export_predictor
+
+    predictor = _predictor(args)
+    platforms = tuple(p for p in args.platforms.split(",") if p)
+    meta = export_predictor(predictor, args.out, input=args.input, platforms=platforms)
+    for info in meta["artifacts"].values():
+        print(f"wrote {os.path.join(os.path.dirname(args.out), info['file'])}: "
+              f"{info['bytes']:,} bytes, batch {meta['batch']}, {args.input} "
+              f"{meta['input_shape']} -> probabilities {meta['classes']}, platforms {platforms}")
+    print(f"wrote {args.out}.json (what the input means; model: {predictor.source})")
     return 0
 
 
@@ -159,7 +233,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="merge finished folds into results.json and report.md")
     p.add_argument("workdir")
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip the PNGs (confusion matrices, t-SNE)")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("predict", help="class probabilities of audio files with a trained fold")
+    _checkpoint_args(p)
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="audio files, folders (recursive) or .txt lists of paths")
+    p.add_argument("--out", required=True, help="preds.csv or preds.json")
+    p.add_argument("--timeline", action="store_true", help="also one row per 3 s segment")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("export", help="write a jax.export artifact: spectrogram -> probabilities")
+    _checkpoint_args(p)
+    p.add_argument("--out", required=True, help="artifact path, e.g. model.jax")
+    p.add_argument("--input", choices=("spectrogram", "waveform"), default="spectrogram",
+                   help="what the artifact takes (waveform: the front end is inside)")
+    p.add_argument("--platforms", default="cpu,cuda,tpu", help="comma list for jax.export")
+    p.set_defaults(fn=cmd_export)
     return parser
 
 

@@ -95,6 +95,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"frontend.kind={fe.kind!r}: expected 'multi_window' or 'colormap'")
     if len(m.block_features) != len(m.block_pools):
         raise ValueError("model.block_features and model.block_pools must have the same length")
+    for i, feats in enumerate(m.block_features):
+        if len(feats) != len(m.kernel_sizes):
+            raise ValueError(f"model.block_features[{i}]={tuple(feats)} needs one channel count per "
+                             f"kernel in model.kernel_sizes={tuple(m.kernel_sizes)}")
     h, w = fe.n_bins, fe.n_frames
     for i, (ph, pw) in enumerate(m.block_pools):
         if h % ph or w % pw:

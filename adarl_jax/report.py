@@ -8,17 +8,33 @@ results.json is a public format. Per variant:
                               columns = predicted class, order = `classes`; paper Fig. 4)
   n_utterances, folds         per fold: speaker, wa, ua, n (and gender_accuracy when the
                               variant has a gender head)
+  gender_center_distance      {class: L2 distance between the male and the female centre of
+                              the test utterances' deep features, pooled over folds; Table 4}
+                              (null where a gender lacks the class or features are missing)
+
+report.md adds the ablation table (Table 3, the variants over the folds they all finished),
+Table 4, and links to figures/ (confusion matrices, Fig. 4; t-SNE of the deep features, Fig. 5).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+VARIANT_ORDER = ("backbone", "domain_invariant", "adarl")  # Table 3's rows, then any others
+# The paper's IEMOCAP figures, shown beside ours for reference (Tables 3 and 4).
+PAPER_TABLE3 = {"backbone": (0.6996, 0.5678), "domain_invariant": (0.7147, 0.6191),
+                "adarl": (0.7302, 0.6586)}
+PAPER_TABLE4 = {"backbone": {"anger": 11.58, "happiness": 9.16, "sadness": 8.61, "neutral": 10.14},
+                "adarl": {"anger": 6.32, "happiness": 3.23, "sadness": 5.41, "neutral": 4.66}}
 
 
 def collect(workdir) -> dict[str, list[dict]]:
@@ -94,12 +110,147 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(workdir) -> dict:
-    """Summarises every finished fold under `workdir`; writes results.json and report.md."""
+def _ordered(variants) -> list[str]:
+    known = [v for v in VARIANT_ORDER if v in variants]
+    return known + sorted(v for v in variants if v not in VARIANT_ORDER)
+
+
+def _test_features(fold_results: list[dict]):
+    """(features (n, d), emotion (n,), gender (n,)) of the labelled test utterances of all
+    folds that carry a deep feature; None if none does."""
+    rows = [u for r in fold_results for u in r["utterances"]
+            if u["emotion"] >= 0 and u.get("deep_feature") is not None]
+    if not rows:
+        return None
+    return (np.array([u["deep_feature"] for u in rows], np.float64),
+            np.array([u["emotion"] for u in rows], int), np.array([u["gender"] for u in rows], int))
+
+
+def _male_female(genders) -> tuple[int, int] | None:
+    genders = list(genders)
+    if "M" in genders and "F" in genders:
+        return genders.index("M"), genders.index("F")
+    return (0, 1) if len(genders) == 2 else None
+
+
+def gender_center_distances(fold_results: list[dict]) -> dict[str, float | None]:
+    """Table 4: per emotion, ||mean feature of male - mean feature of female|| (L2).
+
+    Pooled over the folds' test utterances: a LOSO test set holds one speaker, hence one
+    gender, so the two centres come from different folds' models.
+    """
+    classes = fold_results[0]["classes"]
+    data = _test_features(fold_results)
+    pair = _male_female(fold_results[0].get("genders", ("F", "M")))
+    out: dict[str, float | None] = {c: None for c in classes}
+    if data is None or pair is None:
+        return out
+    x, y, g = data
+    male, female = pair
+    for k, c in enumerate(classes):
+        m, f = x[(y == k) & (g == male)], x[(y == k) & (g == female)]
+        if len(m) and len(f):
+            out[c] = float(np.linalg.norm(m.mean(axis=0) - f.mean(axis=0)))
+    return out
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+
+def ablation_markdown(collected: dict[str, list[dict]]) -> list[str]:
+    """Table 3: the variants side by side over the folds every one of them finished."""
+    order = _ordered(collected)
+    common = sorted(set.intersection(*[{r["fold"] for r in collected[v]} for v in order]))
+    lines = ["", "## Table 3: ablation", ""]
+    if not common:
+        return lines + ["The variants share no finished fold; nothing to compare yet."]
+    every = all(len(collected[v]) == len(common) for v in order)
+    lines.append(f"LOSO over {'all ' if every else 'the '}{len(common)} fold(s) "
+                 f"{'' if every else 'that every variant finished '}({', '.join(map(str, common))}); "
+                 "the paper's figures are on IEMOCAP, for reference.")
+    lines += ["", "| variant | WA pooled | UA pooled | UA fold-mean | UA vs backbone | "
+                  "paper WA | paper UA |", "|---|---|---|---|---|---|---|"]
+    base = None
+    subsets = {v: summarize([r for r in collected[v] if r["fold"] in common]) for v in order}
+    if "backbone" in subsets:
+        base = subsets["backbone"]["ua_pooled"]
+    for v in order:
+        s = subsets[v]
+        paper = PAPER_TABLE3.get(v, (None, None))
+        delta = "" if base is None or v == "backbone" else f"{s['ua_pooled'] - base:+.3f}"
+        lines.append(f"| {v} | {s['wa_pooled']:.3f} | {s['ua_pooled']:.3f} | "
+                     f"{s['ua_fold_mean']:.3f} | {delta} | {_fmt(paper[0], 4)} | {_fmt(paper[1], 4)} |")
+    return lines
+
+
+def table4_markdown(results: dict) -> list[str]:
+    order = _ordered(results)
+    classes = results[order[0]]["classes"]
+    lines = ["", "## Table 4: L2 distance between the male and female class centres", "",
+             "Mean deep feature (the emotion head's FC-ReLU-BN output, 64-d in the paper) of the test utterances per emotion and gender, pooled over "
+             "the folds (each LOSO test set holds one speaker, so the two centres come from "
+             "different folds' models). Smaller = the genders overlap more. The paper's IEMOCAP "
+             "rows are for reference.", "",
+             "| variant | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for v in order:
+        d = results[v].get("gender_center_distance", {})
+        lines.append(f"| {v} | " + " | ".join(_fmt(d.get(c), 2) for c in classes) + " |")
+    for v, d in PAPER_TABLE4.items():
+        if all(c in d for c in classes):
+            lines.append(f"| paper: {v} | " + " | ".join(f"{d[c]:.2f}" for c in classes) + " |")
+    return lines
+
+
+def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> list[str]:
+    """Writes figures/confusion_<variant>.png and figures/tsne_<variant>.png; returns the
+    report.md lines that link them."""
+    from adarl_jax import figures as F
+
+    fig_dir = Path(workdir) / "figures"
+    lines = ["", "## Figures", ""]
+    for v in _ordered(collected):
+        s, n_folds = results[v], len(collected[v])
+        name = f"confusion_{v}.png"
+        F.plot_confusion(s["confusion"], s["classes"], fig_dir / name,
+                         f"{v}: confusion averaged over {n_folds} fold(s)")
+        lines += [f"### {v}", "", f"Confusion matrix, averaged over {n_folds} fold(s) "
+                  f"(Fig. 4; rows = true class):", "", f"![{v} confusion](figures/{name})", ""]
+        data = _test_features(collected[v])
+        tsne_path = fig_dir / f"tsne_{v}.png"
+        points = None if data is None else F.tsne_embedding(data[0])
+        if points is None:
+            tsne_path.unlink(missing_ok=True)  # never leave a stale figure from an earlier run
+            n = 0 if data is None else len(data[0])
+            lines += [f"t-SNE skipped: {n} test utterance(s) with deep features, "
+                      f"fewer than {F.MIN_TSNE_POINTS}.", ""]
+            continue
+        genders = collected[v][0].get("genders", ["F", "M"])
+        F.plot_tsne(points, data[1], data[2], s["classes"], genders, tsne_path,
+                    f"{v}: t-SNE of {len(points)} test utterances' deep features")
+        lines += [f"t-SNE of the deep features of the {len(points)} test utterances, all folds "
+                  "(Fig. 5; colour = emotion, marker = gender, red = class centre):", "",
+                  f"![{v} t-SNE](figures/{tsne_path.name})", ""]
+    return lines
+
+
+def write_report(workdir, figures: bool = True) -> dict:
+    """Summarises every finished fold under `workdir`; writes results.json and report.md
+    (with Tables 3 and 4) and, with `figures`, the PNGs of Figs. 4 and 5 under figures/."""
     collected = collect(workdir)
     if not collected:
         raise FileNotFoundError(f"no finished folds (*/fold_*/result.json) under {workdir}")
     results = {v: summarize(r) for v, r in collected.items()}
+    for v, r in collected.items():
+        results[v]["gender_center_distance"] = gender_center_distances(r)
+    text = markdown(results).rstrip("\n").split("\n")
+    text += ablation_markdown(collected) + table4_markdown(results)
+    if figures:
+        try:
+            text += write_figures(workdir, collected, results)
+        except ImportError as e:  # matplotlib / scikit-learn missing: tables still get written
+            log.warning("figures skipped: %s", e)
+            text += ["", f"Figures skipped: {e}."]
     write_json_atomic(Path(workdir) / "results.json", results)
-    write_text_atomic(Path(workdir) / "report.md", markdown(results))
+    write_text_atomic(Path(workdir) / "report.md", "\n".join(text) + "\n")
     return results

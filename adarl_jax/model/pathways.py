@@ -5,7 +5,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, FeatureHead, xavier
+from adarl_jax.model.layers import (ChannelwiseDense, ConvPathway, FeatureHead,
+                                    embed_domain_attention, xavier)
 from adarl_jax.model.spec import ModelSpec
 
 
@@ -21,7 +22,7 @@ class EmotionPathway(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool, attention=None):
         f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train)
-        emb = f4 if attention is None else f4 * attention[:, :, None, None].astype(f4.dtype)
+        emb = f4 if attention is None else embed_domain_attention(f4, attention)
         pooled = emb.mean(axis=2)  # TP: average over time -> (batch, H, C)
         cfc = ChannelwiseDense(dtype=self.spec.dtype, name="cfc")(pooled)
         feature, logits = FeatureHead(self.spec.hidden, self.spec.num_classes,

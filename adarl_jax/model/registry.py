@@ -26,7 +26,8 @@ class VariantInfo:
 
 def register_variant(name: str, uses_domain: bool):
     def wrap(cls):
-        if name in _VARIANTS and _VARIANTS[name].module.__qualname__ != cls.__qualname__:
+        old = _VARIANTS.get(name)
+        if old is not None and (old.module.__module__, old.module.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"variant {name!r} is already registered by {_VARIANTS[name].module}")
         _VARIANTS[name] = VariantInfo(name, cls, uses_domain)
         return cls

@@ -1,0 +1,126 @@
+"""The PyTorch model of the benchmarks computes what adarl_jax's `adarl` computes.
+
+With flax's weights copied in, its forward pass (eval and train mode), its loss and one SGD
+step agree with adarl_jax's to float32 precision, so the benchmarks compare equal work.
+Skipped when torch is not installed (`pip install .[bench]`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import torch_model  # noqa: E402
+
+from adarl_jax import losses  # noqa: E402
+from adarl_jax.config import base_config, input_shape, validate  # noqa: E402
+from adarl_jax.model import build_model, init_variables  # noqa: E402
+from adarl_jax.optim import make_optimizer  # noqa: E402
+from adarl_jax.train import create_train_state, make_train_step  # noqa: E402
+
+OUTPUT_KEYS = ("emotion_logits", "domain_logits", "deep_feature", "attention")
+
+
+def small_config():
+    """40 x 30 input -> F_4 of 8 x 6 x 12; H, W, C, hidden and classes all differ."""
+    c = base_config()
+    c.frontend.n_bins, c.frontend.n_frames, c.data.segment_s = 40, 30, 0.3
+    c.model.block_features = ((4, 4), (4, 4), (4, 4), (6, 6))
+    c.model.block_pools = ((5, 5), (1, 1), (1, 1), (1, 1))
+    c.model.hidden = 7
+    c.model.attention_hidden = 3
+    validate(c)
+    return c
+
+
+def _batch(config, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    emotion = rng.integers(0, 4, n).astype(np.int32)
+    emotion[0] = -1  # a sample with a domain label only
+    return {"x": rng.normal(size=(n, *input_shape(config))).astype(np.float32), "emotion": emotion,
+            "domain": rng.integers(0, 2, n).astype(np.int32), "weight": np.ones(n, np.float32)}
+
+
+def _setup(config):
+    model = build_model(config)
+    variables = init_variables(model, input_shape(config), jax.random.key(1, impl="rbg"))
+    # Non-trivial running statistics, so eval mode is not the identity BatchNorm.
+    rng = np.random.default_rng(7)
+    variables["batch_stats"] = jax.tree.map(
+        lambda a: (a + rng.uniform(-0.2, 0.2, a.shape) if not a.any() else
+                   a * rng.uniform(0.5, 1.5, a.shape)).astype(np.float32),  # means 0, vars 1
+        variables["batch_stats"])
+    tmodel = torch_model.load_flax_variables(torch_model.ADARL.from_config(config),
+                                             jax.device_get(variables))
+    return model, variables, tmodel
+
+
+def _torch_in(batch):
+    x = torch.from_numpy(batch["x"]).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
+    return x, *(torch.from_numpy(batch[k]).long() if k != "weight" else torch.from_numpy(batch[k])
+                for k in ("emotion", "domain", "weight"))
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_torch_forward_equals_flax(train):
+    config = small_config()
+    model, variables, tmodel = _setup(config)
+    batch = _batch(config)
+    tmodel.train(train)
+    if train:
+        out, _ = model.apply(variables, batch["x"], train=True, mutable=["batch_stats"])
+    else:
+        out = model.apply(variables, batch["x"], train=False)
+    x, emotion, domain, weight = _torch_in(batch)
+    with torch.no_grad():
+        tout = tmodel(x)
+        tloss = torch_model.total_loss(tout, emotion, domain, weight)
+    assert np.abs(np.asarray(out["domain_logits"])).min() > 1e-3  # not a degenerate all-zero F_4
+    for k in OUTPUT_KEYS:
+        np.testing.assert_allclose(tout[k].numpy(), np.asarray(out[k]), rtol=1e-4, atol=1e-4, err_msg=k)
+    loss, _ = losses.total_loss(out, batch, (1.0, 1.0, 0.5))
+    np.testing.assert_allclose(float(tloss), float(loss), rtol=1e-5, atol=1e-5)
+
+
+def test_torch_sgd_step_equals_flax_step():
+    config = small_config()
+    config.optim.lr = 0.05
+    model, variables, tmodel = _setup(config)
+    batch = _batch(config)
+    tx = make_optimizer(config, steps_per_epoch=10)
+    state = create_train_state(variables, tx, len(config.data.classes))
+    state, _ = jax.jit(make_train_step(model, tx, (1.0, 1.0, 0.5)))(state, batch)
+
+    tmodel.train(True)
+    opt = torch_model.make_optimizer(tmodel, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    torch_model.make_train_step(tmodel, opt)(*_torch_in(batch))
+
+    stepped = torch_model.load_flax_variables(torch_model.ADARL.from_config(config),
+                                              jax.device_get(state.variables))
+    before = dict(_setup_params(config, variables))
+    want, got = dict(stepped.named_parameters()), dict(tmodel.named_parameters())
+    for name, p in got.items():
+        # The update (= lr * (grad + wd * p)) agrees to float32 reduction-order noise. A conv
+        # bias before BatchNorm has a zero gradient in exact arithmetic: hence the 1e-6 floor.
+        d_got = p.detach().numpy() - before[name]
+        d_want = want[name].detach().numpy() - before[name]
+        scale = float(np.abs(d_want).max())
+        np.testing.assert_allclose(d_got, d_want, rtol=1e-3, atol=1e-3 * scale + 1e-6, err_msg=name)
+    # Running means agree; running variances differ by design (torch: unbiased batch var).
+    for name, b in tmodel.named_buffers():
+        if name.endswith("running_mean"):
+            np.testing.assert_allclose(b.numpy(), dict(stepped.named_buffers())[name].numpy(),
+                                       rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def _setup_params(config, variables):
+    fresh = torch_model.load_flax_variables(torch_model.ADARL.from_config(config),
+                                            jax.device_get(variables))
+    return {k: v.detach().numpy().copy() for k, v in fresh.named_parameters()}
