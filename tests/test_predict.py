@@ -1,0 +1,282 @@
+"""predict.py: batch inference from a trained workdir, bucketed jit, bad input, any format."""
+
+import csv
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from adarl_jax.audio import segment_count
+from adarl_jax.predict import (CheckpointError, Predictor, expand_inputs, find_fold, plan_batches,
+                               write_predictions)
+from conftest import EMODB, REPO, TINY_OVERRIDES, make_corpus
+
+SR = 16000
+
+
+def train_workdir(root: Path, folds: str = "0,1") -> Path:
+    """A tiny trained workdir (1 epoch), through the CLI as a user makes one."""
+    manifest = make_corpus(root / "corpus")
+    workdir = root / "W"
+    env = dict(os.environ, XLA_FLAGS="",
+               ADARL_JAX_COMPILATION_CACHE=str(root.parent / "xla-cache"))
+    subprocess.run([sys.executable, "-m", "adarl_jax.cli", "train", "--config", "smoke",
+                    "--corpus", "csv", "--manifest", str(manifest), "--workdir", str(workdir),
+                    "--folds", folds, "--no-progress", *TINY_OVERRIDES,
+                    "--config.optim.epochs=1"], check=True, cwd=REPO, env=env,
+                   capture_output=True)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return train_workdir(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="module")
+def predictor(workdir):
+    return Predictor.from_checkpoint(workdir, fold=0)
+
+
+def tone(seconds, freq=300.0, sr=SR, seed=0):
+    t = np.arange(int(round(seconds * sr))) / sr
+    noise = np.random.default_rng(seed).normal(size=t.shape)
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * noise).astype(np.float32)
+
+
+def result_of(workdir, fold=0):
+    return json.loads(next((workdir / "adarl").glob(f"fold_{fold:02d}_*/result.json")).read_text())
+
+
+def test_file_probabilities_equal_the_training_reports(workdir, predictor):
+    rows = result_of(workdir)["utterances"]
+    got = predictor.predict_files([r["path"] for r in rows])
+    for r, g in zip(rows, got):
+        assert g["error"] is None and g["segments"] == r["segments"]
+        np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
+        assert g["emotion"] == predictor.classes[int(np.argmax(r["probs"]))]
+
+
+def test_compilations_stay_at_the_bucket_count_over_mixed_lengths(workdir, tmp_path, caplog):
+    p = Predictor.from_checkpoint(workdir, fold=0, buckets=(1, 8, 32))
+    lengths = [0.3, 1.2, 2.9, 3.0, 4.5, 7.7, 13.0, 30.0, 61.0, 0.5, 9.1, 3.6]
+    paths = []
+    for i, s in enumerate(lengths):
+        paths.append(tmp_path / f"a{i}.wav")
+        sf.write(paths[-1], tone(s, 200 + 40 * i, seed=i), SR)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            stats = {}
+            first = p.predict_files(paths, stats=stats)
+            assert stats["batches"] > 3 and stats["segments"] > 32  # every bucket was needed
+            assert p.compilations <= len(p.buckets)
+            seen = p.compilations
+            second = p.predict_files(list(reversed(paths))[:5] + paths[:3])
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert p.compilations == seen  # no new shapes, no new compilations
+    compiles = [r for r in caplog.records if "Compiling" in r.getMessage()
+                and "_waves_to_probs" in r.getMessage()]
+    assert len(compiles) <= len(p.buckets)
+    assert all(r["error"] is None for r in first + second)
+    assert [r["segments"] for r in first] == [segment_count(int(s * SR), SR) for s in lengths]
+
+
+def test_plan_batches_pads_only_the_last_batch():
+    assert plan_batches(0, (1, 8, 32)) == []
+    assert plan_batches(41, (1, 8, 32)) == [32, 8, 1]
+    assert plan_batches(7, (1, 8, 32)) == [8]
+    assert plan_batches(70, (1, 8, 32)) == [32, 32, 8]
+    for n in range(1, 80):
+        plan = plan_batches(n, (1, 8, 32))
+        assert sum(plan) >= n and sum(plan[:-1]) < n
+
+
+def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
+    good = [tmp_path / "audio" / "good1.wav", tmp_path / "audio" / "sub" / "good2.flac"]
+    good[1].parent.mkdir(parents=True)
+    sf.write(good[0], tone(2.0), SR)
+    sf.write(good[1], tone(4.0, 500), SR, format="FLAC")
+    (tmp_path / "audio" / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
+    (tmp_path / "audio" / "empty.wav").write_bytes(b"")
+    (tmp_path / "audio" / "notes.md").write_text("not audio, not picked up from a folder")
+    sf.write(tmp_path / "nan.wav", np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    (tmp_path / "list.txt").write_text("# extra files\nnan.wav\nmissing.wav\n\naudio/good1.wav\n")
+    out = tmp_path / "preds.csv"
+    res = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
+                          str(workdir), "--fold", "0", str(tmp_path / "audio"),
+                          str(tmp_path / "list.txt"), "--out", str(out), "--no-progress"],
+                         cwd=REPO, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(out.open()))
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert set(by_name) == {"good1.wav", "good2.flac", "corrupt.wav", "empty.wav", "nan.wav",
+                            "missing.wav"}  # good1 listed twice, kept once
+    assert list(rows[0]) == ["path", "emotion", "p_anger", "p_happiness", "p_sadness", "p_neutral",
+                             "duration_s", "segments", "error"]
+    for name in ("good1.wav", "good2.flac"):
+        r = by_name[name]
+        assert r["error"] == "" and r["emotion"] in ("anger", "happiness", "sadness", "neutral")
+        assert sum(float(r[f"p_{c}"]) for c in ("anger", "happiness", "sadness", "neutral")) == \
+            pytest.approx(1.0, abs=1e-5)
+    assert by_name["good2.flac"]["segments"] == "1" and float(by_name["good2.flac"]["duration_s"]) == 4.0
+    assert "corrupt" in by_name["corrupt.wav"]["error"]
+    assert "empty" in by_name["empty.wav"]["error"] or "corrupt" in by_name["empty.wav"]["error"]
+    assert "NaN" in by_name["nan.wav"]["error"]
+    assert "no such file" in by_name["missing.wav"]["error"]
+    for name in ("corrupt.wav", "empty.wav", "nan.wav", "missing.wav"):
+        assert by_name[name]["emotion"] == "" and by_name[name]["p_anger"] == ""
+    summary = res.stdout.strip().splitlines()[-1]
+    assert summary.startswith("predicted 2 files, 4 failed") and "files/s" in summary
+
+
+def test_json_output_and_timeline_of_a_long_file_with_bounded_memory(predictor, tmp_path):
+    path = tmp_path / "long.wav"
+    minutes = 10
+    with sf.SoundFile(path, "w", SR, 1, subtype="PCM_16") as f:
+        for i in range(minutes * 2):  # written in 30 s pieces
+            f.write(tone(30.0, 150 + 10 * i, seed=i))
+    decoded_bytes = minutes * 60 * SR * 4  # the whole file as float32: 38 MB
+    predictor.predict_files([path], timeline=True)  # compile outside the measurement
+    tracemalloc.start()
+    try:
+        rec, = predictor.predict_files([path], timeline=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < decoded_bytes / 4, f"peak {peak / 2**20:.1f} MiB"
+    assert rec["error"] is None and rec["segments"] == 200 and rec["duration_s"] == 600.0
+    starts = [s["start_s"] for s in rec["timeline"]]
+    assert starts == pytest.approx([3.0 * i for i in range(200)])
+    seg = np.array([list(s["probs"].values()) for s in rec["timeline"]])
+    np.testing.assert_allclose(seg.mean(axis=0), list(rec["probs"].values()), atol=1e-5)
+
+    out = tmp_path / "p.json"
+    write_predictions([rec], out, predictor.classes, timeline=True)
+    got, = json.loads(out.read_text())
+    assert {"path", "emotion", "p_anger", "p_neutral", "duration_s", "segments", "error"} <= set(got)
+    assert len(got["timeline"]) == 200 and got["timeline"][5]["start_s"] == 15.0
+    out_csv = tmp_path / "p.csv"
+    write_predictions([rec], out_csv, predictor.classes, timeline=True)
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 201 and rows[0]["start_s"] == "" and rows[2]["start_s"] == "3.0"
+
+
+def _real_or_synthetic(tmp_path) -> Path:
+    if (EMODB / "wav" / "03a01Wa.wav").exists():
+        return EMODB / "wav" / "03a01Wa.wav"
+    path = tmp_path / "synthetic.wav"
+    sf.write(path, tone(2.3, 220), SR, subtype="PCM_16")
+    return path
+
+
+def test_44k_stereo_flac_and_24bit_wav_match_the_16k_mono_original(predictor, tmp_path):
+    original = _real_or_synthetic(tmp_path)
+    x, sr = sf.read(original, dtype="float64")
+    assert sr == SR and x.ndim == 1
+    up = resample_poly(x, 441, 160)  # 16 kHz -> 44.1 kHz
+    # Unequal channels whose mono mix is up / 2: the spectrogram is z-scored, so the gain
+    # does not matter (up to the log floor).
+    stereo = np.stack([0.6 * up, 0.4 * up], axis=1)
+    sf.write(tmp_path / "x44.flac", stereo, 44100, subtype="PCM_16")
+    sf.write(tmp_path / "x44_24.wav", stereo, 44100, subtype="PCM_24")
+    sf.write(tmp_path / "x16_24.wav", x, SR, subtype="PCM_24")
+    ref, *others = predictor.predict_files([original, tmp_path / "x44.flac",
+                                            tmp_path / "x44_24.wav", tmp_path / "x16_24.wav"])
+    p_ref = np.array(list(ref["probs"].values()))
+    for o in others:
+        assert o["error"] is None and o["segments"] == ref["segments"]
+        np.testing.assert_allclose(list(o["probs"].values()), p_ref, atol=2e-3)
+    # ... and the same numbers through the in-memory API at 44.1 kHz
+    api = predictor.predict(stereo, 44100)
+    np.testing.assert_allclose(list(api["probs"].values()), p_ref, atol=2e-3)
+    # the tolerance is tight enough to tell files apart: a different recording differs more
+    other = predictor.predict(tone(2.0, 900), SR)
+    assert np.abs(np.array(list(other["probs"].values())) - p_ref).max() > 5e-3
+
+
+def test_waveform_api(predictor, tmp_path):
+    wave = tone(7.0, 260)
+    sf.write(tmp_path / "w.wav", wave, SR, subtype="FLOAT")
+    from_file, = predictor.predict_files([tmp_path / "w.wav"], timeline=True)
+    rec = predictor.predict(wave, SR, timeline=True)
+    assert set(rec) == {"emotion", "probs", "duration_s", "segments", "error", "timeline"}
+    assert rec["segments"] == 3 and rec["duration_s"] == 7.0  # 3 + 3 + a 1 s tail
+    np.testing.assert_allclose(list(rec["probs"].values()), list(from_file["probs"].values()),
+                               atol=1e-6)
+    assert [s["duration_s"] for s in rec["timeline"]] == [3.0, 3.0, 1.0]
+    with pytest.raises(ValueError, match="too short"):
+        predictor.predict(np.zeros(10, np.float32), SR)
+    with pytest.raises(ValueError, match="NaN"):
+        predictor.predict(np.full(SR, np.nan), SR)
+
+
+def test_fold_all_is_the_mean_over_folds(workdir):
+    path = result_of(workdir, 1)["utterances"][0]["path"]
+    p0 = Predictor.from_checkpoint(workdir, fold=0).predict_files([path])[0]["probs"]
+    p1 = Predictor.from_checkpoint(workdir, fold=1).predict_files([path])[0]["probs"]
+    both = Predictor.from_checkpoint(workdir, fold="all")
+    assert both.n_models == 2
+    got = both.predict_files([path])[0]["probs"]
+    for c in got:
+        assert got[c] == pytest.approx((p0[c] + p1[c]) / 2, abs=1e-5)
+
+
+def test_checkpoint_errors_name_what_is_wrong(workdir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        Predictor.from_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="not a trained workdir"):
+        Predictor.from_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"holds 2 folds \[0 \(s1\), 1 \(s2\)\].*--fold"):
+        Predictor.from_checkpoint(workdir)
+    with pytest.raises(FileNotFoundError, match="no fold 7; trained folds"):
+        Predictor.from_checkpoint(workdir, fold=7)
+    with pytest.raises(FileNotFoundError, match="no trained folds of variant 'backbone'"):
+        Predictor.from_checkpoint(workdir, variant="backbone")
+    # a fold folder names its variant and fold itself
+    fold_dir = next((workdir / "adarl").glob("fold_01_*"))
+    ref, = find_fold(fold_dir)
+    assert (ref.variant, ref.fold, ref.finished) == ("adarl", 1, True)
+
+    # the same checkpoint under a config with another model width
+    other = tmp_path / "other"
+    shutil.copytree(workdir / "adarl" / fold_dir.name, other / "adarl" / fold_dir.name)
+    config = json.loads((workdir / "config.json").read_text())
+    config["model"]["hidden"] = 16
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"not trained with the config .*model.hidden=16.*"
+                                              r"params/\w+/head/fc1/\w+: checkpoint"):
+        Predictor.from_checkpoint(other)
+    # ... and filed under another variant
+    shutil.move(other / "adarl", other / "backbone")
+    config["model"]["hidden"] = 8
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="not in the config's model"):
+        Predictor.from_checkpoint(other)
+    # the CLI says it in one line, exit code 2
+    res = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
+                          str(tmp_path / "nowhere"), "x.wav", "--out", str(tmp_path / "p.csv")],
+                         cwd=REPO, capture_output=True, text=True, env=dict(os.environ, XLA_FLAGS=""))
+    assert res.returncode == 2 and "nowhere: no such file" in res.stderr
+
+
+def test_expand_inputs(tmp_path):
+    for name in ("b/2.wav", "b/c/3.FLAC", "a.wav", "b/readme.txt", "b/1.ogg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "list.lst").write_text("a.wav  # again\n/abs/x.wav\n")
+    got = expand_inputs([tmp_path / "a.wav", tmp_path / "b", tmp_path / "list.lst"])
+    rel = [os.path.relpath(p, tmp_path) if not p.startswith("/abs") else p for p in got]
+    assert rel == ["a.wav", "b/1.ogg", "b/2.wav", "b/c/3.FLAC", "/abs/x.wav"]
