@@ -152,11 +152,6 @@ def frame_signal(waves: jax.Array, lengths: jax.Array, frame_length: int, hop: i
     return frames.reshape(*lead, n_frames, n_blocks * hop)[..., :frame_length]
 
 
-def _stft_frame_length(windows: tuple[int, ...], n_fft: int) -> int:
-    """Frames are whole multiples of n_fft long and hold the longest window."""
-    return n_fft * -(-max(windows) // n_fft)
-
-
 def _centred_windows(windows: tuple[int, ...], frame_length: int) -> np.ndarray:
     """(C, frame_length): window c at [frame_length//2 - w//2, ... + w), zeros elsewhere."""
     out = np.zeros((len(windows), frame_length))
@@ -172,13 +167,17 @@ def log_magnitude_stft(waves: jax.Array, lengths: jax.Array, windows: tuple[int,
 
     Frame t of every window is centred at sample t*hop (see the module docstring).
     """
-    frame_length = _stft_frame_length(windows, n_fft)
+    frame_length = max(windows)
     frames = frame_signal(waves, lengths, frame_length, hop, n_frames)
     tapers = jnp.asarray(_centred_windows(windows, frame_length), jnp.float32)[:, None, :]
     x = frames[..., None, :, :] * tapers  # (..., C, T, frame_length)
-    if frame_length > n_fft:  # window longer than the DFT: the n_fft-periodic (aliased) frame
-        x = x.reshape(*x.shape[:-1], frame_length // n_fft, n_fft).sum(-2)
-    spec = jnp.fft.rfft(x, n=n_fft, axis=-1)[..., :n_bins]
+    # Zero-pad to a whole number of DFTs (one fusion with the product, so the FFT reads a
+    # ready buffer); a window longer than n_fft is wrapped onto n_fft points (time-aliased).
+    periods = -(-frame_length // n_fft)
+    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, periods * n_fft - frame_length)])
+    if periods > 1:
+        x = x.reshape(*x.shape[:-1], periods, n_fft).sum(-2)
+    spec = jnp.fft.rfft(x, axis=-1)[..., :n_bins]
     power = jnp.square(spec.real) + jnp.square(spec.imag)
     # log|X| = log(|X|^2) / 2 without a sqrt; floor^2 = 1e-12 is still a normal float32.
     return 0.5 * jnp.log(jnp.maximum(power, jnp.float32(log_floor) ** 2))
