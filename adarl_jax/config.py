@@ -62,6 +62,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.center_weight = 0.5  # gamma_3
     c.loss.class_weighting = "none"  # none | balanced (inverse class frequency, per fold)
 
+    c.augment = ml_collections.ConfigDict()  # adarl_jax.augment; all off = the paper
+    c.augment.freq_masks = 0
+    c.augment.freq_mask_width = 0.1  # max width, fraction of the frequency bins
+    c.augment.time_masks = 0
+    c.augment.time_mask_width = 0.1  # max width, fraction of the frames
+    c.augment.freq_warp = 0.0  # max relative stretch of the frequency axis (e.g. 0.1)
+
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 0.2
     c.optim.decay = 0.7
@@ -76,8 +83,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 2
     c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
     c.train.val_speakers_per_gender = 1
+    # none | class | gender | class_gender: draw each epoch's samples with probability
+    # inversely proportional to their group's size (with replacement), e.g. balanced batches
+    c.train.balance = "none"
     c.train.eval_batch_size = 32
     c.train.progress = True
+    # scan: each epoch is one compiled lax.scan over the training set held on the devices;
+    # step: one call a step, the batch copied from the host (for sets that do not fit)
+    c.train.loop = "scan"
     return c
 
 
@@ -110,6 +123,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         h, w = h // ph, w // pw
     if config.optim.batch_size < 1 or config.optim.epochs < 0:
         raise ValueError("optim.batch_size must be >= 1 and optim.epochs >= 0")
+    if config.train.balance not in ("none", "class", "gender", "class_gender"):
+        raise ValueError(f"train.balance={config.train.balance!r}: expected none|class|gender|class_gender")
+    if config.train.loop not in ("scan", "step"):
+        raise ValueError(f"train.loop={config.train.loop!r}: expected 'scan' or 'step'")
     if config.train.selection not in ("last", "val"):
         raise ValueError(f"train.selection={config.train.selection!r}: expected 'last' or 'val'")
 

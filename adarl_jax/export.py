@@ -121,8 +121,9 @@ def export_predictor(predictor, out, input: str = "spectrogram",
         "frontend": c.frontend.to_dict(),
         "jax_version": jax.__version__,
     }
-    write_text_atomic(f"{out}.json", json.dumps(meta, indent=1, default=list) + "\n")
-    return meta
+    text = json.dumps(meta, indent=1, default=list)
+    write_text_atomic(f"{out}.json", text + "\n")
+    return json.loads(text)
 
 
 def load_exported(path):

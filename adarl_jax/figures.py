@@ -83,22 +83,29 @@ def plot_tsne(points, emotion, gender, classes: Sequence[str], genders: Sequence
     colours = colormaps["viridis"](np.linspace(0.0, 1.0, max(len(classes), 2)))
     fig = _figure(6.4, 5.4)
     ax = fig.add_subplot()
+    markers = []
     for gi, g in enumerate(genders):
         marker, label = _GENDER_MARKERS.get(g, (_OTHER_MARKERS[gi % len(_OTHER_MARKERS)], g))
-        for k, c in enumerate(classes):
+        markers.append((marker, label))
+        for k in range(len(classes)):
             sel = (emotion == k) & (gender == gi)
             if np.any(sel):
                 ax.scatter(points[sel, 0], points[sel, 1], s=16, marker=marker, color=colours[k],
-                           alpha=0.75, linewidths=0, label=f"{c} ({label})")
+                           alpha=0.75, linewidths=0)
     for k in range(len(classes)):
         sel = emotion == k
         if np.any(sel):
             ax.scatter(*points[sel].mean(axis=0), s=60, color="red", edgecolors="black",
                        linewidths=0.8, zorder=3)
+    # Legend proxies: colour = emotion, marker = gender.
+    for k, c in enumerate(classes):
+        ax.scatter([], [], s=30, marker="s", color=colours[k], label=c)
+    for marker, label in markers:
+        ax.scatter([], [], s=24, marker=marker, color="grey", label=label)
     ax.scatter([], [], s=60, color="red", edgecolors="black", label="class centre")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, loc="best", ncol=2, framealpha=0.8)
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
     if title:
         ax.set_title(title, fontsize=10)
     _save(fig, path)

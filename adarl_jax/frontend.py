@@ -22,9 +22,10 @@ Definition (the tests' float64 numpy/scipy reference implements exactly this):
 * kind 'multi_window' (default): channel c is the log spectrogram with window windows_s[c]
   (20, 30, 40 ms), each z-scored on its own.
 * kind 'colormap': one log spectrogram with colormap_window_s (20 ms), min-max scaled to [0, 1]
-  over its valid region (a flat one, range <= FLAT_SPAN = 1e-4, becomes 0), drawn through matplotlib's 'jet' colour map
-  as an exact piecewise-linear function (not its 256-entry lookup table) into R, G, B, then
-  each channel z-scored as above. The authors rendered 'jet' images with MATLAB.
+  over its valid region (a flat one, range <= FLAT_SPAN = 1e-4, becomes 0), drawn through
+  matplotlib's 'jet' colour map as an exact piecewise-linear function (not its 256-entry
+  lookup table) into R, G, B, then each channel z-scored as above. The authors rendered 'jet'
+  images with MATLAB.
 
 How it is computed, and why (measured on this project's 2-core CPU): the signal is framed once
 with the longest window, every window centred in the same frame (a magnitude does not change
@@ -105,11 +106,14 @@ class FrontendSpec:
         if self.kind not in ("multi_window", "colormap"):
             raise ValueError(f"frontend.kind={self.kind!r}: expected 'multi_window' or 'colormap'")
         if self.hop < 1 or min(self.windows + (self.colormap_window,)) < 1:
-            raise ValueError(f"frontend: hop ({self.hop}) and windows {self.windows} must be >= 1 sample")
+            raise ValueError(f"frontend: hop ({self.hop}) and windows {self.windows} "
+                             "must be >= 1 sample")
         if not 1 <= self.n_bins <= self.n_fft // 2 + 1:
-            raise ValueError(f"frontend.n_bins={self.n_bins} must be in 1..n_fft//2+1={self.n_fft // 2 + 1}")
+            raise ValueError(f"frontend.n_bins={self.n_bins} must be in "
+                             f"1..n_fft//2+1={self.n_fft // 2 + 1}")
         if self.kind == "multi_window" and len(self.windows) != 3:
-            raise ValueError(f"frontend.windows_s must name 3 windows (one per channel), got {self.windows}")
+            raise ValueError("frontend.windows_s must name 3 windows (one per channel), "
+                             f"got {self.windows}")
 
     @property
     def output_shape(self) -> tuple[int, int, int]:

@@ -237,7 +237,8 @@ def _check_shapes(ref: FoldRef, config, config_path: Path, abstract) -> None:
         {"params": abstract.params, "batch_stats": abstract.batch_stats})[0]}
     stored = {k: v for k, v in stored.items() if k.startswith(("params/", "batch_stats/"))}
     problems = [f"{k}: checkpoint {stored[k]}, config {wanted[k]}"
-                for k in wanted if k in stored and stored[k] != wanted[k]]
+                for k in sorted(wanted, key=lambda k: (not k.startswith("params/"), k))
+                if k in stored and stored[k] != wanted[k]]
     missing = sorted(set(wanted) - set(stored))
     extra = sorted(set(stored) - set(wanted))
     if missing:

@@ -51,13 +51,25 @@ def jit_train_step(train_step, mesh: Mesh, donate: bool = True):
                    donate_argnums=(0,) if donate else ())
 
 
+def jit_train_epoch(train_epoch, mesh: Mesh, donate: bool = True):
+    """jax.jit of train.make_train_epoch(...): (state, data, order), all replicated; each
+    scanned step gathers its batch and constrains it to the data axis."""
+    rep = replicated(mesh)
+    return jax.jit(train_epoch, in_shardings=(rep, rep, rep), out_shardings=(rep, rep),
+                   donate_argnums=(0,) if donate else ())
+
+
 def jit_predict(predict_fn, mesh: Mesh):
     rep, data = replicated(mesh), batch_sharded(mesh)
     return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=data)
 
 
 def put_replicated(tree, mesh: Mesh):
-    return jax.device_put(tree, replicated(mesh))
+    """Places a tree that every process holds whole (params, the training set) on all devices."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, replicated(mesh))
+    rep = replicated(mesh)
+    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(rep, np.asarray(a)), tree)
 
 
 def put_batch(batch: dict, mesh: Mesh) -> dict:

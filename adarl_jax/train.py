@@ -42,14 +42,23 @@ def create_train_state(variables, tx: optax.GradientTransformation, num_classes:
 
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
-                    lr_schedule: Callable | None = None):
-    """Builds the pure train step for `model`; jit and shard it with `sharding.jit_train_step`."""
+                    lr_schedule: Callable | None = None, augment: Callable | None = None,
+                    seed: int = 0):
+    """Builds the pure train step for `model`; jit and shard it with `sharding.jit_train_step`.
+
+    `augment(key, x) -> x` (adarl_jax.augment) draws its key from (seed, step), so a resumed
+    run sees the same augmentations as an uninterrupted one.
+    """
     loss_weights = tuple(float(w) for w in loss_weights)
 
     def train_step(state: TrainState, batch: dict):
+        x = batch["x"]
+        if augment is not None:
+            x = augment(jax.random.fold_in(jax.random.key(seed, impl="rbg"), state.step), x)
+
         def loss_fn(params):
             out, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
-                                       batch["x"], train=True, mutable=["batch_stats"])
+                                       x, train=True, mutable=["batch_stats"])
             loss, metrics = losses.total_loss(out, batch, loss_weights, state.class_weights)
             return loss, (metrics, updates["batch_stats"])
 

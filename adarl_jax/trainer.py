@@ -18,13 +18,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adarl_jax import metrics as M
+from adarl_jax.augment import make_augment
 from adarl_jax import sharding
 from adarl_jax.checkpoint import FoldCheckpointer
 from adarl_jax.config import input_shape
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.model import build_model, init_variables
 from adarl_jax.optim import learning_rate_schedule, make_optimizer
-from adarl_jax.train import create_train_state, make_predict_fn, make_train_step
+from adarl_jax.train import create_train_state, make_predict_fn, make_train_epoch, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +35,33 @@ def segment_labels(dataset, segments: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return dataset.emotion[utt].astype(np.int32), dataset.gender[utt].astype(np.int32)
 
 
-def epoch_order(n: int, batch_size: int, seed: int, fold: int, epoch: int) -> np.ndarray:
+def epoch_order(n: int, batch_size: int, seed: int, fold: int, epoch: int,
+                groups: np.ndarray | None = None) -> np.ndarray:
     """(steps, batch) indices into the training segments for one epoch.
 
     A permutation, with the last batch filled by segments drawn again at random so that every
-    batch is full (a short batch would recompile the step and skew BatchNorm).
+    batch is full (a short batch would recompile the step and skew BatchNorm). With `groups`
+    (a group id per segment), n draws with replacement, each group equally likely overall.
     """
     rng = np.random.default_rng([seed, fold, epoch])
-    order = rng.permutation(n)
+    if groups is None:
+        order = rng.permutation(n)
+    else:
+        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+        p = 1.0 / counts[inverse]
+        order = rng.choice(n, size=n, replace=True, p=p / p.sum())
     steps = -(-n // batch_size)
     extra = steps * batch_size - n
     if extra:
         order = np.concatenate([order, rng.choice(n, size=extra, replace=extra > n)])
     return order.reshape(steps, batch_size)
+
+
+def sampling_groups(config, emotion: np.ndarray, domain: np.ndarray) -> np.ndarray | None:
+    """Group id per training segment for config.train.balance (None = plain shuffling)."""
+    k = len(config.data.classes) + 1  # emotion -1 (unlabelled) is a group of its own
+    return {"none": None, "class": emotion + 1, "gender": domain,
+            "class_gender": domain * k + emotion + 1}[config.train.balance]
 
 
 def class_weights_for(config, emotion: np.ndarray) -> np.ndarray | None:
@@ -155,9 +170,19 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     schedule = learning_rate_schedule(config, steps_per_epoch)
     state = create_train_state(variables, tx, num_classes, class_weights_for(config, train_emotion))
     state = sharding.put_replicated(state, mesh)
-    step_fn = sharding.jit_train_step(
-        make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
-                                    config.loss.center_weight), schedule), mesh)
+    train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
+                                             config.loss.center_weight), schedule,
+                                 make_augment(config), int(config.train.seed) * 1000 + fold.index)
+    groups = sampling_groups(config, train_emotion, train_domain)
+    use_scan = config.train.loop == "scan"
+    if use_scan:
+        epoch_fn = sharding.jit_train_epoch(
+            make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)
+        train_data = sharding.put_replicated(
+            {"x": np.asarray(dataset.features[train_segs], np.float32), "emotion": train_emotion,
+             "domain": train_domain, "weight": np.ones(len(train_segs), np.float32)}, mesh)
+    else:
+        step_fn = sharding.jit_train_step(train_step, mesh)
     evaluator = Evaluator(model, mesh, int(config.train.eval_batch_size))
 
     ckpt = FoldCheckpointer(fold_dir / "checkpoints", config.train.keep_checkpoints)
@@ -176,21 +201,29 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=not progress or not is_writer,
                desc=f"{config.model.variant} fold {fold.index} ({fold.test_speaker})", leave=False)
     for epoch in range(start_epoch, epochs):
-        order = epoch_order(len(train_segs), batch_size, int(config.train.seed), fold.index, epoch)
-        sums: dict[str, float] = {}
-        for idx in order:
-            seg = train_segs[idx]
-            batch = {"x": np.asarray(dataset.features[seg], np.float32),
-                     "emotion": train_emotion[idx], "domain": train_domain[idx],
-                     "weight": np.ones(batch_size, np.float32)}
-            state, m = step_fn(state, sharding.put_batch(batch, mesh))
-            m = {k: float(v) for k, v in m.items()}
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.3f}", lr=f"{m.get('lr', 0):.4g}")
+        order = epoch_order(len(train_segs), batch_size, int(config.train.seed), fold.index, epoch,
+                            groups)
+        if use_scan:
+            state, m = epoch_fn(state, train_data, sharding.put_replicated(order, mesh))
+            means = {k: float(v) for k, v in m.items()}
+            bar.update(len(order))
+            bar.set_postfix(epoch=epoch, loss=f"{means['loss']:.3f}", lr=f"{means.get('lr', 0):.4g}")
+        else:
+            sums: dict[str, float] = {}
+            for idx in order:
+                seg = train_segs[idx]
+                batch = {"x": np.asarray(dataset.features[seg], np.float32),
+                         "emotion": train_emotion[idx], "domain": train_domain[idx],
+                         "weight": np.ones(batch_size, np.float32)}
+                state, m = step_fn(state, sharding.put_batch(batch, mesh))
+                m = {k: float(v) for k, v in m.items()}
+                for k, v in m.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.3f}", lr=f"{m.get('lr', 0):.4g}")
+            means = {k: v / len(order) for k, v in sums.items()}
         record = {"epoch": epoch, "step": int(state.step), "time_s": round(time.time() - t0, 2)}
-        record.update({f"train_{k}": v / len(order) for k, v in sums.items()})
+        record.update({f"train_{k}": v for k, v in means.items()})
         if best_ckpt is not None:
             val = score(utterance_predictions(dataset, fold.val, evaluator, state.variables)["utterances"],
                         num_classes)

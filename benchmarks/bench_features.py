@@ -147,7 +147,8 @@ def main(argv=None):
     except ImportError:
         result["torch_utt_s"] = None
     else:
-        t_batches = [(torch.from_numpy(w), torch.from_numpy(n.astype(np.int64))) for w, n in batches]
+        t_batches = [(torch.from_numpy(w), torch.from_numpy(n.astype(np.int64)))
+                     for w, n in batches]
         result["torch_utt_s"] = throughput(lambda w, n: torch_frontend(torch, w, n, spec),
                                            t_batches, args.repeats)
         result["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"

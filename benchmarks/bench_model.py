@@ -41,7 +41,6 @@ DEFAULT_IMPLS = ("jax", "torch_eager", "torch_compile")
 DEFAULT_FLAG_SETS = (
     "",
     "--xla_cpu_enable_fast_math=true",
-    "--xla_cpu_use_thunk_runtime=false",
     "--xla_cpu_multi_thread_eigen=false",
     "--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
     "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce",
@@ -464,7 +463,7 @@ def cmd_flops(args) -> dict:
 def _child(args, sub: str, extra=(), env=None) -> dict | None:
     cmd = [sys.executable, str(Path(__file__).resolve()), sub, "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--matmul-reps", str(args.matmul_reps),
-           "--infer-batches", args.infer_batches, *extra]
+           "--infer-batches", args.infer_batches, *extra]  # later options override earlier
     if args.config:
         cmd += ["--config", args.config]
     if args.batch:
@@ -505,26 +504,38 @@ def _peak_of(res, impl):
 
 
 def cmd_flags(args) -> dict:
-    """The jax train step (alone, no torch) under each XLA flag set, each in a fresh process."""
-    sets = args.flag_sets.split(";") if args.flag_sets else list(DEFAULT_FLAG_SETS)
-    out = {"bench": "xla_flags", "config": args.config, "results": []}
-    base = None
-    for flags in sets:
-        env = dict(os.environ)
+    """The jax train step (alone, no torch) under each XLA flag set, each in a fresh process.
+
+    The default flags run before the first set and after every set, and each set's speedup is
+    against the mean of the default runs either side of it, so load that comes and goes
+    on a shared machine does not pass for a flag's effect.
+    """
+    sets = [f for f in (args.flag_sets.split(";") if args.flag_sets else DEFAULT_FLAG_SETS) if f]
+    base_env = dict(os.environ)
+
+    def one(flags):
+        env = dict(base_env)
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
         res = _child(args, "train", ["--impls", "jax", "--matmul-reps", "1"], env=env)
-        row = {"xla_flags": flags}
-        if res and "error" not in res:
-            j = res["impls"]["jax"]
-            row.update(step_s_median=j["step_s_median"], compile_s=j["compile_s"],
-                       segments_per_s=j["segments_per_s"])
-            base = base or (j["step_s_median"] if flags == "" else None)
-            if base:
-                row["speedup_vs_default"] = round(base / j["step_s_median"], 3)
-        else:
-            row["error"] = res
-        out["results"].append(row)
-    return out
+        if "error" in res:
+            return {"xla_flags": flags, "error": res}
+        j = res["impls"]["jax"]
+        return {"xla_flags": flags, "step_s_median": j["step_s_median"], "compile_s": j["compile_s"],
+                "segments_per_s": j["segments_per_s"], "peak_rss_gb": j["peak_rss_gb"]}
+
+    baselines = [one("")]
+    rows = []
+    for flags in sets:
+        row = one(flags)
+        baselines.append(one(""))
+        around = [b["step_s_median"] for b in baselines[-2:] if "step_s_median" in b]
+        if "step_s_median" in row and around:
+            row["default_step_s_around"] = around
+            row["speedup_vs_default"] = round(statistics.mean(around) / row["step_s_median"], 3)
+        rows.append(row)
+    return {"bench": "xla_flags", "config": args.config, "batch": args.batch or None,
+            "default_runs_step_s": [b.get("step_s_median") for b in baselines], "results": rows,
+            "loadavg_after": _loadavg()}
 
 
 def cmd_all(args) -> None:

@@ -38,9 +38,19 @@ def train_workdir(root: Path, folds: str = "0,1") -> Path:
     return workdir
 
 
+def shared_workdir(tmp_path_factory) -> Path:
+    """One trained workdir per test session (test_export reuses it); tests only read it."""
+    root = tmp_path_factory.getbasetemp() / "trained-tiny"
+    if not (root / "W" / "results.json").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        train_workdir(root)
+    return root / "W"
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    return train_workdir(tmp_path_factory.mktemp("trained"))
+    return shared_workdir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +237,10 @@ def test_waveform_api(predictor, tmp_path):
 
 def test_fold_all_is_the_mean_over_folds(workdir):
     path = result_of(workdir, 1)["utterances"][0]["path"]
-    p0 = Predictor.from_checkpoint(workdir, fold=0).predict_files([path])[0]["probs"]
-    p1 = Predictor.from_checkpoint(workdir, fold=1).predict_files([path])[0]["probs"]
-    both = Predictor.from_checkpoint(workdir, fold="all")
+    one = lambda fold: Predictor.from_checkpoint(workdir, fold=fold, buckets=(1,))
+    p0 = one(0).predict_files([path])[0]["probs"]
+    p1 = one(1).predict_files([path])[0]["probs"]
+    both = one("all")
     assert both.n_models == 2
     got = both.predict_files([path])[0]["probs"]
     for c in got:

@@ -1,0 +1,69 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adarl_jax import augment
+from adarl_jax.trainer import epoch_order, sampling_groups
+from conftest import tiny_config
+
+
+def test_spec_mask_zeroes_whole_bands_no_wider_than_asked():
+    x = jnp.ones((16, 20, 30, 3))
+    y = np.asarray(augment.spec_mask(jax.random.key(0), x, 1, 0.2, 1, 0.1))
+    for b in range(16):
+        rows = np.where(np.all(y[b] == 0, axis=(1, 2)))[0]
+        cols = np.where(np.all(y[b] == 0, axis=(0, 2)))[0]
+        assert len(rows) <= 4 and len(cols) <= 3
+        if len(rows):
+            assert rows.max() - rows.min() + 1 == len(rows)  # one contiguous band
+        # everything outside the bands is untouched
+        keep = np.ones((20, 30), bool)
+        keep[rows, :] = False
+        keep[:, cols] = False
+        assert np.all(y[b][keep] == 1)
+    assert (y == 0).any(), "no mask was drawn in 16 samples"
+
+
+def test_freq_warp_matches_numpy_interpolation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 12, 5, 2)).astype(np.float32)
+    key = jax.random.key(1)
+    y = np.asarray(augment.freq_warp(key, jnp.asarray(x), 0.2))
+    alpha = np.asarray(jax.random.uniform(key, (3,), minval=0.8, maxval=1.2))
+    for b in range(3):
+        src = np.arange(12) / alpha[b]
+        for r in range(12):
+            if src[r] >= 11:
+                np.testing.assert_allclose(y[b, r], 0, atol=1e-6)
+                continue
+            lo = int(np.floor(src[r]))
+            f = src[r] - lo
+            np.testing.assert_allclose(y[b, r], x[b, lo] * (1 - f) + x[b, lo + 1] * f, rtol=1e-5, atol=1e-5)
+
+
+def test_make_augment_is_off_by_default_and_deterministic_per_key():
+    config = tiny_config()
+    assert augment.make_augment(config) is None
+    config.augment.freq_masks, config.augment.freq_warp = 2, 0.1
+    aug = augment.make_augment(config)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 20, 15, 3)), jnp.float32)
+    a, b = aug(jax.random.key(3), x), aug(jax.random.key(3), x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(aug(jax.random.key(4), x), a)
+
+
+def test_balanced_sampling_draws_groups_equally():
+    config = tiny_config()
+    config.train.balance = "class_gender"
+    emotion = np.array([0] * 90 + [1] * 10, np.int32)
+    domain = np.array([0, 1] * 50, np.int32)
+    groups = sampling_groups(config, emotion, domain)
+    order = np.concatenate([epoch_order(100, 10, 0, 0, e, groups).ravel() for e in range(30)])
+    share_class1 = np.mean(emotion[order] == 1)
+    share_gender1 = np.mean(domain[order] == 1)
+    assert 0.45 < share_class1 < 0.55  # 10% of the data, half of the draws
+    assert 0.45 < share_gender1 < 0.55
+    config.train.balance = "none"
+    assert sampling_groups(config, emotion, domain) is None
+    plain = epoch_order(100, 10, 0, 0, 0)
+    assert sorted(plain.ravel().tolist()) == list(range(100))
