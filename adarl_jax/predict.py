@@ -108,9 +108,12 @@ def _workdir_of(path: Path) -> tuple[Path, str | None, int | None]:
     m = _FOLD_DIR.match(path.name)
     if m and (path.parent.parent / "config.json").is_file():
         return path.parent.parent, path.parent.name, int(m.group(1))
+    if (path.parent / "config.json").is_file() and _fold_dirs(path):  # W/<variant>
+        return path.parent, path.name, None
     raise FileNotFoundError(
-        f"checkpoint {path}: not a trained workdir (no config.json) nor a fold folder "
-        f"(<workdir>/<variant>/fold_<k>_<speaker>); train one with `adarl-jax train --workdir W`")
+        f"checkpoint {path}: not a trained workdir (no config.json), variant folder or fold "
+        f"folder (<workdir>/<variant>/fold_<k>_<speaker>); train one with `adarl-jax train "
+        f"--workdir W`")
 
 
 def _latest_step(directory: Path) -> int | None:
@@ -282,7 +285,8 @@ def restore_variables(ref: FoldRef):
 def expand_inputs(paths: Iterable) -> list[str]:
     """Audio paths from files, folders (recursive, AUDIO_EXTENSIONS) and lists of paths.
 
-    A list is a text file (.txt, .lst, .list) with one path per line ('#' starts a comment);
+    A list is a text file (.txt, .lst, .list) with one path per line (lines starting with '#'
+    are comments);
     its relative paths are relative to the list's folder. Anything else is taken as an audio
     file, so a missing or unreadable one is reported with the predictions. Order is kept,
     duplicates are dropped.
@@ -300,8 +304,8 @@ def expand_inputs(paths: Iterable) -> list[str]:
             base = os.path.dirname(p)
             with open(p) as f:
                 for line in f:
-                    line = line.split("#", 1)[0].strip()
-                    if line:
+                    line = line.strip()
+                    if line and not line.startswith("#"):
                         out.append(line if os.path.isabs(line) else os.path.join(base, line))
         else:
             out.append(p)
@@ -450,20 +454,15 @@ class Predictor:
         for path, open_segments in sources:
             job = _Job(path)
             jobs.append(job)
-            try:
-                for wave, length, start in open_segments():
-                    waves[len(owners)] = wave
-                    lengths[len(owners)] = length
-                    owners.append((job, len(job.starts)))
-                    job.starts.append(float(start))
-                    job.lengths.append(int(length))
-                    stats["segments"] += 1
-                    if len(owners) == top:
-                        run_batch(top)
-            except AudioError as e:
-                job.error = e.reason
-            except Exception as e:  # a batch of thousands must survive one odd file
-                job.error = f"{type(e).__name__}: {e}"
+            for wave, length, start in _read(job, open_segments):
+                waves[len(owners)] = wave
+                lengths[len(owners)] = length
+                owners.append((job, len(job.starts)))
+                job.starts.append(float(start))
+                job.lengths.append(int(length))
+                stats["segments"] += 1
+                if len(owners) == top:
+                    run_batch(top)
             if job.error is None and not job.starts:
                 job.error = "no segments"
             if job.duration_s is None and path is not None:
@@ -565,6 +564,17 @@ class Predictor:
             stats.update(run_stats, files=len(paths), failed=failed, seconds=seconds,
                          compilations=self.compilations)
         return results
+
+
+def _read(job: _Job, open_segments: Callable[[], Iterator]) -> Iterator:
+    """The source's segments; a read error ends them and is kept in job.error (errors of the
+    model, raised in the consumer, are not caught here)."""
+    try:
+        yield from open_segments()
+    except AudioError as e:
+        job.error = e.reason
+    except Exception as e:  # a batch of thousands must survive one odd file
+        job.error = f"{type(e).__name__}: {e}"
 
 
 def _duration(path: str) -> float | None:

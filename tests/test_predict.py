@@ -262,6 +262,7 @@ def test_checkpoint_errors_name_what_is_wrong(workdir, tmp_path):
     fold_dir = next((workdir / "adarl").glob("fold_01_*"))
     ref, = find_fold(fold_dir)
     assert (ref.variant, ref.fold, ref.finished) == ("adarl", 1, True)
+    assert [r.fold for r in find_fold(workdir / "adarl", fold="all")] == [0, 1]
 
     # the same checkpoint under a config with another model width
     other = tmp_path / "other"
@@ -289,7 +290,24 @@ def test_expand_inputs(tmp_path):
     for name in ("b/2.wav", "b/c/3.FLAC", "a.wav", "b/readme.txt", "b/1.ogg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    (tmp_path / "list.lst").write_text("a.wav  # again\n/abs/x.wav\n")
+    (tmp_path / "list.lst").write_text("# again:\na.wav\n\n/abs/x.wav\n")
     got = expand_inputs([tmp_path / "a.wav", tmp_path / "b", tmp_path / "list.lst"])
     rel = [os.path.relpath(p, tmp_path) if not p.startswith("/abs") else p for p in got]
     assert rel == ["a.wav", "b/1.ogg", "b/2.wav", "b/c/3.FLAC", "/abs/x.wav"]
+
+
+def test_a_file_failing_midway_is_reported_and_its_neighbours_are_not_disturbed(predictor, tmp_path):
+    late_nan = tone(70.0)
+    late_nan[65 * SR] = np.nan  # in the third 30 s block: some segments are already queued
+    sf.write(tmp_path / "late_nan.wav", late_nan, SR, subtype="FLOAT")
+    sf.write(tmp_path / "a.wav", tone(5.0, 400), SR)
+    sf.write(tmp_path / "b.wav", tone(2.0, 700), SR)
+    alone = predictor.predict_files([tmp_path / "a.wav", tmp_path / "b.wav"])
+    a, bad, b = predictor.predict_files([tmp_path / "a.wav", tmp_path / "late_nan.wav",
+                                         tmp_path / "b.wav"])
+    assert "NaN" in bad["error"] and bad["probs"] is None and bad["emotion"] is None
+    assert bad["duration_s"] == 70.0
+    for got, want in zip((a, b), alone):
+        assert got["error"] is None
+        np.testing.assert_allclose(list(got["probs"].values()), list(want["probs"].values()),
+                                   atol=1e-6)
