@@ -11,19 +11,22 @@ minimum length as the spectrogram cache, so the same files are usable and the fo
 neural runs' folds), then `opensmile.Smile(feature_set, Functionals).process_signal`; one
 vector per utterance, so `segments` is 1 and `probs` is not a mean over segments.
 
-Per fold: StandardScaler fitted on the fitting speakers only, then
-`LinearSVC(class_weight='balanced')`. The test speaker is touched once, at the end. The SVM
-cost C comes from `C_GRID`, chosen without the test speaker (`c_select`):
+Per fold: standardisation (StandardScaler) fitted on the fitting speakers only, then
+`SVC(kernel='linear', class_weight='balanced')`: libsvm's pairwise (one-vs-one) linear SVM
+with the hinge loss, the classic openSMILE + SVM pipeline (as Weka's SMO in the challenge
+baselines). The test speaker is touched once, at the end. The SVM cost C comes from `C_GRID`,
+chosen without the test speaker (`c_select`):
   'val'    the fold's validation speakers (config.train.selection == 'val'): fit on the
            training speakers for each C, keep the best validation UA, then refit on training +
            validation speakers (all the non-test speakers) with that C;
-  'inner'  leave-one-speaker-out over the training speakers (each inner fold's scaler fitted
-           on its own training part), best mean inner UA; then refit on all training speakers.
-           The default when config.train.selection == 'last' (the folds have no validation
+  'inner'  leave-one-speaker-out over the training speakers (each inner fold standardised on
+           its own fitting part), best mean inner UA; then refit on all training speakers. The
+           default when config.train.selection == 'last' (the folds have no validation
            speakers): it needs no constant picked by hand;
-  'fixed'  the given C (default `DEFAULT_C[feature_set]`, chosen a priori, not tuned on EmoDB).
+  'fixed'  the given C (default `DEFAULT_C`, sklearn's default, not tuned).
 Ties go to the smaller C (stronger regularisation). `probs` is the softmax of the SVM's
-one-vs-rest decision values: argmax-consistent, not calibrated probabilities.
+per-class scores (pairwise votes plus a confidence in (-1/3, 1/3), sklearn's 'ovr' shape):
+argmax-consistent, not calibrated probabilities.
 
 No deep feature is written (so Table 4 and the t-SNE skip the baselines).
 """
@@ -36,7 +39,6 @@ import logging
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +54,7 @@ from adarl_jax.folds import loso_folds, parse_folds
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
-    "opensmile_extractor", "corpus_utterances", "extract_features", "fit_fold",
+    "opensmile_extractor", "corpus_utterances", "extract_features", "LinearModel", "fit_svm", "fit_fold",
     "run_opensmile_svm", "run_baselines",
 ]
 
@@ -61,12 +63,9 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1  # bump when the layout or the meaning of cached features changes
 # short name -> openSMILE FeatureSet member
 FEATURE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
-C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-# 'fixed' mode only. A priori: standardised features, so the hinge term grows with the number
-# of features; the usual complexities of the ComParE challenge baselines are 1e-4..1e-2.
-DEFAULT_C = {"egemaps": 1e-2, "compare": 1e-3}
+C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+DEFAULT_C = 1.0  # 'fixed' mode only: sklearn's default
 C_SELECT = ("auto", "val", "inner", "fixed")
-MAX_ITER = 20000
 
 # (wave float32 (n,), sample_rate) -> feature vector (d,)
 Extractor = Callable[[np.ndarray, int], np.ndarray]
@@ -282,29 +281,53 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
 # The SVM
 
 
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) as sklearn's StandardScaler: population std, 1 where a feature is constant."""
+    from sklearn.preprocessing import StandardScaler
+
+    s = StandardScaler().fit(x)
+    return s.mean_.astype(np.float64), s.scale_.astype(np.float64)
+
+
+def _ovo_to_ovr(dec: np.ndarray, n_classes: int) -> np.ndarray:
+    """Pairwise decision values (i < j, positive = class i) to per-class scores: votes plus a
+    confidence in (-1/3, 1/3), as sklearn's SVC.decision_function(decision_function_shape='ovr')."""
+    votes = np.zeros((len(dec), n_classes))
+    conf = np.zeros((len(dec), n_classes))
+    k = 0
+    for i in range(n_classes):
+        for j in range(i + 1, n_classes):
+            conf[:, i] += dec[:, k]
+            conf[:, j] -= dec[:, k]
+            votes[:, i] += dec[:, k] >= 0
+            votes[:, j] += dec[:, k] < 0
+            k += 1
+    return votes + conf / (3 * (np.abs(conf) + 1))
+
+
 @dataclass
 class LinearModel:
-    """StandardScaler + LinearSVC, reduced to arrays (saved as .npz, no pickle)."""
+    """Standardisation + a pairwise linear SVM, as arrays (saved as .npz, no pickle)."""
 
     mean: np.ndarray  # (d,)
     scale: np.ndarray  # (d,)
-    coef: np.ndarray  # (k_seen, d) or (1, d) for two classes
-    intercept: np.ndarray
+    coef: np.ndarray  # (pairs, d): one row per class pair (i, j), i < j, in `classes` order
+    intercept: np.ndarray  # (pairs,)
     classes: np.ndarray  # class indices the SVM saw, into config.data.classes
     C: float
-    converged: bool
 
-    def decision(self, x: np.ndarray) -> np.ndarray:
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """(n, len(classes)) per-class scores: argmax = the SVM's prediction."""
         z = (np.asarray(x, np.float64) - self.mean) / self.scale
-        return z @ self.coef.T + self.intercept
+        dec = z @ self.coef.T + self.intercept
+        if len(self.classes) == 2:  # one pair; positive = the second class (sklearn's binary sign)
+            return np.concatenate([-dec, dec], axis=1)
+        return _ovo_to_ovr(dec, len(self.classes))
 
     def probs(self, x: np.ndarray, num_classes: int) -> np.ndarray:
-        """Softmax over the decision values; classes the SVM never saw get probability 0."""
-        d = self.decision(x)
-        if len(self.classes) == 2 and d.shape[1] == 1:
-            d = np.concatenate([-d, d], axis=1)
+        """Softmax of the scores; classes the SVM never saw get probability 0."""
         full = np.full((len(x), num_classes), -np.inf)
-        full[:, self.classes] = d
+        full[:, self.classes] = self.scores(x)
         full -= full.max(axis=1, keepdims=True)
         e = np.exp(full)
         return e / e.sum(axis=1, keepdims=True)
@@ -321,34 +344,55 @@ class LinearModel:
                 os.unlink(tmp)
             raise
 
+    @classmethod
+    def load(cls, path) -> "LinearModel":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(mean=f["mean"], scale=f["scale"], coef=f["coef"], intercept=f["intercept"],
+                       classes=f["classes"], C=float(f["C"]))
+
+
+def _svc(C: float, kernel: str, seed: int):
+    from sklearn.svm import SVC
+
+    return SVC(C=C, kernel=kernel, class_weight="balanced", random_state=seed)
+
+
+def _check_classes(y: np.ndarray) -> None:
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"the SVM needs at least two emotion classes to fit, got {np.unique(y).tolist()}")
+
 
 def fit_svm(x: np.ndarray, y: np.ndarray, C: float, seed: int = 0) -> LinearModel:
-    """StandardScaler fitted on x, then LinearSVC(C, class_weight='balanced') on the scaled x."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
-
-    classes = np.unique(y)
-    if len(classes) < 2:
-        raise ValueError(f"the SVM needs at least two emotion classes to fit, got {classes.tolist()}")
-    scaler = StandardScaler().fit(x)
-    svm = LinearSVC(C=C, class_weight="balanced", dual="auto", max_iter=MAX_ITER, random_state=seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        svm.fit(scaler.transform(x), y)
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return LinearModel(mean=scaler.mean_.astype(np.float64), scale=scaler.scale_.astype(np.float64),
-                       coef=svm.coef_.astype(np.float64), intercept=svm.intercept_.astype(np.float64),
-                       classes=svm.classes_.astype(np.int64), C=float(C), converged=converged)
+    """Standardisation fitted on x, then SVC(kernel='linear', C, class_weight='balanced')."""
+    _check_classes(y)
+    mean, scale = _standardiser(x)
+    svm = _svc(C, "linear", seed).fit((np.asarray(x, np.float64) - mean) / scale, y)
+    return LinearModel(mean=mean, scale=scale, coef=np.asarray(svm.coef_, np.float64),
+                       intercept=np.asarray(svm.intercept_, np.float64),
+                       classes=svm.classes_.astype(np.int64), C=float(C))
 
 
-def _ua(model: LinearModel, x, y, num_classes: int) -> float:
-    pred = np.argmax(model.probs(x, num_classes), axis=1)
-    return M.unweighted_accuracy(y, pred, num_classes)
+def _grid_ua(x_fit, y_fit, x_eval, y_eval, grid, num_classes: int, seed: int) -> dict[float, float]:
+    """UA on (x_eval, y_eval) of the SVM fitted on (x_fit, y_fit) for each C: standardised on
+    x_fit only, one Gram matrix shared by the grid (the linear kernel, precomputed)."""
+    _check_classes(y_fit)
+    mean, scale = _standardiser(x_fit)
+    z_fit = (np.asarray(x_fit, np.float64) - mean) / scale
+    z_eval = (np.asarray(x_eval, np.float64) - mean) / scale
+    gram, cross = z_fit @ z_fit.T, z_eval @ z_fit.T
+    return {c: M.unweighted_accuracy(y_eval, _predict(_svc(c, "precomputed", seed).fit(gram, y_fit), cross),
+                                     num_classes) for c in grid}
+
+
+def _predict(svm, x) -> np.ndarray:
+    """The class of the highest score, as `LinearModel.probs` picks it (pairwise votes, ties
+    broken by confidence, i.e. SVC(break_ties=True), not SVC.predict's lowest index)."""
+    d = svm.decision_function(x)
+    return svm.classes_[(d > 0).astype(int) if d.ndim == 1 else np.argmax(d, axis=1)]
 
 
 def _best(scores: dict[float, float]) -> float:
-    """The C with the highest score; ties (and NaN-free max) go to the smaller C."""
+    """The C with the highest score; ties go to the smaller C (stronger regularisation)."""
     best_c, best_s = None, -np.inf
     for c in sorted(scores):
         s = scores[c]
@@ -369,13 +413,14 @@ def fit_fold(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarray, fold, num
         raise ValueError(f"fold {fold.index}: no emotion-labelled training utterance")
     scores: dict[float, float] = {}
     if c_select == "fixed":
+        if C is None:
+            raise ValueError("c_select='fixed' needs C")
         chosen, fit_rows = float(C), train
     elif c_select == "val":
         if len(val) == 0:
             raise ValueError(f"fold {fold.index}: c_select='val' but the fold has no validation "
                              "utterances (set train.selection='val' and train.val_speakers_per_gender)")
-        for c in grid:
-            scores[c] = _ua(fit_svm(x[train], emotion[train], c, seed), x[val], emotion[val], num_classes)
+        scores = _grid_ua(x[train], emotion[train], x[val], emotion[val], grid, num_classes, seed)
         chosen, fit_rows = _best(scores), np.concatenate([train, val])
     elif c_select == "inner":
         inner = sorted(set(speakers[train].tolist()))
@@ -386,19 +431,19 @@ def fit_fold(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarray, fold, num
             fit_i, held = train[speakers[train] != s], train[speakers[train] == s]
             if len(np.unique(emotion[fit_i])) < 2:
                 continue
-            for c in grid:
-                per_c[c].append(_ua(fit_svm(x[fit_i], emotion[fit_i], c, seed), x[held],
-                                    emotion[held], num_classes))
+            for c, ua in _grid_ua(x[fit_i], emotion[fit_i], x[held], emotion[held], grid,
+                                  num_classes, seed).items():
+                per_c[c].append(ua)
         scores = {c: float(np.nanmean(v)) if v else float("nan") for c, v in per_c.items()}
         chosen, fit_rows = _best(scores), train
     else:
         raise ValueError(f"c_select={c_select!r}: expected one of {', '.join(C_SELECT)}")
     model = fit_svm(x[fit_rows], emotion[fit_rows], chosen, seed)
-    info = {"C": chosen, "c_select": c_select, "c_grid": [float(c) for c in grid] if scores else None,
-            "c_scores": {f"{c:g}": (None if np.isnan(s) else round(float(s), 6)) for c, s in scores.items()}
-            or None,
-            "fit_speakers": sorted(set(speakers[fit_rows].tolist())), "n_fit": int(len(fit_rows)),
-            "converged": model.converged}
+    info = {"C": chosen, "c_select": c_select,
+            "c_grid": [float(c) for c in grid] if scores else None,
+            "c_scores": {f"{c:g}": (None if np.isnan(s) else round(float(s), 6))
+                         for c, s in scores.items()} or None,
+            "fit_speakers": sorted(set(speakers[fit_rows].tolist())), "n_fit": int(len(fit_rows))}
     return model, info
 
 
@@ -419,19 +464,29 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
                       utterances: list[Utterance] | None = None, c_select: str = "auto",
                       C: float | None = None, extractor: Extractor | None = None,
                       extractor_id: str | None = None, progress: bool = True,
-                      write: bool = True) -> list[dict]:
+                      write: bool = True, blas_threads: int | None = 1) -> list[dict]:
     """openSMILE `feature_set` ('egemaps' | 'compare') functionals + linear SVM over the LOSO
     folds of the neural runs; writes and returns one result record per fold.
 
     `utterances`: the list the neural runs' folds are made of (`loso.load_dataset(...).utterances`);
     default: the config's corpus read as `loso.load_dataset` reads it. `folds`: a `--folds`
     string. A fold whose result.json exists is loaded, not refitted. `write=False` on all but
-    one process of a multi-process run.
+    one process of a multi-process run. `blas_threads`: BLAS threads while fitting (the
+    matrices are small; on a busy CPU more threads are much slower); None leaves them be.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=blas_threads):
+        return _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor,
+                    extractor_id, progress, write)
+
+
+def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor, extractor_id,
+         progress, write) -> list[dict]:
     variant = variant_name(feature_set)
     c_select = _resolve_c_select(config, c_select)
     if c_select == "fixed" and C is None:
-        C = DEFAULT_C[feature_set]
+        C = DEFAULT_C
     workdir = Path(workdir)
     if utterances is None:
         utterances = corpus_utterances(config)
@@ -482,7 +537,7 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
             "seed": int(config.train.seed),
             "baseline": {"feature_set": feature_set, "extractor": table.extractor_id,
                          "n_features": int(table.features.shape[1]), "classifier":
-                         "StandardScaler + LinearSVC(class_weight='balanced')", **info},
+                         "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
             "test": {"n": int(len(y)), "wa": M.weighted_accuracy(y, pred),
                      "ua": M.unweighted_accuracy(y, pred, num_classes)},
             "utterances": rows,

@@ -229,7 +229,9 @@ def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> l
         F.plot_tsne(points, data[1], data[2], s["classes"], genders, tsne_path,
                     f"{v}: t-SNE of {len(points)} test utterances' deep features")
         lines += [f"t-SNE of the deep features of the {len(points)} test utterances, all folds "
-                  "(Fig. 5; colour = emotion, marker = gender, red = class centre):", "",
+                  "(Fig. 5; colour = emotion, marker = gender, red = class centre per gender). Each "
+                  "fold's utterances come from that fold's own model, so clusters may split "
+                  "by fold (here: by test speaker) as well as by emotion:", "",
                   f"![{v} t-SNE](figures/{tsne_path.name})", ""]
     return lines
 

@@ -6,7 +6,8 @@
   python benchmarks/bench_model.py flops                # matmul peak, model FLOPs, XLA's count
   python benchmarks/bench_model.py peak                 # each implementation alone: process peak RSS
   python benchmarks/bench_model.py profile              # per-block forward / fwd+bwd times
-  python benchmarks/bench_model.py flags                # the jax train step under XLA CPU flags
+  python benchmarks/bench_model.py flags                # the jax train step under XLA CPU options
+  python benchmarks/bench_model.py table bench.jsonl    # the markdown table of `all`'s lines
 
 Implementations (`--impls`): jax (the jitted adarl_jax train step / predict fn on a 1-device
 mesh, donated state, batch already on the device), torch_eager (NCHW), torch_eager_cl
@@ -21,14 +22,16 @@ Every subcommand prints one JSON line on stdout; progress goes to stderr. See RE
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
-import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,15 +40,20 @@ REPO = HERE.parent
 GB = 1024 ** 3
 TORCH_IMPLS = ("torch_eager", "torch_eager_cl", "torch_compile", "torch_compile_nchw")
 DEFAULT_IMPLS = ("jax", "torch_eager", "torch_compile")
-# XLA CPU flag sets that `flags` tries by default (jaxlib 0.10: flags present in the binary).
+# XLA CPU option sets that `flags` tries by default (DebugOptions present in jaxlib 0.10.2);
+# one set is space-separated name=value pairs, enum lists in their LIBRARY_FUSION_TYPE_* names.
 DEFAULT_FLAG_SETS = (
-    "",
-    "--xla_cpu_enable_fast_math=true",
-    "--xla_cpu_multi_thread_eigen=false",
-    "--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
-    "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce",
-    "--xla_cpu_experimental_ynn_fusion_type=individual_convolution",
-    "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce",
+    "xla_cpu_enable_fast_math=true",
+    "xla_cpu_multi_thread_eigen=false",
+    "xla_cpu_use_onednn=true",
+    "xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
+    "xla_cpu_experimental_xnn_fusion_type=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
+    "LIBRARY_FUSION_TYPE_REDUCE",
+    "xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION",
+    "xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,"
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE",
+    "xla_cpu_experimental_onednn_fusion_type=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
+    "LIBRARY_FUSION_TYPE_REDUCE",
 )
 
 
@@ -154,7 +162,7 @@ def model_flops(config) -> dict:
     """
     m = config.model
     h, w, c = config.frontend.n_bins, config.frontend.n_frames, 3
-    blocks, conv = [], 0
+    blocks = []
     for features, (ph, pw) in zip(m.block_features, m.block_pools):
         macs = h * w * c * sum(k * k * f for f, k in zip(features, m.kernel_sizes))
         blocks.append(2 * macs)
@@ -209,7 +217,7 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> dict:
 # The implementations: each setup returns (run, info); run() does one step and waits for it
 
 
-def jax_setup(config, batch_np, mode: str):
+def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None):
     import jax
 
     from adarl_jax import sharding
@@ -230,7 +238,7 @@ def jax_setup(config, batch_np, mode: str):
         batch = jax.block_until_ready(sharding.put_batch(batch_np, mesh))
         step = sharding.jit_train_step(
             make_train_step(model, tx, weights, learning_rate_schedule(config, 100)), mesh)
-        compiled = step.lower(state, batch).compile()
+        compiled = step.lower(state, batch).compile(compiler_options)
         cell = [state]
 
         def run():
@@ -240,7 +248,8 @@ def jax_setup(config, batch_np, mode: str):
     else:
         params = sharding.put_replicated(variables, mesh)
         x = jax.block_until_ready(sharding.put_batch({"x": batch_np["x"]}, mesh)["x"])
-        compiled = sharding.jit_predict(make_predict_fn(model), mesh).lower(params, x).compile()
+        compiled = sharding.jit_predict(make_predict_fn(model), mesh).lower(params, x).compile(
+            compiler_options)
 
         def run():
             jax.block_until_ready(compiled(params, x))
@@ -269,7 +278,8 @@ def torch_setup(config, batch_np, mode: str, impl: str):
         model.train()
         o = config.optim
         opt = torch_model.make_optimizer(model, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
-        step = torch_model.make_train_step(model, opt, compile=compiled)
+        # dynamic=False: one static graph per shape, as jax compiles one program per shape.
+        step = torch_model.make_train_step(model, opt, compile=compiled, dynamic=False)
         labels = [torch.from_numpy(batch_np[k]).long() for k in ("emotion", "domain")]
         weight = torch.from_numpy(batch_np["weight"])
 
@@ -277,7 +287,7 @@ def torch_setup(config, batch_np, mode: str, impl: str):
             step(x, *labels, weight).item()
     else:
         model.eval()
-        fwd = torch.compile(model) if compiled else model
+        fwd = torch.compile(model, dynamic=False) if compiled else model
 
         def run():
             with torch.inference_mode():
@@ -299,8 +309,10 @@ def setup(impl, config, batch_np, mode):
     raise ValueError(f"unknown impl {impl!r}; known: jax, {', '.join(TORCH_IMPLS)}")
 
 
-def interleaved(runners: dict, steps: int, warmup: int) -> dict:
-    """Warm-up, then `steps` rounds over all runners in rotating order; per-runner stats."""
+def interleaved(runners: dict, steps: int, warmup: int) -> tuple[dict, float]:
+    """Warm-up, then `steps` rounds over all runners in rotating order.
+
+    Returns (per-runner stats, the process's peak RSS in GB over set-up and warm-up)."""
     for name, run in runners.items():
         for _ in range(warmup):
             t = time.perf_counter()
@@ -309,6 +321,7 @@ def interleaved(runners: dict, steps: int, warmup: int) -> dict:
     names = list(runners)
     times = {n: [] for n in names}
     peaks = {n: [] for n in names}
+    setup_peak = peak_gb()  # set-up, compilation and warm-up, before the first reset
     resettable = reset_peak()
     for r in range(steps):
         for name in names[r % len(names):] + names[:r % len(names)]:
@@ -328,7 +341,7 @@ def interleaved(runners: dict, steps: int, warmup: int) -> dict:
                   "step_extra_rss_gb": round(max(d for _, d in peaks[n]), 2)}
         if not resettable:
             out[n]["peak_rss_gb_is_process_lifetime"] = True
-    return out
+    return out, round(setup_peak, 2)
 
 
 def _import_torch(args):
@@ -354,7 +367,7 @@ def run_mode(args, mode: str, batch_size: int, steps: int, peak=None) -> dict:
     for impl in _impls(args):
         log(f"[{mode} b={batch_size}] setting up {impl}")
         runners[impl], infos[impl] = setup(impl, config, batch_np, mode)
-    stats = interleaved(runners, steps, args.warmup)
+    stats, setup_peak = interleaved(runners, steps, args.warmup)
     flops = model_flops(config)
     per_seg = flops["train_gflop_per_segment" if mode == "train" else "forward_gflop_per_segment"]
     res = {}
@@ -375,7 +388,7 @@ def run_mode(args, mode: str, batch_size: int, steps: int, peak=None) -> dict:
             if impl != "jax":
                 ratios[f"jax_over_{impl}"] = round(res["jax"]["segments_per_s"] / res[impl]["segments_per_s"], 3)
     return {"batch": batch_size, "steps": steps, "impls": res, "ratios": ratios,
-            "gflop_per_segment": round(per_seg, 4)}
+            "gflop_per_segment": round(per_seg, 4), "setup_peak_rss_gb": setup_peak}
 
 
 def _header(args, bench: str, config) -> dict:
@@ -460,7 +473,7 @@ def cmd_flops(args) -> dict:
 # Subprocess-driven subcommands
 
 
-def _child(args, sub: str, extra=(), env=None) -> dict | None:
+def _child(args, sub: str, extra=()) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), sub, "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--matmul-reps", str(args.matmul_reps),
            "--infer-batches", args.infer_batches, *extra]  # later options override earlier
@@ -473,7 +486,7 @@ def _child(args, sub: str, extra=(), env=None) -> dict | None:
     if args.skip_256:
         cmd.append("--skip-256")
     log("$ " + " ".join(cmd))
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode or not lines:
         return {"error": f"exit {p.returncode}", "cmd": " ".join(cmd[1:])}
@@ -485,9 +498,10 @@ def cmd_peak(args) -> dict:
     out = {"bench": "peak_memory", "config": args.config, "batch": args.batch or None, "impls": {}}
     for impl in [s for s in args.impls.split(",") if s]:
         res = {}
-        tr = _child(args, "train", ["--impls", impl, "--steps", "1", "--warmup", "1"])
+        one = ["--impls", impl, "--steps", "1", "--warmup", "1", "--matmul-reps", "1"]
+        tr = _child(args, "train", one)
         res["train"] = _peak_of(tr, impl)
-        inf = _child(args, "infer", ["--impls", impl, "--steps", "1", "--warmup", "1"])
+        inf = _child(args, "infer", one)
         for b, r in (inf.get("batches") or {}).items():
             res[f"infer_b{b}"] = _peak_of(r, impl)
         for b, why in (inf.get("skipped") or {}).items():
@@ -500,42 +514,46 @@ def _peak_of(res, impl):
     if not res or "error" in res:
         return res
     r = res["impls"][impl]
-    return {"peak_rss_gb": r["peak_rss_gb"], "step_extra_rss_gb": r["step_extra_rss_gb"]}
+    return {"peak_rss_gb": r["peak_rss_gb"], "step_extra_rss_gb": r["step_extra_rss_gb"],
+            "setup_peak_rss_gb": res["setup_peak_rss_gb"]}
+
+
+def parse_flag_set(text: str) -> dict:
+    """'xla_a=true xla_b=3 xla_c=NAME' -> {'xla_a': True, 'xla_b': 3, 'xla_c': 'NAME'}."""
+    out = {}
+    for item in text.split():
+        name, _, value = item.removeprefix("--").partition("=")
+        low = value.lower()
+        out[name] = (low == "true") if low in ("true", "false") else int(value) if value.isdigit() else value
+    return out
 
 
 def cmd_flags(args) -> dict:
-    """The jax train step (alone, no torch) under each XLA flag set, each in a fresh process.
+    """The jax train step compiled with each XLA CPU option set, all in one process, interleaved.
 
-    The default flags run before the first set and after every set, and each set's speedup is
-    against the mean of the default runs either side of it, so load that comes and goes
-    on a shared machine does not pass for a flag's effect.
+    The options go to `lower().compile(compiler_options=...)`, the per-program form of
+    XLA_FLAGS, so every variant and the default run round-robin under the same load.
     """
-    sets = [f for f in (args.flag_sets.split(";") if args.flag_sets else DEFAULT_FLAG_SETS) if f]
-    base_env = dict(os.environ)
-
-    def one(flags):
-        env = dict(base_env)
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
-        res = _child(args, "train", ["--impls", "jax", "--matmul-reps", "1"], env=env)
-        if "error" in res:
-            return {"xla_flags": flags, "error": res}
-        j = res["impls"]["jax"]
-        return {"xla_flags": flags, "step_s_median": j["step_s_median"], "compile_s": j["compile_s"],
-                "segments_per_s": j["segments_per_s"], "peak_rss_gb": j["peak_rss_gb"]}
-
-    baselines = [one("")]
-    rows = []
-    for flags in sets:
-        row = one(flags)
-        baselines.append(one(""))
-        around = [b["step_s_median"] for b in baselines[-2:] if "step_s_median" in b]
-        if "step_s_median" in row and around:
-            row["default_step_s_around"] = around
-            row["speedup_vs_default"] = round(statistics.mean(around) / row["step_s_median"], 3)
-        rows.append(row)
-    return {"bench": "xla_flags", "config": args.config, "batch": args.batch or None,
-            "default_runs_step_s": [b.get("step_s_median") for b in baselines], "results": rows,
-            "loadavg_after": _loadavg()}
+    config = load_config(args)
+    out = _header(args, "xla_flags", config)
+    sets = [f for f in (args.flag_sets.split(";") if args.flag_sets else DEFAULT_FLAG_SETS) if f.strip()]
+    batch_np = random_batch(config, config.optim.batch_size)
+    runners, infos, errors = {}, {}, {}
+    for name, opts in [("default", {})] + [(f, parse_flag_set(f)) for f in sets]:
+        log(f"[flags] compiling: {name}")
+        try:
+            runners[name], infos[name] = jax_setup(config, batch_np, "train", opts)
+        except Exception as e:  # an option this jaxlib does not know: report, go on
+            errors[name] = f"{type(e).__name__}: {str(e)[:300]}"
+    stats, _ = interleaved(runners, args.steps, args.warmup)
+    base = stats["default"]["step_s_median"]
+    results = [{"xla_options": name, "step_s_median": stats[name]["step_s_median"],
+                "step_s_all": stats[name]["step_s_all"], "compile_s": infos[name]["compile_s"],
+                "speedup_vs_default": round(base / stats[name]["step_s_median"], 3)}
+               for name in runners]
+    out.update(batch=config.optim.batch_size, steps=args.steps, results=results, errors=errors,
+               loadavg_after=_loadavg(), machine=machine_info())
+    return out
 
 
 def cmd_all(args) -> None:
@@ -549,8 +567,9 @@ def cmd_all(args) -> None:
         log(f"$ {sys.executable} {features}")
         p = subprocess.run([sys.executable, str(features)], stdout=subprocess.PIPE, text=True)
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-        print(lines[-1] if lines else json.dumps({"bench": "features", "error": f"exit {p.returncode}"}),
-              flush=True)
+        res = {"bench": "features", **json.loads(lines[-1])} if lines else \
+            {"bench": "features", "error": f"exit {p.returncode}"}
+        print(json.dumps(res), flush=True)
     else:
         print(json.dumps({"bench": "features", "skipped": "benchmarks/bench_features.py not found"}))
 
@@ -560,12 +579,14 @@ def cmd_all(args) -> None:
 
 
 def cmd_profile(args) -> dict:
-    import flax.linen as nn
+    """Per-block times of one pathway (jax, torch NCHW, torch channels_last), block 1 split into
+    its convolutions and BatchNorm + ReLU + pool, block 1 of both pathways as 4 convs vs one
+    fused conv, and the whole jax forward / train step for the shares."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from adarl_jax.model.layers import MultiScaleConvBlock, xavier
+    from adarl_jax.model.layers import MultiScaleConvBlock
 
     config = load_config(args)
     m = config.model
@@ -574,9 +595,8 @@ def cmd_profile(args) -> dict:
     torch = sys.modules.get("torch")
     out = _header(args, "profile", config)
     rng = np.random.default_rng(0)
-    reps = max(2, args.steps)
 
-    def timeit(fn):
+    def timeit(fn, reps=args.steps):
         fn()
         ts = []
         for _ in range(reps):
@@ -589,10 +609,10 @@ def cmd_profile(args) -> dict:
     blocks = []
     for i, (features, pool) in enumerate(zip(m.block_features, m.block_pools)):
         x = rng.standard_normal((b, h, w, c), np.float32)
+        xj = jnp.asarray(x)
         row = {"block": i + 1, "input": [h, w, c]}
         block = MultiScaleConvBlock(tuple(features), tuple(m.kernel_sizes), tuple(pool))
         variables = block.init(jax.random.key(0, impl="rbg"), x[:1], train=False)
-        xj = jnp.asarray(x)
         fwd = jax.jit(lambda v, x: block.apply(v, x, train=False))
         row["jax_fwd_s"] = timeit(lambda: fwd(variables, xj).block_until_ready())
 
@@ -604,43 +624,11 @@ def cmd_profile(args) -> dict:
         # Block 1's input is the data: no input gradient, as in the train step.
         grad = jax.jit(jax.grad(loss, argnums=(0,) if i == 0 else (0, 1)))
         row["jax_fwd_bwd_s"] = timeit(lambda: jax.block_until_ready(grad(variables["params"], xj)))
-        if i == 0:  # block 1 split: the two convs vs BatchNorm + ReLU + pool
-            convs = [nn.Conv(f, (k, k), padding="SAME", kernel_init=xavier)
-                     for f, k in zip(features, m.kernel_sizes)]
-            cvars = [cv.init(jax.random.key(1, impl="rbg"), x[:1]) for cv in convs]
-            conv_fn = jax.jit(lambda vs, x: jnp.concatenate(
-                [cv.apply(v, x) for cv, v in zip(convs, vs)], -1))
-            row["jax_fwd_convs_only_s"] = timeit(lambda: conv_fn(cvars, xj).block_until_ready())
-            y = conv_fn(cvars, xj)
-            bn_pool = jax.jit(lambda y: nn.avg_pool(jax.nn.relu((y - y.mean((0, 1, 2))) *
-                                                                jax.lax.rsqrt(y.var((0, 1, 2)) + 1e-5)),
-                                                    tuple(pool), strides=tuple(pool)))
-            row["jax_fwd_bn_relu_pool_only_s"] = timeit(lambda: bn_pool(y).block_until_ready())
-            for f, k, cv, v in zip(features, m.kernel_sizes, convs, cvars):
-                one = jax.jit(lambda v, x, cv=cv: cv.apply(v, x))
-                row[f"jax_fwd_conv{k}x{k}_s"] = timeit(lambda: one(v, xj).block_until_ready())
-        if torch is not None and any(i_.startswith("torch") for i_ in impls):
-            import torch_model
-
-            for cl in (False, True):
-                fmt = torch.channels_last if cl else torch.contiguous_format
-                tb = torch_model.MultiScaleConvBlock(c, features, m.kernel_sizes, pool).to(memory_format=fmt)
-                xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-                xt.requires_grad_(i > 0)
-                tag = "torch_cl" if cl else "torch"
-
-                def tfwd():
-                    with torch.inference_mode():
-                        tb.eval()(xt).sum().item()
-
-                def tbwd():
-                    tb.train()
-                    tb.zero_grad(set_to_none=True)
-                    y = tb(xt)
-                    (y * y).sum().backward()
-
-                row[f"{tag}_fwd_s"] = timeit(tfwd)
-                row[f"{tag}_fwd_bwd_s"] = timeit(tbwd)
+        if i == 0:
+            x1 = xj
+            row.update(_profile_block1_split(variables, xj, features, pool, m.kernel_sizes, timeit))
+        if torch is not None and any(n.startswith("torch") for n in impls):
+            row.update(_profile_torch_block(torch, x, c, features, pool, m.kernel_sizes, i > 0, timeit))
         blocks.append(row)
         log(f"  {row}")
         c = sum(features)
@@ -649,11 +637,177 @@ def cmd_profile(args) -> dict:
     out["per_pathway_blocks"] = blocks
     whole = [k for k in blocks[0] if re.fullmatch(r"(jax|torch|torch_cl)_fwd(_bwd)?_s", k)]
     out["block1_share_of_pathway"] = {k: round(blocks[0][k] / sum(r[k] for r in blocks), 3) for k in whole}
-    out["note"] = ("times are for one pathway's block (the model has two, identical in shape); "
-                   "fwd = inference mode, fwd_bwd = train-mode forward + parameter (and, after "
-                   "block 1, input) gradients")
+    out["block1_both_pathways"] = _profile_block1_fused(x1, blocks[0]["input"], m.block_features[0],
+                                                        m.kernel_sizes, timeit)
+    # The whole model, for the shares: the jitted predict fn and train step.
+    batch_np = random_batch(config, b)
+    run_fwd, _ = jax_setup(config, batch_np, "infer")
+    run_step, _ = jax_setup(config, batch_np, "train")
+    out["jax_model_forward_s"] = timeit(run_fwd)
+    out["jax_train_step_s"] = timeit(run_step)
+    out["jax_block1_x2_share"] = {
+        "of_forward": round(2 * blocks[0]["jax_fwd_s"] / out["jax_model_forward_s"], 3),
+        "of_train_step": round(2 * blocks[0]["jax_fwd_bwd_s"] / out["jax_train_step_s"], 3)}
+    out["note"] = ("block times are one pathway's (the model has two of the same shapes); fwd = "
+                   "inference mode; fwd_bwd = train-mode forward + parameter gradients (+ input "
+                   "gradient after block 1) of sum(y^2)")
     out.update(loadavg_after=_loadavg(), machine=machine_info())
     return out
+
+
+def _profile_block1_split(variables, xj, features, pool, kernel_sizes, timeit) -> dict:
+    """Block 1's parallel convs (each, and both) vs its BatchNorm + ReLU + average pool."""
+    import jax
+    import jax.numpy as jnp
+
+    p = variables["params"]
+    dn = ("NHWC", "HWIO", "NHWC")
+    conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
+    kernels = [p[f"conv{k}x{k}"]["kernel"] for k in kernel_sizes]
+    convs = jax.jit(lambda x, ks: jnp.concatenate([conv(x, k) for k in ks], -1))
+    row = {"jax_fwd_convs_only_s": timeit(lambda: convs(xj, kernels).block_until_ready())}
+    for k, kern in zip(kernel_sizes, kernels):
+        one = jax.jit(conv)
+        row[f"jax_fwd_conv{k}x{k}_only_s"] = timeit(lambda: one(xj, kern).block_until_ready())
+    y = convs(xj, kernels)
+    pool = tuple(pool)
+
+    def bn_relu_pool(y, scale, bias):  # train-mode BatchNorm (batch statistics), as in the step
+        mean = y.mean((0, 1, 2))
+        var = jnp.mean(jnp.square(y - mean), (0, 1, 2))
+        z = jax.nn.relu((y - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias)
+        return jax.lax.reduce_window(z, 0.0, jax.lax.add, (1, *pool, 1), (1, *pool, 1),
+                                     "VALID") / (pool[0] * pool[1])
+
+    scale, bias = p["bn"]["scale"], p["bn"]["bias"]
+    fwd = jax.jit(bn_relu_pool)
+    ct = jax.random.normal(jax.random.key(0, impl="rbg"), jax.eval_shape(fwd, y, scale, bias).shape)
+    grad = jax.jit(jax.grad(lambda y, s, b, ct: jnp.vdot(bn_relu_pool(y, s, b), ct), argnums=(0, 1, 2)))
+    row["jax_fwd_bn_relu_pool_only_s"] = timeit(lambda: fwd(y, scale, bias).block_until_ready())
+    row["jax_fwd_bwd_bn_relu_pool_only_s"] = timeit(lambda: jax.block_until_ready(grad(y, scale, bias, ct)))
+    return row
+
+
+def _profile_block1_fused(xj, input_hwc, features, kernel_sizes, timeit) -> dict:
+    """Block 1 of both pathways reads the same input: its 4 convs vs one 5x5 conv whose
+    outputs hold all four (the 3x3 kernels zero-padded to 5x5), forward and weight gradient."""
+    import jax
+    import jax.numpy as jnp
+
+    dn = ("NHWC", "HWIO", "NHWC")
+    conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
+    c = input_hwc[2]
+    kmax = max(kernel_sizes)
+    kernels = [jnp.full((k, k, c, f), 0.1, jnp.float32) for f, k in zip(features, kernel_sizes)] * 2
+
+    def separate(ks, x):
+        return jnp.concatenate([conv(x, k) for k in ks], -1)
+
+    def fused(ks, x):
+        pad = lambda k: jnp.pad(k, [((kmax - k.shape[0]) // 2,) * 2] * 2 + [(0, 0)] * 2)
+        return conv(x, jnp.concatenate([pad(k) for k in ks], -1))
+
+    shape = jax.eval_shape(separate, kernels, xj).shape
+    ct = jax.random.normal(jax.random.key(0, impl="rbg"), shape)  # a cotangent, passed in
+    row = {}
+    for name, fn in (("4_convs", separate), ("1_fused_conv", fused)):
+        f = jax.jit(fn)
+        g = jax.jit(jax.grad(lambda ks, x, ct, fn=fn: jnp.vdot(fn(ks, x), ct)))
+        row[f"{name}_fwd_s"] = timeit(lambda: f(kernels, xj).block_until_ready())
+        row[f"{name}_weight_grad_s"] = timeit(lambda: jax.block_until_ready(g(kernels, xj, ct)))
+    return row
+
+
+def _profile_torch_block(torch, x, c, features, pool, kernel_sizes, input_grad, timeit) -> dict:
+    import torch_model
+
+    row = {}
+    for cl in (False, True):
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        tb = torch_model.MultiScaleConvBlock(c, features, kernel_sizes, pool).to(memory_format=fmt)
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+        xt.requires_grad_(input_grad)
+        tag = "torch_cl" if cl else "torch"
+
+        def fwd():
+            with torch.inference_mode():
+                tb.eval()(xt).sum().item()
+
+        def fwd_bwd():
+            tb.train()
+            tb.zero_grad(set_to_none=True)
+            y = tb(xt)
+            (y * y).sum().backward()
+
+        row[f"{tag}_fwd_s"] = timeit(fwd)
+        row[f"{tag}_fwd_bwd_s"] = timeit(fwd_bwd)
+        if not input_grad:  # block 1: its BatchNorm + ReLU + pool alone, input gradient included
+            y = torch.cat([conv(xt) for conv in tb.convs], 1).detach().requires_grad_(True)
+
+            def bn_fwd_bwd():
+                y.grad = None
+                tb.zero_grad(set_to_none=True)
+                out = torch.nn.functional.avg_pool2d(torch.relu(tb.bn(y)), tb.pool, tb.pool)
+                out.backward(torch.ones_like(out))
+
+            row[f"{tag}_fwd_bwd_bn_relu_pool_only_s"] = timeit(bn_fwd_bwd)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# The README table from the JSON lines of `all`
+
+
+def markdown_table(lines: list[dict]) -> str:
+    by = {d.get("bench"): d for d in lines}
+    train, infer, peak, flops = (by.get(k, {}) for k in ("train_step", "inference", "peak_memory", "flops"))
+    impls = list((train.get("impls") or {}).keys())
+    head = ["", *impls] + [f"jax / {i}" for i in impls if i != "jax"]
+    rows = [head, ["---"] * len(head)]
+
+    def row(label, get, ratio=None, fmt="{:.2f}"):
+        vals = []
+        for i in impls:
+            try:
+                vals.append(fmt.format(get(i)))
+            except (KeyError, TypeError):
+                vals.append("-")
+        rs = [f"{ratio[f'jax_over_{i}']:.2f}x" if ratio and f"jax_over_{i}" in ratio else ""
+              for i in impls if i != "jax"]
+        rows.append([label, *vals, *rs])
+
+    if train:
+        t = train["impls"]
+        row(f"train step, segments/s (batch {train['batch']})", lambda i: t[i]["segments_per_s"], train["ratios"])
+        row("train step, s (median)", lambda i: t[i]["step_s_median"])
+        row("train compile, s", lambda i: t[i]["compile_s"], fmt="{:.1f}")
+        row("train, model FLOP utilisation", lambda i: 100 * t[i]["model_flop_utilisation"], fmt="{:.1f}%")
+    for b, r in (infer.get("batches") or {}).items():
+        row(f"inference, segments/s (batch {b})", lambda i, r=r: r["impls"][i]["segments_per_s"], r["ratios"])
+    for b, r in (infer.get("batches") or {}).items():
+        row(f"inference compile, s (batch {b})", lambda i, r=r: r["impls"][i]["compile_s"], fmt="{:.1f}")
+    for mode in ("train", *[f"infer_b{b}" for b in (infer.get("batches") or {})]) if peak else ():
+        row(f"peak RSS alone, GB ({mode})", lambda i, m=mode: peak["impls"][i][m]["peak_rss_gb"], fmt="{:.1f}")
+    out = "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    notes = []
+    if train:
+        notes.append(f"input {' x '.join(map(str, train['input']))} (config `{train['config']}`), "
+                     f"{train['threads']} threads, median of {train['steps']} interleaved steps; "
+                     f"load average {train['loadavg_before']} before, {train['loadavg_after']} after")
+        mm = train["matmul_peak_gflops"]
+        notes.append(f"f32 2048 x 2048 matmul peak {mm['peak']} GFLOP/s (jax {mm['jax']}, numpy {mm['numpy']}"
+                     + (f", torch {mm['torch']}" if "torch" in mm else "") + ")")
+    if flops:
+        a = flops["analytic"]
+        notes.append(f"model: {a['forward_gflop_per_segment']:.3f} GFLOP forward, "
+                     f"{a['train_gflop_per_segment']:.3f} GFLOP train per segment (analytic); XLA cost "
+                     f"analysis: {flops['xla_cost_analysis_gflop']['train_step']} GFLOP per train step of "
+                     f"{flops['batch']} (analytic {a['train_step_gflop']})")
+    feat = by.get("features", {})
+    if "jnp_over_scipy" in feat:
+        notes.append(f"front end: jnp {feat['jnp_over_scipy']:.1f}x scipy, {feat['jnp_over_torch']:.1f}x torch.stft "
+                     f"({feat.get('jnp_utt_s')} utterances/s)")
+    return out + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,7 +815,8 @@ def cmd_profile(args) -> dict:
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("all", "train", "infer", "flops", "peak", "profile", "flags"))
+    p.add_argument("command", choices=("all", "train", "infer", "flops", "peak", "profile", "flags", "table"))
+    p.add_argument("jsonl", nargs="?", help="table: a file of the JSON lines that `all` printed")
     p.add_argument("--config", default=None,
                    help="a name in configs/ or a path (default: paper, 400 x 300; with --quick: quick)")
     p.add_argument("--batch", type=int, default=0, help="train batch (default: the config's, 32)")
@@ -675,7 +830,8 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch threads (default os.cpu_count())")
     p.add_argument("--matmul-reps", type=int, default=5)
     p.add_argument("--xla-flags", default="", help="appended to XLA_FLAGS before jax starts")
-    p.add_argument("--flag-sets", default="", help="flags: ';'-separated XLA flag sets to try")
+    p.add_argument("--flag-sets", default="",
+                   help="flags: ';'-separated sets of space-separated xla_option=value to try")
     p.add_argument("--quick", action="store_true",
                    help="a development run: config 'quick' (80 x 60) unless --config, 3 steps, no batch 256")
     args = p.parse_args(argv)
@@ -693,9 +849,18 @@ def main(argv=None):
     if args.xla_flags:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    # torch.compile's compile time from a cold cache, as jax's (which has no persistent cache
+    # here): a fresh inductor cache per process, unless the caller names one.
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ and args.command not in ("all", "peak", "table"):
+        cache = tempfile.mkdtemp(prefix="bench_inductor_")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
     sys.path.insert(0, str(REPO))
     if args.command == "all":
         return cmd_all(args)
+    if args.command == "table":
+        lines = [json.loads(ln) for ln in Path(args.jsonl).read_text().splitlines() if ln.startswith("{")]
+        return print(markdown_table(lines))
     fn = {"train": cmd_train, "infer": cmd_infer, "flops": cmd_flops, "peak": cmd_peak,
           "profile": cmd_profile, "flags": cmd_flags}[args.command]
     print(json.dumps(fn(args)), flush=True)

