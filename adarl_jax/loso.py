@@ -74,20 +74,24 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
         progress: bool = True) -> list[dict]:
     """Trains and tests the requested variants x folds; returns their result records."""
     workdir = Path(workdir)
+    mesh = mesh or sharding.make_mesh()
+    # before the corpus is read: a batch that does not split over the devices fails at once
+    sharding.check_batch_size(int(config.optim.batch_size), mesh)
+    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
     workdir.mkdir(parents=True, exist_ok=True)
     save_run_config(config, workdir)
     dataset = load_dataset(config, workdir, progress)
     all_folds = loso_folds(dataset.utterances, int(config.train.val_speakers_per_gender)
                            if config.train.selection == "val" else 0, int(config.train.seed))
     chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
-    mesh = mesh or sharding.make_mesh()
     results = []
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         vconfig.model.variant = variant
         check_domains(vconfig, dataset, chosen)
-        counts = param_counts(init_variables(build_model(vconfig), input_shape(vconfig),
-                                             jax.random.key(0, impl="rbg"))["params"])
+        # shapes only (no compilation): the fold builds the real parameters
+        counts = param_counts(jax.eval_shape(lambda: init_variables(
+            build_model(vconfig), input_shape(vconfig), jax.random.key(0, impl="rbg")))["params"])
         print(f"[{variant}] trainable parameters: {counts['total']:,} "
               f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)
         for fold in chosen:

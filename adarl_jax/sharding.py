@@ -60,8 +60,10 @@ def jit_train_epoch(train_epoch, mesh: Mesh, donate: bool = True):
 
 
 def jit_predict(predict_fn, mesh: Mesh):
+    """The batch is split over the data axis; the (small) outputs are gathered onto every
+    device, so that every process, on one host or many, can read all of them."""
     rep, data = replicated(mesh), batch_sharded(mesh)
-    return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=data)
+    return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=rep)
 
 
 def put_replicated(tree, mesh: Mesh):
