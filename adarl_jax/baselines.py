@@ -49,7 +49,8 @@ from tqdm.auto import tqdm
 from adarl_jax import metrics as M
 from adarl_jax.audio import AudioError, load_audio
 from adarl_jax.corpora import Utterance
-from adarl_jax.files import read_json, write_json_atomic
+from adarl_jax.dataset import file_stamp
+from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
 
 __all__ = [
@@ -138,14 +139,6 @@ class FeatureTable:
     extract_time_s: float = 0.0
 
 
-def _file_stamp(path: str) -> tuple[str, int, int]:
-    try:
-        st = os.stat(path)
-        return (path, int(st.st_size), int(st.st_mtime_ns))
-    except OSError:
-        return (path, -1, -1)
-
-
 def _key_material(config, feature_set: str, extractor_id: str) -> dict:
     from adarl_jax.dataset import min_samples_for
 
@@ -156,24 +149,10 @@ def _key_material(config, feature_set: str, extractor_id: str) -> dict:
 def feature_cache_key(config, feature_set: str, extractor_id: str, paths) -> str:
     """sha256 over the feature set, the extractor (package version), the reading rule and each
     file's (path, size, mtime). Labels are not part of it."""
-    stamps = sorted(_file_stamp(os.path.abspath(p)) for p in paths)
+    stamps = sorted(file_stamp(os.path.abspath(p)) for p in paths)
     blob = json.dumps({**_key_material(config, feature_set, extractor_id), "files": stamps},
                       sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _load_cache(npy: Path, index: Path, key: str):
@@ -254,7 +233,7 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
                 "feature_set": feature_set, "extractor": extractor_id, "n_features": int(d),
                 "feature_names": names, "files": files, "skipped": skipped,
                 "extract_time_s": round(time.time() - t0, 2)}
-        _save_npy_atomic(npy, x)  # the index is written last: it names the key that makes the pair valid
+        save_npy_atomic(npy, x)  # the index is written last: it names the key that makes the pair valid
         write_json_atomic(index, meta)
         cached = _load_cache(npy, index, key)
         if cached is None:

@@ -107,7 +107,7 @@ def _key_material(config) -> dict:
     }
 
 
-def _file_stamp(path: str) -> tuple[str, int, int]:
+def file_stamp(path: str) -> tuple[str, int, int]:
     try:
         st = os.stat(path)
         return (path, int(st.st_size), int(st.st_mtime_ns))
@@ -117,7 +117,7 @@ def _file_stamp(path: str) -> tuple[str, int, int]:
 
 def cache_key(config, paths: Iterable[str]) -> str:
     """sha256 over the front-end config, the segmenting data fields and each file's stamp."""
-    stamps = sorted(_file_stamp(os.path.abspath(p)) for p in paths)
+    stamps = sorted(file_stamp(os.path.abspath(p)) for p in paths)
     blob = json.dumps({**_key_material(config), "files": stamps}, sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()
 

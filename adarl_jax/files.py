@@ -8,13 +8,13 @@ import tempfile
 from pathlib import Path
 
 
-def write_text_atomic(path, text: str) -> None:
+def _write_atomic(path, mode: str, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -22,6 +22,16 @@ def write_text_atomic(path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path, text: str) -> None:
+    _write_atomic(path, "w", lambda f: f.write(text))
+
+
+def save_npy_atomic(path, array) -> None:
+    import numpy as np
+
+    _write_atomic(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
 
 
 def write_json_atomic(path, obj) -> None:
