@@ -143,14 +143,24 @@ def cmd_features(args, overrides) -> int:
     return 0
 
 
-def _train(args, overrides, variants) -> int:
+def _baseline_sets(text: str) -> tuple[str, ...]:
+    sets = tuple(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none")
+    bad = [s for s in sets if s not in ("egemaps", "compare")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma list of egemaps, compare "
+                                         "or 'none'")
+    return sets
+
+
+def _train(args, overrides, variants, baselines=()) -> int:
     from adarl_jax import loso
     from adarl_jax.report import write_report
 
     config = _load_config(args, overrides)
     progress = config.train.progress and not args.no_progress
     t0 = time.time()
-    loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress)
+    loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
+             baselines=baselines)
     import jax
 
     if jax.process_index() == 0:
@@ -167,7 +177,7 @@ def cmd_train(args, overrides) -> int:
 
 def cmd_reproduce(args, overrides) -> int:
     variants = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
-    return _train(args, overrides, variants)
+    return _train(args, overrides, variants, args.baselines)
 
 
 def cmd_report(args, overrides) -> int:
@@ -175,6 +185,14 @@ def cmd_report(args, overrides) -> int:
 
     write_report(args.workdir, figures=not args.no_figures)
     print(open(os.path.join(args.workdir, "report.md")).read())
+    return 0
+
+
+def cmd_seeds(args, overrides) -> int:
+    from adarl_jax.seeds import write_seeds_report
+
+    write_seeds_report(args.workdirs, args.out)
+    print(open(args.out).read())
     return 0
 
 
@@ -278,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--variant", default=None, help="overrides config.model.variant")
         else:
             p.add_argument("--variants", default=None, help="comma list (default: all three)")
+            p.add_argument("--baselines", type=_baseline_sets, default=("egemaps", "compare"),
+                           help="openSMILE + linear SVM baselines over the same folds: comma "
+                           "list of egemaps, compare, or 'none' (default egemaps,compare; needs "
+                           "pip install 'adarl-jax[baselines]', skipped with a note otherwise)")
         p.add_argument("--no-progress", action="store_true")
         p.add_argument("--coordinator", default=None,
                        help="host:port of process 0 (multi-process), or auto (TPU pod, SLURM, MPI)")
@@ -291,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true",
                    help="skip the PNGs (confusion matrices, t-SNE)")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("seeds", help="mean ± std over workdirs that differ only in the seed")
+    p.add_argument("workdirs", nargs="+")
+    p.add_argument("--out", required=True, help="markdown file (a .json is written beside)")
+    p.set_defaults(fn=cmd_seeds)
 
     p = sub.add_parser("predict", help="class probabilities of audio files with a trained fold")
     _checkpoint_args(p)

@@ -71,8 +71,13 @@ def save_run_config(config, workdir) -> None:
 
 
 def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
-        progress: bool = True) -> list[dict]:
-    """Trains and tests the requested variants x folds; returns their result records."""
+        progress: bool = True, baselines=()) -> list[dict]:
+    """Trains and tests the requested variants x folds; returns their result records.
+
+    `baselines`: openSMILE feature sets ('egemaps', 'compare') whose functionals + linear SVM
+    run over the same folds first (adarl_jax.baselines; skipped with a message when the
+    optional `opensmile` package is missing).
+    """
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
     # before the corpus is read: a batch that does not split over the devices fails at once
@@ -85,6 +90,13 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
                            if config.train.selection == "val" else 0, int(config.train.seed))
     chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
     results = []
+    if baselines:
+        from adarl_jax.baselines import run_baselines
+
+        for records in run_baselines(config, workdir, feature_sets=tuple(baselines), folds=folds,
+                                     utterances=dataset.utterances, progress=progress,
+                                     write=jax.process_index() == 0).values():
+            results.extend(records)
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         vconfig.model.variant = variant

@@ -92,7 +92,8 @@ def _fold_dirs(variant_dir: Path) -> dict[int, Path]:
     out = {}
     for d in sorted(variant_dir.glob("fold_*")):
         m = _FOLD_DIR.match(d.name)
-        if m and d.is_dir():
+        # baseline folds (openSMILE + SVM) hold no network checkpoint: not servable here
+        if m and d.is_dir() and ((d / "checkpoints").is_dir() or (d / "best").is_dir()):
             out[int(m.group(1))] = d
     return out
 

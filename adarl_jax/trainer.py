@@ -174,7 +174,8 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
                                              config.loss.center_weight), schedule,
                                  make_augment(config), int(config.train.seed) * 1000 + fold.index)
     groups = sampling_groups(config, train_emotion, train_domain)
-    use_scan = config.train.loop == "scan"
+    use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
+                                               and jax.default_backend() != "cpu")
     if use_scan:
         epoch_fn = sharding.jit_train_epoch(
             make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)

@@ -1,0 +1,53 @@
+"""seeds.py: mean ± std over seed workdirs, against a hand computation on synthetic folds."""
+
+import json
+import math
+
+import pytest
+
+from adarl_jax.seeds import summarize_seeds, write_seeds_report
+from test_report import utt, write_fold
+
+
+def predictions(correct: int, total: int = 4):
+    """`total` anger utterances of which the first `correct` are predicted anger (else sadness)."""
+    return [utt(0, 1, [0.0], probs=[1.0, 0, 0, 0] if i < correct else [0, 0, 1.0, 0])
+            for i in range(total)]
+
+
+def seed_dir(root, name, adarl_correct, backbone_correct, extra_fold=False):
+    w = root / name
+    for variant, correct in (("adarl", adarl_correct), ("backbone", backbone_correct)):
+        write_fold(w, variant, 0, "m1", predictions(correct))
+    if extra_fold:  # a fold only this seed finished: left out of every seed's figure
+        write_fold(w, "adarl", 1, "f1", predictions(0))
+    return w
+
+
+def test_mean_std_and_paired_difference_by_hand(tmp_path):
+    # WA (one class present: UA over the classes present equals WA) per seed:
+    # adarl 4/4, 2/4, 3/4 -> mean 0.75, std (ddof 1) 0.25; backbone 1/4, 1/4, 2/4
+    dirs = [seed_dir(tmp_path, "s0", 4, 1, extra_fold=True), seed_dir(tmp_path, "s1", 2, 1),
+            seed_dir(tmp_path, "s2", 3, 2)]
+    s = summarize_seeds(dirs)
+    assert s["adarl"]["folds"] == [0]
+    assert s["adarl"]["wa_pooled"]["mean"] == pytest.approx(0.75)
+    assert s["adarl"]["wa_pooled"]["std"] == pytest.approx(0.25)
+    assert s["adarl"]["ua_pooled"]["values"] == [1.0, 0.5, 0.75]
+    assert s["backbone"]["wa_pooled"]["mean"] == pytest.approx(4 / 12)
+    # differences per seed: 0.75, 0.25, 0.25 -> mean 5/12, std sqrt(((1/3)^2 + 2 (1/6)^2) / 2)
+    d = s["ua_adarl_minus_backbone"]
+    assert d["values"] == [0.75, 0.25, 0.25]
+    assert d["mean"] == pytest.approx(5 / 12)
+    assert d["std"] == pytest.approx(math.sqrt(((1 / 3) ** 2 + 2 * (1 / 6) ** 2) / 2))
+
+
+def test_report_files_and_missing_runs(tmp_path):
+    dirs = [seed_dir(tmp_path, "s0", 4, 1), seed_dir(tmp_path, "s1", 2, 1)]
+    out = tmp_path / "seeds.md"
+    write_seeds_report(dirs, out)
+    text = out.read_text()
+    assert "| adarl | 2 | 1 | 0.750 ± 0.354 |" in text
+    assert json.loads(out.with_suffix(".json").read_text())["backbone"]["wa_pooled"]["n"] == 2
+    with pytest.raises(FileNotFoundError, match="no finished folds"):
+        summarize_seeds([tmp_path / "empty"])
