@@ -63,6 +63,10 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
             return loss, (metrics, updates["batch_stats"])
 
         grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+        # running statistics keep their dtype whatever the compute dtype (bfloat16, float64),
+        # so the state's types are the same after a step (a lax.scan carry must be)
+        batch_stats = jax.tree.map(lambda new, old: new.astype(old.dtype), batch_stats,
+                                   state.batch_stats)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         if lr_schedule is not None:

@@ -85,3 +85,32 @@ def test_vmapped_folds_equal_folds_trained_one_by_one():
     # the folds really differ from each other
     a, b = jax.tree.leaves(states[0].params)[0], jax.tree.leaves(states[1].params)[0]
     assert not np.allclose(a, b)
+
+
+def test_train_fold_gives_the_same_result_with_either_loop(tmp_path):
+    """trainer.train_fold: train.loop=scan (the accelerator default) and step (the CPU
+    default) train the same fold to the same test probabilities."""
+    from adarl_jax.folds import loso_folds
+    from adarl_jax.loso import load_dataset
+    from adarl_jax.trainer import train_fold
+    from conftest import make_corpus
+
+    from adarl_jax.sharding import make_mesh
+
+    config = tiny_config("adarl")
+    config.model.dtype = "float64"  # as the fixture: batch statistics stay float32 (cast back)
+    config.data.corpus = "csv"
+    config.data.manifest = str(make_corpus(tmp_path / "corpus"))
+    config.train.balance = "class_gender"
+    dataset = load_dataset(config, tmp_path / "w", progress=False)
+    fold = loso_folds(dataset.utterances, 0, 0)[0]
+    results = {}
+    for loop in ("scan", "step"):
+        c = config.copy_and_resolve_references()
+        c.train.loop = loop
+        results[loop] = train_fold(c, dataset, fold, tmp_path / loop, make_mesh(1), progress=False)
+    scan, step = results["scan"], results["step"]
+    assert scan["steps"] == step["steps"] > 0
+    assert len(scan["utterances"]) == len(step["utterances"]) > 0
+    np.testing.assert_allclose([u["probs"] for u in scan["utterances"]],
+                               [u["probs"] for u in step["utterances"]], rtol=1e-5, atol=2e-6)
