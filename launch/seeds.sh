@@ -17,7 +17,7 @@ usage() { sed -n '6,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 [[ $# -ge 2 && $1 != -h && $1 != --help ]] || usage
 workdir=$1 seeds=$2
 shift 2
-[[ $seeds =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "seeds.sh: SEEDS must be like 0,1,2 (got '$seeds')" >&2; exit 2; }
+[[ $seeds =~ ^[0-9]+(,[0-9]+)*$ ]] || usage  # SEEDS: a comma list of integers
 IFS=, read -r -a seed_list <<<"$seeds"
 IFS=, read -r -a variants <<<"${ADARL_VARIANTS:-backbone,domain_invariant,adarl}"
 parallel=${ADARL_PARALLEL:-1}
@@ -41,7 +41,9 @@ run_job() {  # run_job LANE SEED VARIANT [flags...]
   local cmd=("${pin[@]}" adarl-jax reproduce --workdir "$workdir/seed_$seed" --variants "$variant"
              --baselines "$baselines" --no-progress --config.train.seed="$seed" "$@")
   if [[ -n ${ADARL_DRY_RUN:-} ]]; then
-    printf '%q ' "${cmd[@]}"; echo
+    local line
+    line=$(printf '%q ' "${cmd[@]}")
+    echo "$line"  # one write a line: the lanes print at the same time
   else
     mkdir -p "$workdir/seed_$seed"
     "${cmd[@]}" >"$workdir/seed_$seed/$variant.log" 2>&1 ||

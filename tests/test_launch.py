@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 LAUNCH = REPO / "launch"
-SCRIPTS = ["local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh"]
+SCRIPTS = ["local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh", "seeds.sh"]
 
 
 def _shellcheck() -> str | None:
@@ -98,3 +98,21 @@ def test_folds_array_outside_slurm_says_how_to_submit():
     out = subprocess.run(["bash", str(LAUNCH / "folds_array.sh"), "train", "emodb", "w"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode != 0 and "sbatch --array" in out.stderr
+
+
+def test_seeds_runs_every_seed_x_variant_once_and_the_baselines_once():
+    out = _bash("seeds.sh", "runs/s", "0,1,2", "--data", "D", ADARL_DRY_RUN="1", ADARL_PARALLEL="2",
+                ADARL_VARIANTS="backbone,adarl")
+    assert out.returncode == 0, out.stderr
+    jobs = [line.split() for line in out.stdout.splitlines()]
+    assert len(jobs) == 6
+    seen = set()
+    for job in jobs:
+        i = job.index("adarl-jax")
+        assert job[i + 1] == "reproduce" and job[-2:] == ["--data", "D"]
+        assert job[:i] in (["taskset", "-c", "0"], ["taskset", "-c", "1"], [])
+        seed = job[job.index("--workdir") + 1].removeprefix("runs/s/seed_")
+        assert f"--config.train.seed={seed}" in job
+        seen.add((seed, job[job.index("--variants") + 1], job[job.index("--baselines") + 1]))
+    assert {(s, v) for s, v, _ in seen} == {(s, v) for s in "012" for v in ("backbone", "adarl")}
+    assert [(s, v) for s, v, b in seen if b != "none"] == [("0", "backbone")]
