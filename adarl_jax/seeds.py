@@ -67,12 +67,14 @@ def summarize_seeds(workdirs) -> dict:
 
 
 def _pm(stat: dict | None) -> str:
-    return "-" if stat is None else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+    if stat is None:
+        return "-"
+    return f"{stat['mean']:.3f}" if stat["n"] == 1 else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
 def seeds_markdown(summary: dict) -> str:
     lines = ["# Over seeds", "", "Mean ± standard deviation (ddof=1) over the workdirs (one a "
-             "seed); LOSO, utterance level, over the folds every seed of the variant finished.", "",
+             "seed; one value where a single workdir holds the variant, e.g. the deterministic baselines); LOSO, utterance level, over the folds every seed of the variant finished.", "",
              "| variant | seeds | folds | WA pooled | UA pooled | WA fold-mean | UA fold-mean | "
              "test-speaker gender acc. |", "|---|---|---|---|---|---|---|---|"]
     for v, e in summary.items():
