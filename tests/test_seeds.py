@@ -48,8 +48,8 @@ def test_report_files_and_missing_runs(tmp_path):
     write_seeds_report(dirs, out)
     text = out.read_text()
     assert "| adarl | 2 | 1 | 0.750 ± 0.354 |" in text
+    assert json.loads(out.with_suffix(".json").read_text())["backbone"]["wa_pooled"]["n"] == 2
     write_seeds_report(dirs[:1], out)  # one seed: a value, not a spread of zero
     assert "| adarl | 1 | 1 | 1.000 | 1.000 |" in out.read_text()
-    assert json.loads(out.with_suffix(".json").read_text())["backbone"]["wa_pooled"]["n"] == 2
     with pytest.raises(FileNotFoundError, match="no finished folds"):
         summarize_seeds([tmp_path / "empty"])
