@@ -3,7 +3,8 @@
 For small corpora (EmoDB has 339 utterances): SpecAugment-style frequency and time masks
 (Park et al., 2019) and a random frequency-axis warp, which approximates vocal-tract-length
 perturbation (Jaitly & Hinton, 2013) and so varies what the domain pathway could memorise
-about a speaker. All off by default (the paper uses none).
+about a speaker; and mixup (Zhang et al., 2018), which mixes pairs of samples and their
+targets. All off by default (the paper uses none).
 """
 
 from __future__ import annotations
@@ -46,6 +47,22 @@ def freq_warp(key, x, max_warp: float):
     take = jax.vmap(lambda xi, idx: xi[idx])
     warped = take(x, lo) * (1 - frac) + take(x, hi) * frac
     return warped * (src < f - 1)[:, :, None, None].astype(x.dtype)
+
+
+def mixup(key, batch: dict, alpha: float):
+    """Mixes every sample with a random partner of its batch: x = lam x_i + (1 - lam) x_p(i),
+    one lam ~ Beta(alpha, alpha) per batch. Returns (x, batch_i, batch_p, lam): the loss is
+    lam L(batch_i) + (1 - lam) L(batch_p), each the batch's labels (own or the partner's)
+    with the pair's weight w_i w_p(i), so padding never counts."""
+    k_lam, k_perm = jax.random.split(key)
+    b = batch["x"].shape[0]
+    lam = jax.random.beta(k_lam, alpha, alpha).astype(batch["x"].dtype)
+    perm = jax.random.permutation(k_perm, b)
+    x = lam * batch["x"] + (1 - lam) * batch["x"][perm]
+    weight = batch["weight"] * batch["weight"][perm]
+    own = {"emotion": batch["emotion"], "domain": batch["domain"], "weight": weight}
+    partner = {"emotion": batch["emotion"][perm], "domain": batch["domain"][perm], "weight": weight}
+    return x, own, partner, lam
 
 
 def make_augment(config):

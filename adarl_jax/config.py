@@ -68,6 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.time_masks = 0
     c.augment.time_mask_width = 0.1  # max width, fraction of the frames
     c.augment.freq_warp = 0.0  # max relative stretch of the frequency axis (e.g. 0.1)
+    c.augment.mixup_alpha = 0.0  # >0: mixup with lam ~ Beta(alpha, alpha) (e.g. 0.2)
 
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 0.2

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from adarl_jax import losses
+from adarl_jax.augment import mixup
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -43,23 +44,31 @@ def create_train_state(variables, tx: optax.GradientTransformation, num_classes:
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
                     lr_schedule: Callable | None = None, augment: Callable | None = None,
-                    seed: int = 0):
+                    seed: int = 0, mixup_alpha: float = 0.0):
     """Builds the pure train step for `model`; jit and shard it with `sharding.jit_train_step`.
 
-    `augment(key, x) -> x` (adarl_jax.augment) draws its key from (seed, step), so a resumed
-    run sees the same augmentations as an uninterrupted one.
+    `augment(key, x) -> x` (adarl_jax.augment) and mixup (`mixup_alpha` > 0) draw their keys
+    from (seed, step), so a resumed run sees the same augmentations as an uninterrupted one.
     """
     loss_weights = tuple(float(w) for w in loss_weights)
 
     def train_step(state: TrainState, batch: dict):
         x = batch["x"]
+        key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), state.step)
         if augment is not None:
-            x = augment(jax.random.fold_in(jax.random.key(seed, impl="rbg"), state.step), x)
+            x = augment(key, x)
+        if mixup_alpha > 0:
+            x, own, partner, lam = mixup(jax.random.fold_in(key, 1), {**batch, "x": x}, mixup_alpha)
 
         def loss_fn(params):
             out, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
                                        x, train=True, mutable=["batch_stats"])
-            loss, metrics = losses.total_loss(out, batch, loss_weights, state.class_weights)
+            if mixup_alpha > 0:
+                mixed = [losses.total_loss(out, labels, loss_weights, state.class_weights)
+                         for labels in (own, partner)]
+                loss, metrics = jax.tree.map(lambda a, b: lam * a + (1 - lam) * b, *mixed)
+            else:
+                loss, metrics = losses.total_loss(out, batch, loss_weights, state.class_weights)
             return loss, (metrics, updates["batch_stats"])
 
         grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)

@@ -172,7 +172,8 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     state = sharding.put_replicated(state, mesh)
     train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
                                              config.loss.center_weight), schedule,
-                                 make_augment(config), int(config.train.seed) * 1000 + fold.index)
+                                 make_augment(config), int(config.train.seed) * 1000 + fold.index,
+                                 float(config.augment.mixup_alpha))
     groups = sampling_groups(config, train_emotion, train_domain)
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
                                                and jax.default_backend() != "cpu")

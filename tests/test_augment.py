@@ -67,3 +67,61 @@ def test_balanced_sampling_draws_groups_equally():
     assert sampling_groups(config, emotion, domain) is None
     plain = epoch_order(100, 10, 0, 0, 0)
     assert sorted(plain.ravel().tolist()) == list(range(100))
+
+
+def _labelled_batch(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"x": rng.normal(size=(n, 6, 5, 3)).astype(np.float32),
+            "emotion": (np.arange(n) % 4).astype(np.int32),
+            "domain": (np.arange(n) // 4 % 2).astype(np.int32),
+            "weight": np.array([1.0] * (n - 1) + [0.0], np.float32)}  # the last is padding
+
+
+def test_mixup_mixes_each_sample_with_one_partner_under_one_weight():
+    batch = _labelled_batch()
+    x, own, partner, lam = augment.mixup(jax.random.key(5), jax.tree.map(jnp.asarray, batch), 0.4)
+    x, lam = np.asarray(x), float(lam)
+    assert 0.0 < lam < 1.0
+    perm = []
+    for i in range(8):  # the partner of sample i: the one row that explains x[i]
+        fits = [j for j in range(8) if np.allclose(x[i], lam * batch["x"][i] + (1 - lam) * batch["x"][j],
+                                                   atol=1e-5)]
+        assert len(fits) == 1, (i, fits)
+        perm.append(fits[0])
+    assert sorted(perm) == list(range(8)), "partners are a permutation of the batch"
+    pair_weight = batch["weight"] * batch["weight"][perm]
+    np.testing.assert_array_equal(own["emotion"], batch["emotion"])
+    np.testing.assert_array_equal(partner["emotion"], batch["emotion"][perm])
+    np.testing.assert_array_equal(partner["domain"], batch["domain"][perm])
+    np.testing.assert_array_equal(own["weight"], pair_weight)
+    np.testing.assert_array_equal(partner["weight"], pair_weight)
+
+
+def test_train_step_with_mixup_minimises_the_lam_weighted_loss_of_both_label_sets():
+    from adarl_jax import losses
+    from adarl_jax.config import input_shape
+    from adarl_jax.model import build_model, init_variables
+    from adarl_jax.optim import make_optimizer
+    from adarl_jax.train import create_train_state, make_train_step
+
+    config = tiny_config()
+    model = build_model(config)
+    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
+    tx = make_optimizer(config, steps_per_epoch=2)
+    state = create_train_state(variables, tx, 4)
+    rng = np.random.default_rng(1)
+    batch = _labelled_batch()
+    batch["x"] = rng.normal(size=(8, *input_shape(config))).astype(np.float32)
+    batch = jax.tree.map(jnp.asarray, batch)
+    seed, weights = 3, (1.0, 1.0, 0.5)
+    _, metrics = jax.jit(make_train_step(model, tx, weights, seed=seed, mixup_alpha=0.4))(state, batch)
+    _, plain = jax.jit(make_train_step(model, tx, weights, seed=seed))(state, batch)
+
+    # the same draw by hand: key (seed, step 0), folded with 1 for mixup
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed, impl="rbg"), 0), 1)
+    x, own, partner, lam = augment.mixup(key, batch, 0.4)
+    out, _ = model.apply(state.variables, x, train=True, mutable=["batch_stats"])
+    expected = (lam * losses.total_loss(out, own, weights)[0]
+                + (1 - lam) * losses.total_loss(out, partner, weights)[0])
+    np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+    assert not np.isclose(metrics["loss"], plain["loss"], rtol=1e-3), "mixup changed nothing"
