@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from adarl_jax import metrics as M
 from adarl_jax.audio import AudioError, load_audio
 from adarl_jax.corpora import Utterance
 from adarl_jax.dataset import file_stamp
-from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
+from adarl_jax.files import read_json, save_npy_atomic, write_atomic, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
 
 __all__ = [
@@ -312,16 +311,9 @@ class LinearModel:
         return e / e.sum(axis=1, keepdims=True)
 
     def save(self, path: Path) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept,
-                         classes=self.classes, C=np.float64(self.C))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, "wb", lambda fh: np.savez(
+            fh, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept,
+            classes=self.classes, C=np.float64(self.C)))
 
     @classmethod
     def load(cls, path) -> "LinearModel":

@@ -133,12 +133,11 @@ def cmd_features(args, overrides) -> int:
     import numpy as np
 
     from adarl_jax.dataset import compute_features
+    from adarl_jax.files import save_npy_atomic
 
     config = _load_config(args, overrides)
     x = compute_features(args.wav, config)
-    tmp = args.out + ".tmp.npy"
-    np.save(tmp, x)
-    os.replace(tmp, args.out)
+    save_npy_atomic(args.out, np.asarray(x))
     print(f"wrote {args.out}: {x.shape} {x.dtype}")
     return 0
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from adarl_jax.config import input_shape
-from adarl_jax.files import write_text_atomic
+from adarl_jax.files import write_bytes_atomic, write_text_atomic
 from adarl_jax.frontend import spectrogram
 
 __all__ = ["DEFAULT_PLATFORMS", "export_predictor", "load_exported"]
@@ -95,10 +94,7 @@ def export_predictor(predictor, out, input: str = "spectrogram",
     written = {}
     for b, blob in files.items():
         path = out if b == "b" else out.with_name(f"{out.stem}.b{b}{out.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, blob)
         written[str(b)] = {"file": path.name, "bytes": len(blob),
                            "sha256": hashlib.sha256(blob).hexdigest()}
     c = predictor.config

@@ -7,11 +7,11 @@ switch), so this works on a headless machine and leaves an interactive session a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+
+from adarl_jax.files import write_atomic
 
 __all__ = ["MIN_TSNE_POINTS", "plot_confusion", "plot_tsne", "tsne_embedding"]
 
@@ -30,11 +30,7 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", bbox_inches="tight")
-    os.replace(tmp, path)
+    write_atomic(path, "wb", lambda f: fig.savefig(f, format="png", bbox_inches="tight"))
 
 
 def plot_confusion(matrix, classes: Sequence[str], path, title: str = "") -> None:

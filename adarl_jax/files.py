@@ -1,4 +1,8 @@
-"""Atomic writes: results appear whole or not at all (write a temporary name, then rename)."""
+"""Atomic writes: results appear whole or not at all (write a temporary name, then rename).
+
+Every temporary name is unique (mkstemp), so several processes writing the same file (fold
+jobs of one workdir each rewriting its report) never take each other's temporary file.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ def _umask() -> int:
     return mask
 
 
-def _write_atomic(path, mode: str, write) -> None:
-    """mkstemp creates the file 0600; the result gets the permissions a plain open() would
+def write_atomic(path, mode: str, write) -> None:
+    """Calls write(f) on a temporary file beside `path` (mode 'w' or 'wb'), then renames it.
+    mkstemp creates the file 0600; the result gets the permissions a plain open() would
     give (0666 less the umask), so results written here are readable like any other file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,13 +39,17 @@ def _write_atomic(path, mode: str, write) -> None:
 
 
 def write_text_atomic(path, text: str) -> None:
-    _write_atomic(path, "w", lambda f: f.write(text))
+    write_atomic(path, "w", lambda f: f.write(text))
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    write_atomic(path, "wb", lambda f: f.write(data))
 
 
 def save_npy_atomic(path, array) -> None:
     import numpy as np
 
-    _write_atomic(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
+    write_atomic(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
 
 
 def write_json_atomic(path, obj) -> None:

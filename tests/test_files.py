@@ -29,3 +29,24 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
         write_text_atomic(path, Boom())
     assert path.read_text() == "finished work"
     assert os.listdir(tmp_path) == ["report.md"]
+
+
+def test_processes_writing_the_same_figure_never_collide(tmp_path):
+    """Fold jobs sharing a workdir each rewrite its report and figures; with one fixed
+    temporary name one job's rename took the other's file (FileNotFoundError)."""
+    import multiprocessing
+
+    path = tmp_path / "figures" / "confusion_adarl.png"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        pool.map(_plot_many, [(str(path), 6)] * 3)  # re-raises a worker's exception
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(path.parent) == [path.name], "a temporary file was left behind"
+
+
+def _plot_many(args):
+    from adarl_jax.figures import plot_confusion
+
+    path, n = args
+    for _ in range(n):
+        plot_confusion([[0.5, 0.5], [0.25, 0.75]], ["a", "b"], path)
