@@ -163,10 +163,9 @@ def _train(args, overrides, variants, baselines=()) -> int:
     import jax
 
     if jax.process_index() == 0:
-        results = write_report(args.workdir)
+        write_report(args.workdir)
         print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
         print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
-        del results
     return 0
 
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from adarl_jax.audio import AudioError, iter_segments, load_audio, segment
 from adarl_jax.corpora import Utterance
+from adarl_jax.files import write_text_atomic
 
 __all__ = ["SegmentDataset", "prepare_dataset", "compute_features", "cache_key", "min_samples_for"]
 
@@ -171,17 +172,6 @@ def _labels(config, utterances: list[Utterance]) -> tuple[np.ndarray, np.ndarray
     emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1 for u in utterances], np.int32)
     gender = np.array([genders.index(u.gender) for u in utterances], np.int32)
     return emotion, gender
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 def _remove(path: str) -> None:
@@ -345,7 +335,7 @@ def _build(config, paths, folder, key, feature_shape, frontend, progress, batch_
         "files": files,
         "skipped": [list(s) for s in skipped],
     }
-    _atomic_write_text(os.path.join(folder, _META), json.dumps(meta, indent=1, default=list))
+    write_text_atomic(os.path.join(folder, _META), json.dumps(meta, indent=1, default=list))
 
 
 def compute_features(

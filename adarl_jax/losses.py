@@ -6,7 +6,6 @@ sample with a domain label only (the paper's last remark in 2.3), `weight == 0` 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import optax
 
