@@ -7,6 +7,7 @@ Skipped when torch is not installed (`pip install .[bench]`).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -106,11 +107,17 @@ def test_torch_sgd_step_equals_flax_step():
                                               jax.device_get(state.variables))
     before = dict(_setup_params(config, variables))
     want, got = dict(stepped.named_parameters()), dict(tmodel.named_parameters())
+    largest = max(float(np.abs(want[n].detach().numpy() - before[n]).max()) for n in got)
     for name, p in got.items():
-        # The update (= lr * (grad + wd * p)) agrees to float32 reduction-order noise. A conv
-        # bias before BatchNorm has a zero gradient in exact arithmetic: hence the 1e-6 floor.
+        # The update (= lr * (grad + wd * p)) agrees to float32 reduction-order noise.
         d_got = p.detach().numpy() - before[name]
         d_want = want[name].detach().numpy() - before[name]
+        if re.search(r"\.convs\.\d+\.bias$", name):
+            # A conv bias before BatchNorm has a zero gradient in exact arithmetic: both
+            # updates are float32 noise (weight decay on a zero bias adds nothing).
+            assert np.abs(before[name]).max() == 0.0, name
+            assert max(np.abs(d_got).max(), np.abs(d_want).max()) < 1e-4 * largest, name
+            continue
         scale = float(np.abs(d_want).max())
         np.testing.assert_allclose(d_got, d_want, rtol=1e-3, atol=1e-3 * scale + 1e-6, err_msg=name)
     # Running means agree; running variances differ by design (torch: unbiased batch var).

@@ -62,6 +62,28 @@ def test_sharded_step_equals_single_device_step(variant):
     assert h1[0]["lr"] == pytest.approx(0.2) and h1[2]["lr"] == pytest.approx(0.2 * 0.7)
 
 
+@pytest.mark.parametrize("variant", ["adarl", "domain_invariant"])
+def test_fused_bn_relu_pool_step_equals_plain_flax_step(variant):
+    """The default model (BatchNorm + ReLU + pool fused, its gradient by hand) trains exactly
+    as the plain nn.BatchNorm / nn.relu / nn.avg_pool model: 3 steps, float64, every block's
+    pool (5x5; 2x2 over 4 x 3, dropping a column; none) included."""
+    config = tiny_config(variant)
+    config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
+    config.model.dtype = "float64"
+    assert config.model.fused_bn_pool
+    with jax.enable_x64(True):
+        fused, h_fused = _train(config, sharding.make_mesh(1))
+        config.model.fused_bn_pool = False
+        plain, h_plain = _train(config, sharding.make_mesh(1))
+    assert jax.tree.structure(fused.params) == jax.tree.structure(plain.params)
+    for a, b in zip(jax.tree.leaves((fused.params, fused.batch_stats)),
+                    jax.tree.leaves((plain.params, plain.batch_stats))):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+    for m1, m2 in zip(h_fused, h_plain):
+        for k in m1:
+            np.testing.assert_allclose(m1[k], m2[k], rtol=1e-9, atol=1e-10, err_msg=k)
+
+
 def test_learning_rate_decays_per_epoch_or_per_steps():
     config = tiny_config()
     per_epoch = learning_rate_schedule(config, steps_per_epoch=10)

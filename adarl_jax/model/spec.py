@@ -21,6 +21,7 @@ class ModelSpec:
     bn_momentum: float = 0.9
     grl_scale: float = 1.0
     dtype: Any = jnp.float32
+    fused_bn_pool: bool = True
 
     @classmethod
     def from_config(cls, config) -> "ModelSpec":
@@ -38,9 +39,11 @@ class ModelSpec:
             bn_momentum=float(m.bn_momentum),
             grl_scale=float(m.grl_scale),
             dtype=jnp.dtype(m.dtype),
+            fused_bn_pool=bool(m.get("fused_bn_pool", True)),
         )
 
     def pathway_kwargs(self) -> dict:
         return dict(block_features=self.block_features, block_pools=self.block_pools,
                     kernel_sizes=self.kernel_sizes, use_bias=self.conv_bias,
-                    bn_momentum=self.bn_momentum, dtype=self.dtype)
+                    bn_momentum=self.bn_momentum, dtype=self.dtype,
+                    fused=self.fused_bn_pool)

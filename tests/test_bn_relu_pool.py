@@ -1,0 +1,111 @@
+"""The fused BatchNorm + ReLU + pool (hand-written gradient) against the plain Flax composition.
+
+Both sides in float64, so that a real difference, not float32 summation order, is what the
+tolerance would catch. The plain side is flax's own nn.BatchNorm, nn.relu and nn.avg_pool,
+differentiated by jax.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adarl_jax.model.bn_relu_pool import BatchNormReLUPool
+from adarl_jax.model.layers import MultiScaleConvBlock
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    with jax.enable_x64(True):
+        yield
+
+
+class PlainBNReLUPool(nn.Module):
+    pool: tuple = (1, 1)
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=jnp.float64, name="bn")(x)
+        x = nn.relu(x)
+        return nn.avg_pool(x, self.pool, strides=self.pool) if self.pool != (1, 1) else x
+
+
+class FusedBNReLUPool(nn.Module):
+    pool: tuple = (1, 1)
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        return BatchNormReLUPool(self.pool, 0.9, jnp.float64, name="bn")(x, train)
+
+
+def _as64(tree):
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
+
+
+def _random_variables(module, x, seed):
+    variables = _as64(module.init(jax.random.key(0), x, train=False))
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+    c = x.shape[-1]
+    return {"params": {"bn": {"scale": 1 + 0.3 * jax.random.normal(k1, (c,), jnp.float64),
+                              "bias": 0.5 * jax.random.normal(k2, (c,), jnp.float64)}},
+            "batch_stats": {"bn": {"mean": 0.1 * jax.random.normal(k3, (c,), jnp.float64),
+                                   "var": 1 + jax.random.uniform(k4, (c,), jnp.float64)}}}
+
+
+# (shape, pool): divisible, a remainder the VALID pool drops on both axes, block 2's (2, 2),
+# and no pool (block 4).
+CASES = [((3, 10, 15, 4), (5, 5)), ((2, 12, 13, 3), (5, 5)), ((2, 8, 6, 5), (2, 2)),
+         ((4, 6, 5, 3), (1, 1))]
+
+
+@pytest.mark.parametrize("shape,pool", CASES)
+def test_fused_equals_plain_outputs_statistics_and_gradients(shape, pool):
+    x = 2.0 + 1.5 * jax.random.normal(jax.random.key(1), shape, jnp.float64)  # mean far from 0
+    plain, fused = PlainBNReLUPool(pool), FusedBNReLUPool(pool)
+    variables = _random_variables(plain, x, seed=sum(shape))
+    out_shape = jax.eval_shape(lambda: plain.apply(variables, x, train=False)).shape
+    cotangent = jax.random.normal(jax.random.key(2), out_shape, jnp.float64)
+
+    def loss(module, params, x):
+        out, updates = module.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                                    train=True, mutable=["batch_stats"])
+        # The new running statistics enter the loss too, so that the gradient through the
+        # batch mean and variance outputs is checked, not only through the normalised output.
+        stats = updates["batch_stats"]["bn"]
+        return jnp.vdot(out, cotangent) + jnp.sum(stats["mean"] ** 3) + jnp.sum(stats["var"] ** 2), \
+            (out, updates)
+
+    results = {}
+    for name, module in (("plain", plain), ("fused", fused)):
+        grad_fn = jax.grad(lambda p, x: loss(module, p, x), argnums=(0, 1), has_aux=True)
+        (g_params, g_x), (out, updates) = jax.jit(grad_fn)(variables["params"], x)
+        eval_out = module.apply(variables, x, train=False)
+        results[name] = dict(out=out, stats=updates["batch_stats"], g_params=g_params, g_x=g_x,
+                             eval_out=eval_out)
+    assert results["fused"]["out"].shape == out_shape
+    assert float(jnp.abs(results["plain"]["g_x"]).max()) > 1e-3  # a gradient that is not ~0
+    for key in results["plain"]:
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
+                                                             rtol=1e-10, atol=1e-12, err_msg=key),
+                     results["fused"][key], results["plain"][key])
+
+
+def test_fused_block_equals_plain_block():
+    """A whole multi-scale block (convs, concat, then the fused op) both ways, same variables."""
+    x = jax.random.normal(jax.random.key(3), (2, 20, 15, 3), jnp.float64)
+    blocks = {f: MultiScaleConvBlock((4, 4), pool=(5, 5), dtype=jnp.float64, fused=f) for f in (True, False)}
+    variables = _as64(blocks[False].init(jax.random.key(4), x, train=False))
+    assert jax.tree.structure(variables) == jax.tree.structure(
+        _as64(blocks[True].init(jax.random.key(4), x, train=False)))
+
+    def loss(block, params):
+        out, updates = block.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                                   train=True, mutable=["batch_stats"])
+        return jnp.sum(jnp.sin(out)), updates
+
+    got = jax.grad(lambda p: loss(blocks[True], p), has_aux=True)(variables["params"])
+    want = jax.grad(lambda p: loss(blocks[False], p), has_aux=True)(variables["params"])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), got, want)
