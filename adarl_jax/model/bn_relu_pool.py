@@ -77,16 +77,23 @@ def _backward(pool, dtype, residuals, cotangents):
     x, mean, var, scale, bias = residuals
     g_out, g_mean, g_var = cotangents
     n = x.shape[0] * x.shape[1] * x.shape[2]
+    b, h, w, c = x.shape
+    ph, pw = pool
+    if h % ph or w % pw:  # a remainder the VALID pool dropped: spread the gradient in 4-D
+        view, g_z = x, _unpool(g_out, pool, x.shape)
+    else:  # (b, h/ph, ph, w/pw, pw, c): the pool's gradient is a broadcast XLA never materialises
+        view = x.reshape(b, h // ph, ph, w // pw, pw, c)
+        g_z = g_out[:, :, None, :, None, :] / (ph * pw)
+    axes = tuple(range(view.ndim - 1))
     inv = jax.lax.rsqrt(var + EPSILON)
-    xhat = (x - mean) * inv
-    g_z = _unpool(g_out.astype(xhat.dtype), pool, x.shape)
-    g_z = jnp.where(xhat * scale + bias > 0, g_z, 0.0)  # ReLU
-    g_bias = g_z.sum((0, 1, 2))
-    g_scale = (g_z * xhat).sum((0, 1, 2))
+    xhat = (view - mean) * inv
+    g_z = jnp.where(xhat * scale + bias > 0, g_z.astype(xhat.dtype), 0.0)  # ReLU
+    g_bias = g_z.sum(axes)
+    g_scale = (g_z * xhat).sum(axes)
     # d/dx of BatchNorm with batch statistics, plus whatever flows into mean and var themselves.
     g_x = (scale * inv) * (g_z - g_bias / n - xhat * (g_scale / n))
-    g_x = g_x + g_mean / n + g_var * (2.0 / n) * (x - mean)
-    return g_x.astype(x.dtype), g_scale.astype(scale.dtype), g_bias.astype(bias.dtype)
+    g_x = g_x + g_mean / n + g_var * (2.0 / n) * (view - mean)
+    return g_x.reshape(x.shape).astype(x.dtype), g_scale.astype(scale.dtype), g_bias.astype(bias.dtype)
 
 
 batch_norm_relu_pool.defvjp(_forward, _backward)
