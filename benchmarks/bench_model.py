@@ -22,6 +22,7 @@ Every subcommand prints one JSON line on stdout; progress goes to stderr. See RE
 from __future__ import annotations
 
 import argparse
+import copy
 import atexit
 import json
 import os
@@ -38,6 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 GB = 1024 ** 3
+JAX_IMPLS = ("jax", "jax_plain")  # jax_plain: model.fused_bn_pool=False (flax's BatchNorm, relu, avg_pool)
 TORCH_IMPLS = ("torch_eager", "torch_eager_cl", "torch_compile", "torch_compile_nchw")
 DEFAULT_IMPLS = ("jax", "torch_eager", "torch_compile")
 # XLA CPU option sets that `flags` tries by default (DebugOptions present in jaxlib 0.10.2);
@@ -302,11 +304,13 @@ def torch_setup(config, batch_np, mode: str, impl: str):
 
 
 def setup(impl, config, batch_np, mode):
-    if impl == "jax":
+    if impl in JAX_IMPLS:
+        config = copy.deepcopy(config)
+        config.model.fused_bn_pool = impl == "jax"
         return jax_setup(config, batch_np, mode)
     if impl in TORCH_IMPLS:
         return torch_setup(config, batch_np, mode, impl)
-    raise ValueError(f"unknown impl {impl!r}; known: jax, {', '.join(TORCH_IMPLS)}")
+    raise ValueError(f"unknown impl {impl!r}; known: {', '.join(JAX_IMPLS + TORCH_IMPLS)}")
 
 
 def interleaved(runners: dict, steps: int, warmup: int) -> tuple[dict, float]:
@@ -685,6 +689,15 @@ def _profile_block1_split(variables, xj, features, pool, kernel_sizes, timeit) -
     grad = jax.jit(jax.grad(lambda y, s, b, ct: jnp.vdot(bn_relu_pool(y, s, b), ct), argnums=(0, 1, 2)))
     row["jax_fwd_bn_relu_pool_only_s"] = timeit(lambda: fwd(y, scale, bias).block_until_ready())
     row["jax_fwd_bwd_bn_relu_pool_only_s"] = timeit(lambda: jax.block_until_ready(grad(y, scale, bias, ct)))
+
+    from adarl_jax.model.bn_relu_pool import batch_norm_relu_pool  # the fused op the model uses
+
+    fused = lambda y, s, b: batch_norm_relu_pool(y, s, b, pool, y.dtype)[0]
+    fused_fwd = jax.jit(fused)
+    fused_grad = jax.jit(jax.grad(lambda y, s, b, ct: jnp.vdot(fused(y, s, b), ct), argnums=(0, 1, 2)))
+    row["jax_fwd_bn_relu_pool_fused_s"] = timeit(lambda: fused_fwd(y, scale, bias).block_until_ready())
+    row["jax_fwd_bwd_bn_relu_pool_fused_s"] = timeit(
+        lambda: jax.block_until_ready(fused_grad(y, scale, bias, ct)))
     return row
 
 
@@ -823,7 +836,7 @@ def parse(argv=None):
     p.add_argument("--steps", type=int, default=0, help="timed steps per implementation (default 5, quick 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per implementation after compiling")
     p.add_argument("--impls", default=",".join(DEFAULT_IMPLS),
-                   help=f"comma-separated: jax, {', '.join(TORCH_IMPLS)}")
+                   help=f"comma-separated: {', '.join(JAX_IMPLS + TORCH_IMPLS)}")
     p.add_argument("--infer-batches", default="", help="comma-separated (default 32,256; quick: the batch)")
     p.add_argument("--skip-256", action="store_true", help="leave out the inference batch of 256")
     p.add_argument("--skip-peak", action="store_true", help="all: leave out the per-process peak runs")
