@@ -109,3 +109,30 @@ def test_fused_block_equals_plain_block():
     got = jax.grad(lambda p: loss(blocks[True], p), has_aux=True)(variables["params"])
     want = jax.grad(lambda p: loss(blocks[False], p), has_aux=True)(variables["params"])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), got, want)
+
+
+def test_bfloat16_compute_keeps_float32_variables_and_tracks_plain_path():
+    """The accelerator setting: bfloat16 activations, float32 parameters and statistics."""
+    with jax.enable_x64(False):
+        x = jax.random.normal(jax.random.key(5), (2, 10, 15, 4), jnp.bfloat16)
+        results = {}
+        for fused in (True, False):
+            block = MultiScaleConvBlock((3, 3), pool=(5, 5), dtype=jnp.bfloat16, fused=fused)
+            variables = block.init(jax.random.key(6), x, train=False)
+
+            def loss(params):
+                out, updates = block.apply({"params": params, "batch_stats": variables["batch_stats"]},
+                                           x, train=True, mutable=["batch_stats"])
+                return jnp.sum(jnp.square(out.astype(jnp.float32))), (out, updates)
+
+            grads, (out, updates) = jax.grad(loss, has_aux=True)(variables["params"])
+            results[fused] = (out, updates, grads)
+        out, updates, grads = results[True]
+        assert out.dtype == jnp.bfloat16
+        assert {a.dtype for a in jax.tree.leaves((updates, grads))} == {jnp.dtype(jnp.float32)}
+        flat = lambda tree: np.concatenate([np.ravel(np.asarray(a, np.float32)) for a in jax.tree.leaves(tree)])
+        for got, want in zip(results[True], results[False]):  # output, statistics, gradients
+            # against each collection's largest value: the conv biases' gradients are rounding
+            # noise around an exact 0 (a bias before BatchNorm cancels)
+            got, want = flat(got), flat(want)
+            np.testing.assert_allclose(got, want, rtol=0.05, atol=0.02 * float(np.abs(want).max()))

@@ -5,9 +5,11 @@ and `nn.avg_pool`, XLA:CPU differentiates the pool as a `reduce_window` transpos
 BatchNorm's backward in several passes over the block's largest activation (32 x 400 x 300 x
 32 floats in block 1 at the paper's input): that backward was most of a train step
 (benchmarks/README.md, 'Where the time goes'). Here the forward is the same arithmetic as
-Flax's (fast variance, clipped at 0; statistics in at least float32), and the backward is the
-textbook BatchNorm gradient with the pool's gradient as a broadcast, which XLA fuses into two
-passes over the input. `BatchNormReLUPool` has the same parameters and batch statistics as
+Flax's in float32 and float64 (fast variance, clipped at 0; statistics in at least float32);
+with a bfloat16 compute dtype the ReLU and pool run in float32 and the result is cast once
+(Flax rounds to bfloat16 before them: outputs differ by a bfloat16 rounding step). The
+backward is the textbook BatchNorm gradient with the pool's gradient as a broadcast, which
+XLA fuses into two passes over the input. `BatchNormReLUPool` has the same parameters and batch statistics as
 `nn.BatchNorm` (scale, bias; mean, var), so checkpoints of either path load into the other.
 `tests/test_bn_relu_pool.py` checks outputs, gradients and statistics against the plain path.
 """
@@ -87,7 +89,8 @@ def _backward(pool, dtype, residuals, cotangents):
     axes = tuple(range(view.ndim - 1))
     inv = jax.lax.rsqrt(var + EPSILON)
     xhat = (view - mean) * inv
-    g_z = jnp.where(xhat * scale + bias > 0, g_z.astype(xhat.dtype), 0.0)  # ReLU
+    # ReLU's mask from the forward's own expression, so that it rounds as the forward did.
+    g_z = jnp.where((view - mean) * (inv * scale) + bias > 0, g_z.astype(xhat.dtype), 0.0)
     g_bias = g_z.sum(axes)
     g_scale = (g_z * xhat).sum(axes)
     # d/dx of BatchNorm with batch statistics, plus whatever flows into mean and var themselves.
