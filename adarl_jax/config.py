@@ -77,6 +77,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.decay_every_steps = 0  # 0 = once per epoch (the paper); >0 = every N steps
     c.optim.momentum = 0.0
     c.optim.weight_decay = 4e-5
+    c.optim.domain_weight_decay = -1.0  # the domain pathway's L2 (<0: weight_decay), to keep it from learning speakers
+    c.optim.warmup_steps = 0  # >0: lr rises linearly from lr/N to lr over the first N steps
     c.optim.batch_size = 32
     c.optim.epochs = 50
 

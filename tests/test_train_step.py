@@ -108,6 +108,35 @@ def test_weight_decay_is_coupled_l2():
     np.testing.assert_allclose(updates["w"], -0.2 * 4e-5 * np.ones(3), rtol=1e-6)
 
 
+def test_warmup_rises_linearly_then_follows_the_decay():
+    config = tiny_config()
+    config.optim.decay_every_steps = 150
+    config.optim.warmup_steps = 10
+    lr = learning_rate_schedule(config, steps_per_epoch=10)
+    assert float(lr(0)) == pytest.approx(0.02)
+    assert float(lr(4)) == pytest.approx(0.1)
+    assert float(lr(9)) == pytest.approx(0.2)
+    assert float(lr(149)) == pytest.approx(0.2)
+    assert float(lr(150)) == pytest.approx(0.14)
+
+
+def test_domain_weight_decay_applies_to_domain_groups_only():
+    """A zero-gradient SGD step: domain* groups shrink by lr * domain_weight_decay, the rest by
+    lr * weight_decay."""
+    import jax.numpy as jnp
+
+    config = tiny_config()
+    config.optim.domain_weight_decay = 1e-2
+    tx = make_optimizer(config, steps_per_epoch=1)
+    params = {"domain": {"w": jnp.ones(3)}, "domain_head": {"b": jnp.ones(2)},
+              "emotion": {"w": jnp.ones(3)}, "centers": {"c": jnp.ones(2)}}
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    for group, wd in (("domain", 1e-2), ("domain_head", 1e-2), ("emotion", 4e-5), ("centers", 4e-5)):
+        for leaf in jax.tree.leaves(updates[group]):
+            np.testing.assert_allclose(leaf, -0.2 * wd * np.ones_like(leaf), rtol=1e-6, err_msg=group)
+
+
 def test_batch_size_not_divisible_by_devices_is_refused_with_advice():
     with pytest.raises(ValueError, match="multiple of 8"):
         sharding.check_batch_size(12, sharding.make_mesh(8))
