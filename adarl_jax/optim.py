@@ -19,7 +19,7 @@ def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
     every = o.decay_every_steps or steps_per_epoch
     decay = optax.exponential_decay(o.lr, transition_steps=max(int(every), 1),
                                     decay_rate=o.decay, staircase=True)
-    warmup = int(o.get("warmup_steps", 0))
+    warmup = int(o.warmup_steps)
     if warmup <= 0:
         return decay
     return lambda step: decay(step) * jnp.minimum(1.0, (step + 1) / warmup)
@@ -34,7 +34,7 @@ def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation
     o = config.optim
     # Coupled L2 decay added to the gradient, as torch.optim.SGD(weight_decay=...) does.
     decays = [optax.add_decayed_weights(o.weight_decay)]
-    domain_wd = float(o.get("domain_weight_decay", -1.0))
+    domain_wd = float(o.domain_weight_decay)
     if domain_wd >= 0 and domain_wd != o.weight_decay:
         decays.append(optax.add_decayed_weights(domain_wd - o.weight_decay, mask=_domain_mask))
     return optax.chain(

@@ -39,7 +39,7 @@ class ModelSpec:
             bn_momentum=float(m.bn_momentum),
             grl_scale=float(m.grl_scale),
             dtype=jnp.dtype(m.dtype),
-            fused_bn_pool=bool(m.get("fused_bn_pool", True)),
+            fused_bn_pool=bool(m.fused_bn_pool),
         )
 
     def pathway_kwargs(self) -> dict:
