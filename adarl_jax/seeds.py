@@ -7,7 +7,9 @@ Each workdir is read as `report` reads it (every finished `<variant>/fold_*/resu
 variant is summarised over the workdirs that hold it, on the folds that all of them finished,
 so that a missing fold in one seed never skews the mean. The difference adarl - backbone in UA
 is taken per seed (same seed, same folds) before it is averaged: the paper's claim, with its
-spread.
+spread. Where a variant has two or more seeds, its seed ensemble is scored too: each test
+utterance's emotion (and gender) probabilities averaged over the seeds, then WA/UA as for one
+run (a system that costs one training run a seed; no test label is used to build it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.report import _ordered, collect, summarize
 
@@ -31,6 +34,37 @@ def mean_std(values) -> dict:
 
 def _common_folds(runs: list[list[dict]]) -> set[int]:
     return set.intersection(*[{r["fold"] for r in rs} for rs in runs])
+
+
+def _mean_of(rows: list[dict], key: str) -> list[float] | None:
+    if not all(key in r for r in rows):
+        return None
+    return [round(float(x), 6) for x in np.mean([r[key] for r in rows], axis=0)]
+
+
+def ensemble_folds(runs: list[list[dict]], folds) -> list[dict]:
+    """Fold results whose utterances' probabilities are the mean over `runs` (one list of fold
+    results a seed), scored again; every run must have tested the same utterances in order."""
+    out = []
+    for f in sorted(folds):
+        per_run = [next(r for r in rs if r["fold"] == f) for rs in runs]
+        first = per_run[0]
+        keys = [(u["utterance"], u["path"]) for u in first["utterances"]]
+        for r in per_run[1:]:
+            if [(u["utterance"], u["path"]) for u in r["utterances"]] != keys:
+                raise ValueError(f"fold {f}: the seeds tested different utterances "
+                                 f"({first['test_speaker']}); cannot average their predictions")
+        rows = []
+        for same in zip(*(r["utterances"] for r in per_run)):
+            row = {k: v for k, v in same[0].items() if k not in ("probs", "domain_probs", "deep_feature")}
+            row["probs"] = _mean_of(same, "probs")
+            domain = _mean_of(same, "domain_probs")
+            if domain is not None:
+                row["domain_probs"] = domain
+            rows.append(row)
+        out.append({**first, "utterances": rows, "selected_epoch": None,
+                    "test": M.score_utterances(rows, len(first["classes"]))})
+    return out
 
 
 def summarize_seeds(workdirs) -> dict:
@@ -52,6 +86,9 @@ def summarize_seeds(workdirs) -> dict:
         entry["folds"] = sorted(folds)
         entry["workdirs"] = [w for w, _ in runs]
         entry["seeds"] = [rs[0].get("seed") for _, rs in runs]
+        if len(runs) > 1:
+            ens = summarize(ensemble_folds([rs for _, rs in runs], folds))
+            entry["ensemble"] = {m: ens[m] for m in METRICS + ("per_class_recall",) if m in ens}
         out[v] = entry
     pairs = [(c["adarl"], c["backbone"]) for _, c in collected if "adarl" in c and "backbone" in c]
     if pairs:
@@ -83,6 +120,17 @@ def seeds_markdown(summary: dict) -> str:
         lines.append(f"| {v} | {e['ua_pooled']['n']} | {len(e['folds'])} | {_pm(e.get('wa_pooled'))} | "
                      f"{_pm(e.get('ua_pooled'))} | {_pm(e.get('wa_fold_mean'))} | "
                      f"{_pm(e.get('ua_fold_mean'))} | {_pm(e.get('gender_accuracy_fold_mean'))} |")
+    for v, e in summary.items():
+        ens = e.get("ensemble") if isinstance(e, dict) else None
+        if ens:
+            g = ens.get("gender_accuracy_fold_mean")
+            lines.append(f"| {v}, ensemble of the {e['ua_pooled']['n']} seeds | {e['ua_pooled']['n']} | "
+                         f"{len(e['folds'])} | {ens['wa_pooled']:.3f} | {ens['ua_pooled']:.3f} | "
+                         f"{ens['wa_fold_mean']:.3f} | {ens['ua_fold_mean']:.3f} | "
+                         f"{'-' if g is None else f'{g:.3f}'} |")
+    if any(isinstance(e, dict) and "ensemble" in e for e in summary.values()):
+        lines += ["", "An ensemble row averages each test utterance's probabilities over the seeds "
+                      "(one model a seed), then scores the mean."]
     d = summary.get("ua_adarl_minus_backbone")
     if d:
         lines += ["", f"UA pooled, adarl - backbone (per seed, same folds): {d['mean']:+.3f} ± "

@@ -124,17 +124,6 @@ def utterance_predictions(dataset, utt_indices, evaluator, variables) -> dict:
     return {"utterances": rows}
 
 
-def score(rows: list[dict], num_classes: int) -> dict:
-    labelled = [r for r in rows if r["emotion"] >= 0]
-    y = np.array([r["emotion"] for r in labelled], int)
-    p = np.array([int(np.argmax(r["probs"])) for r in labelled], int)
-    out = {"n": len(labelled), "wa": M.weighted_accuracy(y, p), "ua": M.unweighted_accuracy(y, p, num_classes)}
-    dom = [r for r in rows if "domain_probs" in r]
-    if dom:
-        out["gender_accuracy"] = float(np.mean([int(np.argmax(r["domain_probs"])) == r["gender"] for r in dom]))
-    return out
-
-
 def _trim_jsonl(path: Path, keep_before_epoch: int) -> None:
     if not path.exists():
         return
@@ -227,8 +216,8 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         record = {"epoch": epoch, "step": int(state.step), "time_s": round(time.time() - t0, 2)}
         record.update({f"train_{k}": v for k, v in means.items()})
         if best_ckpt is not None:
-            val = score(utterance_predictions(dataset, fold.val, evaluator, state.variables)["utterances"],
-                        num_classes)
+            rows = utterance_predictions(dataset, fold.val, evaluator, state.variables)["utterances"]
+            val = M.score_utterances(rows, num_classes)
             record.update({f"val_{k}": v for k, v in val.items()})
             if val["ua"] > best["val_ua"]:
                 best = {"epoch": epoch, "val_ua": val["ua"]}
@@ -261,7 +250,7 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         "steps": int(state.step),
         "train_time_s": round(time.time() - t0, 2),
         "seed": int(config.train.seed),
-        "test": score(rows, num_classes),
+        "test": M.score_utterances(rows, num_classes),
         "utterances": rows,
     }
     ckpt.close()

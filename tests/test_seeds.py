@@ -53,3 +53,36 @@ def test_report_files_and_missing_runs(tmp_path):
     assert "| adarl | 1 | 1 | 1.000 | 1.000 |" in out.read_text()
     with pytest.raises(FileNotFoundError, match="no finished folds"):
         summarize_seeds([tmp_path / "empty"])
+
+
+def test_seed_ensemble_averages_probabilities_by_hand(tmp_path):
+    # adarl correct on the first 4, 2, 3 of 4 anger utterances: the mean probabilities are
+    # anger for utterances 0-2 (3/3, 3/3, 2/3 votes) and sadness for 3 (1/3): WA 3/4.
+    dirs = [seed_dir(tmp_path, "s0", 4, 1), seed_dir(tmp_path, "s1", 2, 1), seed_dir(tmp_path, "s2", 3, 2)]
+    # gender: utterance 0 is male (1); the seeds say male with 0.9, 0.2, 0.2 -> mean 0.433:
+    # female, wrong, though one seed was right; utterances 1-3 male in every seed: right.
+    for w, p_male in zip(dirs, (0.9, 0.2, 0.2)):
+        path = next((w / "adarl").glob("fold_00_*/result.json"))
+        r = json.loads(path.read_text())
+        for i, u in enumerate(r["utterances"]):
+            u["domain_probs"] = [1 - p_male, p_male] if i == 0 else [0.1, 0.9]
+        path.write_text(json.dumps(r))
+    s = summarize_seeds(dirs)
+    ens = s["adarl"]["ensemble"]
+    assert ens["wa_pooled"] == pytest.approx(0.75)
+    assert ens["gender_accuracy_fold_mean"] == pytest.approx(0.75)
+    assert s["backbone"]["ensemble"]["wa_pooled"] == pytest.approx(0.25)  # 1, 1, 2 correct: only utt 0
+    assert "gender_accuracy_fold_mean" not in s["backbone"]["ensemble"]
+    out = tmp_path / "seeds.md"
+    write_seeds_report(dirs, out)
+    assert "| adarl, ensemble of the 3 seeds | 3 | 1 | 0.750 | 0.750 |" in out.read_text()
+
+
+def test_seed_ensemble_refuses_different_test_utterances(tmp_path):
+    dirs = [seed_dir(tmp_path, "s0", 4, 1), seed_dir(tmp_path, "s1", 2, 1)]
+    path = next((dirs[1] / "adarl").glob("fold_00_*/result.json"))
+    r = json.loads(path.read_text())
+    r["utterances"][2]["path"] = "other.wav"
+    path.write_text(json.dumps(r))
+    with pytest.raises(ValueError, match="fold 0: the seeds tested different utterances"):
+        summarize_seeds(dirs)
