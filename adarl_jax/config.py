@@ -79,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.weight_decay = 4e-5
     c.optim.domain_weight_decay = -1.0  # the domain pathway's L2 (<0: weight_decay), to keep it from learning speakers
     c.optim.warmup_steps = 0  # >0: lr rises linearly from lr/N to lr over the first N steps
+    c.optim.ema_decay = 0.0  # >0: evaluate a moving average of the weights (per step), not the last ones
     c.optim.batch_size = 32
     c.optim.epochs = 50
 

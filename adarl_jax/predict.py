@@ -275,7 +275,7 @@ def restore_variables(ref: FoldRef):
                               f"the config {config_path}: {e}") from e
     finally:
         ckpt.close()
-    variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+    variables = jax.device_get(state.eval_variables)
     return config, variables
 
 

@@ -18,6 +18,7 @@ import optax
 
 from adarl_jax import losses
 from adarl_jax.augment import mixup
+from adarl_jax.optim import averaged_params
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -30,6 +31,12 @@ class TrainState(flax.struct.PyTreeNode):
     @property
     def variables(self):
         return {"params": self.params, "batch_stats": self.batch_stats}
+
+    @property
+    def eval_variables(self):
+        """What validation, test and inference use: the weights' moving average when the
+        optimiser keeps one (optim.ema_decay > 0), else the weights themselves."""
+        return {"params": averaged_params(self.params, self.opt_state), "batch_stats": self.batch_stats}
 
 
 def create_train_state(variables, tx: optax.GradientTransformation, num_classes: int,

@@ -216,7 +216,7 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         record = {"epoch": epoch, "step": int(state.step), "time_s": round(time.time() - t0, 2)}
         record.update({f"train_{k}": v for k, v in means.items()})
         if best_ckpt is not None:
-            rows = utterance_predictions(dataset, fold.val, evaluator, state.variables)["utterances"]
+            rows = utterance_predictions(dataset, fold.val, evaluator, state.eval_variables)["utterances"]
             val = M.score_utterances(rows, num_classes)
             record.update({f"val_{k}": v for k, v in val.items()})
             if val["ua"] > best["val_ua"]:
@@ -234,7 +234,7 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     if best_ckpt is not None and best["epoch"] >= 0:
         state, _ = best_ckpt.restore(state, best["epoch"])
         selected_epoch = best["epoch"]
-    rows = utterance_predictions(dataset, fold.test, evaluator, state.variables)["utterances"]
+    rows = utterance_predictions(dataset, fold.test, evaluator, state.eval_variables)["utterances"]
     result = {
         "variant": config.model.variant,
         "fold": fold.index,

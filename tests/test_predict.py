@@ -24,7 +24,7 @@ from conftest import EMODB, REPO, TINY_OVERRIDES, make_corpus
 SR = 16000
 
 
-def train_workdir(root: Path, folds: str = "0,1") -> Path:
+def train_workdir(root: Path, folds: str = "0,1", extra=()) -> Path:
     """A tiny trained workdir (1 epoch), through the CLI as a user makes one."""
     manifest = make_corpus(root / "corpus")
     workdir = root / "W"
@@ -33,7 +33,7 @@ def train_workdir(root: Path, folds: str = "0,1") -> Path:
     subprocess.run([sys.executable, "-m", "adarl_jax.cli", "train", "--config", "smoke",
                     "--corpus", "csv", "--manifest", str(manifest), "--workdir", str(workdir),
                     "--folds", folds, "--no-progress", *TINY_OVERRIDES,
-                    "--config.optim.epochs=1"], check=True, cwd=REPO, env=env,
+                    "--config.optim.epochs=1", *extra], check=True, cwd=REPO, env=env,
                    capture_output=True)
     return workdir
 
@@ -75,6 +75,22 @@ def test_file_probabilities_equal_the_training_reports(workdir, predictor):
         assert g["error"] is None and g["segments"] == r["segments"]
         np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
         assert g["emotion"] == predictor.classes[int(np.argmax(r["probs"]))]
+
+
+def test_weight_average_is_what_the_report_and_the_predictor_evaluate(tmp_path, monkeypatch):
+    """optim.ema_decay: the fold's test report and a Predictor on its checkpoint both use the
+    averaged weights (equal probabilities); the last weights would give others."""
+    import adarl_jax.train
+
+    workdir = train_workdir(tmp_path, folds="0", extra=["--config.optim.ema_decay=0.5"])
+    rows = result_of(workdir)["utterances"]
+    paths = [r["path"] for r in rows]
+    got = Predictor.from_checkpoint(workdir, fold=0).predict_files(paths)
+    reported = np.array([r["probs"] for r in rows])
+    np.testing.assert_allclose([list(g["probs"].values()) for g in got], reported, atol=2e-5)
+    monkeypatch.setattr(adarl_jax.train, "averaged_params", lambda params, opt_state: params)
+    last = Predictor.from_checkpoint(workdir, fold=0).predict_files(paths)
+    assert np.abs(np.array([list(g["probs"].values()) for g in last]) - reported).max() > 1e-3
 
 
 def test_compilations_stay_at_the_bucket_count_over_mixed_lengths(workdir, tmp_path, caplog):

@@ -137,6 +137,35 @@ def test_domain_weight_decay_applies_to_domain_groups_only():
             np.testing.assert_allclose(leaf, -0.2 * wd * np.ones_like(leaf), rtol=1e-6, err_msg=group)
 
 
+def test_weight_average_is_the_debiased_moving_average_of_the_iterates():
+    """optim.ema_decay: after t SGD steps the evaluated params are sum_i d^(t-i) p_i / sum_i
+    d^(t-i) over the iterates p_1..p_t (numpy, by hand); the trained params are untouched."""
+    import jax.numpy as jnp
+
+    config = tiny_config()
+    config.optim.weight_decay = 0.0
+    config.optim.ema_decay = 0.5
+    tx = make_optimizer(config, steps_per_epoch=100)
+    params = {"w": jnp.array([1.0, -2.0])}
+    state = create_train_state({"params": params}, tx, 4)
+    assert np.array_equal(state.eval_variables["params"]["w"], params["w"])  # before any step
+    grads = [np.array([1.0, 0.0]), np.array([0.5, 2.0]), np.array([-1.0, 1.0])]
+    iterates, p = [], np.array([1.0, -2.0])
+    for g in grads:
+        updates, opt_state = tx.update({"w": jnp.asarray(g)}, state.opt_state, state.params)
+        state = state.replace(params={"w": state.params["w"] + updates["w"]}, opt_state=opt_state)
+        p = p - 0.2 * g
+        iterates.append(p)
+    np.testing.assert_allclose(state.params["w"], iterates[-1], rtol=1e-6)
+    w = 0.5 ** np.arange(len(iterates))[::-1]
+    expected = (w[:, None] * np.array(iterates)).sum(0) / w.sum()
+    np.testing.assert_allclose(state.eval_variables["params"]["w"], expected, rtol=1e-6)
+    config.optim.ema_decay = 0.0  # off: evaluation sees the weights themselves
+    tx = make_optimizer(config, steps_per_epoch=100)
+    plain = create_train_state({"params": params}, tx, 4)
+    assert plain.eval_variables["params"] is plain.params
+
+
 def test_batch_size_not_divisible_by_devices_is_refused_with_advice():
     with pytest.raises(ValueError, match="multiple of 8"):
         sharding.check_batch_size(12, sharding.make_mesh(8))
