@@ -39,7 +39,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 GB = 1024 ** 3
-JAX_IMPLS = ("jax", "jax_plain")  # jax_plain: model.fused_bn_pool=False (flax's BatchNorm, relu, avg_pool)
+# The jax implementations: config.model overrides of the default model (same function each).
+JAX_IMPLS = {
+    "jax": {},
+    # the plain Flax model: nn.BatchNorm, nn.relu, nn.avg_pool, each pathway its own convs
+    "jax_plain": {"fused_bn_pool": False, "shared_first_conv": False},
+    # only the shared first convolution off: each pathway convolves the input itself
+    "jax_separate_convs": {"shared_first_conv": False},
+    # bfloat16 compute, float32 params: the accelerator option, here on the CPU
+    "jax_bf16": {"dtype": "bfloat16"},
+}
 TORCH_IMPLS = ("torch_eager", "torch_eager_cl", "torch_compile", "torch_compile_nchw")
 DEFAULT_IMPLS = ("jax", "torch_eager", "torch_compile")
 # XLA CPU option sets that `flags` tries by default (DebugOptions present in jaxlib 0.10.2);
@@ -306,11 +315,11 @@ def torch_setup(config, batch_np, mode: str, impl: str):
 def setup(impl, config, batch_np, mode):
     if impl in JAX_IMPLS:
         config = copy.deepcopy(config)
-        config.model.fused_bn_pool = impl == "jax"
+        config.model.update(JAX_IMPLS[impl])
         return jax_setup(config, batch_np, mode)
     if impl in TORCH_IMPLS:
         return torch_setup(config, batch_np, mode, impl)
-    raise ValueError(f"unknown impl {impl!r}; known: {', '.join(JAX_IMPLS + TORCH_IMPLS)}")
+    raise ValueError(f"unknown impl {impl!r}; known: {', '.join((*JAX_IMPLS, *TORCH_IMPLS))}")
 
 
 def interleaved(runners: dict, steps: int, warmup: int) -> tuple[dict, float]:
@@ -836,7 +845,7 @@ def parse(argv=None):
     p.add_argument("--steps", type=int, default=0, help="timed steps per implementation (default 5, quick 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per implementation after compiling")
     p.add_argument("--impls", default=",".join(DEFAULT_IMPLS),
-                   help=f"comma-separated: {', '.join(JAX_IMPLS + TORCH_IMPLS)}")
+                   help=f"comma-separated: {', '.join((*JAX_IMPLS, *TORCH_IMPLS))}")
     p.add_argument("--infer-batches", default="", help="comma-separated (default 32,256; quick: the batch)")
     p.add_argument("--skip-256", action="store_true", help="leave out the inference batch of 256")
     p.add_argument("--skip-peak", action="store_true", help="all: leave out the per-process peak runs")

@@ -63,18 +63,23 @@ def test_sharded_step_equals_single_device_step(variant):
     assert h1[0]["lr"] == pytest.approx(0.2) and h1[2]["lr"] == pytest.approx(0.2 * 0.7)
 
 
-@pytest.mark.parametrize("variant", ["adarl", "domain_invariant"])
-def test_fused_bn_relu_pool_step_equals_plain_flax_step(variant):
-    """The default model (BatchNorm + ReLU + pool fused, its gradient by hand) trains exactly
-    as the plain nn.BatchNorm / nn.relu / nn.avg_pool model: 3 steps, float64, every block's
-    pool (5x5; 2x2 over 4 x 3, dropping a column; none) included."""
+@pytest.mark.parametrize("option,variant,conv_bias", [
+    ("fused_bn_pool", "adarl", True), ("fused_bn_pool", "domain_invariant", True),
+    ("shared_first_conv", "adarl", True), ("shared_first_conv", "adarl", False)])
+def test_fast_path_step_equals_plain_flax_step(option, variant, conv_bias):
+    """Each fast path of the default model trains exactly as the plain Flax model without it
+    (3 steps, float64): `fused_bn_pool` (BatchNorm + ReLU + pool as one op, its gradient by
+    hand; every block's pool: 5x5, 2x2 over 4 x 3 dropping a column, none) and
+    `shared_first_conv` (adarl's two pathways' block-1 convolutions as one, from their own
+    kernels, with and without conv biases)."""
     config = tiny_config(variant)
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
     config.model.dtype = "float64"
-    assert config.model.fused_bn_pool
+    config.model.conv_bias = conv_bias
+    assert config.model[option]
     with jax.enable_x64(True):
         fused, h_fused = _train(config, sharding.make_mesh(1))
-        config.model.fused_bn_pool = False
+        config.model[option] = False
         plain, h_plain = _train(config, sharding.make_mesh(1))
     assert jax.tree.structure(fused.params) == jax.tree.structure(plain.params)
     for a, b in zip(jax.tree.leaves((fused.params, fused.batch_stats)),

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from adarl_jax.model.layers import (ChannelwiseDense, ConvPathway, FeatureHead,
-                                    embed_domain_attention, xavier)
+                                    embed_domain_attention, shared_input_convs, xavier)
 from adarl_jax.model.spec import ModelSpec
 
 
@@ -20,8 +20,8 @@ class EmotionPathway(nn.Module):
     spec: ModelSpec
 
     @nn.compact
-    def __call__(self, x, train: bool, attention=None):
-        f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train)
+    def __call__(self, x, train: bool, attention=None, first_convolved=None):
+        f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train, first_convolved)
         emb = f4 if attention is None else embed_domain_attention(f4, attention)
         pooled = emb.mean(axis=2)  # TP: average over time -> (batch, H, C)
         cfc = ChannelwiseDense(dtype=self.spec.dtype, name="cfc")(pooled)
@@ -36,12 +36,25 @@ class DomainPathway(nn.Module):
     spec: ModelSpec
 
     @nn.compact
-    def __call__(self, x, train: bool):
-        f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train)
+    def __call__(self, x, train: bool, first_convolved=None):
+        f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train, first_convolved)
         _, logits = FeatureHead(self.spec.hidden, self.spec.num_domains,
                                 self.spec.bn_momentum, self.spec.dtype, name="head")(
             f4.reshape(f4.shape[0], -1), train)
         return f4, logits
+
+
+def first_convs_of_pathways(module: nn.Module, x, names, spec: ModelSpec) -> dict:
+    """{pathway name: its block 1's convolutions of `x`}, computed as one convolution
+    (`shared_input_convs`) from the kernels in the pathways' own parameters, for the pathways
+    `names` (submodules of `module`) that all read `x`. Empty when `spec.shared_first_conv` is
+    off or while initialising (the pathways then create their kernels and convolve themselves).
+    """
+    if not spec.shared_first_conv or module.is_initializing():
+        return {}
+    params = module.variables["params"]
+    blocks = [params[n]["convs"]["block1"] for n in names]
+    return dict(zip(names, shared_input_convs(x, blocks, spec.kernel_sizes, spec.dtype)))
 
 
 class ClassCenters(nn.Module):

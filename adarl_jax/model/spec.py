@@ -22,6 +22,7 @@ class ModelSpec:
     grl_scale: float = 1.0
     dtype: Any = jnp.float32
     fused_bn_pool: bool = True
+    shared_first_conv: bool = True
 
     @classmethod
     def from_config(cls, config) -> "ModelSpec":
@@ -40,6 +41,7 @@ class ModelSpec:
             grl_scale=float(m.grl_scale),
             dtype=jnp.dtype(m.dtype),
             fused_bn_pool=bool(m.fused_bn_pool),
+            shared_first_conv=bool(m.shared_first_conv),
         )
 
     def pathway_kwargs(self) -> dict:

@@ -4,7 +4,8 @@ emotion pathway."""
 import flax.linen as nn
 
 from adarl_jax.model.layers import DomainAwareAttention
-from adarl_jax.model.pathways import ClassCenters, DomainPathway, EmotionPathway, outputs
+from adarl_jax.model.pathways import (ClassCenters, DomainPathway, EmotionPathway,
+                                      first_convs_of_pathways, outputs)
 from adarl_jax.model.registry import register_variant
 from adarl_jax.model.spec import ModelSpec
 
@@ -15,9 +16,13 @@ class ADARL(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        domain_f4, domain_logits = DomainPathway(self.spec, name="domain")(x, train)
+        # Both pathways read x: their first convolutions run as one (model.shared_first_conv).
+        first = first_convs_of_pathways(self, x, ("domain", "emotion"), self.spec)
+        domain_f4, domain_logits = DomainPathway(self.spec, name="domain")(
+            x, train, first.get("domain"))
         attention = DomainAwareAttention(self.spec.attention_hidden, self.spec.dtype,
                                          name="attention")(domain_f4)
-        _, feature, logits = EmotionPathway(self.spec, name="emotion")(x, train, attention)
+        _, feature, logits = EmotionPathway(self.spec, name="emotion")(
+            x, train, attention, first.get("emotion"))
         centers = ClassCenters(self.spec.num_classes, self.spec.hidden, name="centers")()
         return outputs(logits, feature, centers, domain_logits=domain_logits, attention=attention)
