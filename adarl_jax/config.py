@@ -56,7 +56,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.grl_scale = 1.0  # domain_invariant: gradient reversal strength
     c.model.dtype = "float32"  # compute dtype; 'bfloat16' for accelerators (params stay f32)
     c.model.fused_bn_pool = True  # BatchNorm+ReLU+pool as one op with its own gradient (same function)
-    c.model.shared_first_conv = True  # adarl: both pathways' block-1 convs as one conv (same function)
+    # adarl: both pathways' block-1 convs as one conv (same function); slower on CPU (benchmarks/)
+    c.model.shared_first_conv = False
 
     c.loss = ml_collections.ConfigDict()
     c.loss.domain_weight = 1.0  # gamma_1

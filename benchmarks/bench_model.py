@@ -42,10 +42,10 @@ GB = 1024 ** 3
 # The jax implementations: config.model overrides of the default model (same function each).
 JAX_IMPLS = {
     "jax": {},
-    # the plain Flax model: nn.BatchNorm, nn.relu, nn.avg_pool, each pathway its own convs
-    "jax_plain": {"fused_bn_pool": False, "shared_first_conv": False},
-    # only the shared first convolution off: each pathway convolves the input itself
-    "jax_separate_convs": {"shared_first_conv": False},
+    # the plain Flax model: nn.BatchNorm, nn.relu, nn.avg_pool
+    "jax_plain": {"fused_bn_pool": False},
+    # adarl's two pathways' block-1 convolutions as one (model.shared_first_conv; off by default)
+    "jax_shared_conv": {"shared_first_conv": True},
     # bfloat16 compute, float32 params: the accelerator option, here on the CPU
     "jax_bf16": {"dtype": "bfloat16"},
 }

@@ -81,8 +81,9 @@ def shared_input_convs(x, blocks, kernel_sizes, dtype) -> list:
 
     `blocks`: each block's parameters ({'conv3x3': {'kernel', 'bias'}, 'conv5x5': ...}). Every
     kernel is zero-padded, centred, to the largest (odd) size and all are concatenated on the
-    output axis: one convolution with 64 outputs replaces four with 16 (XLA:CPU runs it 1.6-3.8x
-    faster than the four; README of benchmarks/). Returns each block's concatenated output, as
+    output axis: one convolution with 64 outputs replaces four with 16. Alone, XLA:CPU runs its
+    forward 1.6-3.8x faster than the four; inside the train step it is slower (the weight
+    gradient of the wider convolution; benchmarks/README.md), so it is off by default. Returns each block's concatenated output, as
     its own convolutions would give (`nn.Conv` arithmetic: inputs, kernel and bias cast to
     `dtype`, bias added after).
     """

@@ -22,7 +22,7 @@ class ModelSpec:
     grl_scale: float = 1.0
     dtype: Any = jnp.float32
     fused_bn_pool: bool = True
-    shared_first_conv: bool = True
+    shared_first_conv: bool = False
 
     @classmethod
     def from_config(cls, config) -> "ModelSpec":

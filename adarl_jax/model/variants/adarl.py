@@ -16,7 +16,7 @@ class ADARL(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        # Both pathways read x: their first convolutions run as one (model.shared_first_conv).
+        # Both pathways read x: with model.shared_first_conv their first convolutions run as one.
         first = first_convs_of_pathways(self, x, ("domain", "emotion"), self.spec)
         domain_f4, domain_logits = DomainPathway(self.spec, name="domain")(
             x, train, first.get("domain"))
