@@ -120,15 +120,14 @@ def seeds_markdown(summary: dict) -> str:
         lines.append(f"| {v} | {e['ua_pooled']['n']} | {len(e['folds'])} | {_pm(e.get('wa_pooled'))} | "
                      f"{_pm(e.get('ua_pooled'))} | {_pm(e.get('wa_fold_mean'))} | "
                      f"{_pm(e.get('ua_fold_mean'))} | {_pm(e.get('gender_accuracy_fold_mean'))} |")
-    for v, e in summary.items():
-        ens = e.get("ensemble") if isinstance(e, dict) else None
-        if ens:
-            g = ens.get("gender_accuracy_fold_mean")
-            lines.append(f"| {v}, ensemble of the {e['ua_pooled']['n']} seeds | {e['ua_pooled']['n']} | "
-                         f"{len(e['folds'])} | {ens['wa_pooled']:.3f} | {ens['ua_pooled']:.3f} | "
-                         f"{ens['wa_fold_mean']:.3f} | {ens['ua_fold_mean']:.3f} | "
-                         f"{'-' if g is None else f'{g:.3f}'} |")
-    if any(isinstance(e, dict) and "ensemble" in e for e in summary.values()):
+    ensembles = [(v, e) for v, e in summary.items() if "ensemble" in e]
+    for v, e in ensembles:
+        ens, n = e["ensemble"], e["ua_pooled"]["n"]
+        g = ens.get("gender_accuracy_fold_mean")
+        lines.append(f"| {v}, ensemble of the {n} seeds | {n} | {len(e['folds'])} | "
+                     f"{ens['wa_pooled']:.3f} | {ens['ua_pooled']:.3f} | {ens['wa_fold_mean']:.3f} | "
+                     f"{ens['ua_fold_mean']:.3f} | {'-' if g is None else f'{g:.3f}'} |")
+    if ensembles:
         lines += ["", "An ensemble row averages each test utterance's probabilities over the seeds "
                       "(one model a seed), then scores the mean."]
     d = summary.get("ua_adarl_minus_backbone")

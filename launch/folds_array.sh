@@ -16,7 +16,7 @@
 # WORKDIR must be on storage all tasks share; `prepare` first spares each task the spectrograms.
 set -euo pipefail
 
-usage() { sed -n '10,19s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 run() { if [[ -n ${ADARL_DRY_RUN:-} ]]; then printf '%q ' "$@"; echo; else "$@"; fi; }
 
 [[ $# -ge 3 && $1 != -h && $1 != --help ]] || usage

@@ -11,7 +11,7 @@
 # (CUDA_VISIBLE_DEVICES=0 restricts the run to one GPU).
 set -euo pipefail
 
-usage() { sed -n '5,11s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 run() { if [[ -n ${ADARL_DRY_RUN:-} ]]; then printf '%q ' "$@"; echo; else "$@"; fi; }
 
 [[ $# -ge 3 && $1 != -h && $1 != --help ]] || usage

@@ -14,7 +14,7 @@
 # every job where it stopped (finished folds are skipped).
 set -euo pipefail
 
-usage() { sed -n '7,14s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 [[ $# -ge 2 && $1 != -h && $1 != --help ]] || usage
 workdir=$1 seeds=$2
 shift 2

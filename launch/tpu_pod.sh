@@ -14,7 +14,7 @@
 # --process_id). The mesh spans all chips of all workers; optim.batch_size is the global batch.
 set -euo pipefail
 
-usage() { sed -n '5,15s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 run() { if [[ -n ${ADARL_DRY_RUN:-} ]]; then printf '%q ' "$@"; echo; else "$@"; fi; }
 
 [[ $# -ge 5 && $1 != -h && $1 != --help ]] || usage

@@ -11,7 +11,7 @@
 # one data-parallel mesh: optim.batch_size must divide by their number. Several hosts: tpu_pod.sh.
 set -euo pipefail
 
-usage() { sed -n '5,12s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 run() { if [[ -n ${ADARL_DRY_RUN:-} ]]; then printf '%q ' "$@"; echo; else "$@"; fi; }
 
 [[ $# -ge 3 && $1 != -h && $1 != --help ]] || usage

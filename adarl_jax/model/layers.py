@@ -83,9 +83,9 @@ def shared_input_convs(x, blocks, kernel_sizes, dtype) -> list:
     kernel is zero-padded, centred, to the largest (odd) size and all are concatenated on the
     output axis: one convolution with 64 outputs replaces four with 16. Alone, XLA:CPU runs its
     forward 1.6-3.8x faster than the four; inside the train step it is slower (the weight
-    gradient of the wider convolution; benchmarks/README.md), so it is off by default. Returns each block's concatenated output, as
-    its own convolutions would give (`nn.Conv` arithmetic: inputs, kernel and bias cast to
-    `dtype`, bias added after).
+    gradient of the wider convolution; benchmarks/README.md), so it is off by default.
+    Returns each block's concatenated output, as its own convolutions would give (`nn.Conv`
+    arithmetic: inputs, kernel and bias cast to `dtype`, bias added after).
     """
     if any(k % 2 == 0 for k in kernel_sizes):
         raise ValueError(f"shared_input_convs needs odd kernel sizes, got {tuple(kernel_sizes)}")
