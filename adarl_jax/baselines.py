@@ -469,7 +469,7 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
     gender = np.array([genders.index(u.gender) for u in utts], np.int64)
     speakers = np.array([u.speaker for u in utts], dtype=object)
     val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
-    all_folds = loso_folds(utts, val_k, int(config.train.seed))
+    all_folds = loso_folds(utts, val_k, int(config.train.split_seed))
     chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
     num_classes = len(classes)
 

@@ -178,6 +178,25 @@ def cmd_reproduce(args, overrides) -> int:
     return _train(args, overrides, variants, args.baselines)
 
 
+def cmd_tune(args, overrides) -> int:
+    from adarl_jax.tune import load_grid, run_tune
+
+    grid = load_grid(args.grid)
+    extra = list(overrides)
+    for flag, field in ((args.data and os.path.abspath(args.data), "data.dir"),
+                        (args.corpus, "data.corpus"),
+                        (args.manifest and os.path.abspath(args.manifest), "data.manifest")):
+        if flag:
+            extra.append(f"{field}={flag}")
+    progress = not args.no_progress
+    record = run_tune(grid, args.workdir, extra, folds=args.folds, variant=args.variant,
+                      config_spec=args.config, progress=progress,
+                      only=args.candidates.split(",") if args.candidates else None)
+    print(open(os.path.join(args.workdir, "tune.md")).read())
+    print(f"wall time {record['wall_time_s']:.0f} s; {args.workdir}/tune.json")
+    return 0
+
+
 def cmd_report(args, overrides) -> int:
     from adarl_jax.report import write_report
 
@@ -305,6 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--process_id", type=int, default=None)
         p.add_argument("--init_timeout", type=int, default=300, help="seconds to wait for the coordinator")
         p.set_defaults(fn=fn)
+
+    p = sub.add_parser("tune", help="nested recipe selection: per fold, the grid candidate with "
+                       "the best validation UA is tested on the fold's speaker")
+    _config_args(p)
+    p.add_argument("--grid", required=True, help="a grid file or a name in configs/grids/ (e.g. recipe)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--folds", default=None, help="fold indices, e.g. 0,3 or 0-4 (default all)")
+    p.add_argument("--variant", default=None, help="overrides every candidate's model.variant")
+    p.add_argument("--candidates", default=None, help="comma list: a subset of the grid's candidates")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_tune)
 
     p = sub.add_parser("report", help="merge finished folds into results.json and report.md")
     p.add_argument("workdir")

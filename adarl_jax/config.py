@@ -31,6 +31,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.sample_rate = 16000
     c.data.segment_s = 3.0
     c.data.min_tail_s = 1.0
+    # emotions outside `classes`: drop them, or keep them as domain-only samples (their
+    # gender trains the domain pathway; no emotion, centre or test term uses them)
+    c.data.other_emotions = "drop"  # drop | domain_only
     c.data.max_utterances = 0  # >0: keep only this many (stratified by speaker), for smoke runs
 
     c.frontend = ml_collections.ConfigDict()
@@ -41,6 +44,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.frontend.n_frames = 300  # segment_s / hop_s
     c.frontend.windows_s = (0.020, 0.030, 0.040)  # multi_window: one channel per Hamming window
     c.frontend.colormap_window_s = 0.020  # colormap: the one window drawn through 'jet'
+    # linear: rfft bins 0..n_bins-1 (the paper: 0-4 kHz at n_fft 1600); mel: n_bins HTK-mel
+    # bands from 0 Hz to fmax_hz, the power of the rfft bins summed through triangular filters
+    c.frontend.scale = "linear"
+    c.frontend.fmax_hz = 8000.0  # scale='mel' only
+    # segment: z-score per segment and channel (the paper); speaker: standardise each
+    # (frequency, channel) with the mean and std over all of the speaker's frames, test speaker
+    # included (transductive: uses its unlabelled audio, never its labels); keeps loudness
+    c.frontend.normalize = "segment"
     c.frontend.log_floor = 1e-6  # log(max(|X|, floor))
     c.frontend.zscore_eps = 1e-5
 
@@ -63,6 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.domain_weight = 1.0  # gamma_1
     c.loss.emotion_weight = 1.0  # gamma_2
     c.loss.center_weight = 0.5  # gamma_3
+    c.loss.label_smoothing = 0.0  # emotion targets (1 - s) one-hot + s / classes
     c.loss.class_weighting = "none"  # none | balanced (inverse class frequency, per fold)
 
     c.augment = ml_collections.ConfigDict()  # adarl_jax.augment; all off = the paper
@@ -74,6 +86,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.mixup_alpha = 0.0  # >0: mixup with lam ~ Beta(alpha, alpha) (e.g. 0.2)
 
     c.optim = ml_collections.ConfigDict()
+    c.optim.optimizer = "sgd"  # sgd (coupled L2, the paper) | adamw (decoupled weight decay)
+    c.optim.schedule = "step"  # step: x decay every epoch / decay_every_steps | cosine to 0
     c.optim.lr = 0.2
     c.optim.decay = 0.7
     c.optim.decay_every_steps = 0  # 0 = once per epoch (the paper); >0 = every N steps
@@ -84,9 +98,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.ema_decay = 0.0  # >0: evaluate a moving average of the weights (per step), not the last ones
     c.optim.batch_size = 32
     c.optim.epochs = 50
+    c.optim.train_steps = 0  # >0: train ceil(train_steps / steps per epoch) epochs instead
 
     c.train = ml_collections.ConfigDict()
-    c.train.seed = 0
+    c.train.seed = 0  # initialisation, batch order and augmentation
+    c.train.split_seed = 0  # which training speakers become validation speakers (fixed across seeds)
     c.train.keep_checkpoints = 2
     c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
     c.train.val_speakers_per_gender = 1
@@ -111,10 +127,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"frontend.n_frames={fe.n_frames} but data.segment_s/frontend.hop_s = {expect_frames}"
         )
-    if fe.n_bins > fe.n_fft // 2 + 1:
+    if fe.scale == "linear" and fe.n_bins > fe.n_fft // 2 + 1:
         raise ValueError(f"frontend.n_bins={fe.n_bins} exceeds n_fft//2+1={fe.n_fft // 2 + 1}")
     if fe.kind not in ("multi_window", "colormap"):
         raise ValueError(f"frontend.kind={fe.kind!r}: expected 'multi_window' or 'colormap'")
+    if fe.scale not in ("linear", "mel"):
+        raise ValueError(f"frontend.scale={fe.scale!r}: expected 'linear' or 'mel'")
+    if fe.normalize not in ("segment", "speaker"):
+        raise ValueError(f"frontend.normalize={fe.normalize!r}: expected 'segment' or 'speaker'")
+    if fe.scale == "mel" and not 0 < fe.fmax_hz <= d.sample_rate / 2:
+        raise ValueError(f"frontend.fmax_hz={fe.fmax_hz} must be in (0, data.sample_rate/2]")
     if len(m.block_features) != len(m.block_pools):
         raise ValueError("model.block_features and model.block_pools must have the same length")
     for i, feats in enumerate(m.block_features):
@@ -130,6 +152,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 f"frontend.n_bins={fe.n_bins} and frontend.n_frames={fe.n_frames}"
             )
         h, w = h // ph, w // pw
+    if config.optim.optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optim.optimizer={config.optim.optimizer!r}: expected 'sgd' or 'adamw'")
+    if config.optim.schedule not in ("step", "cosine"):
+        raise ValueError(f"optim.schedule={config.optim.schedule!r}: expected 'step' or 'cosine'")
+    if d.other_emotions not in ("drop", "domain_only"):
+        raise ValueError(f"data.other_emotions={d.other_emotions!r}: expected 'drop' or 'domain_only'")
+    if not 0 <= config.loss.label_smoothing < 1:
+        raise ValueError(f"loss.label_smoothing={config.loss.label_smoothing} must be in [0, 1)")
     if config.optim.batch_size < 1 or config.optim.epochs < 0:
         raise ValueError("optim.batch_size must be >= 1 and optim.epochs >= 0")
     if config.train.balance not in ("none", "class", "gender", "class_gender"):

@@ -8,6 +8,9 @@ each corpus's own naming conventions; gender is the domain label of the paper's 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import csv
 import logging
 import os
@@ -97,8 +100,18 @@ def _require_folder(root) -> Path:
     return Path(os.path.abspath(root))
 
 
-def _is_wav(p: Path) -> bool:
-    return p.suffix.lower() == ".wav" and not p.name.startswith("._") and p.is_file()
+@functools.lru_cache(maxsize=1)
+def audio_suffixes() -> frozenset[str]:
+    """File name suffixes of the formats libsndfile reads here (.wav, .flac, .ogg, .aiff, ...;
+    headerless .raw is left out)."""
+    import soundfile
+
+    names = {"." + f.lower() for f in soundfile.available_formats()} - {".raw"}
+    return frozenset(names | {".aif", ".oga"})
+
+
+def _is_audio(p: Path) -> bool:
+    return p.suffix.lower() in audio_suffixes() and not p.name.startswith("._") and p.is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +134,7 @@ def read_emodb(root) -> list[Utterance]:
     folder = root / "wav" if (root / "wav").is_dir() else root
     utterances, odd = [], []
     for p in sorted(folder.iterdir()):
-        if not _is_wav(p):
+        if not _is_audio(p):
             continue
         m = _EMODB_NAME.match(p.stem)
         if not m or m.group(3) not in EMODB_EMOTIONS:
@@ -181,7 +194,7 @@ def read_ravdess(root) -> list[Utterance]:
     root = _require_folder(root)
     utterances, odd = [], []
     for p in sorted(root.rglob("*")):
-        if not _is_wav(p):
+        if not _is_audio(p):
             continue
         m = _RAVDESS_NAME.match(p.stem)
         if not m or m.group(3) not in RAVDESS_EMOTIONS:
@@ -327,8 +340,12 @@ def load_corpus(name: str, root, manifest: str = "") -> list[Utterance]:
     raise CorpusError(f"unknown corpus {name!r}; valid: {', '.join(CORPORA)}")
 
 
-def select_classes(utterances: list[Utterance], classes) -> list[Utterance]:
-    """Utterances whose emotion is one of `classes`, plus the unlabelled ones (emotion None)."""
+def select_classes(utterances: list[Utterance], classes, keep_others: bool = False) -> list[Utterance]:
+    """Utterances whose emotion is one of `classes`, plus the unlabelled ones (emotion None).
+
+    keep_others: utterances of other emotions are kept too, with their emotion removed
+    (domain-only samples: their gender still trains the domain pathway).
+    """
     classes = tuple(classes)
     present = Counter(u.emotion for u in utterances if u.emotion is not None)
     absent = [c for c in classes if c not in present]
@@ -338,6 +355,9 @@ def select_classes(utterances: list[Utterance], classes) -> list[Utterance]:
             + (", ".join(f"{c} ({n})" for c, n in sorted(present.items())) or "none")
         )
     wanted = set(classes)
+    if keep_others:
+        return [u if u.emotion is None or u.emotion in wanted else dataclasses.replace(u, emotion=None)
+                for u in utterances]
     return [u for u in utterances if u.emotion is None or u.emotion in wanted]
 
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ __all__ = ["SegmentDataset", "prepare_dataset", "compute_features", "cache_key",
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the layout or the meaning of cached features changes
+CACHE_FORMAT = 2  # bump when the layout or the meaning of cached features changes
 _FEATURES = "features.npy"
 _META = "meta.json"
 _WAVE_BUDGET_BYTES = 512 << 20  # decoded segments kept between the two passes; beyond, re-read
@@ -55,6 +56,7 @@ class SegmentDataset:
     classes: tuple[str, ...] = ()
     cache_dir: str = ""  # the folder holding this dataset's features and metadata
     from_cache: bool = False
+    segment_frames: np.ndarray | None = None  # (n_seg,) int32 valid frames (the rest are padding)
 
     def subset_segments(self, utt_indices) -> np.ndarray:
         """Indices of the segments of the given utterances (sorted)."""
@@ -97,6 +99,57 @@ def min_samples_for(config) -> int:
     fe = config.frontend
     window = fe.colormap_window_s if fe.kind == "colormap" else max(fe.windows_s)
     return max(1, int(round(window * config.data.sample_rate)))
+
+
+def valid_frame_count(config, length: int) -> int:
+    """Frames t with t * hop < length (at least 1, at most n_frames), as the front end masks."""
+    hop = int(round(config.frontend.hop_s * config.data.sample_rate))
+    return int(min(max(-(-int(length) // hop), 1), int(config.frontend.n_frames)))
+
+
+def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
+                       eps: float = 1e-5) -> dict:
+    """Mean and std (ddof 0) of each (frequency, channel) over the valid frames of each group.
+
+    features (n, F, T, C), frames (n,) valid frame counts, groups (n,) hashable ids ->
+    {group: (mean (F, 1, C), std + eps (F, 1, C))}, float64 sums over float32 features.
+    """
+    out = {}
+    for g in dict.fromkeys(groups.tolist()):
+        idx = np.flatnonzero(groups == g)
+        total = np.zeros((features.shape[1], features.shape[3]))
+        sq = np.zeros_like(total)
+        count = 0
+        for i in idx:
+            x = np.asarray(features[i, :, :frames[i]], np.float64)
+            total += x.sum(1)
+            sq += np.square(x).sum(1)
+            count += int(frames[i])
+        mean = total / count
+        std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+        out[g] = (mean[:, None, :], std[:, None, :] + eps)
+    return out
+
+
+def normalize_segments(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
+                       stats: dict) -> np.ndarray:
+    """(x - mean_g) / std_g per segment's group; frames past each segment's count set to 0."""
+    out = np.zeros(features.shape, np.float32)
+    for i in range(len(features)):
+        mean, std = stats[groups[i]]
+        n = int(frames[i])
+        out[i, :, :n] = (np.asarray(features[i, :, :n], np.float64) - mean) / std
+    return out
+
+
+def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
+    """frontend.normalize='speaker': each speaker's segments standardised per (frequency,
+    channel) with that speaker's own statistics, in memory. Transductive: a test speaker's
+    statistics come from its (unlabelled) audio; no label is read."""
+    speakers = np.array([u.speaker for u in dataset.utterances], dtype=object)[dataset.segment_utt]
+    stats = speaker_statistics(dataset.features, dataset.segment_frames, speakers)
+    return dataclasses.replace(dataset, features=normalize_segments(
+        dataset.features, dataset.segment_frames, speakers, stats))
 
 
 def _key_material(config) -> dict:
@@ -237,11 +290,13 @@ def prepare_dataset(
     kept = [i for i, p in enumerate(paths) if p in entry]
     seg_utt = np.zeros((meta["n_segments"],), np.int32)
     seg_start = np.zeros((meta["n_segments"],), np.float32)
+    seg_frames = np.zeros((meta["n_segments"],), np.int32)
     for new_index, i in enumerate(kept):
         f = entry[paths[i]]
         rows = slice(f["first"], f["first"] + len(f["starts_s"]))
         seg_utt[rows] = new_index
         seg_start[rows] = f["starts_s"]
+        seg_frames[rows] = f["frames"]
     kept_utts = [utterances[i] for i in kept]
     emotion, gender = _labels(config, kept_utts)
     dataset = SegmentDataset(
@@ -255,7 +310,10 @@ def prepare_dataset(
         classes=tuple(config.data.classes),
         cache_dir=folder,
         from_cache=from_cache,
+        segment_frames=seg_frames,
     )
+    if config.frontend.normalize == "speaker":
+        dataset = speaker_normalize(dataset)
     s = dataset.summary()
     message = (
         f"dataset: {s['n_utterances']} utterances, {s['n_segments']} segments, "
@@ -284,7 +342,8 @@ def _build(config, paths, folder, key, feature_shape, frontend, progress, batch_
             skipped.append((path, e.reason))
             continue
         segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
-        files.append({"path": path, "starts_s": [float(s) for s in starts]})
+        files.append({"path": path, "starts_s": [float(s) for s in starts],
+                      "frames": [valid_frame_count(config, n) for n in lengths]})
         if segs.nbytes <= budget:
             kept_waves[path] = (segs, lengths)
             budget -= segs.nbytes

@@ -61,6 +61,7 @@ __all__ = [
     "log_magnitude_stft",
     "make_frontend",
     "masked_zscore",
+    "mel_filterbank",
     "min_max_scale",
     "multi_window_spectrogram",
     "spectrogram",
@@ -82,6 +83,9 @@ class FrontendSpec:
     colormap_window: int = 320
     log_floor: float = 1e-6
     zscore_eps: float = 1e-5
+    scale: str = "linear"  # linear: rfft bins 0..n_bins-1; mel: n_bins mel bands up to fmax_hz
+    fmax_hz: float = 8000.0
+    normalize: str = "segment"  # segment: z-score each segment; speaker: raw log (dataset.speaker_normalize)
 
     @classmethod
     def from_config(cls, config) -> "FrontendSpec":
@@ -98,6 +102,9 @@ class FrontendSpec:
             colormap_window=samples(fe.colormap_window_s),
             log_floor=float(fe.log_floor),
             zscore_eps=float(fe.zscore_eps),
+            scale=str(fe.scale),
+            fmax_hz=float(fe.fmax_hz),
+            normalize=str(fe.normalize),
         )
         spec.check()
         return spec
@@ -108,9 +115,16 @@ class FrontendSpec:
         if self.hop < 1 or min(self.windows + (self.colormap_window,)) < 1:
             raise ValueError(f"frontend: hop ({self.hop}) and windows {self.windows} "
                              "must be >= 1 sample")
-        if not 1 <= self.n_bins <= self.n_fft // 2 + 1:
+        if self.scale not in ("linear", "mel"):
+            raise ValueError(f"frontend.scale={self.scale!r}: expected 'linear' or 'mel'")
+        if self.normalize not in ("segment", "speaker"):
+            raise ValueError(f"frontend.normalize={self.normalize!r}: expected 'segment' or 'speaker'")
+        if self.scale == "linear" and not 1 <= self.n_bins <= self.n_fft // 2 + 1:
             raise ValueError(f"frontend.n_bins={self.n_bins} must be in "
                              f"1..n_fft//2+1={self.n_fft // 2 + 1}")
+        if self.scale == "mel" and not 0 < self.fmax_hz <= self.sample_rate / 2:
+            raise ValueError(f"frontend.fmax_hz={self.fmax_hz} must be in (0, sample_rate/2="
+                             f"{self.sample_rate / 2}]")
         if self.kind == "multi_window" and len(self.windows) != 3:
             raise ValueError("frontend.windows_s must name 3 windows (one per channel), "
                              f"got {self.windows}")
@@ -165,11 +179,39 @@ def _centred_windows(windows: tuple[int, ...], frame_length: int) -> np.ndarray:
     return out
 
 
+def hz_to_mel(f):
+    """HTK mel scale: 2595 log10(1 + f / 700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmax_hz: float) -> np.ndarray:
+    """(n_keep, n_mels) float64 triangular HTK-mel filters over rfft bins 0..n_keep-1.
+
+    Band m rises linearly from edge m to a peak of 1 at edge m+1 and falls to 0 at edge m+2,
+    the n_mels + 2 edges equally spaced in mel from 0 Hz to fmax_hz (no area normalisation).
+    n_keep covers every bin below fmax_hz (the bins above carry no weight and are dropped).
+    """
+    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(fmax_hz), n_mels + 2))
+    n_keep = min(n_fft // 2 + 1, int(np.ceil(fmax_hz * n_fft / sample_rate)) + 1)
+    freqs = np.arange(n_keep) * sample_rate / n_fft
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None] - lo) / (mid - lo)
+    down = (hi - freqs[None]) / (hi - mid)
+    return np.maximum(0.0, np.minimum(up, down)).T
+
+
 def log_magnitude_stft(waves: jax.Array, lengths: jax.Array, windows: tuple[int, ...], hop: int,
-                       n_fft: int, n_bins: int, n_frames: int, log_floor: float) -> jax.Array:
+                       n_fft: int, n_bins: int, n_frames: int, log_floor: float,
+                       filterbank: np.ndarray | None = None) -> jax.Array:
     """(..., L) -> (..., C, n_frames, n_bins): log(max(|X|, floor)), one channel per window.
 
-    Frame t of every window is centred at sample t*hop (see the module docstring).
+    Frame t of every window is centred at sample t*hop (see the module docstring). With a
+    `filterbank` (n_keep, n_bins), the power of rfft bins 0..n_keep-1 is summed through it
+    first: log(max(sqrt(|X|^2 @ filterbank), floor)), a log-mel magnitude.
     """
     frame_length = max(windows)
     frames = frame_signal(waves, lengths, frame_length, hop, n_frames)
@@ -181,8 +223,10 @@ def log_magnitude_stft(waves: jax.Array, lengths: jax.Array, windows: tuple[int,
     x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, periods * n_fft - frame_length)])
     if periods > 1:
         x = x.reshape(*x.shape[:-1], periods, n_fft).sum(-2)
-    spec = jnp.fft.rfft(x, axis=-1)[..., :n_bins]
+    spec = jnp.fft.rfft(x, axis=-1)[..., :n_bins if filterbank is None else len(filterbank)]
     power = jnp.square(spec.real) + jnp.square(spec.imag)
+    if filterbank is not None:
+        power = power @ jnp.asarray(filterbank, jnp.float32)
     # log|X| = log(|X|^2) / 2 without a sqrt; floor^2 = 1e-12 is still a normal float32.
     return 0.5 * jnp.log(jnp.maximum(power, jnp.float32(log_floor) ** 2))
 
@@ -255,22 +299,38 @@ def _to_nhwc(x: jax.Array) -> jax.Array:
     return jnp.moveaxis(x, (-3, -2, -1), (-1, -2, -3))
 
 
+def _filterbank(spec: FrontendSpec) -> np.ndarray | None:
+    if spec.scale == "linear":
+        return None
+    return mel_filterbank(spec.n_fft, spec.sample_rate, spec.n_bins, spec.fmax_hz)
+
+
+def _normalise(logs: jax.Array, valid: jax.Array, spec: FrontendSpec) -> jax.Array:
+    """normalize='segment': masked_zscore; 'speaker': the raw values, invalid frames set to 0
+    (the dataset standardises them with the speaker's own statistics)."""
+    if spec.normalize == "speaker":
+        return jnp.where(jnp.broadcast_to(valid, logs.shape[:-1])[..., None], logs, 0.0)
+    return masked_zscore(logs, valid, spec.zscore_eps)
+
+
 def multi_window_spectrogram(waves: jax.Array, lengths: jax.Array, spec: FrontendSpec) -> jax.Array:
-    """One z-scored log spectrogram per window in spec.windows, as channels (..., F, T, 3)."""
+    """One log spectrogram per window in spec.windows, as channels (..., F, T, 3), each
+    z-scored (normalize='segment') or left for per-speaker standardisation ('speaker')."""
     logs = log_magnitude_stft(waves, lengths, spec.windows, spec.hop, spec.n_fft, spec.n_bins,
-                              spec.n_frames, spec.log_floor)  # (..., C, T, F)
+                              spec.n_frames, spec.log_floor, _filterbank(spec))  # (..., C, T, F)
     valid = valid_frames(lengths, spec.hop, spec.n_frames)[..., None, :]
-    return _to_nhwc(masked_zscore(logs, valid, spec.zscore_eps))
+    return _to_nhwc(_normalise(logs, valid, spec))
 
 
 def colormap_spectrogram(waves: jax.Array, lengths: jax.Array, spec: FrontendSpec,
                          levels: int | None = None) -> jax.Array:
     """The colormap_window log spectrogram drawn through 'jet'; R, G, B z-scored (..., F, T, 3)."""
     logs = log_magnitude_stft(waves, lengths, (spec.colormap_window,), spec.hop, spec.n_fft,
-                              spec.n_bins, spec.n_frames, spec.log_floor)[..., 0, :, :]
+                              spec.n_bins, spec.n_frames, spec.log_floor,
+                              _filterbank(spec))[..., 0, :, :]
     valid = valid_frames(lengths, spec.hop, spec.n_frames)
     rgb = jnp.moveaxis(jet_colormap(min_max_scale(logs, valid), levels), -1, -3)  # (..., 3, T, F)
-    return _to_nhwc(masked_zscore(rgb, valid[..., None, :], spec.zscore_eps))
+    return _to_nhwc(_normalise(rgb, valid[..., None, :], spec))
 
 
 def spectrogram(waves: jax.Array, lengths: jax.Array, spec: FrontendSpec) -> jax.Array:

@@ -39,7 +39,8 @@ def load_dataset(config, workdir, progress: bool = True):
         raise FileNotFoundError(
             f"no data folder for corpus {config.data.corpus!r}: pass --data DIR")
     utterances = load_corpus(config.data.corpus, data_dir, config.data.manifest)
-    utterances = select_classes(utterances, config.data.classes)
+    utterances = select_classes(utterances, config.data.classes,
+                                keep_others=config.data.other_emotions == "domain_only")
     if config.data.max_utterances:
         utterances = stratified_subset(utterances, int(config.data.max_utterances))
     return D.prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress)
@@ -87,7 +88,7 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
     save_run_config(config, workdir)
     dataset = load_dataset(config, workdir, progress)
     all_folds = loso_folds(dataset.utterances, int(config.train.val_speakers_per_gender)
-                           if config.train.selection == "val" else 0, int(config.train.seed))
+                           if config.train.selection == "val" else 0, int(config.train.split_seed))
     chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
     results = []
     if baselines:

@@ -6,6 +6,7 @@ sample with a domain label only (the paper's last remark in 2.3), `weight == 0` 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -14,9 +15,13 @@ def _masked_mean(values, mask):
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1e-8)
 
 
-def cross_entropy(logits, labels, mask):
-    """Eq. 6/7: mean over masked samples of -log softmax(logits)[label]."""
+def cross_entropy(logits, labels, mask, label_smoothing: float = 0.0):
+    """Eq. 6/7: mean over masked samples of -log softmax(logits)[label]; with smoothing s the
+    target is (1 - s) one-hot + s / classes (optax.smooth_labels)."""
     safe = jnp.maximum(labels, 0)
+    if label_smoothing:
+        targets = optax.smooth_labels(jax.nn.one_hot(safe, logits.shape[-1]), label_smoothing)
+        return _masked_mean(optax.softmax_cross_entropy(logits, targets), mask)
     return _masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, safe), mask)
 
 
@@ -26,11 +31,12 @@ def center_loss(features, centers, labels, mask):
     return _masked_mean(jnp.sum(diff * diff, axis=-1), mask)
 
 
-def total_loss(outputs: dict, batch: dict, weights, class_weights=None):
+def total_loss(outputs: dict, batch: dict, weights, class_weights=None, label_smoothing: float = 0.0):
     """Eq. 9: g1 * L^D + g2 * L^E + g3 * L^E_cen. Returns (loss, metrics).
 
     weights: (domain, emotion, center). class_weights: optional (num_classes,) factors that
-    re-weight the emotion terms per class (class-balanced loss).
+    re-weight the emotion terms per class (class-balanced loss). label_smoothing: applied to
+    the emotion cross-entropy only.
     """
     g1, g2, g3 = weights
     w = batch["weight"].astype(jnp.float32)
@@ -41,7 +47,7 @@ def total_loss(outputs: dict, batch: dict, weights, class_weights=None):
     dom_mask = w * (domain >= 0)
 
     logits = outputs["emotion_logits"]
-    l_emo = cross_entropy(logits, emotion, emo_mask)
+    l_emo = cross_entropy(logits, emotion, emo_mask, label_smoothing)
     l_cen = center_loss(outputs["deep_feature"], outputs["centers"], emotion, emo_mask)
     loss = g2 * l_emo + g3 * l_cen
     plain_emo = w * (emotion >= 0)

@@ -18,11 +18,26 @@ import jax.numpy as jnp
 import optax
 
 
+def num_epochs(config, steps_per_epoch: int) -> int:
+    """optim.epochs, or with optim.train_steps > 0 the epochs that make at least that many
+    steps (a schedule in steps, whatever the corpus size)."""
+    steps = int(config.optim.train_steps)
+    if steps > 0:
+        return max(1, -(-steps // max(int(steps_per_epoch), 1)))
+    return int(config.optim.epochs)
+
+
 def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
     o = config.optim
-    every = o.decay_every_steps or steps_per_epoch
-    decay = optax.exponential_decay(o.lr, transition_steps=max(int(every), 1),
-                                    decay_rate=o.decay, staircase=True)
+    if o.schedule == "cosine":
+        total = num_epochs(config, steps_per_epoch) * max(int(steps_per_epoch), 1)
+        decay = optax.cosine_decay_schedule(o.lr, decay_steps=max(total, 1))
+    elif o.schedule == "step":
+        every = o.decay_every_steps or steps_per_epoch
+        decay = optax.exponential_decay(o.lr, transition_steps=max(int(every), 1),
+                                        decay_rate=o.decay, staircase=True)
+    else:
+        raise ValueError(f"optim.schedule={o.schedule!r}: expected 'step' or 'cosine'")
     warmup = int(o.warmup_steps)
     if warmup <= 0:
         return decay
@@ -74,13 +89,20 @@ def averaged_params(params, opt_state):
 
 def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
     o = config.optim
-    # Coupled L2 decay added to the gradient, as torch.optim.SGD(weight_decay=...) does.
-    decays = [optax.add_decayed_weights(o.weight_decay)]
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    # sgd: coupled L2 decay added to the gradient, as torch.optim.SGD(weight_decay=...) does;
+    # adamw: Adam with decoupled weight decay (optax.adamw), scaled by the schedule.
+    decays = [optax.add_decayed_weights(o.weight_decay)] if o.optimizer == "sgd" else []
     domain_wd = float(o.domain_weight_decay)
     if domain_wd >= 0 and domain_wd != o.weight_decay:
         decays.append(optax.add_decayed_weights(domain_wd - o.weight_decay, mask=_domain_mask))
-    parts = [*decays,
-             optax.sgd(learning_rate_schedule(config, steps_per_epoch), momentum=o.momentum or None)]
+    if o.optimizer == "sgd":
+        base = optax.sgd(schedule, momentum=o.momentum or None)
+    elif o.optimizer == "adamw":
+        base = optax.adamw(schedule, weight_decay=o.weight_decay)
+    else:
+        raise ValueError(f"optim.optimizer={o.optimizer!r}: expected 'sgd' or 'adamw'")
+    parts = [*decays, base]
     if float(o.ema_decay) > 0:
         parts.append(param_average(o.ema_decay))
     return optax.chain(*parts)

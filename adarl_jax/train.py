@@ -51,7 +51,7 @@ def create_train_state(variables, tx: optax.GradientTransformation, num_classes:
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
                     lr_schedule: Callable | None = None, augment: Callable | None = None,
-                    seed: int = 0, mixup_alpha: float = 0.0):
+                    seed: int = 0, mixup_alpha: float = 0.0, label_smoothing: float = 0.0):
     """Builds the pure train step for `model`; jit and shard it with `sharding.jit_train_step`.
 
     `augment(key, x) -> x` (adarl_jax.augment) and mixup (`mixup_alpha` > 0) draw their keys
@@ -71,11 +71,13 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
             out, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
                                        x, train=True, mutable=["batch_stats"])
             if mixup_alpha > 0:
-                mixed = [losses.total_loss(out, labels, loss_weights, state.class_weights)
+                mixed = [losses.total_loss(out, labels, loss_weights, state.class_weights,
+                                             label_smoothing)
                          for labels in (own, partner)]
                 loss, metrics = jax.tree.map(lambda a, b: lam * a + (1 - lam) * b, *mixed)
             else:
-                loss, metrics = losses.total_loss(out, batch, loss_weights, state.class_weights)
+                loss, metrics = losses.total_loss(out, batch, loss_weights, state.class_weights,
+                                                     label_smoothing)
             return loss, (metrics, updates["batch_stats"])
 
         grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)

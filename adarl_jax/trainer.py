@@ -24,7 +24,7 @@ from adarl_jax.checkpoint import FoldCheckpointer
 from adarl_jax.config import input_shape
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.model import build_model, init_variables
-from adarl_jax.optim import learning_rate_schedule, make_optimizer
+from adarl_jax.optim import learning_rate_schedule, make_optimizer, num_epochs
 from adarl_jax.train import create_train_state, make_predict_fn, make_train_epoch, make_train_step
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
                                              config.loss.center_weight), schedule,
                                  make_augment(config), int(config.train.seed) * 1000 + fold.index,
-                                 float(config.augment.mixup_alpha))
+                                 float(config.augment.mixup_alpha),
+                                 float(config.loss.label_smoothing))
     groups = sampling_groups(config, train_emotion, train_domain)
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
                                                and jax.default_backend() != "cpu")
@@ -187,7 +188,7 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     if is_writer:
         _trim_jsonl(metrics_path, start_epoch)
 
-    epochs = int(config.optim.epochs)
+    epochs = num_epochs(config, steps_per_epoch)
     t0 = time.time()
     bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=not progress or not is_writer,
                desc=f"{config.model.variant} fold {fold.index} ({fold.test_speaker})", leave=False)
