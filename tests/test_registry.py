@@ -153,3 +153,28 @@ def test_toy_variant_builds_from_config_and_trains_one_step():
     # A second step from the new state keeps going.
     _, metrics2 = step(new_state, tiny_batch(config, seed=1))
     assert np.isfinite(float(metrics2["loss"]))
+
+
+def test_the_lambda1_zero_control_equals_adarl_trained_without_the_domain_loss():
+    """Same parameters, same batch: the control's gradient is adarl's with domain_weight 0."""
+    from adarl_jax import losses
+
+    config = tiny_config("adarl")
+    adarl, control = build_model(config), build_model(tiny_config("adarl_no_domain_loss"))
+    variables = init_variables(adarl, input_shape(config), jax.random.key(0, impl="rbg"))
+    batch = tiny_batch(config, 4)
+
+    def grads(model, weights):
+        def loss(params):
+            out, _ = model.apply({**variables, "params": params}, batch["x"], train=True,
+                                 mutable=["batch_stats"])
+            return losses.total_loss(out, batch, weights)[0]
+        return jax.grad(loss)(variables["params"])
+
+    want = grads(adarl, (0.0, 1.0, 0.5))
+    got = grads(control, (1.0, 1.0, 0.5))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got, want)
+    full = grads(adarl, (1.0, 1.0, 0.5))  # the domain loss does move adarl's domain pathway
+    moved = jax.tree.map(lambda a, b: not np.allclose(a, b), full["domain"], got["domain"])
+    assert any(jax.tree.leaves(moved))
+    assert get_variant("adarl_no_domain_loss").uses_domain is False
