@@ -158,15 +158,26 @@ def _train(args, overrides, variants, baselines=()) -> int:
     config = _load_config(args, overrides)
     progress = config.train.progress and not args.no_progress
     t0 = time.time()
-    loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
-             baselines=baselines)
+    rc, n = 0, 1
+    if args.workers != 1 and not args.coordinator:
+        from adarl_jax import workers
+
+        _, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
+                                    baselines=baselines)
+        baselines = ()  # done
+        n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
+        if n > 1:
+            rc = workers.run_workers(args.argv, [f.index for f in chosen], n)
+    if n <= 1:
+        loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
+                 baselines=baselines)
     import jax
 
     if jax.process_index() == 0:
         write_report(args.workdir)
         print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
         print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
-    return 0
+    return rc
 
 
 def cmd_train(args, overrides) -> int:
@@ -318,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "list of egemaps, compare, or 'none' (default egemaps,compare; needs "
                            "pip install 'adarl-jax[baselines]', skipped with a note otherwise)")
         p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--workers", type=int, default=0,
+                       help="fold-training processes on this machine, each pinned to its own "
+                       "cores (default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")
         p.add_argument("--coordinator", default=None,
                        help="host:port of process 0 (multi-process), or auto (TPU pod, SLURM, MPI)")
         p.add_argument("--num_processes", type=int, default=None)
@@ -371,6 +385,7 @@ def main(argv=None) -> int:
     overrides = [a for a in argv if a.startswith("--config.")]
     argv = [a for a in argv if not a.startswith("--config.")]
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # with the overrides, for workers
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

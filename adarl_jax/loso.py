@@ -71,13 +71,11 @@ def save_run_config(config, workdir) -> None:
         write_text_atomic(path, to_json(config))
 
 
-def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
-        progress: bool = True, baselines=()) -> list[dict]:
-    """Trains and tests the requested variants x folds; returns their result records.
-
-    `baselines`: openSMILE feature sets ('egemaps', 'compare') whose functionals + linear SVM
-    run over the same folds first (adarl_jax.baselines; skipped with a message when the
-    optional `opensmile` package is missing).
+def prepare(config, workdir, folds: str | None = None, mesh=None, progress: bool = True,
+            baselines=()):
+    """What every fold needs first: the workdir's config, the cached dataset, the folds, and the
+    openSMILE baselines (`baselines`: 'egemaps', 'compare'; skipped with a message when the
+    optional `opensmile` package is missing). Returns (dataset, chosen folds, baseline results).
     """
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
@@ -98,6 +96,16 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
                                      utterances=dataset.utterances, progress=progress,
                                      write=jax.process_index() == 0).values():
             results.extend(records)
+    return dataset, chosen, results
+
+
+def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
+        progress: bool = True, baselines=()) -> list[dict]:
+    """Trains and tests the requested variants x folds; returns their result records (the
+    baselines' first, see `prepare`)."""
+    workdir = Path(workdir)
+    mesh = mesh or sharding.make_mesh()
+    dataset, chosen, results = prepare(config, workdir, folds, mesh, progress, baselines)
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         vconfig.model.variant = variant

@@ -1,0 +1,42 @@
+"""workers.py: `--workers N` splits the folds over N pinned processes into one workdir, with
+the same results as one process."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from adarl_jax.workers import split_folds, worker_argv
+
+from conftest import make_corpus
+from test_folds_merge import _env, _train_args
+
+
+def test_folds_are_dealt_round_robin_and_workers_get_their_share_only():
+    assert split_folds([0, 1, 2, 3, 4], 2) == [[0, 2, 4], [1, 3]]
+    assert split_folds([3, 7], 4) == [[3], [7]]
+    argv = ["reproduce", "--workdir", "w", "--folds", "0-4", "--workers=2", "--baselines",
+            "egemaps", "--config.optim.lr=0.1"]
+    assert worker_argv(argv, [1, 3]) == ["reproduce", "--workdir", "w", "--config.optim.lr=0.1",
+                                         "--folds", "1,3", "--workers", "1", "--baselines", "none"]
+
+
+def test_two_workers_give_the_same_results_as_one_process(tmp_path):
+    env = _env(tmp_path)
+    if shutil.which("adarl-jax", path=env["PATH"]) is None:
+        pytest.skip("the adarl-jax command is not installed (pip install -e .)")
+    manifest = make_corpus(tmp_path / "corpus")
+    runs = {}
+    for n in (1, 2):
+        workdir = tmp_path / f"w{n}"
+        out = subprocess.run(["adarl-jax", "train", "--config", "smoke", "--workdir", str(workdir),
+                              "--folds", "0-2", "--workers", str(n), "--no-progress",
+                              *_train_args(manifest)],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout + out.stderr
+        runs[n] = json.loads((workdir / "results.json").read_text())
+        if n == 2:
+            assert "worker 1: folds 1" in out.stdout
+    assert runs[1] == runs[2]
+    assert [f["fold"] for f in runs[2]["adarl"]["folds"]] == [0, 1, 2]
