@@ -168,6 +168,8 @@ def _train(args, overrides, variants, baselines=()) -> int:
         n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
         if n > 1:
             rc = workers.run_workers(args.argv, [f.index for f in chosen], n)
+            if rc:
+                return rc
     if n <= 1:
         loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
                  baselines=baselines)
@@ -382,10 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    full_argv = list(argv)  # with the overrides: what --workers' processes run
     overrides = [a for a in argv if a.startswith("--config.")]
     argv = [a for a in argv if not a.startswith("--config.")]
     args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # with the overrides, for workers
+    args.argv = full_argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

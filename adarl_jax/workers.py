@@ -41,7 +41,8 @@ def split_folds(folds: list[int], n: int) -> list[list[int]]:
 
 
 def worker_argv(argv: list[str], share: list[int]) -> list[str]:
-    """The parent's command line for one worker: its folds, one worker, no baselines."""
+    """The parent's command line for one worker: its folds, one worker, no baselines (the
+    parent ran them)."""
     out, skip = [], False
     for a in argv:
         if skip:
@@ -52,7 +53,8 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
             skip = "=" not in a
             continue
         out.append(a)
-    return out + ["--folds", ",".join(map(str, share)), "--workers", "1", "--baselines", "none"]
+    out += ["--folds", ",".join(map(str, share)), "--workers", "1"]
+    return out + (["--baselines", "none"] if "reproduce" in argv else [])
 
 
 def _pin(cores: list[int]):
