@@ -398,26 +398,29 @@ def _build(config, paths, folder, key, feature_shape, frontend, progress, batch_
 
 
 def compute_features(
-    paths, config, frontend: Frontend | None = None, batch_size: int = 32, with_index: bool = False
+    paths, config, frontend: Frontend | None = None, batch_size: int = 32, with_index: bool = False,
+    with_frames: bool = False,
 ):
     """Spectrogram segments of the given files, in order: (n_segments, F, T, 3) float32.
 
     Files are read block by block (`audio.iter_segments`), so long recordings fit in memory.
     Unusable files raise AudioError. With `with_index`, also returns each segment's file index
-    (int32) and start time in seconds (float32).
+    (int32) and start time in seconds (float32); with `with_frames`, then each segment's count
+    of valid frames (int32).
     """
     d = config.data
     feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
     seg_len = int(round(d.segment_s * d.sample_rate))
     frontend = frontend if frontend is not None else _default_frontend(config)
     batcher = _Batcher(frontend, batch_size, seg_len, feature_shape)
-    blocks, file_index, starts = [], [], []
+    blocks, file_index, starts, frames = [], [], [], []
     for i, path in enumerate(paths):
         for wave, length, start in iter_segments(
             path, d.sample_rate, d.segment_s, d.min_tail_s, min_samples=min_samples_for(config)
         ):
             file_index.append(i)
             starts.append(start)
+            frames.append(valid_frame_count(config, length))
             block = batcher.add(wave, length)
             if block is not None:
                 blocks.append(block)
@@ -425,7 +428,26 @@ def compute_features(
     if block is not None:
         blocks.append(block)
     features = np.concatenate(blocks) if blocks else np.zeros((0, *feature_shape), np.float32)
+    out = (features,)
     if with_index:
-        return features, np.array(file_index, np.int32), np.array(starts, np.float32)
-    return features
+        out += (np.array(file_index, np.int32), np.array(starts, np.float32))
+    if with_frames:
+        out += (np.array(frames, np.int32),)
+    return out if len(out) > 1 else features
 
+
+def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None):
+    """(mean, std) of `paths` taken as one speaker's audio, as `speaker_normalize` computes
+    them: per (frequency, channel) over every valid frame of every segment."""
+    frontend = frontend if frontend is not None else _default_frontend(config)
+    parts = []
+    for path in paths:
+        try:
+            parts.append(compute_features([path], config, frontend, with_frames=True))
+        except AudioError as e:  # predict reports it in the file's row
+            logger.warning("speaker statistics: skipping %s: %s", path, e.reason)
+    if not parts:
+        raise ValueError("no readable audio to compute speaker statistics from")
+    features = np.concatenate([f for f, _ in parts])
+    frames = np.concatenate([n for _, n in parts])
+    return speaker_statistics(features, frames, np.zeros(len(features), np.int64))[0]

@@ -46,6 +46,11 @@ def _function(predictor, input: str):
     if input == "spectrogram":
         return jax.jit(lambda x: predictor.spectrogram_probs(variables, x))
     if input == "waveform":
+        if predictor.uses_speaker_norm:
+            raise ValueError("this model was trained with frontend.normalize='speaker': its input "
+                             "needs the speaker's statistics, which a waveform artifact cannot "
+                             "hold; export --input spectrogram and standardise the spectrograms "
+                             "per speaker (adarl_jax.dataset.speaker_normalize), or use Predictor")
         return jax.jit(lambda waves, lengths: predictor.spectrogram_probs(
             variables, spectrogram(waves, lengths, predictor.spec)))
     raise ValueError(f"input={input!r}: expected 'spectrogram' or 'waveform'")

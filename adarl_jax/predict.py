@@ -37,7 +37,7 @@ import numpy as np
 from adarl_jax.audio import AudioError, iter_segments, segment
 from adarl_jax.config import config_from_json, input_shape
 from adarl_jax.files import write_text_atomic
-from adarl_jax.frontend import FrontendSpec, spectrogram
+from adarl_jax.frontend import FrontendSpec, spectrogram, valid_frames
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -379,6 +379,9 @@ class Predictor:
         self.min_samples = min_samples_for(config)
         self.variables = jax.device_put(variables)
         self.compilations = 0  # traces of the jitted function: one per bucket size seen
+        # frontend.normalize='speaker': (mean, std) of the speaker being predicted, set by
+        # adapt_to_speaker (else predict_files takes its inputs, predict its waveform)
+        self.speaker_norm = None
         self._infer = jax.jit(self._waves_to_probs)
         self._spectrogram_probs = jax.jit(self.spectrogram_probs)
 
@@ -409,9 +412,33 @@ class Predictor:
             return one(variables)
         return jax.vmap(one)(variables).mean(axis=0)
 
-    def _waves_to_probs(self, variables, waves, lengths):
+    def _waves_to_probs(self, variables, waves, lengths, norm=None):
         self.compilations += 1  # Python runs here only while jax traces a new batch shape
-        return self.spectrogram_probs(variables, spectrogram(waves, lengths, self.spec))
+        x = spectrogram(waves, lengths, self.spec)
+        if norm is not None:  # the speaker's standardisation, on valid frames only
+            valid = valid_frames(lengths, self.spec.hop, self.spec.n_frames)[:, None, :, None]
+            x = jnp.where(valid, (x - norm[0]) / norm[1], 0.0)
+        return self.spectrogram_probs(variables, x)
+
+    @property
+    def uses_speaker_norm(self) -> bool:
+        return self.spec.normalize == "speaker"
+
+    def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
+        """frontend.normalize='speaker': take the statistics of one speaker's audio (files, or
+        one waveform) for the predictions that follow. Transductive, as in training: the
+        speaker's own unlabelled audio, ideally more than the utterances being predicted."""
+        from adarl_jax.dataset import speaker_statistics, speaker_statistics_of_files, valid_frame_count
+
+        if paths is not None:
+            mean, std = speaker_statistics_of_files([os.fspath(p) for p in paths], self.config)
+        else:
+            wave = self._prepare_wave(waveform, sample_rate)
+            segs, lengths, _ = segment(wave, self.sample_rate, self.segment_s, self.min_tail_s)
+            raw = np.asarray(jax.jit(lambda w, n: spectrogram(w, n, self.spec))(segs, lengths))
+            frames = np.array([valid_frame_count(self.config, n) for n in lengths])
+            mean, std = speaker_statistics(raw, frames, np.zeros(len(raw), np.int64))[0]
+        self.speaker_norm = (jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
 
     def probs_of_spectrograms(self, x) -> np.ndarray:
         """Probabilities of ready-made spectrogram segments (any batch size; not bucketed)."""
@@ -442,7 +469,8 @@ class Predictor:
             # Padding rows: silence of full length (the front end maps it to zeros).
             waves[n:size] = 0.0
             lengths[n:size] = self.segment_length
-            probs = np.asarray(self._infer(self.variables, waves[:size], lengths[:size]))
+            probs = np.asarray(self._infer(self.variables, waves[:size], lengths[:size],
+                                           self.speaker_norm))
             for (job, k), p in zip(owners[:n], probs[:n]):
                 job.probs[k] = p
             del owners[:n]
@@ -504,10 +532,16 @@ class Predictor:
         Raises ValueError for an empty, too short or non-finite waveform.
         """
         wave = self._prepare_wave(waveform, sample_rate)
+        saved = self.speaker_norm
+        if self.uses_speaker_norm and saved is None:  # the recording is its own speaker
+            self.adapt_to_speaker(waveform=wave, sample_rate=self.sample_rate)
         segs, lengths, starts = segment(wave, self.sample_rate, self.segment_s, self.min_tail_s)
         out: list[dict] = []
         job_source = [(None, lambda: zip(segs, lengths, starts))]
-        self._run(job_source, lambda i, job: out.append(self._record(job, timeline)))
+        try:
+            self._run(job_source, lambda i, job: out.append(self._record(job, timeline)))
+        finally:
+            self.speaker_norm = saved
         rec = out[0]
         rec["duration_s"] = round(len(wave) / self.sample_rate, 3)
         if rec["error"]:
@@ -543,6 +577,11 @@ class Predictor:
         from tqdm.auto import tqdm
 
         paths = [os.fspath(p) for p in paths]
+        saved = self.speaker_norm
+        if self.uses_speaker_norm and saved is None:
+            log.info("frontend.normalize='speaker': statistics from the %d input files, taken "
+                     "as one speaker (Predictor.adapt_to_speaker sets them otherwise)", len(paths))
+            self.adapt_to_speaker(paths)
         d = self.config.data
         sources = [(p, lambda p=p: iter_segments(p, self.sample_rate, d.segment_s, d.min_tail_s,
                                                  min_samples=self.min_samples)) for p in paths]
@@ -559,7 +598,10 @@ class Predictor:
                 if failed:
                     bar.set_postfix(failed=failed)
 
-            run_stats = self._run(sources, done)
+            try:
+                run_stats = self._run(sources, done)
+            finally:
+                self.speaker_norm = saved
         if stats is not None:
             seconds = time.perf_counter() - t0
             stats.update(run_stats, files=len(paths), failed=failed, seconds=seconds,

@@ -327,3 +327,24 @@ def test_a_file_failing_midway_is_reported_and_its_neighbours_are_not_disturbed(
         assert got["error"] is None
         np.testing.assert_allclose(list(got["probs"].values()), list(want["probs"].values()),
                                    atol=1e-6)
+
+
+def test_speaker_normalised_model_predicts_what_training_reported(tmp_path):
+    """frontend.normalize='speaker': the Predictor standardises with the speaker's statistics
+    (here all of the test speaker's files, as training did) and matches the fold's report."""
+    workdir = train_workdir(tmp_path, folds="0", extra=["--config.frontend.normalize=speaker"])
+    rows = result_of(workdir)["utterances"]
+    paths = [r["path"] for r in rows]
+    predictor = Predictor.from_checkpoint(workdir, fold=0)
+    assert predictor.uses_speaker_norm
+    got = predictor.predict_files(paths)  # the inputs taken as one speaker
+    for r, g in zip(rows, got):
+        np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
+    predictor.adapt_to_speaker(paths[:2])  # other statistics, other probabilities
+    moved = predictor.predict_files(paths)
+    assert max(abs(np.array(list(a["probs"].values())) - list(b["probs"].values())).max()
+               for a, b in zip(got, moved)) > 1e-4
+    from adarl_jax.export import export_predictor
+
+    with pytest.raises(ValueError, match="speaker"):
+        export_predictor(predictor, tmp_path / "m.jax", input="waveform")
