@@ -8,6 +8,9 @@ results.json is a public format. Per variant:
                               columns = predicted class, order = `classes`; paper Fig. 4)
   n_utterances, folds         per fold: speaker, wa, ua, n (and gender_accuracy when the
                               variant has a gender head)
+  paired                      {"vs B": A - B on the same test speakers (adarl_jax.paired): mean
+                              UA difference, 95% bootstrap interval, sign-flip p-value}, for
+                              every variant against backbone and the lambda_1 = 0 control
   gender_center_distance      {class: L2 distance between the male and the female centre of
                               the test utterances' deep features, pooled over folds; Table 4}
                               (null where a gender lacks the class or features are missing)
@@ -26,10 +29,11 @@ import numpy as np
 
 from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.paired import paired_markdown, paired_table, speaker_ua
 
 log = logging.getLogger(__name__)
 
-VARIANT_ORDER = ("backbone", "domain_invariant", "adarl")  # Table 3's rows, then any others
+VARIANT_ORDER = ("backbone", "domain_invariant", "adarl_no_domain_loss", "adarl")  # Table 3's rows, then any others
 # The paper's IEMOCAP figures, shown beside ours for reference (Tables 3 and 4).
 PAPER_TABLE3 = {"backbone": (0.6996, 0.5678), "domain_invariant": (0.7147, 0.6191),
                 "adarl": (0.7302, 0.6586)}
@@ -246,7 +250,11 @@ def write_report(workdir, figures: bool = True) -> dict:
     for v, r in collected.items():
         results[v]["gender_center_distance"] = gender_center_distances(r)
     text = markdown(results).rstrip("\n").split("\n")
-    text += ablation_markdown(collected) + table4_markdown(results)
+    table = paired_table({v: [speaker_ua(s)] for v, s in results.items()})
+    for name, c in table.items():
+        a, b = name.split(" vs ")
+        results[a].setdefault("paired", {})[f"vs {b}"] = c
+    text += ablation_markdown(collected) + paired_markdown(table) + table4_markdown(results)
     if figures:
         try:
             text += write_figures(workdir, collected, results)

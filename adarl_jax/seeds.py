@@ -20,6 +20,7 @@ import numpy as np
 
 from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.paired import comparisons, paired_comparison, paired_markdown, speaker_ua
 from adarl_jax.report import _ordered, collect, summarize
 
 METRICS = ("wa_pooled", "ua_pooled", "wa_fold_mean", "ua_fold_mean", "gender_accuracy_fold_mean")
@@ -100,6 +101,15 @@ def summarize_seeds(workdirs) -> dict:
                              - summarize([r for r in b if r["fold"] in folds])["ua_pooled"])
         if diffs:
             out["ua_adarl_minus_backbone"] = mean_std(diffs)
+    # paired over speakers and seeds: the workdirs that hold both variants, same seed each
+    table = {}
+    for a, b in comparisons(list(variants)):
+        runs = [(speaker_ua(summarize(c[a])), speaker_ua(summarize(c[b])))
+                for _, c in collected if a in c and b in c]
+        if runs:
+            table[f"{a} vs {b}"] = paired_comparison([x for x, _ in runs], [y for _, y in runs])
+    if table:
+        out["paired"] = table
     return out
 
 
@@ -115,7 +125,7 @@ def seeds_markdown(summary: dict) -> str:
              "| variant | seeds | folds | WA pooled | UA pooled | WA fold-mean | UA fold-mean | "
              "test-speaker gender acc. |", "|---|---|---|---|---|---|---|---|"]
     for v, e in summary.items():
-        if v == "ua_adarl_minus_backbone":
+        if v in ("ua_adarl_minus_backbone", "paired"):
             continue
         lines.append(f"| {v} | {e['ua_pooled']['n']} | {len(e['folds'])} | {_pm(e.get('wa_pooled'))} | "
                      f"{_pm(e.get('ua_pooled'))} | {_pm(e.get('wa_fold_mean'))} | "
@@ -135,6 +145,7 @@ def seeds_markdown(summary: dict) -> str:
         lines += ["", f"UA pooled, adarl - backbone (per seed, same folds): {d['mean']:+.3f} ± "
                       f"{d['std']:.3f} over {d['n']} seed(s); per seed "
                       + ", ".join(f"{x:+.3f}" for x in d["values"]) + "."]
+    lines += paired_markdown(summary.get("paired", {}))
     return "\n".join(lines) + "\n"
 
 
