@@ -1,0 +1,29 @@
+"""The earlier laptop recipe (`configs/quick.py` until the generalisation work), kept so that
+its tables in RESULTS.md can be rerun: the quarter-resolution input (50 Hz linear bins over
+0-4 kHz, 50 ms hop, 80 x 60, z-scored per segment), SGD lr 0.05 without momentum for 15
+epochs (x0.7 every 150 steps), the epoch chosen on validation speakers, batches balanced over
+emotion x gender.
+
+  adarl-jax reproduce --config configs/quick_sgd.py --data ../shared/data/emodb --workdir runs/quick_sgd
+
+It underfits (training accuracy 0.78 on EmoDB, 0.48 on RAVDESS after its ~135 steps).
+"""
+
+from adarl_jax.config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.data.corpus = "emodb"
+    config.frontend.hop_s = 0.050
+    config.frontend.n_fft = 320
+    config.frontend.n_bins = 80
+    config.frontend.n_frames = 60
+    config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
+    config.optim.lr = 0.05
+    config.optim.epochs = 15
+    config.optim.decay_every_steps = 150
+    config.train.selection = "val"
+    config.train.val_speakers_per_gender = 1
+    config.train.balance = "class_gender"
+    return config
