@@ -2,7 +2,7 @@
 
   adarl-jax tune --grid recipe --data ../shared/data/emodb --workdir runs/tune-emodb
 
-Each candidate adds one lever to the one before, from `configs/quick.py`'s old recipe:
+Each candidate adds one lever to the one before, from the earlier recipe (`configs/quick_sgd.py`):
 - recipe: 15 epochs of SGD lr 0.05 (135 steps on EmoDB), per-segment z-scored 0-4 kHz bins;
 - fit: AdamW (lr 1e-3, decoupled weight decay 1e-2), cosine decay over 300 steps, whatever
   the corpus size (optim.train_steps), so the training speakers are fitted;
@@ -22,7 +22,7 @@ MEL = ["frontend.scale=mel", "frontend.n_fft=640", "frontend.fmax_hz=8000.0"]
 
 def get_grid():
     return {
-        "config": "quick",
+        "config": "quick_sgd",
         "candidates": {
             "recipe": [],
             "fit": FIT,
