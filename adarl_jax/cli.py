@@ -281,6 +281,10 @@ def cmd_predict(args, overrides) -> int:
     print(f"predicted {done} files, {stats['failed']} failed, {stats['segments']} segments in "
           f"{stats['seconds']:.1f} s ({stats['files'] / max(stats['seconds'], 1e-9):.2f} files/s, "
           f"{stats['compilations']} compilations); wrote {args.out}")
+    if done == 0:
+        print(f"adarl-jax predict: error: every input failed (see the error column of {args.out})",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -298,10 +302,20 @@ def cmd_export(args, overrides) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("adarl-jax")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adarl-jax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"adarl-jax {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="compute and cache the spectrogram segments of a corpus")
@@ -385,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     full_argv = list(argv)  # with the overrides: what --workers' processes run
+    if not argv:
+        build_parser().print_help()
+        return 2
     overrides = [a for a in argv if a.startswith("--config.")]
     argv = [a for a in argv if not a.startswith("--config.")]
     args = build_parser().parse_args(argv)
@@ -394,6 +411,9 @@ def main(argv=None) -> int:
     try:
         _setup_runtime(args)
         return args.fn(args, overrides)
+    except FloatingPointError as e:  # training diverged: finished folds are kept
+        print(f"adarl-jax {args.command}: error: {e}", file=sys.stderr)
+        return 3
     except (FileNotFoundError, ValueError, KeyError, TypeError, TimeoutError) as e:
         if args.verbose:
             raise

@@ -214,6 +214,11 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.3f}", lr=f"{m.get('lr', 0):.4g}")
             means = {k: v / len(order) for k, v in sums.items()}
+        if not np.isfinite(means["loss"]):
+            raise FloatingPointError(
+                f"fold {fold.index} ({fold.test_speaker}), epoch {epoch}: the training loss is "
+                f"{means['loss']} (diverged); lower optim.lr (now {config.optim.lr}). Nothing of "
+                f"this fold was kept past its last checkpoint; finished folds are untouched")
         record = {"epoch": epoch, "step": int(state.step), "time_s": round(time.time() - t0, 2)}
         record.update({f"train_{k}": v for k, v in means.items()})
         if best_ckpt is not None:
