@@ -104,6 +104,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.seed = 0  # initialisation, batch order and augmentation
     c.train.split_seed = 0  # which training speakers become validation speakers (fixed across seeds)
     c.train.keep_checkpoints = 2
+    c.train.checkpoint_every_steps = 0  # 0: a checkpoint every epoch; N: when N steps have passed
     c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
     c.train.val_speakers_per_gender = 1
     # none | class | gender | class_gender: draw each epoch's samples with probability

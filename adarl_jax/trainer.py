@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -189,6 +190,9 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         _trim_jsonl(metrics_path, start_epoch)
 
     epochs = num_epochs(config, steps_per_epoch)
+    # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
+    # a resumed run restarts from the last one, so this bounds the work a kill can lose
+    every, saved_step, pending_best = int(config.train.checkpoint_every_steps), int(state.step), None
     t0 = time.time()
     bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=not progress or not is_writer,
                desc=f"{config.model.variant} fold {fold.index} ({fold.test_speaker})", leave=False)
@@ -227,12 +231,19 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
             record.update({f"val_{k}": v for k, v in val.items()})
             if val["ua"] > best["val_ua"]:
                 best = {"epoch": epoch, "val_ua": val["ua"]}
-                best_ckpt.save(epoch, state, {"epoch": epoch, "val_ua": val["ua"]})
-                best_ckpt.wait()
+                # a copy: the next step donates (invalidates) this state's buffers
+                pending_best = (epoch, jax.tree.map(jnp.copy, state), val["ua"])
         if is_writer:
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-        ckpt.save(epoch, state, {"epoch": epoch, "best": best})
+        if every <= 0 or epoch == epochs - 1 or int(state.step) - saved_step >= every:
+            if pending_best is not None:  # the best so far goes to disk with the checkpoint
+                e, s, ua = pending_best
+                best_ckpt.save(e, s, {"epoch": e, "val_ua": ua})
+                best_ckpt.wait()
+                pending_best = None
+            ckpt.save(epoch, state, {"epoch": epoch, "best": best})
+            saved_step = int(state.step)
     bar.close()
     ckpt.wait()
 

@@ -70,3 +70,22 @@ def test_sigkill_mid_fold_then_rerun_gives_same_params(tmp_path):
     # metrics.jsonl has exactly one line per epoch after the resume
     lines = (fold / "metrics.jsonl").read_text().splitlines()
     assert [int(__import__("json").loads(l)["epoch"]) for l in lines] == list(range(epochs))
+
+
+def test_sparse_checkpoints_train_the_same_model_and_keep_the_best(tmp_path):
+    """train.checkpoint_every_steps only changes when state is written, not what is trained;
+    the validation-selected best is written with the next checkpoint."""
+    manifest = make_corpus(tmp_path / "corpus", speakers=(("s1", "M"), ("s2", "F"), ("s3", "M"),
+                                                          ("s4", "F"), ("s5", "M"), ("s6", "F")))
+    results = {}
+    for every in (0, 5):
+        workdir = tmp_path / f"w{every}"
+        subprocess.run(_cmd(manifest, workdir, 6) + [f"--config.train.checkpoint_every_steps={every}",
+                                                     "--config.train.selection=val"],
+                       check=True, cwd=REPO, env=_env(tmp_path), capture_output=True)
+        fold = next((workdir / "adarl").glob("fold_00_*"))
+        results[every] = __import__("json").loads((fold / "result.json").read_text())
+        best = FoldCheckpointer(fold / "best").latest_step()
+        assert best == results[every]["selected_epoch"]
+    assert results[0]["utterances"] == results[5]["utterances"]
+    assert results[0]["selected_epoch"] == results[5]["selected_epoch"]
