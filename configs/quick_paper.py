@@ -1,4 +1,4 @@
-"""`quick.py`'s input and model with the paper's schedule and protocol: SGD lr 0.2 without
+"""The quarter-resolution input of `quick_sgd.py` (linear 0-4 kHz bins, z-scored per segment: the paper's front end) and the model with the paper's schedule and protocol: SGD lr 0.2 without
 momentum, x0.7 per epoch, plain shuffling, no augmentation, the last epoch reported. The row
 beside the recipe, so that what the recipe changes is measured.
 
@@ -9,7 +9,7 @@ from adarl_jax.config import base_config, load_config
 
 
 def get_config():
-    config = load_config("quick")
+    config = load_config("quick_sgd")
     paper = base_config()
     for section in ("optim", "train", "augment"):  # the recipe's sections, back to the paper's
         config[section] = paper[section]
