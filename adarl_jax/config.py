@@ -176,6 +176,21 @@ def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
     return (config.frontend.n_bins, config.frontend.n_frames, 3)
 
 
+def load_python_file(spec: str, folder: Path, function: str, what: str):
+    """`function` of the Python file `spec`: a path, or a name (no suffix) in `folder`."""
+    path = Path(spec)
+    if not path.suffix:
+        path = Path(folder) / f"{spec}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {spec!r}: no such file {path}")
+    module_spec = importlib.util.spec_from_file_location(f"_adarl_{what}_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, function):
+        raise ValueError(f"{what} file {path} has no {function}()")
+    return getattr(module, function)
+
+
 def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
     """Loads `spec` (a .py path or a name in configs/, e.g. 'emodb') and applies overrides.
 
@@ -185,17 +200,7 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
     if spec is None:
         config = base_config()
     else:
-        path = Path(spec)
-        if not path.suffix:
-            path = REPO_CONFIG_DIR / f"{spec}.py"
-        if not path.exists():
-            raise FileNotFoundError(f"config {spec!r}: no such file {path}")
-        module_spec = importlib.util.spec_from_file_location(f"_adarl_config_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        if not hasattr(module, "get_config"):
-            raise ValueError(f"config file {path} has no get_config()")
-        config = module.get_config()
+        config = load_python_file(spec, REPO_CONFIG_DIR, "get_config", "config")()
     for item in overrides:
         apply_override(config, item)
     validate(config)

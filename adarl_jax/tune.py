@@ -27,7 +27,6 @@ reads them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from adarl_jax import metrics as M
-from adarl_jax.config import apply_override, load_config, to_json, validate
+from adarl_jax.config import apply_override, load_config, load_python_file, to_json, validate
 from adarl_jax.files import write_json_atomic, write_text_atomic
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
@@ -45,17 +44,8 @@ GRID_DIR = Path(__file__).resolve().parent.parent / "configs" / "grids"
 
 def load_grid(spec: str) -> dict:
     """A grid file's `get_grid()` ({'config': name or path, 'candidates': {name: [overrides]}})."""
-    path = Path(spec)
-    if not path.suffix:
-        path = GRID_DIR / f"{spec}.py"
-    if not path.exists():
-        raise FileNotFoundError(f"grid {spec!r}: no such file {path}")
-    module_spec = importlib.util.spec_from_file_location(f"_adarl_grid_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_grid"):
-        raise ValueError(f"grid file {path} has no get_grid()")
-    grid = module.get_grid()
+    path = Path(spec) if Path(spec).suffix else GRID_DIR / f"{spec}.py"
+    grid = load_python_file(spec, GRID_DIR, "get_grid", "grid")()
     candidates = grid.get("candidates") if isinstance(grid, dict) else None
     if not candidates or not isinstance(candidates, dict):
         raise ValueError(f"grid file {path}: get_grid() must return {{'candidates': {{name: [overrides]}}}}")
