@@ -216,3 +216,18 @@ def test_ravdess_reader_takes_flac_and_other_libsndfile_formats(tmp_path):
     got = sorted((os.path.basename(u.path), u.emotion) for u in read_ravdess(tmp_path))
     assert got == [("03-01-03-01-02-02-02.ogg", "happiness"), ("03-01-04-01-01-01-03.wav", "sadness"),
                    ("03-01-05-02-01-01-01.flac", "anger")]
+
+
+@pytest.mark.parametrize("name", ["quick", "full", "quick_sgd"])
+def test_recipe_configs_keep_the_papers_network(name):
+    """Every recipe config keeps F_4 at 8 x 6 x 64, so the network has the paper's 345,874
+    trainable parameters (adarl, with conv biases and the 256 centre values)."""
+    from adarl_jax.model import build_model, init_variables, param_counts
+    from adarl_jax.config import input_shape
+
+    config = load_config(name)
+    shapes = jax.eval_shape(lambda: init_variables(build_model(config), input_shape(config),
+                                                   jax.random.key(0, impl="rbg")))
+    assert param_counts(shapes["params"])["total"] == 345_874
+    fe = config.frontend
+    assert max(fe.windows_s) * config.data.sample_rate <= fe.n_fft or name == "quick_sgd"
