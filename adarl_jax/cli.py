@@ -170,6 +170,12 @@ def _train(args, overrides, variants, baselines=()) -> int:
             rc = workers.run_workers(args.argv, [f.index for f in chosen], n)
             if rc:
                 return rc
+            missing = [f"{v}/fold {f.index}" for v in (variants or [config.model.variant])
+                       for f in chosen if not (loso.fold_dir(args.workdir, v, f) / "result.json").exists()]
+            if missing:
+                print(f"adarl-jax {args.command}: error: the workers ended without finishing "
+                      f"{', '.join(missing)}; rerun the command to resume", file=sys.stderr)
+                return 1
     if n <= 1:
         loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
                  baselines=baselines)

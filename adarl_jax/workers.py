@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 __all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
@@ -57,30 +58,49 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
     return out + (["--baselines", "none"] if "reproduce" in argv else [])
 
 
-def _pin(cores: list[int]):
-    def pin():
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cores)
-    return pin
+def _pin(pid: int, cores: list[int]) -> None:
+    """Pins a just-started process (before its Python has started any thread; threads it
+    starts later inherit the mask). Not in preexec_fn: forking a process that runs JAX's
+    threads is unsafe, and Python warns."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(pid, cores)
+        except ProcessLookupError:  # it already ended; its exit code tells why
+            pass
+
+
+def _forward(stream, done: threading.Event) -> None:
+    """Copies a worker's output to ours, line by line; sets `done` at end of file (the worker
+    has exited: its end of the pipe closes with it, however its exit status is collected)."""
+    for line in iter(stream.readline, b""):
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+    done.set()
 
 
 def run_workers(argv: list[str], folds: list[int], n: int) -> int:
     """Runs the command `argv` (adarl-jax arguments, without the program) in n workers over
     `folds`; returns 0 when all succeed, else the first failing worker's exit code (after
-    every worker has ended, so that no finished fold is lost)."""
+    every worker has ended, so that no finished fold is lost). The caller should still check
+    that every fold finished: an exit status can be lost if a library reaps child processes."""
     shares = split_folds(folds, n)
     cores = available_cores()
     per = max(1, len(cores) // len(shares))
-    procs = []
+    procs, ends = [], []
     for i, share in enumerate(shares):
         mine = cores[i * per:(i + 1) * per] or cores
         cmd = [sys.executable, "-m", "adarl_jax.cli", *worker_argv(argv, share)]
         print(f"worker {i}: folds {','.join(map(str, share))} on core(s) {','.join(map(str, mine))}",
               flush=True)
         env = {**os.environ, "ADARL_JAX_WORKER": str(i)}
-        procs.append(subprocess.Popen(cmd, env=env, preexec_fn=_pin(mine)))
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _pin(proc.pid, mine)
+        done = threading.Event()
+        threading.Thread(target=_forward, args=(proc.stdout, done), daemon=True).start()
+        procs.append(proc)
+        ends.append(done)
     try:
-        while any(p.poll() is None for p in procs):
+        while not all(e.is_set() for e in ends):
             time.sleep(0.5)
     except KeyboardInterrupt:
         for p in procs:
@@ -88,7 +108,7 @@ def run_workers(argv: list[str], folds: list[int], n: int) -> int:
         for p in procs:
             p.wait()
         raise
-    codes = [p.returncode for p in procs]
+    codes = [p.wait() for p in procs]
     failed = [(i, c) for i, c in enumerate(codes) if c != 0]
     for i, c in failed:
         print(f"worker {i} (folds {','.join(map(str, shares[i]))}) failed with exit code {c}; "
