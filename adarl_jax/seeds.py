@@ -1,5 +1,7 @@
 """Headline figures over seeds: the same run repeated with `--config.train.seed=k`, one workdir
-a seed, summarised as mean and standard deviation per variant.
+a seed, summarised as mean and standard deviation per variant. The validation speakers are
+drawn by `train.split_seed` (fixed), so the spread is that of initialisation and batch order
+alone; vary `--config.train.split_seed` too to include which speakers validate.
 
   adarl-jax seeds runs/s0 runs/s1 runs/s2 --out runs/seeds.md   # also writes runs/seeds.json
 

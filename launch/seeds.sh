@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The headline figures over seeds: `adarl-jax reproduce` once a seed (WORKDIR/seed_K, one job
 # per seed x variant, ADARL_PARALLEL jobs at a time), then `adarl-jax seeds` writes
-# WORKDIR/seeds.md and seeds.json (mean ± std per variant, adarl - backbone per seed, and each
+# WORKDIR/seeds.md and seeds.json (mean ± std per variant, adarl - backbone per seed, paired
+# comparisons over speakers and seeds, and each
 # variant's seed ensemble: utterance probabilities averaged over the seeds).
 #
 # usage: launch/seeds.sh WORKDIR SEEDS [adarl-jax reproduce flags...]
