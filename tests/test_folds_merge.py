@@ -42,8 +42,9 @@ def test_separate_fold_jobs_merge_into_the_same_table(tmp_path):
     assert [t.returncode for t in tasks] == [0, 0], "\n".join(outputs)
     subprocess.run(["adarl-jax", "report", str(split)], env=env, check=True, capture_output=True)
 
+    # one process, as the array tasks are (tests/test_workers.py compares --workers N with it)
     subprocess.run(["adarl-jax", "train", "--config", "smoke", "--workdir", str(joint),
-                    "--folds", "0,1", "--no-progress", *_train_args(manifest)],
+                    "--folds", "0,1", "--workers", "1", "--no-progress", *_train_args(manifest)],
                    env=env, cwd=tmp_path, check=True, capture_output=True)
 
     merged = json.loads((split / "results.json").read_text())
