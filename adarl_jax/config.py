@@ -15,7 +15,9 @@ from pathlib import Path
 
 import ml_collections
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# the config files ship inside the package (adarl_jax/configs/), so a name resolves the same
+# from a wheel as from a clone; the checkout's top-level `configs` links to this folder
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -192,7 +194,7 @@ def load_python_file(spec: str, folder: Path, function: str, what: str):
 
 
 def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    """Loads `spec` (a .py path or a name in configs/, e.g. 'emodb') and applies overrides.
+    """Loads `spec` (a .py path or a name in adarl_jax/configs/, e.g. 'emodb') and applies overrides.
 
     Overrides are `key.sub=value` strings (the `--config.` prefix is optional); the value is
     parsed as a Python literal when possible and must keep the field's type.
@@ -200,7 +202,7 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
     if spec is None:
         config = base_config()
     else:
-        config = load_python_file(spec, REPO_CONFIG_DIR, "get_config", "config")()
+        config = load_python_file(spec, CONFIG_DIR, "get_config", "config")()
     for item in overrides:
         apply_override(config, item)
     validate(config)
@@ -263,7 +265,7 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
 
 def default_data_dir(corpus: str) -> str:
     """../shared/data/<corpus> beside the checkout, if it is there."""
-    here = REPO_CONFIG_DIR.parent
+    here = Path(__file__).resolve().parent.parent  # the checkout, for an editable install
     for cand in (here.parent / "shared" / "data" / corpus, Path.cwd().parent / "shared" / "data" / corpus):
         if cand.exists():
             return os.fspath(cand)

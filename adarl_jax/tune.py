@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from adarl_jax import metrics as M
-from adarl_jax.config import apply_override, load_config, load_python_file, to_json, validate
+from adarl_jax.config import CONFIG_DIR, apply_override, load_config, load_python_file, to_json, validate
 from adarl_jax.files import write_json_atomic, write_text_atomic
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
 
-GRID_DIR = Path(__file__).resolve().parent.parent / "configs" / "grids"
+GRID_DIR = CONFIG_DIR / "grids"
 
 
 def load_grid(spec: str) -> dict:
