@@ -11,22 +11,18 @@ minimum length as the spectrogram cache, so the same files are usable and the fo
 neural runs' folds), then `opensmile.Smile(feature_set, Functionals).process_signal`; one
 vector per utterance, so `segments` is 1 and `probs` is not a mean over segments.
 
-Per fold: standardisation (StandardScaler) fitted on the fitting speakers only, then
-`SVC(kernel='linear', class_weight='balanced')`: libsvm's pairwise (one-vs-one) linear SVM
-with the hinge loss, the classic openSMILE + SVM pipeline (as Weka's SMO in the challenge
-baselines). The test speaker is touched once, at the end. The SVM cost C comes from `C_GRID`,
-chosen without the test speaker (`c_select`):
-  'val'    the fold's validation speakers (config.train.selection == 'val'): fit on the
-           training speakers for each C, keep the best validation UA, then refit on training +
-           validation speakers (all the non-test speakers) with that C;
-  'inner'  leave-one-speaker-out over the training speakers (each inner fold standardised on
-           its own fitting part), best mean inner UA; then refit on all training speakers. The
-           default when config.train.selection == 'last' (the folds have no validation
-           speakers): it needs no constant picked by hand;
-  'fixed'  the given C (default `DEFAULT_C`, sklearn's default, not tuned).
-Ties go to the smaller C (stronger regularisation). `probs` is the softmax of the SVM's
-per-class scores (pairwise votes plus a confidence in (-1/3, 1/3), sklearn's 'ovr' shape):
-argmax-consistent, not calibrated probabilities.
+Per fold (`adarl_jax.linear_svm`): standardisation + `SVC(kernel='linear',
+class_weight='balanced')`, its cost C chosen without the test speaker (`c_select`): 'val' (the
+fold's validation speakers, when config.train.selection == 'val'), 'inner' (leave-one-speaker-
+out over the training speakers; the default when the folds have no validation speakers) or
+'fixed'. The final model is fitted on exactly the speakers the neural variants train on, the
+fold's training speakers; `config.baselines.refit_on_val = True` refits on training +
+validation speakers instead (the neural variants have no such option yet, so only the default
+is like-for-like). The rule is recorded in each result (`baseline.refit_on_val`,
+`baseline.fit_speakers`); a finished fold fitted under another rule is refitted. The test
+speaker is touched once, at the end. `probs` is the softmax of the SVM's per-class scores
+(pairwise votes plus a confidence in (-1/3, 1/3), sklearn's 'ovr' shape): argmax-consistent,
+not calibrated probabilities.
 
 No deep feature is written (so Table 4 and the t-SNE skip the baselines).
 """
@@ -49,8 +45,9 @@ from adarl_jax import metrics as M
 from adarl_jax.audio import AudioError, load_audio
 from adarl_jax.corpora import Utterance
 from adarl_jax.dataset import file_stamp
-from adarl_jax.files import read_json, save_npy_atomic, write_atomic, write_json_atomic
+from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
+from adarl_jax.linear_svm import C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
@@ -63,9 +60,6 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1  # bump when the layout or the meaning of cached features changes
 # short name -> openSMILE FeatureSet member
 FEATURE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
-C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-DEFAULT_C = 1.0  # 'fixed' mode only: sklearn's default
-C_SELECT = ("auto", "val", "inner", "fixed")
 
 # (wave float32 (n,), sample_rate) -> feature vector (d,)
 Extractor = Callable[[np.ndarray, int], np.ndarray]
@@ -255,175 +249,35 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
     return table
 
 
-# ---------------------------------------------------------------------------------------------
-# The SVM
-
-
-def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) as sklearn's StandardScaler: population std, 1 where a feature is constant."""
-    from sklearn.preprocessing import StandardScaler
-
-    s = StandardScaler().fit(x)
-    return s.mean_.astype(np.float64), s.scale_.astype(np.float64)
-
-
-def _ovo_to_ovr(dec: np.ndarray, n_classes: int) -> np.ndarray:
-    """Pairwise decision values (i < j, positive = class i) to per-class scores: votes plus a
-    confidence in (-1/3, 1/3), as sklearn's SVC.decision_function(decision_function_shape='ovr')."""
-    votes = np.zeros((len(dec), n_classes))
-    conf = np.zeros((len(dec), n_classes))
-    k = 0
-    for i in range(n_classes):
-        for j in range(i + 1, n_classes):
-            conf[:, i] += dec[:, k]
-            conf[:, j] -= dec[:, k]
-            votes[:, i] += dec[:, k] >= 0
-            votes[:, j] += dec[:, k] < 0
-            k += 1
-    return votes + conf / (3 * (np.abs(conf) + 1))
-
-
-@dataclass
-class LinearModel:
-    """Standardisation + a pairwise linear SVM, as arrays (saved as .npz, no pickle)."""
-
-    mean: np.ndarray  # (d,)
-    scale: np.ndarray  # (d,)
-    coef: np.ndarray  # (pairs, d): one row per class pair (i, j), i < j, in `classes` order
-    intercept: np.ndarray  # (pairs,)
-    classes: np.ndarray  # class indices the SVM saw, into config.data.classes
-    C: float
-
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        """(n, len(classes)) per-class scores: argmax = the SVM's prediction."""
-        z = (np.asarray(x, np.float64) - self.mean) / self.scale
-        dec = z @ self.coef.T + self.intercept
-        if len(self.classes) == 2:  # one pair; positive = the second class (sklearn's binary sign)
-            return np.concatenate([-dec, dec], axis=1)
-        return _ovo_to_ovr(dec, len(self.classes))
-
-    def probs(self, x: np.ndarray, num_classes: int) -> np.ndarray:
-        """Softmax of the scores; classes the SVM never saw get probability 0."""
-        full = np.full((len(x), num_classes), -np.inf)
-        full[:, self.classes] = self.scores(x)
-        full -= full.max(axis=1, keepdims=True)
-        e = np.exp(full)
-        return e / e.sum(axis=1, keepdims=True)
-
-    def save(self, path: Path) -> None:
-        write_atomic(path, "wb", lambda fh: np.savez(
-            fh, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept,
-            classes=self.classes, C=np.float64(self.C)))
-
-    @classmethod
-    def load(cls, path) -> "LinearModel":
-        with np.load(path, allow_pickle=False) as f:
-            return cls(mean=f["mean"], scale=f["scale"], coef=f["coef"], intercept=f["intercept"],
-                       classes=f["classes"], C=float(f["C"]))
-
-
-def _svc(C: float, kernel: str, seed: int):
-    from sklearn.svm import SVC
-
-    return SVC(C=C, kernel=kernel, class_weight="balanced", random_state=seed)
-
-
-def _check_classes(y: np.ndarray) -> None:
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"the SVM needs at least two emotion classes to fit, got {np.unique(y).tolist()}")
-
-
-def fit_svm(x: np.ndarray, y: np.ndarray, C: float, seed: int = 0) -> LinearModel:
-    """Standardisation fitted on x, then SVC(kernel='linear', C, class_weight='balanced')."""
-    _check_classes(y)
-    mean, scale = _standardiser(x)
-    svm = _svc(C, "linear", seed).fit((np.asarray(x, np.float64) - mean) / scale, y)
-    return LinearModel(mean=mean, scale=scale, coef=np.asarray(svm.coef_, np.float64),
-                       intercept=np.asarray(svm.intercept_, np.float64),
-                       classes=svm.classes_.astype(np.int64), C=float(C))
-
-
-def _grid_ua(x_fit, y_fit, x_eval, y_eval, grid, num_classes: int, seed: int) -> dict[float, float]:
-    """UA on (x_eval, y_eval) of the SVM fitted on (x_fit, y_fit) for each C: standardised on
-    x_fit only, one Gram matrix shared by the grid (the linear kernel, precomputed)."""
-    _check_classes(y_fit)
-    mean, scale = _standardiser(x_fit)
-    z_fit = (np.asarray(x_fit, np.float64) - mean) / scale
-    z_eval = (np.asarray(x_eval, np.float64) - mean) / scale
-    gram, cross = z_fit @ z_fit.T, z_eval @ z_fit.T
-    return {c: M.unweighted_accuracy(y_eval, _predict(_svc(c, "precomputed", seed).fit(gram, y_fit), cross),
-                                     num_classes) for c in grid}
-
-
-def _predict(svm, x) -> np.ndarray:
-    """The class of the highest score, as `LinearModel.probs` picks it (pairwise votes, ties
-    broken by confidence, i.e. SVC(break_ties=True), not SVC.predict's lowest index)."""
-    d = svm.decision_function(x)
-    return svm.classes_[(d > 0).astype(int) if d.ndim == 1 else np.argmax(d, axis=1)]
-
-
-def _best(scores: dict[float, float]) -> float:
-    """The C with the highest score; ties go to the smaller C (stronger regularisation)."""
-    best_c, best_s = None, -np.inf
-    for c in sorted(scores):
-        s = scores[c]
-        if not np.isnan(s) and s > best_s + 1e-12:
-            best_c, best_s = c, s
-    return min(scores) if best_c is None else best_c
-
-
-def fit_fold(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarray, fold, num_classes: int,
-             c_select: str, C: float | None = None, grid=C_GRID, seed: int = 0):
-    """Chooses C without the test speaker, fits the final model; returns (model, info).
-
-    x, emotion (-1 = unlabelled), speakers: per utterance, indexed like the fold's arrays.
-    """
-    train = np.array([i for i in fold.train if emotion[i] >= 0], np.int64)
-    val = np.array([i for i in fold.val if emotion[i] >= 0], np.int64)
-    if len(train) == 0:
-        raise ValueError(f"fold {fold.index}: no emotion-labelled training utterance")
-    scores: dict[float, float] = {}
-    if c_select == "fixed":
-        if C is None:
-            raise ValueError("c_select='fixed' needs C")
-        chosen, fit_rows = float(C), train
-    elif c_select == "val":
-        if len(val) == 0:
-            raise ValueError(f"fold {fold.index}: c_select='val' but the fold has no validation "
-                             "utterances (set train.selection='val' and train.val_speakers_per_gender)")
-        scores = _grid_ua(x[train], emotion[train], x[val], emotion[val], grid, num_classes, seed)
-        chosen, fit_rows = _best(scores), np.concatenate([train, val])
-    elif c_select == "inner":
-        inner = sorted(set(speakers[train].tolist()))
-        if len(inner) < 2:
-            raise ValueError(f"fold {fold.index}: c_select='inner' needs two training speakers")
-        per_c: dict[float, list[float]] = {c: [] for c in grid}
-        for s in inner:
-            fit_i, held = train[speakers[train] != s], train[speakers[train] == s]
-            if len(np.unique(emotion[fit_i])) < 2:
-                continue
-            for c, ua in _grid_ua(x[fit_i], emotion[fit_i], x[held], emotion[held], grid,
-                                  num_classes, seed).items():
-                per_c[c].append(ua)
-        scores = {c: float(np.nanmean(v)) if v else float("nan") for c, v in per_c.items()}
-        chosen, fit_rows = _best(scores), train
-    else:
-        raise ValueError(f"c_select={c_select!r}: expected one of {', '.join(C_SELECT)}")
-    model = fit_svm(x[fit_rows], emotion[fit_rows], chosen, seed)
-    info = {"C": chosen, "c_select": c_select,
-            "c_grid": [float(c) for c in grid] if scores else None,
-            "c_scores": {f"{c:g}": (None if np.isnan(s) else round(float(s), 6))
-                         for c, s in scores.items()} or None,
-            "fit_speakers": sorted(set(speakers[fit_rows].tolist())), "n_fit": int(len(fit_rows))}
-    return model, info
-
-
 def _resolve_c_select(config, c_select: str) -> str:
     if c_select not in C_SELECT:
         raise ValueError(f"c_select={c_select!r}: expected one of {', '.join(C_SELECT)}")
     if c_select == "auto":
         return "val" if config.train.selection == "val" else "inner"
     return c_select
+
+
+def refit_on_val(config) -> bool:
+    """config.baselines.refit_on_val (False when a saved config predates the field)."""
+    section = config.get("baselines")
+    return bool(section.get("refit_on_val", False)) if section is not None else False
+
+
+def _rule_of(result: dict) -> str:
+    b = result.get("baseline", {})
+    val = set(result.get("val_speakers", []))
+    refit = b.get("refit_on_val", bool(val & set(b.get("fit_speakers", []))))
+    return f"c_select={b.get('c_select')}, refit_on_val={refit}"
+
+
+def _fitted_under(result: dict, c_select: str, refit: bool) -> bool:
+    """Whether a finished fold's model was fitted with this C selection and on the speakers
+    this refit rule names (records written before the rule was recorded are judged by their
+    fit speakers: refitted iff a validation speaker is among them)."""
+    b = result.get("baseline", {})
+    val = set(result.get("val_speakers", []))
+    fitted_val = bool(val & set(b.get("fit_speakers", [])))
+    return b.get("c_select") == c_select and fitted_val == (refit and bool(val))
 
 
 def fold_dir(workdir, variant: str, fold) -> Path:
@@ -441,7 +295,8 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
 
     `utterances`: the list the neural runs' folds are made of (`loso.load_dataset(...).utterances`);
     default: the config's corpus read as `loso.load_dataset` reads it. `folds`: a `--folds`
-    string. A fold whose result.json exists is loaded, not refitted. `write=False` on all but
+    string. A fold whose result.json exists is loaded, not refitted, unless it was fitted
+    under another C selection or refit rule (`config.baselines.refit_on_val`). `write=False` on all but
     one process of a multi-process run. `blas_threads`: BLAS threads while fitting (the
     matrices are small; on a busy CPU more threads are much slower); None leaves them be.
     """
@@ -456,6 +311,7 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
          progress, write) -> list[dict]:
     variant = variant_name(feature_set)
     c_select = _resolve_c_select(config, c_select)
+    refit = refit_on_val(config)
     if c_select == "fixed" and C is None:
         C = DEFAULT_C
     workdir = Path(workdir)
@@ -478,12 +334,17 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
         out_dir = fold_dir(workdir, variant, fold)
         result_path = out_dir / "result.json"
         if result_path.exists():
-            log.info("%s fold %d (%s): finished, skipping", variant, fold.index, fold.test_speaker)
-            results.append(read_json(result_path))
-            continue
+            done = read_json(result_path)
+            if _fitted_under(done, c_select, refit):
+                log.info("%s fold %d (%s): finished, skipping", variant, fold.index, fold.test_speaker)
+                results.append(done)
+                continue
+            log.warning("%s fold %d (%s): fitted under another rule (%s); refitting with c_select=%s, "
+                        "baselines.refit_on_val=%s", variant, fold.index, fold.test_speaker,
+                        _rule_of(done), c_select, refit)
         t0 = time.time()
         model, info = fit_fold(table.features, emotion, speakers, fold, num_classes, c_select, C,
-                               seed=int(config.train.seed))
+                               seed=int(config.train.seed), refit_on_val=refit)
         test = np.asarray(fold.test, np.int64)
         probs = model.probs(table.features[test], num_classes) if len(test) else np.zeros((0, num_classes))
         rows = [{"utterance": int(i), "path": utts[i].path, "speaker": utts[i].speaker,

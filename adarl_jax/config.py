@@ -119,6 +119,11 @@ def base_config() -> ml_collections.ConfigDict:
     # auto: step on CPU (XLA:CPU runs the scanned step ~5x slower than the same step called
     # from Python, measured on the quick config), scan on GPU/TPU
     c.train.loop = "auto"
+
+    c.baselines = ml_collections.ConfigDict()  # openSMILE + linear SVM (adarl_jax.baselines)
+    # False: fit on the fold's training speakers, as the CNN trains (C chosen on the validation
+    # speakers); True: refit on training + validation speakers (the CNN has no such option yet)
+    c.baselines.refit_on_val = False
     return c
 
 

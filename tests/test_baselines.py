@@ -1,4 +1,4 @@
-"""baselines.py: openSMILE functionals + linear SVM over the neural runs' LOSO folds.
+"""baselines.py + linear_svm.py: openSMILE functionals + linear SVM over the neural runs' LOSO folds.
 
 Fast tests inject a fake feature extractor (the dominant frequency of the synthetic tones, a
 separable feature); one test calls the real openSMILE on two short files and skips when the
@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from adarl_jax import baselines as B
+from adarl_jax import linear_svm
 from adarl_jax.corpora import load_corpus, select_classes
 from adarl_jax.folds import loso_folds
 from adarl_jax.report import collect, summarize, write_report
@@ -138,8 +139,7 @@ def test_cache_is_reused_atomic_and_pickle_free(tmp_path):
     assert len(list(cache.iterdir())) == 6
 
 
-def test_test_speaker_never_influences_the_model(tmp_path):
-    """Garbage in the test speaker's features changes nothing but the test predictions."""
+def _table_and_labels(tmp_path):
     config = corpus_config(tmp_path, short_file=False, selection="val")
     config.train.val_speakers_per_gender = 1
     table = B.extract_features(config, B.corpus_utterances(config), tmp_path / "cache", "egemaps",
@@ -147,19 +147,73 @@ def test_test_speaker_never_influences_the_model(tmp_path):
     classes = tuple(config.data.classes)
     y = np.array([classes.index(u.emotion) for u in table.utterances])
     spk = np.array([u.speaker for u in table.utterances], dtype=object)
+    return table, y, spk
+
+
+def test_test_speaker_never_influences_the_model(tmp_path):
+    """Garbage in the test speaker's features changes nothing but the test predictions."""
+    table, y, spk = _table_and_labels(tmp_path)
     for mode, k in (("val", 1), ("inner", 0)):
-        for fold in loso_folds(table.utterances, k, 0)[:3]:
-            spoiled = table.features.copy()
-            spoiled[fold.test] = np.random.default_rng(1).normal(0, 1e4, spoiled[fold.test].shape)
-            m1, i1 = B.fit_fold(table.features, y, spk, fold, 4, mode)
-            m2, i2 = B.fit_fold(spoiled, y, spk, fold, 4, mode)
-            assert i1 == i2 and fold.test_speaker not in i1["fit_speakers"]
-            np.testing.assert_array_equal(m1.coef, m2.coef)
-            np.testing.assert_array_equal(m1.mean, m2.mean)
-            if mode == "val":
-                assert i1["fit_speakers"] == sorted(fold.train_speakers + fold.val_speakers)
-            else:
-                assert i1["fit_speakers"] == sorted(fold.train_speakers)
+        for refit in (False, True):
+            for fold in loso_folds(table.utterances, k, 0)[:3]:
+                spoiled = table.features.copy()
+                spoiled[fold.test] = np.random.default_rng(1).normal(0, 1e4, spoiled[fold.test].shape)
+                m1, i1 = B.fit_fold(table.features, y, spk, fold, 4, mode, refit_on_val=refit)
+                m2, i2 = B.fit_fold(spoiled, y, spk, fold, 4, mode, refit_on_val=refit)
+                assert i1 == i2 and fold.test_speaker not in i1["fit_speakers"]
+                np.testing.assert_array_equal(m1.coef, m2.coef)
+                np.testing.assert_array_equal(m1.mean, m2.mean)
+
+
+def test_final_fit_uses_the_cnn_speakers_unless_refit_is_asked(tmp_path):
+    """Default: the final model is fitted on the training speakers only (the CNN's training
+    set), so its standardisation is their mean and garbage in the validation speakers' features
+    cannot change it (C fixed); refit_on_val=True fits on training + validation speakers."""
+    table, y, spk = _table_and_labels(tmp_path)
+    x = table.features
+    for fold in loso_folds(table.utterances, 1, 0)[:3]:
+        assert len(fold.val_speakers) == 2
+        spoiled = x.copy()
+        spoiled[fold.val] = np.random.default_rng(2).normal(0, 1e4, spoiled[fold.val].shape)
+        m, info = B.fit_fold(x, y, spk, fold, 4, "val")
+        assert info["fit_speakers"] == sorted(fold.train_speakers) and info["refit_on_val"] is False
+        assert info["n_fit"] == len(fold.train)
+        np.testing.assert_allclose(m.mean, x[fold.train].astype(np.float64).mean(0), rtol=1e-6)
+        fixed, _ = B.fit_fold(x, y, spk, fold, 4, "fixed", C=0.1)
+        fixed_spoiled, _ = B.fit_fold(spoiled, y, spk, fold, 4, "fixed", C=0.1)
+        np.testing.assert_array_equal(fixed.coef, fixed_spoiled.coef)
+
+        r, rinfo = B.fit_fold(x, y, spk, fold, 4, "val", refit_on_val=True)
+        both = np.concatenate([fold.train, fold.val])
+        assert rinfo["fit_speakers"] == sorted(fold.train_speakers + fold.val_speakers)
+        assert rinfo["refit_on_val"] is True and rinfo["C"] == info["C"]  # same C, same choice
+        np.testing.assert_allclose(r.mean, x[both].astype(np.float64).mean(0), rtol=1e-6)
+        refit_spoiled, _ = B.fit_fold(spoiled, y, spk, fold, 4, "fixed", C=0.1, refit_on_val=True)
+        assert not np.allclose(refit_spoiled.mean, r.mean)
+
+
+def test_refit_rule_follows_the_config_and_is_recorded(tmp_path):
+    config = corpus_config(tmp_path, short_file=False, selection="val")
+    assert config.baselines.refit_on_val is False  # the default: like-for-like with the CNN
+    work = tmp_path / "w"
+    plain = run(config, work, folds="0,1")
+    for r in plain:
+        assert r["baseline"]["refit_on_val"] is False
+        assert r["baseline"]["fit_speakers"] == sorted(r["train_speakers"])
+    config.baselines.refit_on_val = True
+    refit = run(config, work, folds="0,1")  # finished under the other rule: refitted
+    for r in refit:
+        assert r["baseline"]["refit_on_val"] is True
+        assert r["baseline"]["fit_speakers"] == sorted(r["train_speakers"] + r["val_speakers"])
+    path = work / "opensmile_egemaps_svm" / f"fold_00_{refit[0]['test_speaker']}" / "result.json"
+    path.write_text(json.dumps(dict(refit[0], marker=1)))
+    assert run(config, work, folds="0")[0]["marker"] == 1  # same rule: kept
+    old = dict(refit[0], marker=2)  # written before the rule was recorded: judged by fit speakers
+    del old["baseline"]["refit_on_val"]
+    path.write_text(json.dumps(old))
+    assert run(config, work, folds="0")[0]["marker"] == 2
+    config.baselines.refit_on_val = False
+    assert "marker" not in run(config, work, folds="0")[0]
 
 
 def test_selection_follows_the_config(tmp_path):
@@ -207,7 +261,7 @@ def test_linear_model_matches_sklearn(tmp_path):
         assert probs.shape == (30, 5) and np.all(probs[:, k:] == 0)
         ties = SVC(kernel="linear", C=0.3, class_weight="balanced", break_ties=k > 2).fit(z, y)
         np.testing.assert_array_equal(probs.argmax(1), ties.predict(zt))
-        np.testing.assert_array_equal(probs.argmax(1), B._predict(ref, zt))
+        np.testing.assert_array_equal(probs.argmax(1), linear_svm._predict(ref, zt))
         model.save(tmp_path / f"m{k}.npz")
         np.testing.assert_allclose(B.LinearModel.load(tmp_path / f"m{k}.npz").scores(xt), model.scores(xt))
 
