@@ -47,7 +47,8 @@ from adarl_jax.corpora import Utterance
 from adarl_jax.dataset import file_stamp
 from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
-from adarl_jax.linear_svm import C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm
+from adarl_jax.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
+                                  refitted_on_val)
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
@@ -263,21 +264,12 @@ def refit_on_val(config) -> bool:
     return bool(section.get("refit_on_val", False)) if section is not None else False
 
 
-def _rule_of(result: dict) -> str:
-    b = result.get("baseline", {})
-    val = set(result.get("val_speakers", []))
-    refit = b.get("refit_on_val", bool(val & set(b.get("fit_speakers", []))))
-    return f"c_select={b.get('c_select')}, refit_on_val={refit}"
-
-
 def _fitted_under(result: dict, c_select: str, refit: bool) -> bool:
     """Whether a finished fold's model was fitted with this C selection and on the speakers
-    this refit rule names (records written before the rule was recorded are judged by their
-    fit speakers: refitted iff a validation speaker is among them)."""
-    b = result.get("baseline", {})
-    val = set(result.get("val_speakers", []))
-    fitted_val = bool(val & set(b.get("fit_speakers", [])))
-    return b.get("c_select") == c_select and fitted_val == (refit and bool(val))
+    this refit rule names."""
+    has_val = bool(result.get("val_speakers"))
+    return (result.get("baseline", {}).get("c_select") == c_select
+            and refitted_on_val(result) == (refit and has_val))
 
 
 def fold_dir(workdir, variant: str, fold) -> Path:
@@ -339,9 +331,10 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
                 log.info("%s fold %d (%s): finished, skipping", variant, fold.index, fold.test_speaker)
                 results.append(done)
                 continue
-            log.warning("%s fold %d (%s): fitted under another rule (%s); refitting with c_select=%s, "
-                        "baselines.refit_on_val=%s", variant, fold.index, fold.test_speaker,
-                        _rule_of(done), c_select, refit)
+            log.warning("%s fold %d (%s): fitted with c_select=%s, on validation speakers: %s; "
+                        "refitting with c_select=%s, baselines.refit_on_val=%s", variant, fold.index,
+                        fold.test_speaker, done.get("baseline", {}).get("c_select"),
+                        refitted_on_val(done), c_select, refit)
         t0 = time.time()
         model, info = fit_fold(table.features, emotion, speakers, fold, num_classes, c_select, C,
                                seed=int(config.train.seed), refit_on_val=refit)
