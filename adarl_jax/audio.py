@@ -5,19 +5,29 @@ mono by the mean over channels and resampled with `scipy.signal.resample_poly`. 
 cut into non-overlapping segments; a tail shorter than `min_tail_s` is dropped unless it is the
 only segment, and short segments are zero-padded at the end (their real length travels with
 them, so the front end can normalise over the real samples only).
+
+Files that are usable but suspect get warnings rather than errors: a `warnings` list passed to
+`load_audio` or `iter_segments` receives one line per problem. Two are checked: silence (every
+sample zero, or an RMS level below `SILENCE_DBFS` = -60 dBFS over the whole file, i.e. an RMS
+under 0.001 of full scale: nothing a speech model can read) and truncation (the file holds
+fewer frames than its header declares, as libsndfile reports it, e.g. a wav cut off mid-copy).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-__all__ = ["AudioError", "load_audio", "segment", "iter_segments", "segment_count"]
+__all__ = ["AudioError", "SILENCE_DBFS", "level_warning", "load_audio", "segment",
+           "iter_segments", "segment_count"]
+
+SILENCE_DBFS = -60.0  # RMS level (dB re full scale 1.0) below which a file is near-silent
 
 
 class AudioError(ValueError):
@@ -60,11 +70,54 @@ def _check_finite(path, x: np.ndarray) -> None:
         raise AudioError(path, f"contains {bad} NaN or infinite sample value(s)")
 
 
-def load_audio(path, sample_rate: int = 16000, min_samples: int = 320) -> np.ndarray:
+def level_warning(peak: float, sum_squares: float, n: int) -> str | None:
+    """'silent ...' / 'near-silent ...' for a wave of n samples with this peak |x| and sum of
+    x**2, or None when its RMS level is at least SILENCE_DBFS."""
+    if n <= 0:
+        return None
+    if peak == 0.0:
+        return "silent: every sample is zero"
+    rms = math.sqrt(sum_squares / n)
+    dbfs = 20 * math.log10(rms) if rms > 0 else -math.inf
+    if dbfs < SILENCE_DBFS:
+        return (f"near-silent: RMS level {dbfs:.1f} dBFS (peak {peak:.2g}), below "
+                f"{SILENCE_DBFS:.0f} dBFS")
+    return None
+
+
+_SHOULD_BE = re.compile(r"^[ \t]*([^:\n]*?)[ \t]*:[ \t]*(\d+)[ \t]*\(should be (\d+)\)", re.M)
+
+
+def _truncation(f: sf.SoundFile, frames_read: int | None = None) -> str | None:
+    """Why the file is shorter than its header declares, or None.
+
+    libsndfile trims a truncated file's frame count to what is there and notes the header's
+    figure in its log ('data : 64000 (should be 31978)'); a reader that gets fewer frames than
+    `f.frames` (`frames_read`) also means the file ended early.
+    """
+    claims = [(name, int(a), int(b)) for name, a, b in _SHOULD_BE.findall(f.extra_info)]
+    data = [c for c in claims if c[0].lower() in ("data", "ssnd", "data size")] or claims
+    # 0xFFFFFFFF and the like: a streamed file's 'length unknown', not a claim
+    short = [c for c in data if 0xFFFFFF00 > c[1] > c[2] > 0]
+    if short:
+        name, claimed, present = short[0]
+        seconds = f.frames / f.samplerate if f.samplerate else 0.0
+        return (f"truncated: the header declares {claimed} bytes of audio data, the file holds "
+                f"{present} (about {seconds * claimed / present:.2f} s claimed, "
+                f"{seconds:.2f} s read)")
+    if frames_read is not None and 0 < f.frames and frames_read < f.frames:
+        return (f"truncated: the header declares {f.frames} frames, the file holds "
+                f"{frames_read}")
+    return None
+
+
+def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
+               warnings: list | None = None) -> np.ndarray:
     """The whole file as float32 mono at `sample_rate`.
 
     Raises AudioError for unreadable, corrupt, empty, NaN/inf-containing files and for files
-    shorter than `min_samples` after resampling.
+    shorter than `min_samples` after resampling. `warnings` (a list) receives a line for a
+    silent or truncated file (see the module docstring).
     """
     with _open(path) as f:
         rate_in = f.samplerate
@@ -72,6 +125,7 @@ def load_audio(path, sample_rate: int = 16000, min_samples: int = 320) -> np.nda
             data = f.read(dtype="float32", always_2d=True)
         except Exception as e:
             raise AudioError(path, f"corrupt audio data ({_short(e)})") from e
+        truncated = _truncation(f, data.shape[0])
     if data.shape[0] == 0:
         raise AudioError(path, "empty (zero-length) audio")
     _check_finite(path, data)
@@ -85,6 +139,9 @@ def load_audio(path, sample_rate: int = 16000, min_samples: int = 320) -> np.nda
             path,
             f"too short: {wave.shape[0]} samples at {sample_rate} Hz, need at least {min_samples}",
         )
+    if warnings is not None:
+        level = level_warning(float(np.max(np.abs(wave))), float(np.dot(wave, wave)), wave.size)
+        warnings.extend(w for w in (truncated, level) if w)
     return wave
 
 
@@ -172,13 +229,15 @@ def iter_segments(
     min_tail_s: float = 1.0,
     min_samples: int = 320,
     block_s: float = 30.0,
+    warnings: list | None = None,
 ) -> Iterator[tuple[np.ndarray, int, float]]:
     """Segments of a file of any length, reading it in blocks of about `block_s` seconds.
 
     Yields (segment float32 (L,), real length, start in seconds), the same values as
     `segment(load_audio(path, ...), ...)` up to float rounding, with memory bounded by the
     block size instead of the file's length. Raises AudioError as `load_audio` does; a file
-    with NaN samples late in it raises when that block is reached.
+    with NaN samples late in it raises when that block is reached. `warnings` receives the
+    same lines as `load_audio`'s once the whole file has been read.
     """
     seg_len = int(round(segment_s * sample_rate))
     min_tail = int(round(min_tail_s * sample_rate))
@@ -194,9 +253,12 @@ def iter_segments(
         block_frames = max(1, int(round(block_s * f.samplerate)))
         buf = np.zeros((0,), np.float32)
         index = 0
-        produced = 0
+        produced, peak, sum_squares = 0, 0.0, 0.0
         for block in _resampled_blocks(path, f, up, down, block_frames):
             produced += block.shape[0]
+            if block.size:
+                peak = max(peak, float(np.max(np.abs(block))))
+                sum_squares += float(np.dot(block, block))
             buf = np.concatenate([buf, block]) if buf.size else block
             while buf.shape[0] >= seg_len:
                 yield np.array(buf[:seg_len]), seg_len, index * seg_len / sample_rate
@@ -208,6 +270,11 @@ def iter_segments(
             raise AudioError(
                 path, f"too short: {produced} samples at {sample_rate} Hz, need at least {min_samples}"
             )
+        if warnings is not None:
+            truncated = _truncation(f) or (
+                f"truncated: the header declares {n_out} samples at {sample_rate} Hz, the file "
+                f"holds {produced}" if produced < n_out else None)
+            warnings.extend(w for w in (truncated, level_warning(peak, sum_squares, produced)) if w)
         tail = buf.shape[0]
         if tail > 0 and (tail >= min_tail or index == 0):
             padded = np.zeros((seg_len,), np.float32)

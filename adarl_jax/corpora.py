@@ -1,4 +1,4 @@
-"""Corpus readers (SPEC section 6): IEMOCAP, Berlin EmoDB, RAVDESS and CSV manifests.
+"""Corpus readers: IEMOCAP, Berlin EmoDB, RAVDESS and CSV manifests.
 
 Every reader returns the same thing, a sorted list of `Utterance`s with absolute paths, so the
 rest of the pipeline never knows which corpus it is looking at. Speaker and gender come from
@@ -8,10 +8,9 @@ each corpus's own naming conventions; gender is the domain label of the paper's 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
-
-import csv
 import logging
 import os
 import re
@@ -19,19 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = [
-    "Utterance",
-    "CorpusError",
-    "EMOTIONS",
-    "CORPORA",
-    "read_emodb",
-    "read_ravdess",
-    "read_iemocap",
-    "read_manifest",
-    "load_corpus",
-    "select_classes",
-    "stratified_subset",
-]
+__all__ = ["Utterance", "CorpusError", "EMOTIONS", "CORPORA", "read_emodb", "read_ravdess",
+           "read_iemocap", "read_manifest", "load_corpus", "select_classes", "stratified_subset"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +44,10 @@ class CorpusError(ValueError):
 _EMOTION_ALIASES = {
     "angry": "anger", "ang": "anger", "anger": "anger",
     "happy": "happiness", "hap": "happiness", "happiness": "happiness", "joy": "happiness",
-    "sad": "sadness", "sadness": "sadness",
-    "neu": "neutral", "neutral": "neutral",
-    "bored": "boredom", "boredom": "boredom",
+    "sad": "sadness", "sadness": "sadness", "neu": "neutral", "neutral": "neutral",
+    "bored": "boredom", "boredom": "boredom", "calm": "calm",
     "disgusted": "disgust", "dis": "disgust", "disgust": "disgust",
     "fearful": "fear", "fea": "fear", "fear": "fear", "anxiety": "fear",
-    "calm": "calm",
     "surprised": "surprise", "sur": "surprise", "surprise": "surprise",
 }
 
@@ -86,10 +72,8 @@ def _finish(utterances: list[Utterance], folder) -> list[Utterance]:
     mixed = {s: sorted(g) for s, g in genders.items() if len(g) > 1}
     if mixed:
         s = sorted(mixed)[0]
-        raise CorpusError(
-            f"speaker {s!r} appears with two genders {mixed[s]} in {os.fspath(folder)}"
-            + (f" (also: {', '.join(sorted(mixed)[1:])})" if len(mixed) > 1 else "")
-        )
+        also = f" (also: {', '.join(sorted(mixed)[1:])})" if len(mixed) > 1 else ""
+        raise CorpusError(f"speaker {s!r} appears with two genders {mixed[s]} in {os.fspath(folder)}{also}")
     return sorted(utterances, key=lambda u: (u.path, u.speaker))
 
 
@@ -142,9 +126,8 @@ def read_emodb(root) -> list[Utterance]:
             continue
         speaker, letter = m.group(1), m.group(3)
         if speaker not in EMODB_GENDERS:
-            raise CorpusError(
-                f"EmoDB file {p}: unknown speaker {speaker!r} (known: {', '.join(sorted(EMODB_GENDERS))})"
-            )
+            raise CorpusError(f"EmoDB file {p}: unknown speaker {speaker!r} "
+                              f"(known: {', '.join(sorted(EMODB_GENDERS))})")
         utterances.append(Utterance(os.fspath(p), speaker, EMODB_GENDERS[speaker], EMODB_EMOTIONS[letter], "emodb"))
     if odd:
         logger.warning("EmoDB: %d file(s) in %s do not follow the EmoDB naming and were skipped: %s",
@@ -269,7 +252,10 @@ def read_manifest(csv_path, root=None, corpus: str = "csv") -> list[Utterance]:
     """Utterances listed in a CSV manifest; paths are relative to `root` (default: its folder).
 
     A path that leaves `root` is refused. Rows whose file does not exist are skipped with a
-    warning listing them; if none exists, CorpusError.
+    warning listing them; if none exists, CorpusError. Emotion labels that are not a known
+    name (EMOTIONS or a common alias) are kept as written, lowercased, and listed with their
+    line numbers in a warning: unless `data.classes` names them, they will not be used.
+    A manifest with a header and no rows is a CorpusError of its own.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -277,17 +263,10 @@ def read_manifest(csv_path, root=None, corpus: str = "csv") -> list[Utterance]:
     root = Path(os.path.abspath(root if root else csv_path.parent))
     if not root.is_dir():
         raise CorpusError(f"manifest root folder {root} does not exist")
-    utterances, missing, seen = [], [], {}
+    utterances, missing, seen, unknown = [], [], {}, []
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
-        absent = [c for c in _MANIFEST_COLUMNS if c not in header]
-        if absent:
-            raise CorpusError(
-                f"manifest {csv_path} lacks column(s) {', '.join(absent)} "
-                f"(has: {', '.join(h for h in header if h) or 'nothing'}; needs: {', '.join(_MANIFEST_COLUMNS)})"
-            )
-        reader.fieldnames = header
+        reader.fieldnames = _manifest_header(reader.fieldnames, csv_path)
         for row in reader:
             where = f"manifest {csv_path} line {reader.line_num}"
             raw_path = (row.get("path") or "").strip()
@@ -306,14 +285,46 @@ def read_manifest(csv_path, root=None, corpus: str = "csv") -> list[Utterance]:
             if path in seen:
                 raise CorpusError(f"{where}: path {raw_path!r} is listed twice (first on line {seen[path]})")
             seen[path] = reader.line_num
+            emotion = normalise_emotion(row.get("emotion"))
+            if emotion is not None and emotion not in EMOTIONS:
+                unknown.append((reader.line_num, (row.get("emotion") or "").strip()))
             if not os.path.isfile(path):
                 missing.append(path)
                 continue
-            utterances.append(Utterance(path, speaker, gender, normalise_emotion(row.get("emotion")), corpus))
+            utterances.append(Utterance(path, speaker, gender, emotion, corpus))
+    if not seen:
+        raise CorpusError(f"manifest {csv_path} has a header but no rows: list one audio file "
+                          f"per line ({','.join(_MANIFEST_COLUMNS)})")
+    _warn_unknown_labels(csv_path, unknown)
+    if missing and not utterances:
+        raise CorpusError(f"manifest {csv_path}: none of its {len(missing)} listed file(s) exist "
+                          f"under {root}: {_listing(missing, 3)}")
     if missing:
         logger.warning("manifest %s: %d listed file(s) do not exist and were skipped: %s",
                        csv_path, len(missing), _listing(missing))
     return _finish(utterances, root)
+
+
+def _manifest_header(fieldnames, csv_path) -> list[str]:
+    if fieldnames is None:
+        raise CorpusError(f"manifest {csv_path} is empty: expected a header line "
+                          f"{','.join(_MANIFEST_COLUMNS)} and one row per audio file")
+    header = [(h or "").strip().lower() for h in fieldnames]
+    absent = [c for c in _MANIFEST_COLUMNS if c not in header]
+    if absent:
+        raise CorpusError(f"manifest {csv_path} lacks column(s) {', '.join(absent)} (has: "
+                          f"{', '.join(h for h in header if h) or 'nothing'}; needs: {', '.join(_MANIFEST_COLUMNS)})")
+    return header
+
+
+def _warn_unknown_labels(csv_path, unknown: list[tuple[int, str]]) -> None:
+    if not unknown:
+        return
+    counts = Counter(label.lower() for _, label in unknown)
+    logger.warning("manifest %s: %d row(s) have an unknown emotion label %s (known: %s and common "
+                   "aliases): %s; only used if data.classes names the label", csv_path,
+                   len(unknown), ", ".join(f"{k!r} ({n})" for k, n in sorted(counts.items())),
+                   ", ".join(EMOTIONS), _listing([f"line {i} {lab!r}" for i, lab in unknown]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,11 +361,13 @@ def select_classes(utterances: list[Utterance], classes, keep_others: bool = Fal
     present = Counter(u.emotion for u in utterances if u.emotion is not None)
     absent = [c for c in classes if c not in present]
     if absent:
-        raise CorpusError(
-            f"class(es) {', '.join(absent)} never occur; classes present: "
-            + (", ".join(f"{c} ({n})" for c, n in sorted(present.items())) or "none")
-        )
+        listed = ", ".join(f"{c} ({n})" for c, n in sorted(present.items())) or "none"
+        raise CorpusError(f"class(es) {', '.join(absent)} never occur; classes present: {listed}")
     wanted = set(classes)
+    others = {e: n for e, n in sorted(present.items()) if e not in wanted}
+    if others:
+        logger.info("emotions outside data.classes %s %s: %s", classes, "kept as domain-only"
+                    if keep_others else "left out", ", ".join(f"{e} ({n})" for e, n in others.items()))
     if keep_others:
         return [u if u.emotion is None or u.emotion in wanted else dataclasses.replace(u, emotion=None)
                 for u in utterances]

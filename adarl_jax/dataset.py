@@ -335,12 +335,15 @@ def _build(config, paths, folder, key, feature_shape, frontend, progress, batch_
 
     files, skipped, kept_waves, budget = [], [], {}, _WAVE_BUDGET_BYTES
     for path in tqdm(paths, desc="reading audio", unit="file", disable=not progress):
+        warnings: list[str] = []  # silent or truncated: kept, but said
         try:
-            wave = load_audio(path, d.sample_rate, min_samples=min_samples)
+            wave = load_audio(path, d.sample_rate, min_samples=min_samples, warnings=warnings)
         except AudioError as e:
             logger.warning("skipping %s: %s", path, e.reason)
             skipped.append((path, e.reason))
             continue
+        for w in warnings:
+            logger.warning("%s: %s", path, w)
         segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
         files.append({"path": path, "starts_s": [float(s) for s in starts],
                       "frames": [valid_frame_count(config, n) for n in lengths]})

@@ -5,6 +5,7 @@ selection never looks at the test speaker.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,8 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> l
     speakers are `val_speakers_per_gender` of each gender, drawn from the other speakers by a
     numpy Generator seeded with (seed, fold index). A speaker with no emotion labels is never
     tested or validated on, only trained on. Utterances of the test and validation speakers
-    that lack an emotion label are used nowhere.
+    that lack an emotion label are used nowhere. Fewer than 2 speakers, or none with an
+    emotion label, is a ValueError naming the corpus folder.
     """
     k = int(val_speakers_per_gender)
     if k < 0:
@@ -42,6 +44,7 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> l
             raise ValueError(f"speaker {u.speaker!r} appears with two genders")
         labelled[u.speaker] = labelled.get(u.speaker, False) or u.emotion is not None
     speakers = sorted(gender)
+    _check_speakers(utterances, speakers, labelled)
     genders = sorted(set(gender.values()))
     speaker_of = np.array([u.speaker for u in utterances], dtype=object)
     has_label = np.array([u.emotion is not None for u in utterances], dtype=bool)
@@ -80,6 +83,20 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> l
             )
         )
     return folds
+
+
+def _check_speakers(utterances, speakers: list[str], labelled: dict[str, bool]) -> None:
+    """LOSO tests on one speaker and trains on the others: it needs two, one of them labelled."""
+    if len(speakers) >= 2 and any(labelled.values()):
+        return
+    paths = [os.path.dirname(os.path.abspath(u.path)) for u in utterances]
+    where = f"the corpus in {os.path.commonpath(paths)}" if paths else "an empty corpus"
+    if len(speakers) < 2:
+        found = f"only speaker {speakers[0]!r} ({len(paths)} utterances)" if speakers else "none"
+        raise ValueError(f"LOSO needs at least 2 speakers (one to test, the others to train on); "
+                         f"{where} has {found}")
+    raise ValueError(f"LOSO needs emotion labels to test on: no utterance of {where} has one "
+                     f"of the configured classes")
 
 
 def parse_folds(spec: str | None, n_folds: int) -> list[int]:

@@ -8,7 +8,8 @@ block by block (`audio.iter_segments`): a 10-minute recording never sits in memo
 
   p = Predictor.from_checkpoint("runs/emodb", variant="adarl", fold=3)
   p.predict(wave, 44100)           # {'emotion': 'anger', 'probs': {...}, 'segments': 2, ...}
-  p.predict_files(["a.wav", ...])  # one such dict per file; 'error' says why a file failed
+  p.predict_files(["a.wav", ...])  # one such dict per file; 'error' says why a file failed,
+                                   # 'warning' what is suspect (silent, truncated)
 
 A workdir W holds W/config.json and W/<variant>/fold_<kk>_<speaker>/{checkpoints,best,
 result.json}; `from_checkpoint` also accepts a fold folder. The checkpoint used is the one
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adarl_jax.audio import AudioError, iter_segments, segment
+from adarl_jax.audio import AudioError, iter_segments, level_warning, segment
 from adarl_jax.config import config_from_json, input_shape
 from adarl_jax.files import write_text_atomic
 from adarl_jax.frontend import FrontendSpec, spectrogram, valid_frames
@@ -346,6 +347,7 @@ class _Job:
     probs: dict = dataclasses.field(default_factory=dict)  # segment index -> (K,) probabilities
     duration_s: float | None = None
     error: str | None = None
+    warnings: list = dataclasses.field(default_factory=list)  # audio.py's suspect-file lines
     read_done: bool = False
 
     @property
@@ -446,7 +448,7 @@ class Predictor:
 
     # -- streaming segments through the buckets -------------------------------------------
 
-    def _run(self, sources: Iterable[tuple[str | None, Callable[[], Iterator]]],
+    def _run(self, sources: Iterable[tuple[str | None, Callable[[list], Iterator]]],
              on_done: Callable[[int, _Job], None]) -> dict:
         """Feeds every source's segments through the buckets; calls on_done(i, job) in order."""
         top = self.buckets[-1]
@@ -504,12 +506,19 @@ class Predictor:
         return stats
 
     def _record(self, job: _Job, timeline: bool) -> dict:
-        """The public per-input dict."""
+        """The public per-input dict. Non-finite probabilities (a diverged model) are an
+        error, never a result."""
         rec = {"path": job.path, "emotion": None, "probs": None,
                "duration_s": None if job.duration_s is None else round(job.duration_s, 3),
-               "segments": len(job.starts), "error": job.error}
+               "segments": len(job.starts), "error": job.error,
+               "warning": "; ".join(job.warnings) or None}
+        seg_probs = None
         if job.error is None:
             seg_probs = np.stack([job.probs[k] for k in range(len(job.starts))])
+            if not np.all(np.isfinite(seg_probs)):
+                rec["error"] = ("the model gave non-finite (NaN/inf) probabilities: its "
+                                "checkpoint is unusable (did training diverge?)")
+        if rec["error"] is None:
             mean = seg_probs.mean(axis=0)
             rec["emotion"] = self.classes[int(np.argmax(mean))]
             rec["probs"] = {c: round(float(p), 6) for c, p in zip(self.classes, mean)}
@@ -529,7 +538,8 @@ class Predictor:
         """Probabilities of one recording: waveform (samples,) or (samples, channels), any rate.
 
         Channels are averaged and the rate converted as for files (`audio.load_audio`).
-        Raises ValueError for an empty, too short or non-finite waveform.
+        Raises ValueError for an empty, too short or non-finite waveform (or a model that gives
+        non-finite probabilities); 'warning' says when the recording is (near-)silent.
         """
         wave = self._prepare_wave(waveform, sample_rate)
         saved = self.speaker_norm
@@ -537,7 +547,7 @@ class Predictor:
             self.adapt_to_speaker(waveform=wave, sample_rate=self.sample_rate)
         segs, lengths, starts = segment(wave, self.sample_rate, self.segment_s, self.min_tail_s)
         out: list[dict] = []
-        job_source = [(None, lambda: zip(segs, lengths, starts))]
+        job_source = [(None, lambda warnings: zip(segs, lengths, starts))]
         try:
             self._run(job_source, lambda i, job: out.append(self._record(job, timeline)))
         finally:
@@ -546,6 +556,8 @@ class Predictor:
         rec["duration_s"] = round(len(wave) / self.sample_rate, 3)
         if rec["error"]:
             raise ValueError(rec["error"])
+        rec["warning"] = level_warning(float(np.max(np.abs(wave))), float(np.dot(wave, wave)),
+                                       wave.size)
         del rec["path"]
         return rec
 
@@ -572,8 +584,9 @@ class Predictor:
     def predict_files(self, paths: Iterable, timeline: bool = False, progress: bool = False,
                       stats: dict | None = None) -> list[dict]:
         """One dict per file, in order: path, emotion, probs {class: p}, duration_s, segments,
-        error (None when fine) and, with timeline, one entry per segment. A file that cannot
-        be read gets its error and no probabilities; the others are predicted."""
+        error (None when fine), warning (None, or why the result is suspect: a silent or
+        truncated file) and, with timeline, one entry per segment. A file that cannot be read
+        gets its error and no probabilities; the others are predicted."""
         from tqdm.auto import tqdm
 
         paths = [os.fspath(p) for p in paths]
@@ -583,17 +596,19 @@ class Predictor:
                      "as one speaker (Predictor.adapt_to_speaker sets them otherwise)", len(paths))
             self.adapt_to_speaker(paths)
         d = self.config.data
-        sources = [(p, lambda p=p: iter_segments(p, self.sample_rate, d.segment_s, d.min_tail_s,
-                                                 min_samples=self.min_samples)) for p in paths]
+        sources = [(p, lambda warnings, p=p: iter_segments(
+            p, self.sample_rate, d.segment_s, d.min_tail_s, min_samples=self.min_samples,
+            warnings=warnings)) for p in paths]
         results: list[dict] = [None] * len(paths)
-        failed = 0
+        failed = warned = 0
         t0 = time.perf_counter()
         with tqdm(total=len(paths), unit="file", disable=not progress, desc="predict",
                   file=sys.stderr) as bar:
             def done(i, job):
-                nonlocal failed
+                nonlocal failed, warned
                 results[i] = self._record(job, timeline)
-                failed += job.error is not None
+                failed += results[i]["error"] is not None
+                warned += results[i]["warning"] is not None
                 bar.update(1)
                 if failed:
                     bar.set_postfix(failed=failed)
@@ -604,16 +619,17 @@ class Predictor:
                 self.speaker_norm = saved
         if stats is not None:
             seconds = time.perf_counter() - t0
-            stats.update(run_stats, files=len(paths), failed=failed, seconds=seconds,
+            stats.update(run_stats, files=len(paths), failed=failed, warned=warned, seconds=seconds,
                          compilations=self.compilations)
         return results
 
 
-def _read(job: _Job, open_segments: Callable[[], Iterator]) -> Iterator:
+def _read(job: _Job, open_segments: Callable[[list], Iterator]) -> Iterator:
     """The source's segments; a read error ends them and is kept in job.error (errors of the
-    model, raised in the consumer, are not caught here)."""
+    model, raised in the consumer, are not caught here). The source appends its warnings to
+    the list it is given."""
     try:
-        yield from open_segments()
+        yield from open_segments(job.warnings)
     except AudioError as e:
         job.error = e.reason
     except Exception as e:  # a batch of thousands must survive one odd file
@@ -641,14 +657,15 @@ def _row(rec: dict, classes: Sequence[str], timeline: bool) -> dict:
     row["emotion"] = rec["emotion"]
     for c in classes:
         row[f"p_{c}"] = None if rec["probs"] is None else rec["probs"][c]
-    row.update(duration_s=rec["duration_s"], segments=rec["segments"], error=rec["error"])
+    row.update(duration_s=rec["duration_s"], segments=rec["segments"], error=rec["error"],
+               warning=rec.get("warning"))
     return row
 
 
 def _segment_row(path, seg: dict, classes: Sequence[str]) -> dict:
     row = {"path": path, "start_s": seg["start_s"], "emotion": seg["emotion"]}
     row.update({f"p_{c}": seg["probs"][c] for c in classes})
-    row.update(duration_s=seg["duration_s"], segments=1, error=None)
+    row.update(duration_s=seg["duration_s"], segments=1, error=None, warning=None)
     return row
 
 
@@ -656,7 +673,7 @@ def write_predictions(records: list[dict], out, classes: Sequence[str], timeline
     """CSV (by extension .csv) or JSON (.json) of predict_files' records, written atomically.
 
     CSV columns: path, [start_s,] emotion, p_<class>..., duration_s, segments, error (empty
-    when fine); with timeline each file's row (start_s empty) is followed by one row per
+    when fine), warning (empty unless the file is silent or truncated); with timeline each file's row (start_s empty) is followed by one row per
     segment. JSON: a list of objects with the same fields; the segments go in 'timeline'.
     """
     out = os.fspath(out)
@@ -667,7 +684,7 @@ def write_predictions(records: list[dict], out, classes: Sequence[str], timeline
             row = _row(rec, classes, False)
             if timeline:
                 row["timeline"] = [{k: v for k, v in _segment_row(rec["path"], s, classes).items()
-                                    if k not in ("path", "segments", "error")}
+                                    if k not in ("path", "segments", "error", "warning")}
                                    for s in rec.get("timeline", [])]
             rows.append(row)
         write_text_atomic(out, json.dumps(rows, indent=1) + "\n")
