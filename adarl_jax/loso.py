@@ -1,14 +1,18 @@
 """Leave-one-speaker-out over variants and folds: the `train` and `reproduce` jobs.
 
 Layout of a workdir:
-  W/config.json                         the config of the run
+  W/config.json                         the config of the run: the workdir's identity
+                                        (adarl_jax.pinning; another config is refused)
   W/cache/<hash>/                       spectrogram segments (adarl_jax.dataset)
-  W/<variant>/fold_<k>_<speaker>/       checkpoints/, metrics.jsonl, result.json
+  W/<variant>/fold_<k>_<speaker>/       config.json, checkpoints/, metrics.jsonl, result.json
+  W/.locks/fold_<k>.lock                held by the run training fold k (adarl_jax.locks)
+  W/superseded-<time>/                  what an earlier config trained (--force-new-config)
   W/results.json, W/report.md           written by `report` (adarl_jax.report)
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from pathlib import Path
@@ -16,11 +20,11 @@ from pathlib import Path
 import jax
 
 from adarl_jax import dataset as D
-from adarl_jax import sharding
-from adarl_jax.config import config_from_json, default_data_dir, input_shape, to_json
+from adarl_jax import pinning, sharding
+from adarl_jax.config import default_data_dir, input_shape
 from adarl_jax.corpora import load_corpus, select_classes, stratified_subset
-from adarl_jax.files import write_text_atomic
 from adarl_jax.folds import loso_folds, parse_folds
+from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
 from adarl_jax.model import build_model, get_variant, init_variables, param_counts
 from adarl_jax.trainer import train_fold
 
@@ -59,53 +63,102 @@ def check_domains(config, dataset, folds) -> None:
                 f"gender only; use model.variant='backbone' for single-gender data")
 
 
-def save_run_config(config, workdir) -> None:
-    path = Path(workdir) / "config.json"
-    if path.exists():
-        old = config_from_json(path.read_text())
-        for section in ("data", "frontend"):
-            if old[section].to_dict() != config[section].to_dict():
-                log.warning("%s: the %s config differs from the one saved in this workdir",
-                            path, section)
-    if jax.process_index() == 0:
-        write_text_atomic(path, to_json(config))
+def save_run_config(config, workdir, force_new_config: bool = False) -> list:
+    """Pins the workdir's config (adarl_jax.pinning): refuses a run whose config differs from
+    the saved one, unless `force_new_config`, and writes it when there is none. Returns the
+    differences (non-empty only when forced: the caller moves the old folds aside first)."""
+    diffs = pinning.check_workdir_config(config, workdir, force_new_config)
+    if not diffs and jax.process_index() == 0:
+        pinning.write_workdir_config(config, workdir)
+    return diffs
 
 
-def prepare(config, workdir, folds: str | None = None, mesh=None, progress: bool = True,
-            baselines=()):
-    """What every fold needs first: the workdir's config, the cached dataset, the folds, and the
-    openSMILE baselines (`baselines`: 'egemaps', 'compare'; skipped with a message when the
-    optional `opensmile` package is missing). Returns (dataset, chosen folds, baseline results).
-    """
+def _take_fold_locks(config, workdir, chosen, diffs):
+    """Locks the chosen folds (process 0 only: one job is one writer); with a forced new config,
+    moves what the old config trained aside, once no other run is at work in the workdir."""
+    if jax.process_index() != 0:
+        return None
+    held = FoldLocks(workdir, [f.index for f in chosen]).acquire()
+    if diffs:
+        try:
+            others = live_foreign_locks(workdir)
+            if others:
+                raise WorkdirLockedError(
+                    f"--force-new-config would move aside folds that another run is training in "
+                    f"{workdir}: " + "; ".join(f"fold {k} by {describe(o)}"
+                                              for k, o in sorted(others.items())))
+            moved = pinning.supersede(workdir)
+            pinning.write_workdir_config(config, workdir)
+        except BaseException:
+            held.release()
+            raise
+        print(f"--force-new-config: the config changed ({pinning.format_differences(diffs)}); "
+              f"what the old config trained is now in {moved}", flush=True)
+    return held
+
+
+def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config):
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
     # before the corpus is read: a batch that does not split over the devices fails at once
     sharding.check_batch_size(int(config.optim.batch_size), mesh)
     sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
     workdir.mkdir(parents=True, exist_ok=True)
-    save_run_config(config, workdir)
+    diffs = save_run_config(config, workdir, force_new_config)
     dataset = load_dataset(config, workdir, progress)
     all_folds = loso_folds(dataset.utterances, int(config.train.val_speakers_per_gender)
                            if config.train.selection == "val" else 0, int(config.train.split_seed))
     chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    held = _take_fold_locks(config, workdir, chosen, diffs)
     results = []
-    if baselines:
-        from adarl_jax.baselines import run_baselines
+    try:
+        if baselines:
+            from adarl_jax.baselines import run_baselines
 
-        for records in run_baselines(config, workdir, feature_sets=tuple(baselines), folds=folds,
-                                     utterances=dataset.utterances, progress=progress,
-                                     write=jax.process_index() == 0).values():
-            results.extend(records)
+            for records in run_baselines(config, workdir, feature_sets=tuple(baselines),
+                                         folds=folds, utterances=dataset.utterances,
+                                         progress=progress,
+                                         write=jax.process_index() == 0).values():
+                results.extend(records)
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+    return dataset, chosen, results, held
+
+
+def prepare(config, workdir, folds: str | None = None, mesh=None, progress: bool = True,
+            baselines=(), force_new_config: bool = False):
+    """What every fold needs first: the workdir's pinned config (see `save_run_config`), the
+    cached dataset, the folds, their locks (adarl_jax.locks; held until this process exits, so
+    that the worker processes it starts inherit them), and the openSMILE baselines
+    (`baselines`: 'egemaps', 'compare'; skipped with a message when the optional `opensmile`
+    package is missing). Returns (dataset, chosen folds, baseline results).
+    """
+    dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, baselines,
+                                              force_new_config)
+    if held is not None:
+        atexit.register(held.release)
     return dataset, chosen, results
 
 
 def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
-        progress: bool = True, baselines=()) -> list[dict]:
+        progress: bool = True, baselines=(), force_new_config: bool = False) -> list[dict]:
     """Trains and tests the requested variants x folds; returns their result records (the
-    baselines' first, see `prepare`)."""
+    baselines' first, see `prepare`). The folds' locks are released at the end."""
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
-    dataset, chosen, results = prepare(config, workdir, folds, mesh, progress, baselines)
+    dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, baselines,
+                                              force_new_config)
+    try:
+        _train_variants(config, workdir, variants, dataset, chosen, mesh, progress, results)
+    finally:
+        if held is not None:
+            held.release()
+    return results
+
+
+def _train_variants(config, workdir, variants, dataset, chosen, mesh, progress, results) -> None:
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         vconfig.model.variant = variant
@@ -116,10 +169,11 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
         print(f"[{variant}] trainable parameters: {counts['total']:,} "
               f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)
         for fold in chosen:
-            result = train_fold(vconfig, dataset, fold, fold_dir(workdir, variant, fold), mesh, progress)
+            fdir = fold_dir(workdir, variant, fold)
+            pinning.pin_fold_config(vconfig, fdir, write=jax.process_index() == 0)
+            result = train_fold(vconfig, dataset, fold, fdir, mesh, progress)
             t = result["test"]
             print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} UA {t['ua']:.3f}"
                   + (f" gender {t['gender_accuracy']:.2f}" if "gender_accuracy" in t else "")
                   + f" ({result['train_time_s']:.0f} s)", flush=True)
             results.append(result)
-    return results

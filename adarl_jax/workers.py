@@ -5,7 +5,8 @@ each train their own folds go nearly N times as fast as one process on N cores. 
 prepares the spectrogram cache (so workers never race to write it) and runs the baselines,
 then starts N copies of the same command, each with `--folds` its share (folds i, i+N, ...),
 pinned to its own cores. They write into the one workdir exactly as separate `--folds` jobs
-do; finished folds stay finished whatever happens to the others.
+do; finished folds stay finished whatever happens to the others. The parent holds the folds'
+locks (adarl_jax.locks) and names itself to the workers, which inherit them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from adarl_jax import locks
 
 __all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
 
@@ -43,7 +46,7 @@ def split_folds(folds: list[int], n: int) -> list[list[int]]:
 
 def worker_argv(argv: list[str], share: list[int]) -> list[str]:
     """The parent's command line for one worker: its folds, one worker, no baselines (the
-    parent ran them)."""
+    parent ran them), no --force-new-config (the parent has already set the new config up)."""
     out, skip = [], False
     for a in argv:
         if skip:
@@ -52,6 +55,8 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
         key = a.split("=", 1)[0]
         if key in ("--folds", "--workers", "--baselines"):
             skip = "=" not in a
+            continue
+        if key == "--force-new-config":
             continue
         out.append(a)
     out += ["--folds", ",".join(map(str, share)), "--workers", "1"]
@@ -92,7 +97,7 @@ def run_workers(argv: list[str], folds: list[int], n: int) -> int:
         cmd = [sys.executable, "-m", "adarl_jax.cli", *worker_argv(argv, share)]
         print(f"worker {i}: folds {','.join(map(str, share))} on core(s) {','.join(map(str, mine))}",
               flush=True)
-        env = {**os.environ, "ADARL_JAX_WORKER": str(i)}
+        env = {**os.environ, "ADARL_JAX_WORKER": str(i), locks.PARENT_ENV: locks.parent_marker()}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         _pin(proc.pid, mine)
         done = threading.Event()
