@@ -8,7 +8,9 @@
   adarl-jax predict   --checkpoint W [--fold K] PATH... --out preds.csv    batch inference
   adarl-jax export    --checkpoint W [--fold K] --out model.jax            jax.export artifact
 
-Any `--config.section.field=value` overrides a config field.
+Any `--config.section.field=value` overrides a config field; `--config` also takes a run's
+saved `<workdir>/config.json`. A failure prints one line (`--debug`: the traceback) and exits
+with a code that says what kind it is (adarl_jax.cli_errors: 2 bad input, 3 diverged, 4 disk).
 """
 
 from __future__ import annotations
@@ -46,73 +48,6 @@ def _load_config(args, overrides):
         if getattr(args, "no_progress", False):
             config.train.progress = False
     return config
-
-
-def _wait_for_coordinator(address: str, timeout_s: float) -> None:
-    """Fails with a plain message when the coordinator's port never opens.
-
-    jax.distributed.initialize cannot be caught when it times out (XLA aborts the process with
-    'DEADLINE_EXCEEDED ... another task died'), so processes other than 0 first check that the
-    port of process 0 answers, for the same --init_timeout.
-    """
-    import socket
-
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise ValueError(f"--coordinator {address!r}: expected host:port, e.g. 10.0.0.2:1234")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                return
-        except OSError as e:
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"could not reach the coordinator {address} within "
-                    f"--init_timeout={timeout_s:g} s ({e.strerror or e}): start process 0 "
-                    f"(--process_id 0) there, check the host and port, or raise --init_timeout"
-                ) from None
-            time.sleep(0.5)
-
-
-def _setup_runtime(args) -> None:
-    """Multi-process set-up (before any JAX computation), then the compilation cache.
-
-    --coordinator HOST:PORT with --num_processes and --process_id starts one process of a job
-    by hand (GPU hosts, several processes on one machine); --coordinator auto lets JAX find the
-    cluster itself (Cloud TPU pod slices, SLURM, Open MPI).
-    """
-    import jax
-
-    coordinator = getattr(args, "coordinator", None)
-    if coordinator:
-        if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "none"):
-            # CPU collectives across processes (older jax defaults to none; gloo since 0.5)
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        timeout = int(args.init_timeout)
-        if coordinator == "auto":
-            print(f"adarl-jax: jax.distributed.initialize() with auto-detection "
-                  f"(--init_timeout={timeout} s)", file=sys.stderr, flush=True)
-            jax.distributed.initialize(initialization_timeout=timeout)
-        else:
-            n, i = args.num_processes, args.process_id
-            if n is None or i is None:
-                raise ValueError("--coordinator HOST:PORT needs --num_processes N and --process_id I "
-                                 "(0 on the coordinator's host); or use --coordinator auto on a "
-                                 "TPU pod slice, SLURM or Open MPI")
-            if not 0 <= i < n:
-                raise ValueError(f"--process_id {i} must be in 0..{n - 1} (--num_processes {n})")
-            if i != 0:
-                _wait_for_coordinator(coordinator, timeout)
-            print(f"adarl-jax: process {i} of {n}: waiting up to {timeout} s (--init_timeout) for "
-                  f"all processes at {coordinator}", file=sys.stderr, flush=True)
-            jax.distributed.initialize(coordinator_address=coordinator, num_processes=n,
-                                       process_id=i, initialization_timeout=timeout)
-    cache = os.environ.get("ADARL_JAX_COMPILATION_CACHE", os.path.expanduser("~/.cache/adarl_jax/xla"))
-    if cache != "off":
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def cmd_prepare(args, overrides) -> int:
@@ -287,10 +222,16 @@ def cmd_predict(args, overrides) -> int:
     print(f"predicted {done} files, {stats['failed']} failed, {stats['segments']} segments in "
           f"{stats['seconds']:.1f} s ({stats['files'] / max(stats['seconds'], 1e-9):.2f} files/s, "
           f"{stats['compilations']} compilations); wrote {args.out}")
+    if stats["warned"]:
+        print(f"adarl-jax predict: warning: {stats['warned']} of {stats['files']} file(s) are "
+              f"silent or truncated (see the warning column of {args.out})", file=sys.stderr)
     if done == 0:
-        print(f"adarl-jax predict: error: every input failed (see the error column of {args.out})",
-              file=sys.stderr)
-        return 1
+        print(f"adarl-jax predict: error: every input failed ({stats['failed']} of "
+              f"{stats['files']}; see the error column of {args.out})", file=sys.stderr)
+        return 2
+    if stats["failed"]:
+        print(f"adarl-jax predict: warning: {stats['failed']} of {stats['files']} input(s) failed "
+              f"(see the error column of {args.out})", file=sys.stderr)
     return 0
 
 
@@ -320,7 +261,9 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adarl-jax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full traceback instead of one line")
     parser.add_argument("--version", action="version", version=f"adarl-jax {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -399,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the artifact takes (waveform: the front end is inside)")
     p.add_argument("--platforms", default="cpu,cuda,tpu", help="comma list for jax.export")
     p.set_defaults(fn=cmd_export)
+    for p in sub.choices.values():  # --debug after the subcommand too
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an error, show the full traceback instead of one line")
     return parser
 
 
@@ -415,16 +361,18 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        _setup_runtime(args)
+        from adarl_jax.runtime import setup_runtime
+
+        setup_runtime(args)
         return args.fn(args, overrides)
-    except FloatingPointError as e:  # training diverged: finished folds are kept
-        print(f"adarl-jax {args.command}: error: {e}", file=sys.stderr)
-        return 3
-    except (FileNotFoundError, ValueError, KeyError, TypeError, TimeoutError) as e:
-        if args.verbose:
+    except Exception as e:  # one line and an exit code per kind (diverged: 3, finished folds kept)
+        if args.debug:
             raise
-        print(f"adarl-jax {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        from adarl_jax.cli_errors import describe
+
+        code, message = describe(e, getattr(args, "workdir", None) or getattr(args, "out", None))
+        print(f"adarl-jax {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -206,3 +206,52 @@ def test_real_emodb_file_reads_at_16k():
     wave = load_audio(path)
     assert len(wave) / 16000 == pytest.approx(1.89825, abs=1e-4)  # SOURCE.md duration
     assert 0.01 < np.abs(wave).max() <= 1.0
+
+
+def _truncate(path, keep: float = 0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("fmt,ext", [("WAV", "wav"), ("AIFF", "aiff"), ("W64", "w64")])
+def test_truncated_file_gets_a_warning_from_both_readers(tmp_path, fmt, ext):
+    path = tmp_path / f"cut.{ext}"
+    sf.write(path, sine(300, 2.0, 16000, 0.5), 16000, format=fmt, subtype="PCM_16")
+    whole = []
+    load_audio(path, warnings=whole)
+    assert whole == []  # the intact file is not suspect
+    _truncate(path)
+    loaded, streamed = [], []
+    wave = load_audio(path, warnings=loaded)
+    list(iter_segments(path, warnings=streamed))
+    assert len(wave) < 16000 * 1.01  # about half of the 2 s is there
+    assert len(loaded) == 1 and loaded[0].startswith("truncated") and loaded == streamed
+    assert "2.00 s claimed" in loaded[0]
+
+
+def test_silent_and_near_silent_files_get_warnings_and_quiet_speech_does_not(tmp_path):
+    rng = np.random.default_rng(0)
+    cases = {"zero": np.zeros(16000), "hiss": 1e-4 * rng.normal(size=16000),  # about -80 dBFS
+             "quiet": sine(300, 1.0, 16000, 0.005)}  # RMS 0.0035: -49 dBFS, kept quietly
+    found = {}
+    for name, x in cases.items():
+        sf.write(tmp_path / f"{name}.wav", x.astype(np.float32), 16000, subtype="FLOAT")
+        loaded, streamed = [], []
+        load_audio(tmp_path / f"{name}.wav", warnings=loaded)
+        list(iter_segments(tmp_path / f"{name}.wav", warnings=streamed))
+        assert loaded == streamed
+        found[name] = loaded
+    assert found["zero"] == ["silent: every sample is zero"]
+    assert len(found["hiss"]) == 1 and found["hiss"][0].startswith("near-silent: RMS level -80")
+    assert found["quiet"] == []
+
+
+def test_level_warning_threshold_is_minus_60_dbfs():
+    from adarl_jax.audio import SILENCE_DBFS, level_warning
+
+    n = 1000
+    just_below = (10 ** (SILENCE_DBFS / 20) * 0.99) ** 2 * n  # sum of squares at RMS -60.09 dBFS
+    just_above = (10 ** (SILENCE_DBFS / 20) * 1.01) ** 2 * n
+    assert level_warning(0.01, just_below, n).startswith("near-silent")
+    assert level_warning(0.01, just_above, n) is None
+    assert level_warning(0.0, 0.0, n) == "silent: every sample is zero"

@@ -337,3 +337,30 @@ def test_stratified_subset_spreads_over_speakers_and_classes():
     assert Counter(u.speaker for u in sub) == {f"s{s}": 2 for s in range(4)}
     assert Counter(u.emotion for u in sub) == {"anger": 4, "sadness": 4}
     assert stratified_subset(utts, 0) == utts and stratified_subset(utts, 8) == sub
+
+
+def test_manifest_unknown_emotion_labels_are_listed_with_their_lines(tmp_path, caplog):
+    for name in "abcd":
+        touch_wav(tmp_path / f"{name}.wav")
+    m = write_csv(tmp_path / "m.csv", ["path", "speaker", "gender", "emotion"], [
+        ["a.wav", "s", "F", "angry"], ["b.wav", "s", "F", "Angyr"], ["c.wav", "s", "F", ""],
+        ["d.wav", "s", "F", "frustrated"],
+    ])
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.corpora"):
+        utts = read_manifest(m)
+    assert [u.emotion for u in utts] == ["anger", "angyr", None, "frustrated"]  # kept as written
+    warning = caplog.text
+    assert "2 row(s) have an unknown emotion label" in warning and os.fspath(m) in warning
+    assert "line 3 'Angyr'" in warning and "line 5 'frustrated'" in warning
+    assert "line 2" not in warning and "line 4" not in warning  # 'angry' is an alias, '' unlabelled
+
+
+def test_manifest_with_only_a_header_or_nothing_names_the_manifest(tmp_path):
+    header_only = write_csv(tmp_path / "header.csv", ["path", "speaker", "gender", "emotion"], [])
+    with pytest.raises(CorpusError, match="has a header but no rows") as info:
+        read_manifest(header_only)
+    assert os.fspath(header_only) in str(info.value)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(CorpusError, match="is empty") as info:
+        read_manifest(tmp_path / "empty.csv")
+    assert os.fspath(tmp_path / "empty.csv") in str(info.value)

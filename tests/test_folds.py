@@ -116,3 +116,14 @@ def test_parse_folds_rejects_naming_item_and_count(spec, bad):
     with pytest.raises(ValueError) as info:
         parse_folds(spec, 10)
     assert bad in str(info.value) and "10" in str(info.value)
+
+
+def test_one_speaker_or_no_labels_is_refused_naming_the_corpus_folder():
+    one = [u for u in corpus(n_male=1, n_female=0)]
+    with pytest.raises(ValueError, match="LOSO needs at least 2 speakers") as info:
+        loso_folds(one, val_speakers_per_gender=1)  # before 'cannot draw validation speakers'
+    assert "/c/spk0" in str(info.value) and "'spk0'" in str(info.value)
+    unlabelled = [Utterance(u.path, u.speaker, u.gender, None, "t") for u in corpus()]
+    with pytest.raises(ValueError, match="no utterance of the corpus in /c has one"):
+        loso_folds(unlabelled)
+    assert len(loso_folds(corpus(n_male=1, n_female=1))) == 2  # two speakers are enough
