@@ -199,13 +199,16 @@ def load_python_file(spec: str, folder: Path, function: str, what: str):
 
 
 def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    """Loads `spec` (a .py path or a name in adarl_jax/configs/, e.g. 'emodb') and applies overrides.
+    """Loads `spec` (a .py path, a name in adarl_jax/configs/, e.g. 'emodb', or a run's saved
+    config.json) and applies overrides.
 
     Overrides are `key.sub=value` strings (the `--config.` prefix is optional); the value is
     parsed as a Python literal when possible and must keep the field's type.
     """
     if spec is None:
         config = base_config()
+    elif str(spec).endswith(".json"):  # a run's saved <workdir>/config.json
+        config = config_from_json(Path(spec).read_text())
     else:
         config = load_python_file(spec, CONFIG_DIR, "get_config", "config")()
     for item in overrides:
