@@ -1,5 +1,5 @@
-"""The paper's figures as PNG files: fold-averaged confusion matrices (Fig. 4) and a t-SNE of
-the test utterances' deep features, coloured by emotion, marked by gender (Fig. 5).
+"""The paper's figures as PNG files: fold-averaged confusion matrices (Fig. 4) and t-SNEs of
+deep features, coloured by emotion, marked by gender (Fig. 5), one embedding per fold model.
 
 matplotlib is used through its object API with the Agg canvas (no pyplot, no global backend
 switch), so this works on a headless machine and leaves an interactive session alone.
@@ -13,7 +13,7 @@ import numpy as np
 
 from adarl_jax.files import write_atomic
 
-__all__ = ["MIN_TSNE_POINTS", "plot_confusion", "plot_tsne", "tsne_embedding"]
+__all__ = ["MIN_TSNE_POINTS", "plot_confusion", "plot_tsne_grid", "tsne_embedding"]
 
 MIN_TSNE_POINTS = 10  # fewer points than this: no meaningful neighbourhood, no t-SNE
 _GENDER_MARKERS = {"M": ("^", "male"), "F": ("o", "female")}
@@ -69,42 +69,62 @@ def tsne_embedding(features, seed: int = 0) -> np.ndarray | None:
     return tsne.fit_transform(x)
 
 
-def plot_tsne(points, emotion, gender, classes: Sequence[str], genders: Sequence[str], path,
-              title: str = "") -> None:
-    """Fig. 5: one colour per emotion (viridis: purple, blue, green, yellow for the paper's
-    four), one marker per gender; red markers (edged in the emotion's colour) at each emotion's
-    mean position per gender."""
-    from matplotlib import colormaps
-
-    points, emotion, gender = np.asarray(points), np.asarray(emotion), np.asarray(gender)
-    colours = colormaps["viridis"](np.linspace(0.0, 1.0, max(len(classes), 2)))
-    fig = _figure(6.4, 5.4)
-    ax = fig.add_subplot()
-    markers = []
-    for gi, g in enumerate(genders):
-        marker, label = _GENDER_MARKERS.get(g, (_OTHER_MARKERS[gi % len(_OTHER_MARKERS)], g))
-        markers.append((marker, label))
+def _draw_tsne(ax, points, emotion, gender, is_val, classes, colours, markers) -> None:
+    """One embedding: colour = emotion, marker = gender, hollow = a validation speaker; red
+    markers (edged in the emotion's colour) at each emotion's mean position per gender."""
+    for gi, (marker, _) in enumerate(markers):
         for k in range(len(classes)):
-            sel = (emotion == k) & (gender == gi)
-            if np.any(sel):
-                ax.scatter(points[sel, 0], points[sel, 1], s=16, marker=marker, color=colours[k],
-                           alpha=0.75, linewidths=0)
-    # Red: the centre of each emotion per gender (Table 4 measures their distance in 64-d).
+            for val in (False, True):
+                sel = (emotion == k) & (gender == gi) & (is_val == val)
+                if np.any(sel):
+                    ax.scatter(points[sel, 0], points[sel, 1], s=16, marker=marker, alpha=0.8,
+                               facecolors="none" if val else colours[k], edgecolors=colours[k],
+                               linewidths=0.9 if val else 0)
+    # Red: the centre of each emotion per gender (Table 4 measures their distance in the model's space).
     for gi, (marker, _) in enumerate(markers):
         for k in range(len(classes)):
             sel = (emotion == k) & (gender == gi)
             if np.any(sel):
                 ax.scatter(*points[sel].mean(axis=0), s=70, marker=marker, color="red",
                            edgecolors=colours[k], linewidths=1.5, zorder=3)
-    # Legend proxies: colour = emotion, marker = gender.
-    for k, c in enumerate(classes):
-        ax.scatter([], [], s=30, marker="s", color=colours[k], label=c)
-    for marker, label in markers:
-        ax.scatter([], [], s=24, marker=marker, color="grey", label=label)
-    ax.scatter([], [], s=60, color="red", label="class centre (per gender)")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, loc="best", framealpha=0.8)
+
+
+def plot_tsne_grid(panels: Sequence[dict], classes: Sequence[str], genders: Sequence[str], path,
+                   title: str = "", columns: int = 5) -> None:
+    """Fig. 5, one panel per fold model: each panel is its own embedding (never two models'
+    features in one). A panel: {"title", "points" (n, 2) or None (too few to embed: left
+    blank with a note), "emotion", "gender", "is_val" (n,)}."""
+    from matplotlib import colormaps
+
+    colours = colormaps["viridis"](np.linspace(0.0, 1.0, max(len(classes), 2)))
+    markers = [_GENDER_MARKERS.get(g, (_OTHER_MARKERS[gi % len(_OTHER_MARKERS)], g))
+               for gi, g in enumerate(genders)]
+    cols = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = _figure(3.2 * cols, 3.1 * rows + 0.9)
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_title(panel["title"], fontsize=8)
+        if panel["points"] is None:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, f"too few utterances\nto embed ({len(panel['emotion'])})",
+                    ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            continue
+        _draw_tsne(ax, np.asarray(panel["points"]), np.asarray(panel["emotion"]),
+                   np.asarray(panel["gender"]), np.asarray(panel["is_val"], bool), classes, colours, markers)
+    # One legend for all panels: colour = emotion, marker = gender, fill = test / validation.
+    handles = [fig.axes[0].scatter([], [], s=30, marker="s", color=colours[k], label=c)
+               for k, c in enumerate(classes)]
+    handles += [fig.axes[0].scatter([], [], s=24, marker=m, color="grey", label=label) for m, label in markers]
+    if any(np.any(p["is_val"]) for p in panels):
+        handles += [fig.axes[0].scatter([], [], s=24, marker="o", color="grey", label="filled: test speaker"),
+                    fig.axes[0].scatter([], [], s=24, marker="o", facecolors="none", edgecolors="grey",
+                                        label="hollow: validation speaker")]
+    handles.append(fig.axes[0].scatter([], [], s=60, color="red", label="class centre (per gender)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     _save(fig, path)

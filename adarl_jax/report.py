@@ -11,24 +11,38 @@ results.json is a public format. Per variant:
   paired                      {"vs B": A - B on the same test speakers (adarl_jax.paired): mean
                               UA difference, 95% bootstrap interval, sign-flip p-value}, for
                               every variant against backbone and the lambda_1 = 0 control
-  gender_center_distance      {class: L2 distance between the male and the female centre of
-                              the test utterances' deep features, pooled over folds; Table 4}
-                              (null where a gender lacks the class or features are missing)
+  gender_center_distance      Table 4: {class: mean over fold models of the L2 distance between
+                              the male and the female centre of the deep features, inside each
+                              fold model, of the utterances it never trained on (validation +
+                              test speakers)} (null where no model holds both genders of the class)
+  gender_center               {basis, spread (sd over fold models), n_models, folds (per fold
+                              model: its distances)}; basis 'fold_models', or, for records
+                              without validation-speaker features, 'pooled_across_fold_models'
+                              (the test utterances of all folds in one pool: centres from
+                              different models; adarl_jax.fold_spaces)
+  baseline_fit                (openSMILE baselines) C selection, refit_on_val (final fit on
+                              training + validation speakers, or on training speakers only as
+                              the CNN), fit speakers per fold
 
-report.md adds the ablation table (Table 3, the variants over the folds they all finished),
-Table 4, and links to figures/ (confusion matrices, Fig. 4; t-SNE of the deep features, Fig. 5).
+report.md adds the ablation table (Table 3, the variants over the folds they all finished), the
+paired comparisons, the baselines' fit speakers, Table 4, and links to figures/ (confusion
+matrices of the test utterances, Fig. 4; t-SNE per fold model, Fig. 5). It says which
+utterances each figure uses.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.fold_spaces import BASIS_POOLED, fold_space, gender_center_summary
+from adarl_jax.linear_svm import refitted_on_val
 from adarl_jax.paired import paired_markdown, paired_table, speaker_ua
 
 log = logging.getLogger(__name__)
@@ -71,7 +85,8 @@ def summarize(fold_results: list[dict]) -> dict:
         folds.append(f)
     y, p = np.concatenate(ys), np.concatenate(ps)
     recall = M.per_class_recall(y, p, k)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # a class no fold's test speaker has: NaN row, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         conf = np.nanmean(np.stack(confusions), axis=0)
     summary = {
         "classes": classes,
@@ -119,45 +134,6 @@ def _ordered(variants) -> list[str]:
     return known + sorted(v for v in variants if v not in VARIANT_ORDER)
 
 
-def _test_features(fold_results: list[dict]):
-    """(features (n, d), emotion (n,), gender (n,)) of the labelled test utterances of all
-    folds that carry a deep feature; None if none does."""
-    rows = [u for r in fold_results for u in r["utterances"]
-            if u["emotion"] >= 0 and u.get("deep_feature") is not None]
-    if not rows:
-        return None
-    return (np.array([u["deep_feature"] for u in rows], np.float64),
-            np.array([u["emotion"] for u in rows], int), np.array([u["gender"] for u in rows], int))
-
-
-def _male_female(genders) -> tuple[int, int] | None:
-    genders = list(genders)
-    if "M" in genders and "F" in genders:
-        return genders.index("M"), genders.index("F")
-    return (0, 1) if len(genders) == 2 else None
-
-
-def gender_center_distances(fold_results: list[dict]) -> dict[str, float | None]:
-    """Table 4: per emotion, ||mean feature of male - mean feature of female|| (L2).
-
-    Pooled over the folds' test utterances: a LOSO test set holds one speaker, hence one
-    gender, so the two centres come from different folds' models.
-    """
-    classes = fold_results[0]["classes"]
-    data = _test_features(fold_results)
-    pair = _male_female(fold_results[0].get("genders", ("F", "M")))
-    out: dict[str, float | None] = {c: None for c in classes}
-    if data is None or pair is None:
-        return out
-    x, y, g = data
-    male, female = pair
-    for k, c in enumerate(classes):
-        m, f = x[(y == k) & (g == male)], x[(y == k) & (g == female)]
-        if len(m) and len(f):
-            out[c] = float(np.linalg.norm(m.mean(axis=0) - f.mean(axis=0)))
-    return out
-
-
 def _fmt(x, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
 
@@ -188,22 +164,150 @@ def ablation_markdown(collected: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def _is_baseline(fold_results: list[dict]) -> bool:
+    return all("baseline" in r for r in fold_results)
+
+
+def baseline_fit(fold_results: list[dict]) -> dict:
+    """What a baseline's final models were fitted on: C selection, whether validation speakers
+    were added (`baselines.refit_on_val`), fit speakers per fold."""
+    refit = sorted({refitted_on_val(r) for r in fold_results})
+    return {"c_select": sorted({str(r["baseline"].get("c_select")) for r in fold_results}),
+            "refit_on_val": refit[0] if len(refit) == 1 else None,  # None: folds differ
+            "fit_speakers_per_fold": [len(r["baseline"]["fit_speakers"]) for r in fold_results]}
+
+
+def baselines_markdown(collected: dict[str, list[dict]], results: dict) -> list[str]:
+    """The speakers each baseline's final models were fitted on, beside the CNN's."""
+    base = [v for v in _ordered(collected) if "baseline_fit" in results[v]]
+    if not base:
+        return []
+    cnn = {len(r["train_speakers"]) for v in collected if v not in base for r in collected[v]
+           if "train_speakers" in r}
+    n_cnn = "/".join(map(str, sorted(cnn))) or "-"
+    lines = ["", "## Baselines: the speakers they were fitted on", "",
+             f"The CNN variants train on each fold's training speakers ({n_cnn} per fold here) and "
+             "have no refit option yet. Each SVM's C is chosen without the test speaker (on the "
+             "validation speakers, or by leave-one-speaker-out over the training speakers); its "
+             "final fit uses the training speakers, as the CNN does (`baselines.refit_on_val = "
+             "False`, the default), or training + validation speakers (`True`: the SVM then sees "
+             "more speakers than the CNN, not like-for-like).", "",
+             "| baseline | C chosen by | final fit on | fit speakers per fold | CNN's training speakers per fold |",
+             "|---|---|---|---|---|"]
+    for v in base:
+        b = results[v]["baseline_fit"]
+        on = {False: "training speakers (as the CNN)", True: "training + validation speakers",
+              None: "differs between folds"}[b["refit_on_val"]]
+        n = "/".join(map(str, sorted(set(b["fit_speakers_per_fold"]))))
+        lines.append(f"| {v} | {', '.join(b['c_select'])} | {on} | {n} | {n_cnn} |")
+    return lines
+
+
+TABLE4_TEXT = (
+    "Inside each fold model: the mean deep feature (the emotion head's FC-ReLU-BN output) per "
+    "emotion and gender over the utterances that model never trained on, its validation "
+    "speakers (one per gender; they chose the epoch) and its test speaker; then the L2 distance "
+    "between the male and the female centre. Cells: mean ± standard deviation over the fold "
+    "models (in brackets: how many fold models hold both genders of the emotion). Smaller = the "
+    "genders overlap more inside a model. What it cannot show: each centre rests on one or two "
+    "speakers of a gender, so a speaker difference and a gender difference look the same; each "
+    "model has its own feature space, so the mean is over separate measurements, not one space. "
+    "The paper's IEMOCAP rows are for reference.")
+POOLED_NOTE = (
+    "† Pooled, not per model: these result records hold no deep features of the validation "
+    "speakers (`val_utterances`; runs made before the trainer saved them, or with "
+    "train.selection='last', which holds no speaker out), so no fold model has held-out "
+    "utterances of both genders. The figure marked † is the earlier one: the test utterances "
+    "of all folds in one pool, so the male and the female centre come from different fold "
+    "models' feature spaces and the distance mixes differences between models and speakers "
+    "with the gender difference. Only a run that saves `val_utterances` gives the per-model "
+    "figure (mean ± standard deviation over the fold models).")
+
+
+def _cell(mean, spread, n) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.2f} ± {spread:.2f} ({n})" if spread is not None else f"{mean:.2f} ({n})"
+
+
 def table4_markdown(results: dict) -> list[str]:
-    order = _ordered(results)
+    """Table 4: per variant with deep features, the per-model male/female centre distances."""
+    lines = ["", "## Table 4: L2 distance between the male and female class centres, inside each "
+             "fold model", ""]
+    order = [v for v in _ordered(results) if results[v]["gender_center"]["basis"] is not None]
+    if not order:
+        return lines + ["No variant carries deep features; nothing to measure."]
     classes = results[order[0]]["classes"]
-    lines = ["", "## Table 4: L2 distance between the male and female class centres", "",
-             "Mean deep feature (the emotion head's FC-ReLU-BN output, 64-d in the paper) of the test utterances per emotion and gender, pooled over "
-             "the folds (each LOSO test set holds one speaker, so the two centres come from "
-             "different folds' models). Smaller = the genders overlap more. The paper's IEMOCAP "
-             "rows are for reference.", "",
-             "| variant | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    pooled = [v for v in order if results[v]["gender_center"]["basis"] == BASIS_POOLED]
+    intro = [POOLED_NOTE] if len(pooled) == len(order) else [TABLE4_TEXT]
+    lines += intro + ["", "| variant | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
     for v in order:
-        d = results[v].get("gender_center_distance", {})
-        lines.append(f"| {v} | " + " | ".join(_fmt(d.get(c), 2) for c in classes) + " |")
+        d, g = results[v]["gender_center_distance"], results[v]["gender_center"]
+        if v in pooled:
+            cells = [_fmt(d[c], 2) + ("" if d[c] is None else "†") for c in classes]
+        else:
+            cells = [_cell(d[c], g["spread"][c], g["n_models"][c]) for c in classes]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
     for v, d in PAPER_TABLE4.items():
         if all(c in d for c in classes):
             lines.append(f"| paper: {v} | " + " | ".join(f"{d[c]:.2f}" for c in classes) + " |")
+    if pooled and len(pooled) < len(order):
+        lines += ["", POOLED_NOTE]
+    left = [v for v in _ordered(results) if v not in order]
+    if left:
+        lines += ["", f"Left out (no deep features): {', '.join(left)}."]
     return lines
+
+
+TSNE_TEXT = (
+    "t-SNE, one panel per fold model (Fig. 5): each panel embeds only that model's deep "
+    "features of the utterances it never trained on, its test speaker (filled) and its "
+    "validation speakers (hollow); colour = emotion, marker = gender, red = class centre per "
+    "gender. Panels are separate embeddings: positions and scales do not compare across "
+    "panels, only the structure within one; t-SNE keeps neighbourhoods, not distances (Table 4 "
+    "measures the centres in the model's own space).")
+TSNE_TEST_ONLY = (
+    "t-SNE, one panel per fold model (Fig. 5), of its test speaker's utterances only: these "
+    "result records hold no validation-speaker features, so each panel holds one speaker of "
+    "one gender; it shows how that model separates the emotions of an unseen speaker, not "
+    "where it places the two genders. Colour = emotion, red = class centre. Panels are "
+    "separate embeddings: positions and scales do not compare across panels.")
+
+
+def tsne_panels(fold_results: list[dict], embed) -> list[dict]:
+    """One panel per fold model with deep features: `embed` (features -> points or None) is
+    called on that fold model's held-out utterances alone."""
+    panels = []
+    for r in fold_results:
+        s = fold_space(r)
+        if s is None:
+            continue
+        genders = r.get("genders") or ["F", "M"]
+        test_g = {genders[g] for g in s.gender[~s.is_val]}
+        title = f"fold {s.fold}: test {s.test_speaker} ({'/'.join(sorted(test_g))})"
+        if s.is_val.any():
+            title += f"; val {', '.join(s.val_speakers)}"
+        panels.append({"title": title, "points": embed(s.features), "emotion": s.emotion,
+                       "gender": s.gender, "is_val": s.is_val})
+    return panels
+
+
+def _tsne_lines(workdir, v: str, fold_results: list[dict], classes) -> list[str]:
+    from adarl_jax import figures as F
+
+    path = Path(workdir) / "figures" / f"tsne_{v}.png"
+    panels = tsne_panels(fold_results, F.tsne_embedding)
+    if not any(p["points"] is not None for p in panels):
+        path.unlink(missing_ok=True)  # never leave a stale figure from an earlier run
+        most = max((len(p["emotion"]) for p in panels), default=0)
+        return [f"t-SNE skipped: no fold model has {F.MIN_TSNE_POINTS} held-out utterances with "
+                f"deep features (at most {most}).", ""]
+    with_val = any(p["is_val"].any() for p in panels)
+    genders = fold_results[0].get("genders", ["F", "M"])
+    F.plot_tsne_grid(panels, classes, genders, path,
+                     f"{v}: t-SNE per fold model of its held-out utterances"
+                     + ("" if with_val else " (test speaker only)"))
+    return [TSNE_TEXT if with_val else TSNE_TEST_ONLY, "", f"![{v} t-SNE](figures/{path.name})", ""]
 
 
 def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> list[str]:
@@ -218,25 +322,9 @@ def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> l
         name = f"confusion_{v}.png"
         F.plot_confusion(s["confusion"], s["classes"], fig_dir / name,
                          f"{v}: confusion averaged over {n_folds} fold(s)")
-        lines += [f"### {v}", "", f"Confusion matrix, averaged over {n_folds} fold(s) "
-                  f"(Fig. 4; rows = true class):", "", f"![{v} confusion](figures/{name})", ""]
-        data = _test_features(collected[v])
-        tsne_path = fig_dir / f"tsne_{v}.png"
-        points = None if data is None else F.tsne_embedding(data[0])
-        if points is None:
-            tsne_path.unlink(missing_ok=True)  # never leave a stale figure from an earlier run
-            n = 0 if data is None else len(data[0])
-            lines += [f"t-SNE skipped: {n} test utterance(s) with deep features, "
-                      f"fewer than {F.MIN_TSNE_POINTS}.", ""]
-            continue
-        genders = collected[v][0].get("genders", ["F", "M"])
-        F.plot_tsne(points, data[1], data[2], s["classes"], genders, tsne_path,
-                    f"{v}: t-SNE of {len(points)} test utterances' deep features")
-        lines += [f"t-SNE of the deep features of the {len(points)} test utterances, all folds "
-                  "(Fig. 5; colour = emotion, marker = gender, red = class centre per gender). Each "
-                  "fold's utterances come from that fold's own model, so clusters may split "
-                  "by fold (here: by test speaker) as well as by emotion:", "",
-                  f"![{v} t-SNE](figures/{tsne_path.name})", ""]
+        lines += [f"### {v}", "", f"Confusion matrix of the test utterances, averaged over "
+                  f"{n_folds} fold(s) (Fig. 4; rows = true class):", "", f"![{v} confusion](figures/{name})", ""]
+        lines += _tsne_lines(workdir, v, collected[v], s["classes"])
     return lines
 
 
@@ -248,13 +336,18 @@ def write_report(workdir, figures: bool = True) -> dict:
         raise FileNotFoundError(f"no finished folds (*/fold_*/result.json) under {workdir}")
     results = {v: summarize(r) for v, r in collected.items()}
     for v, r in collected.items():
-        results[v]["gender_center_distance"] = gender_center_distances(r)
+        centres = gender_center_summary(r)
+        results[v]["gender_center_distance"] = centres.pop("distance")
+        results[v]["gender_center"] = centres
+        if _is_baseline(r):
+            results[v]["baseline_fit"] = baseline_fit(r)
     text = markdown(results).rstrip("\n").split("\n")
     table = paired_table({v: [speaker_ua(s)] for v, s in results.items()})
     for name, c in table.items():
         a, b = name.split(" vs ")
         results[a].setdefault("paired", {})[f"vs {b}"] = c
-    text += ablation_markdown(collected) + paired_markdown(table) + table4_markdown(results)
+    text += (ablation_markdown(collected) + paired_markdown(table) + baselines_markdown(collected, results)
+             + table4_markdown(results))
     if figures:
         try:
             text += write_figures(workdir, collected, results)

@@ -84,7 +84,10 @@ def test_results_feed_the_report_and_score_well(tmp_path):
     assert s["wa_pooled"] >= 0.9 and s["ua_pooled"] >= 0.9  # chance is 0.25
     report = write_report(work, figures=False)
     assert report["opensmile_egemaps_svm"]["wa_pooled"] == pytest.approx(s["wa_pooled"])
-    assert "| opensmile_egemaps_svm | 6 |" in (work / "report.md").read_text()
+    text = (work / "report.md").read_text()
+    assert "| opensmile_egemaps_svm | 6 |" in text
+    assert "| opensmile_egemaps_svm | inner | training speakers (as the CNN) | 5 | - |" in text
+    assert report["opensmile_egemaps_svm"]["baseline_fit"]["refit_on_val"] is False
 
 
 def test_same_utterances_and_folds_as_the_spectrogram_dataset(tmp_path):
@@ -205,6 +208,9 @@ def test_refit_rule_follows_the_config_and_is_recorded(tmp_path):
     for r in refit:
         assert r["baseline"]["refit_on_val"] is True
         assert r["baseline"]["fit_speakers"] == sorted(r["train_speakers"] + r["val_speakers"])
+    report = write_report(work, figures=False)["opensmile_egemaps_svm"]["baseline_fit"]
+    assert report == {"c_select": ["val"], "refit_on_val": True, "fit_speakers_per_fold": [5, 5]}  # 3 + 2
+    assert "| val | training + validation speakers | 5 |" in (work / "report.md").read_text()
     path = work / "opensmile_egemaps_svm" / f"fold_00_{refit[0]['test_speaker']}" / "result.json"
     path.write_text(json.dumps(dict(refit[0], marker=1)))
     assert run(config, work, folds="0")[0]["marker"] == 1  # same rule: kept
