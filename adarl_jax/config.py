@@ -45,6 +45,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.frontend.n_bins = 400  # keep bins 0..n_bins-1 (0-4 kHz)
     c.frontend.n_frames = 300  # segment_s / hop_s
     c.frontend.windows_s = (0.020, 0.030, 0.040)  # multi_window: one channel per Hamming window
+    # multi_window's third channel: 'window' (windows_s names 3 windows) | 'mean' (windows_s
+    # names 2, e.g. the paper's 20 and 40 ms; the third is the mean of their log spectrograms)
+    c.frontend.third_channel = "window"
     c.frontend.colormap_window_s = 0.020  # colormap: the one window drawn through 'jet'
     # linear: rfft bins 0..n_bins-1 (the paper: 0-4 kHz at n_fft 1600); mel: n_bins HTK-mel
     # bands from 0 Hz to fmax_hz, the power of the rfft bins summed through triangular filters
@@ -59,9 +62,12 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.variant = "adarl"  # see adarl_jax.model.registry
-    c.model.block_features = ((16, 16), (16, 16), (16, 16), (32, 32))  # (3x3, 5x5) per block
+    c.model.block_features = ((16, 16), (16, 16), (16, 16), (32, 32))  # one count per kernel
     c.model.block_pools = ((5, 5), (2, 2), (5, 5), (1, 1))  # (freq, time), stride = size
-    c.model.kernel_sizes = (3, 5)
+    # (freq, time) per parallel conv; an int k means (k, k). Table 1's legible fragments start
+    # both kernels of every block with 3 ("Conv (3, 16, (3," twice): 3 in frequency, and the two
+    # scales in time, for "the temporal uncertainty of speech" (Sec. 2.4). Square: (3, 5).
+    c.model.kernel_sizes = ((3, 3), (3, 5))
     c.model.conv_bias = True
     c.model.hidden = 64  # FC width / deep-feature size
     c.model.attention_hidden = 4  # Eq. 4 bottleneck
@@ -71,6 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.fused_bn_pool = True  # BatchNorm+ReLU+pool as one op with its own gradient (same function)
     # adarl: both pathways' block-1 convs as one conv (same function); slower on CPU (benchmarks/)
     c.model.shared_first_conv = False
+    # the CFC's 64 FC(8, 1) (Eq. 2): per_channel = Xavier as 64 separate layers (fan-out 1);
+    # joint = Xavier over the (8, 64) kernel as one layer (fan-out 64, ~2.8x smaller weights)
+    c.model.channelwise_init = "per_channel"
 
     c.loss = ml_collections.ConfigDict()
     c.loss.domain_weight = 1.0  # gamma_1

@@ -1,7 +1,8 @@
-"""The spectrogram front end (SPEC.md section 2; the paper's Sec. 3.1): pure functions in jnp.
+"""The spectrogram front end (the paper's Sec. 2.4): pure functions in jnp.
 
 A batch of 3 s segments `waves (B, L)` with true lengths `lengths (B,)` becomes the model's
-input `(B, n_bins, n_frames, 3)` (NHWC: batch, frequency, time, channels). All constants come
+input `(B, n_bins, n_frames, 3)` (NHWC: batch, frequency, time, channels; `FrontendSpec.
+output_shape` derives the channel count from the config). All constants come
 from `config.frontend` and `config.data.sample_rate` through `FrontendSpec`.
 
 Definition (the tests' float64 numpy/scipy reference implements exactly this):
@@ -14,13 +15,18 @@ Definition (the tests' float64 numpy/scipy reference implements exactly this):
   X_t(k) = sum_n frame_t[n] window[n] exp(-2 pi i k n / n_fft), bins k = 0 .. n_bins-1: the
   n_fft-point real DFT of the windowed frame (zero-padded to n_fft). If w > n_fft the same sum
   runs over the whole window (the DTFT sampled every sr/n_fft Hz, i.e. the time-aliased
-  frame); it only arises in shrunken test configs. Log magnitude: log(max(|X|, log_floor)).
+  frame). The paper's configs and `configs/quick.py` keep every window within n_fft; the
+  earlier quarter-resolution recipe (`configs/quick_sgd.py`, `quick_paper.py`: n_fft 320 with
+  30 and 40 ms windows) and shrunken test configs do not. Log magnitude:
+  log(max(|X|, log_floor)).
 * Valid frames are those with t*hop < length, so n_valid = clip(ceil(length / hop), 1, n_frames).
 * z-score per segment and channel over all kept bins x valid frames:
   (x - mean) / (std + zscore_eps), std with ddof=0. Frames that are not valid are exactly 0
   ("short segments are zero-padded in time after normalisation").
 * kind 'multi_window' (default): channel c is the log spectrogram with window windows_s[c]
-  (20, 30, 40 ms), each z-scored on its own.
+  (20, 30, 40 ms), each z-scored on its own. With third_channel 'mean', windows_s names two
+  windows (the paper's 20 and 40 ms, Sec. 2.4) and the third channel is the mean of their two
+  log spectrograms (the log of the geometric mean magnitude), normalised like the others.
 * kind 'colormap': one log spectrogram with colormap_window_s (20 ms), min-max scaled to [0, 1]
   over its valid region (a flat one, range <= FLAT_SPAN = 1e-4, becomes 0), drawn through
   matplotlib's 'jet' colour map as an exact piecewise-linear function (not its 256-entry
@@ -53,6 +59,7 @@ import numpy as np
 __all__ = [
     "FLAT_SPAN",
     "FrontendSpec",
+    "THIRD_CHANNELS",
     "JET_SEGMENTS",
     "colormap_spectrogram",
     "frame_signal",
@@ -69,6 +76,10 @@ __all__ = [
 ]
 
 
+# multi_window: how many windows each reading of the third channel needs (3 channels in all).
+THIRD_CHANNELS = {"window": 3, "mean": 2}
+
+
 @dataclasses.dataclass(frozen=True)
 class FrontendSpec:
     """Everything the front end needs, in samples; frozen and hashable (a static jit arg)."""
@@ -80,6 +91,7 @@ class FrontendSpec:
     n_bins: int = 400
     n_frames: int = 300
     windows: tuple[int, ...] = (320, 480, 640)  # multi_window: one channel each
+    third_channel: str = "window"  # window: a third window | mean: mean of two windows' logs
     colormap_window: int = 320
     log_floor: float = 1e-6
     zscore_eps: float = 1e-5
@@ -99,6 +111,7 @@ class FrontendSpec:
             n_bins=int(fe.n_bins),
             n_frames=int(fe.n_frames),
             windows=tuple(samples(w) for w in fe.windows_s),
+            third_channel=str(fe.third_channel),
             colormap_window=samples(fe.colormap_window_s),
             log_floor=float(fe.log_floor),
             zscore_eps=float(fe.zscore_eps),
@@ -125,14 +138,22 @@ class FrontendSpec:
         if self.scale == "mel" and not 0 < self.fmax_hz <= self.sample_rate / 2:
             raise ValueError(f"frontend.fmax_hz={self.fmax_hz} must be in (0, sample_rate/2="
                              f"{self.sample_rate / 2}]")
-        if self.kind == "multi_window" and len(self.windows) != 3:
-            raise ValueError("frontend.windows_s must name 3 windows (one per channel), "
-                             f"got {self.windows}")
+        if self.third_channel not in THIRD_CHANNELS:
+            raise ValueError(f"frontend.third_channel={self.third_channel!r}: expected one of "
+                             f"{tuple(THIRD_CHANNELS)}")
+        want = THIRD_CHANNELS[self.third_channel]
+        if self.kind == "multi_window" and len(self.windows) != want:
+            raise ValueError(f"frontend.windows_s must name {want} windows with "
+                             f"third_channel={self.third_channel!r} (the input has 3 channels), "
+                             f"got {len(self.windows)}: {self.windows} samples")
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
         """(freq, time, channels) of one segment."""
-        return (self.n_bins, self.n_frames, 3)
+        if self.kind == "colormap":
+            return (self.n_bins, self.n_frames, 3)  # R, G, B
+        derived = 1 if self.third_channel == "mean" else 0
+        return (self.n_bins, self.n_frames, len(self.windows) + derived)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,9 +336,12 @@ def _normalise(logs: jax.Array, valid: jax.Array, spec: FrontendSpec) -> jax.Arr
 
 def multi_window_spectrogram(waves: jax.Array, lengths: jax.Array, spec: FrontendSpec) -> jax.Array:
     """One log spectrogram per window in spec.windows, as channels (..., F, T, 3), each
-    z-scored (normalize='segment') or left for per-speaker standardisation ('speaker')."""
+    z-scored (normalize='segment') or left for per-speaker standardisation ('speaker').
+    third_channel 'mean': the two windows' log spectrograms and their mean."""
     logs = log_magnitude_stft(waves, lengths, spec.windows, spec.hop, spec.n_fft, spec.n_bins,
                               spec.n_frames, spec.log_floor, _filterbank(spec))  # (..., C, T, F)
+    if spec.third_channel == "mean":
+        logs = jnp.concatenate([logs, logs.mean(axis=-3, keepdims=True)], axis=-3)
     valid = valid_frames(lengths, spec.hop, spec.n_frames)[..., None, :]
     return _to_nhwc(_normalise(logs, valid, spec))
 

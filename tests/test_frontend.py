@@ -17,7 +17,7 @@ import pytest
 import scipy.signal
 
 from adarl_jax import frontend as F
-from adarl_jax.config import base_config
+from adarl_jax.config import base_config, input_shape
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 KINDS = ("multi_window", "colormap")
@@ -67,7 +67,10 @@ def ref_frontend(x, length, spec):
     log = lambda w: ref_log_spectrogram(x, length, w, spec.hop, spec.n_fft, spec.n_bins,
                                         spec.n_frames, spec.log_floor)
     if spec.kind == "multi_window":
-        channels = np.stack([log(w) for w in spec.windows])
+        channels = [log(w) for w in spec.windows]
+        if spec.third_channel == "mean":  # the two windows' log spectrograms, then their mean
+            channels.append(0.5 * (channels[0] + channels[1]))
+        channels = np.stack(channels)
     else:
         s = log(spec.colormap_window)
         v = s[:, :n_valid]
@@ -87,10 +90,14 @@ def paper_config(kind="multi_window"):
     return c
 
 
-def small_config(kind="multi_window", n_fft=800):
-    """0.3 s segments: 10 ms hop, 30 frames, 64 bins; windows of 20/30/40 ms as in the paper."""
+def small_config(kind="multi_window", n_fft=800, third_channel="window"):
+    """0.3 s segments: 10 ms hop, 30 frames, 64 bins; windows of 20/30/40 ms, or 20 and 40 ms
+    and their mean (third_channel='mean')."""
     c = base_config()
     c.frontend.kind = kind
+    c.frontend.third_channel = third_channel
+    if third_channel == "mean":
+        c.frontend.windows_s = (0.020, 0.040)
     c.data.segment_s = 0.3
     c.frontend.n_frames = 30
     c.frontend.n_fft = n_fft
@@ -193,10 +200,13 @@ def test_paper_config_matches_reference_on_emodb_speech(kind):
     assert np.mean(np.abs(got - want)) < 1e-5
 
 
-@pytest.mark.parametrize("kind", KINDS)
+READINGS = (("multi_window", "window"), ("colormap", "window"), ("multi_window", "mean"))
+
+
+@pytest.mark.parametrize("kind, third_channel", READINGS)
 @pytest.mark.parametrize("n_fft", [800, 400])  # 400 < the 30 and 40 ms windows: aliased frames
-def test_small_config_matches_reference(kind, n_fft):
-    fn = _frontend(kind, "small", n_fft=n_fft)
+def test_small_config_matches_reference(kind, third_channel, n_fft):
+    fn = _frontend(kind, "small", n_fft=n_fft, third_channel=third_channel)
     spec = fn.spec
     L = segment_samples(spec)
     x = np.stack([noise(L, seed=2), noise(L, seed=3)])
@@ -206,8 +216,40 @@ def test_small_config_matches_reference(kind, n_fft):
         assert_agrees(got[b], ref_frontend(x[b], lengths[b], spec), 1e-4)
 
 
+def test_mean_reading_keeps_the_20_and_40_ms_channels():
+    mean = _frontend("multi_window", "small", third_channel="mean")
+    three = _frontend("multi_window", "small")
+    assert mean.spec.windows == (320, 640) and mean.spec.output_shape == (64, 30, 3)
+    L = segment_samples(mean.spec)
+    x, lengths = noise(L, seed=4)[None], np.array([1234], np.int32)
+    got, want = np.asarray(mean(x, lengths)), np.asarray(three(x, lengths))
+    np.testing.assert_allclose(got[..., :2], want[..., [0, 2]], atol=1e-5)
+    assert np.abs(got[..., 2] - want[..., 1]).max() > 0.1  # the mean is not the 30 ms window
+
+
 # --------------------------------------------------------------------------------------------
 # Shapes, padding, edge cases
+
+
+@pytest.mark.parametrize("kind, third, windows", [
+    ("multi_window", "window", (0.020, 0.030, 0.040)), ("multi_window", "mean", (0.020, 0.040)),
+    ("colormap", "window", (0.020, 0.030, 0.040)), ("colormap", "mean", (0.020, 0.040))])
+def test_channel_count_follows_the_config(kind, third, windows):
+    c = small_config(kind)
+    c.frontend.third_channel, c.frontend.windows_s = third, windows
+    spec = F.FrontendSpec.from_config(c)
+    assert spec.output_shape == input_shape(c) == (64, 30, 3)
+
+
+@pytest.mark.parametrize("third, windows, match", [
+    ("mean", (0.020, 0.030, 0.040), "must name 2 windows"),
+    ("window", (0.020, 0.040), "must name 3 windows"),
+    ("median", (0.020, 0.040), "frontend.third_channel='median'")])
+def test_window_readings_that_do_not_give_three_channels_are_rejected(third, windows, match):
+    c = small_config()
+    c.frontend.third_channel, c.frontend.windows_s = third, windows
+    with pytest.raises(ValueError, match=match):
+        F.FrontendSpec.from_config(c)
 
 
 def test_spec_from_config_is_in_samples_and_hashable():

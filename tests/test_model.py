@@ -20,6 +20,9 @@ from adarl_jax.model import build_model, init_variables, param_counts
 from adarl_jax.model.layers import FeatureHead, gradient_reversal
 
 BN_EPS = 1e-5
+# adarl at the paper's resolution: Table 1's kernels read as (3, 3) and (3, 5) (the default),
+# and as square 3x3 and 5x5 (the earlier reading, kept by the measured laptop recipe)
+PAPER_TOTAL, SQUARE_TOTAL = 303_954, 345_874
 PAPER_VARIANTS = ("backbone", "domain_invariant", "adarl")
 EVAL_BATCH = 2
 TRAIN_BATCH = 4  # a little more than 2 so batch variances are not degenerate
@@ -47,8 +50,13 @@ def small_config(variant="adarl", **model_overrides):
 # The numpy reference (float64).
 
 
+def pairs(kernel_sizes):
+    """Each kernel size as (freq, time): an int k is (k, k)."""
+    return [(k, k) if isinstance(k, int) else tuple(k) for k in kernel_sizes]
+
+
 def np_conv_same(x, kernel, bias):
-    """x (B, H, W, Cin), kernel (k, k, Cin, Cout): zero-padded 'same' cross-correlation."""
+    """x (B, H, W, Cin), kernel (kh, kw, Cin, Cout): zero-padded 'same' cross-correlation."""
     kh, kw = kernel.shape[:2]
     ph, pw = (kh - 1) // 2, (kw - 1) // 2
     xp = np.pad(x, ((0, 0), (ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0)))
@@ -113,8 +121,9 @@ class Ref:
             name = f"block{i + 1}"
             bp = p[name]
             branches = []
-            for k in self.m.kernel_sizes:
-                conv = bp[f"conv{k}x{k}"]
+            for kf, kt in pairs(self.m.kernel_sizes):
+                conv = bp[f"conv{kf}x{kt}"]
+                assert conv["kernel"].shape[:2] == (kf, kt)
                 branches.append(np_conv_same(x, conv["kernel"], conv.get("bias")))
             x = np.concatenate(branches, axis=-1)
             x = self._bn(x, bp["bn"], s[name]["bn"], path + (name, "bn"))
@@ -389,8 +398,8 @@ def expected_counts(config):
     bias = 1 if m.conv_bias else 0
     conv_total, cin = 0, 3
     for feats in m.block_features:
-        for f, k in zip(feats, m.kernel_sizes):
-            conv_total += k * k * cin * f + bias * f
+        for f, (kf, kt) in zip(feats, pairs(m.kernel_sizes)):
+            conv_total += kf * kt * cin * f + bias * f
         cin = sum(feats)
         conv_total += 2 * cin  # BN scale and bias
     h, w = config.frontend.n_bins, config.frontend.n_frames
@@ -426,10 +435,14 @@ def test_paper_model_parameter_count():
     model = build_model(config)
     variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
     counts = param_counts(variables["params"])
-    assert counts["total"] == 345_874
+    assert counts["total"] == PAPER_TOTAL
     assert {k: v for k, v in counts.items() if k != "total"} == expected_counts(config)
-    assert counts == {"domain": 268_674, "attention": 76, "emotion": 76_868, "centers": 256,
-                      "total": 345_874}
+    assert counts == {"domain": 247_714, "attention": 76, "emotion": 55_908, "centers": 256,
+                      "total": PAPER_TOTAL}
+    for pathway in ("domain", "emotion"):
+        block = variables["params"][pathway]["convs"]["block1"]
+        assert block["conv3x3"]["kernel"].shape == (3, 3, 3, 16)
+        assert block["conv3x5"]["kernel"].shape == (3, 5, 3, 16)  # (freq, time, in, out)
     assert sum(v for k, v in counts.items() if k != "total") == counts["total"]
     # F_4 is 8 x 6 x 64: the domain FC reads 3072 values, the CFC one 8-vector per channel.
     assert variables["params"]["domain"]["head"]["fc1"]["kernel"].shape == (3072, 64)
@@ -440,11 +453,26 @@ def test_paper_model_parameter_count():
         32 + 32 + 32 + 64 + 64)
 
 
-def test_paper_model_without_conv_bias():
+@pytest.mark.parametrize("kernel_sizes", [((3, 3), (5, 5)), (3, 5)])
+def test_square_kernels_give_the_earlier_count(kernel_sizes):
+    """The square reading, as pairs or as the plain ints of earlier configs: 345,874."""
+    config = base_config()
+    config.model.kernel_sizes = kernel_sizes
+    params = abstract_params(config)
+    counts = param_counts(params)
+    assert counts == {"domain": 268_674, "attention": 76, "emotion": 76_868, "centers": 256,
+                      "total": SQUARE_TOTAL}
+    assert {k: v for k, v in counts.items() if k != "total"} == expected_counts(config)
+    assert params["emotion"]["convs"]["block4"]["conv5x5"]["kernel"].shape == (5, 5, 32, 32)
+
+
+@pytest.mark.parametrize("kernel_sizes, total", [(((3, 3), (3, 5)), 303_634), ((3, 5), 345_554)])
+def test_paper_model_without_conv_bias(kernel_sizes, total):
     config = base_config()
     config.model.conv_bias = False
+    config.model.kernel_sizes = kernel_sizes
     counts = param_counts(abstract_params(config))
-    assert counts["total"] == 345_554
+    assert counts["total"] == total
     assert {k: v for k, v in counts.items() if k != "total"} == expected_counts(config)
 
 
@@ -470,7 +498,7 @@ def _resized(n_bins, n_frames, pools):
 def test_smaller_input_with_same_f4_has_the_same_count():
     config = _resized(200, 150, ((5, 5), (5, 5), (1, 1), (1, 1)))  # F_4 still 8 x 6 x 64
     params = abstract_params(config)
-    assert param_counts(params)["total"] == 345_874
+    assert param_counts(params)["total"] == PAPER_TOTAL
     assert params["domain"]["head"]["fc1"]["kernel"].shape == (8 * 6 * 64, 64)
 
 
@@ -481,7 +509,7 @@ def test_other_f4_changes_the_domain_fc_width():
     assert params["emotion"]["cfc"]["kernel"].shape == (4, 64)
     assert params["attention"]["fc2"]["kernel"].shape == (4, 4)
     counts = param_counts(params)
-    assert counts["total"] != 345_874
+    assert counts["total"] != PAPER_TOTAL
     assert {k: v for k, v in counts.items() if k != "total"} == expected_counts(config)
     # The flax forward really produces that F_4 (shape inference only, no compute).
     model = build_model(config)

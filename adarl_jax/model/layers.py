@@ -15,17 +15,45 @@ from adarl_jax.model.bn_relu_pool import BatchNormReLUPool
 xavier = nn.initializers.xavier_uniform()
 
 
+def kernel_pair(k) -> tuple[int, int]:
+    """A kernel size as (frequency, time): an int k is the square (k, k)."""
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+        pair = (int(k), int(k))
+    elif isinstance(k, (tuple, list)) and len(k) == 2:
+        pair = (int(k[0]), int(k[1]))
+    else:
+        raise ValueError(f"model.kernel_sizes: {k!r} is neither an int nor a (freq, time) pair")
+    if min(pair) < 1:
+        raise ValueError(f"model.kernel_sizes: {k!r} has a size below 1")
+    return pair
+
+
+def kernel_pairs(kernel_sizes) -> tuple[tuple[int, int], ...]:
+    """Every kernel size as (frequency, time); distinct, since each names its conv."""
+    pairs = tuple(kernel_pair(k) for k in kernel_sizes)
+    if len(set(pairs)) != len(pairs):
+        raise ValueError(f"model.kernel_sizes={pairs} names one kernel shape twice")
+    return pairs
+
+
+def conv_name(pair) -> str:
+    """'conv3x5' for a (3, 5) kernel: square kernels keep the names 'conv3x3', 'conv5x5'."""
+    kf, kt = kernel_pair(pair)
+    return f"conv{kf}x{kt}"
+
+
 class MultiScaleConvBlock(nn.Module):
     """Eq. 10: F_l = p_avg(ReLU(BN({w_1 * F_{l-1}, w_2 * F_{l-1}}))).
 
-    Parallel 3x3 and 5x5 'same' convolutions, concatenated on channels, then BatchNorm,
-    ReLU and average pooling with stride equal to its size. `fused` computes the last three
-    as one op with a hand-written gradient (`bn_relu_pool.py`: same function and variables,
-    a faster backward); `fused=False` is the plain Flax composition.
+    Parallel 'same' convolutions, one per kernel size (frequency, time), e.g. 3x3 and 3x5,
+    concatenated on channels, then BatchNorm, ReLU and average pooling with stride equal to
+    its size. A kernel size k alone means (k, k). `fused` computes the last three as one op
+    with a hand-written gradient (`bn_relu_pool.py`: same function and variables, a faster
+    backward); `fused=False` is the plain Flax composition.
     """
 
     features: Sequence[int]  # output channels of each parallel conv, e.g. (16, 16)
-    kernel_sizes: Sequence[int] = (3, 5)
+    kernel_sizes: Sequence = (3, 5)  # per conv: (freq, time), or k for (k, k)
     pool: Sequence[int] = (1, 1)  # (freq, time)
     use_bias: bool = True
     bn_momentum: float = 0.9
@@ -38,9 +66,9 @@ class MultiScaleConvBlock(nn.Module):
         block's own kernels (`shared_input_convs`); then `x` is not read."""
         if convolved is None:
             branches = [
-                nn.Conv(f, (k, k), padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
-                        dtype=self.dtype, name=f"conv{k}x{k}")(x)
-                for f, k in zip(self.features, self.kernel_sizes)
+                nn.Conv(f, k, padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
+                        dtype=self.dtype, name=conv_name(k))(x)
+                for f, k in zip(self.features, kernel_pairs(self.kernel_sizes))
             ]
             x = jnp.concatenate(branches, axis=-1)
         else:
@@ -60,7 +88,7 @@ class ConvPathway(nn.Module):
 
     block_features: Sequence[Sequence[int]]
     block_pools: Sequence[Sequence[int]]
-    kernel_sizes: Sequence[int] = (3, 5)
+    kernel_sizes: Sequence = (3, 5)  # per conv: (freq, time), or k for (k, k)
     use_bias: bool = True
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
@@ -79,24 +107,25 @@ class ConvPathway(nn.Module):
 def shared_input_convs(x, blocks, kernel_sizes, dtype) -> list:
     """The parallel 'SAME' convolutions of several blocks that read the same input, as one.
 
-    `blocks`: each block's parameters ({'conv3x3': {'kernel', 'bias'}, 'conv5x5': ...}). Every
-    kernel is zero-padded, centred, to the largest (odd) size and all are concatenated on the
-    output axis: one convolution with 64 outputs replaces four with 16. Alone, XLA:CPU runs its
-    forward 1.6-3.8x faster than the four; inside the train step it is slower (the weight
-    gradient of the wider convolution; benchmarks/README.md), so it is off by default.
-    Returns each block's concatenated output, as its own convolutions would give (`nn.Conv`
-    arithmetic: inputs, kernel and bias cast to `dtype`, bias added after).
+    `blocks`: each block's parameters ({'conv3x3': {'kernel', 'bias'}, 'conv3x5': ...}). Every
+    kernel is zero-padded, centred, to the largest (odd) size on each axis and all are
+    concatenated on the output axis: one convolution with 64 outputs replaces four with 16.
+    Alone, XLA:CPU runs its forward 1.6-3.8x faster than the four; inside the train step it is
+    slower (the weight gradient of the wider convolution; benchmarks/README.md), so it is off
+    by default. Returns each block's concatenated output, as its own convolutions would give
+    (`nn.Conv` arithmetic: inputs, kernel and bias cast to `dtype`, bias added after).
     """
-    if any(k % 2 == 0 for k in kernel_sizes):
-        raise ValueError(f"shared_input_convs needs odd kernel sizes, got {tuple(kernel_sizes)}")
-    size = max(kernel_sizes)
+    pairs = kernel_pairs(kernel_sizes)
+    if any(k % 2 == 0 for pair in pairs for k in pair):
+        raise ValueError(f"shared_input_convs needs odd kernel sizes, got {pairs}")
+    size = tuple(max(axis) for axis in zip(*pairs))
     kernels, biases, widths = [], [], []
     for block in blocks:
         width = 0
-        for k in kernel_sizes:
-            conv = block[f"conv{k}x{k}"]
-            p = (size - k) // 2
-            kernels.append(jnp.pad(conv["kernel"], ((p, p), (p, p), (0, 0), (0, 0))))
+        for pair in pairs:
+            conv = block[conv_name(pair)]
+            pad = [((s - k) // 2, (s - k) // 2) for s, k in zip(size, pair)]
+            kernels.append(jnp.pad(conv["kernel"], (*pad, (0, 0), (0, 0))))
             biases.append(conv["bias"] if "bias" in conv else jnp.zeros(conv["kernel"].shape[-1]))
             width += conv["kernel"].shape[-1]
         widths.append(width)
@@ -125,18 +154,32 @@ class FeatureHead(nn.Module):
         return feature, logits
 
 
+# Eq. 2's weights held as one (H, C) kernel, initialised as C separate FC(H, 1) layers would
+# be: Xavier over fan-in H and fan-out 1 (the channel axis is a batch of layers, not outputs).
+per_channel_xavier = jax.nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=-2,
+                                                          out_axis=(), batch_axis=-1)
+CHANNELWISE_INITS = {"per_channel": per_channel_xavier, "joint": xavier}
+
+
 class ChannelwiseDense(nn.Module):
     """Eq. 2: f_CFC^k = w_CFC^k . f_TP^{k,:} + b^k, one H-vector per channel k.
 
-    Input (batch, H, C) -> output (batch, C).
+    Input (batch, H, C) -> output (batch, C). Table 1 writes it as 64 x FC(8, 1):
+    `weight_init` 'per_channel' draws the kernel as 64 independent FC(8, 1) layers would get
+    it (Xavier with fan-out 1, variance 2 / (H + 1)); 'joint' treats it as one FC(H, C)
+    (fan-out C, variance 2 / (H + C), about 2.8x smaller in scale for 8 x 64).
     """
 
     dtype: Any = jnp.float32
+    weight_init: str = "per_channel"  # per_channel | joint
 
     @nn.compact
     def __call__(self, x):
         h, c = x.shape[-2:]
-        kernel = self.param("kernel", xavier, (h, c))
+        if self.weight_init not in CHANNELWISE_INITS:
+            raise ValueError(f"model.channelwise_init={self.weight_init!r}: expected one of "
+                             f"{sorted(CHANNELWISE_INITS)}")
+        kernel = self.param("kernel", CHANNELWISE_INITS[self.weight_init], (h, c))
         bias = self.param("bias", nn.initializers.zeros, (c,))
         x = x.astype(self.dtype)
         return jnp.einsum("bhc,hc->bc", x, kernel.astype(self.dtype)) + bias.astype(self.dtype)

@@ -7,6 +7,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from adarl_jax.model.layers import CHANNELWISE_INITS, kernel_pairs
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -14,7 +16,7 @@ class ModelSpec:
     num_domains: int = 2
     block_features: tuple = ((16, 16), (16, 16), (16, 16), (32, 32))
     block_pools: tuple = ((5, 5), (2, 2), (5, 5), (1, 1))
-    kernel_sizes: tuple = (3, 5)
+    kernel_sizes: tuple = ((3, 3), (3, 5))  # (freq, time) per parallel conv; k means (k, k)
     conv_bias: bool = True
     hidden: int = 64
     attention_hidden: int = 4
@@ -23,6 +25,13 @@ class ModelSpec:
     dtype: Any = jnp.float32
     fused_bn_pool: bool = True
     shared_first_conv: bool = False
+    channelwise_init: str = "per_channel"  # per_channel | joint (layers.ChannelwiseDense)
+
+    def __post_init__(self):
+        object.__setattr__(self, "kernel_sizes", kernel_pairs(self.kernel_sizes))
+        if self.channelwise_init not in CHANNELWISE_INITS:
+            raise ValueError(f"model.channelwise_init={self.channelwise_init!r}: expected one of "
+                             f"{sorted(CHANNELWISE_INITS)}")
 
     @classmethod
     def from_config(cls, config) -> "ModelSpec":
@@ -33,7 +42,7 @@ class ModelSpec:
             num_domains=len(config.data.genders),
             block_features=as_tuple(m.block_features),
             block_pools=as_tuple(m.block_pools),
-            kernel_sizes=tuple(m.kernel_sizes),
+            kernel_sizes=kernel_pairs(m.kernel_sizes),
             conv_bias=bool(m.conv_bias),
             hidden=int(m.hidden),
             attention_hidden=int(m.attention_hidden),
@@ -42,6 +51,7 @@ class ModelSpec:
             dtype=jnp.dtype(m.dtype),
             fused_bn_pool=bool(m.fused_bn_pool),
             shared_first_conv=bool(m.shared_first_conv),
+            channelwise_init=str(m.channelwise_init),
         )
 
     def pathway_kwargs(self) -> dict:
