@@ -265,6 +265,11 @@ def to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
 
 
+# Fields whose default changed after runs were saved: a saved config without the field was
+# trained with the value here, not with base_config's current default.
+SAVED_BEFORE = {("model", "channelwise_init"): "joint"}
+
+
 def config_from_json(text: str) -> ml_collections.ConfigDict:
     """Rebuilds a config saved by `to_json` (lists become tuples, as in the base config)."""
 
@@ -275,8 +280,12 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
             return tuple(fix(x) for x in v)
         return v
 
+    saved = fix(json.loads(text))
+    for (section, key), value in SAVED_BEFORE.items():
+        if isinstance(saved.get(section), dict):
+            saved[section].setdefault(key, value)
     config = base_config()
-    config.update(ml_collections.ConfigDict(fix(json.loads(text))))
+    config.update(ml_collections.ConfigDict(saved))
     return config
 
 

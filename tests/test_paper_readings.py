@@ -52,18 +52,22 @@ def conv_shapes(params) -> dict:
 
 def test_saved_config_with_int_kernels_builds_the_identical_model():
     """A run saved before kernels were pairs holds `"kernel_sizes": [3, 5]` and neither of the
-    new fields; it loads as square 3x3 and 5x5 convs under their old names, and computes what
-    the same weights compute under the explicit pairs."""
+    new fields; it loads as square 3x3 and 5x5 convs under their old names and the joint CFC
+    init it was trained with, and computes what the same weights compute under the explicit
+    pairs."""
     old = small(base_config())
     saved = json.loads(to_json(old))
     saved["model"]["kernel_sizes"] = [3, 5]
     del saved["model"]["channelwise_init"], saved["frontend"]["third_channel"]
     loaded = config_from_json(json.dumps(saved))
+    assert loaded.model.channelwise_init == "joint"  # what the run was trained with
+    assert config_from_json(to_json(old)).model.channelwise_init == "per_channel"
     explicit = small(base_config())
     explicit.model.kernel_sizes = ((3, 3), (5, 5))
     got = conv_shapes(shapes(loaded)["params"])
     assert got == conv_shapes(shapes(explicit)["params"])
-    assert got["emotion/block1/conv3x3"] == (3, 3, 3, 4) and got["domain/block4/conv5x5"] == (5, 5, 8, 6)
+    assert got["emotion/block1/conv3x3"] == (3, 3, 3, 4)
+    assert got["domain/block4/conv5x5"] == (5, 5, 8, 6)
     variables = build_model(explicit).init(KEY, jnp.zeros((1, *input_shape(explicit))), train=False)
     x = jax.random.normal(jax.random.key(1), (2, *input_shape(explicit)))
     a = build_model(loaded).apply(variables, x)

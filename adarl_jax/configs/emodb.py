@@ -4,6 +4,7 @@
 
 EmoDB has ~10x fewer steps per epoch than IEMOCAP, so the lr decays by 0.7 every 150 steps
 (the paper's rate per IEMOCAP epoch) rather than every epoch. Full resolution: GPU/TPU advised.
+The network is `paper.py`'s (kernels (3, 3) and (3, 5), 303,954 parameters).
 """
 
 from adarl_jax.config import base_config

@@ -1,6 +1,6 @@
 """The CPU-friendly half-resolution config: 20 Hz bins, 20 ms hop, 200 x 150 input, pools
-(5,5),(5,5),(1,1),(1,1) so that F_4 stays 8 x 6 x 64 and the model is the paper's (345,874
-parameters); the training recipe is the earlier `quick_sgd.py` (lr 0.05 x0.7/150 steps, 15 epochs, epoch
+(5,5),(5,5),(1,1),(1,1) so that F_4 stays 8 x 6 x 64 and the model is the paper's in the
+reading `quick_sgd.py` pins (square kernels: 345,874 parameters); the training recipe is the earlier `quick_sgd.py` (lr 0.05 x0.7/150 steps, 15 epochs, epoch
 chosen on validation speakers, batches balanced over class x gender), unchanged.
 
 Against `quick.py` (80 x 60) it shows what the input's resolution is worth: 2.5x finer

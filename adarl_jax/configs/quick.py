@@ -8,7 +8,16 @@ Input: 80 HTK-mel bands over 0-8 kHz (n_fft 640, so the 20/30/40 ms windows all 
 60 frames (80 x 60 x 3), each (band, channel) standardised with the statistics of the
 speaker's own audio (`frontend.normalize='speaker'`: transductive, the test speaker's
 unlabelled audio gives its statistics; no label is read). Model: the paper's network (pools
-(5,5),(2,2),(1,1),(1,1), so F_4 is 8 x 6 x 64 as in Table 1).
+(5,5),(2,2),(1,1),(1,1), so F_4 is 8 x 6 x 64 as in Table 1) in the reading it was measured
+with, which `quick_sgd.py` pins: square 3x3 and 5x5 kernels, the channel-wise FC initialised
+as one (8, 64) layer (345,874 parameters). `configs/grids/fidelity.py` measures the paper
+readings of base_config against it.
+
+The hop: frames are centred every 50 ms and the longest window is 40 ms, so 10 ms of every
+hop lies outside all three windows (30 ms outside the 20 ms one). A hop that covers the
+signal (40 ms or less) is a different recipe, not a fix: it changes the input's shape (75
+frames at 40 ms, which no pools bring to Table 1's 6) and a step's cost, and the recipe was
+chosen by nested selection at this hop, so a new hop would need that selection again.
 
 Training: AdamW (lr 1e-3, decoupled weight decay 1e-2), cosine decay to 0 over 300 steps
 whatever the corpus size (about 34 epochs of EmoDB, so the training speakers are fitted), the

@@ -24,7 +24,8 @@ class EmotionPathway(nn.Module):
         f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train, first_convolved)
         emb = f4 if attention is None else embed_domain_attention(f4, attention)
         pooled = emb.mean(axis=2)  # TP: average over time -> (batch, H, C)
-        cfc = ChannelwiseDense(self.spec.dtype, self.spec.channelwise_init, name="cfc")(pooled)
+        cfc = ChannelwiseDense(self.spec.dtype, self.spec.channelwise_init,
+                               name="cfc")(pooled)
         feature, logits = FeatureHead(self.spec.hidden, self.spec.num_classes,
                                       self.spec.bn_momentum, self.spec.dtype, name="head")(cfc, train)
         return f4, feature, logits

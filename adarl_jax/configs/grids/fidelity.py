@@ -19,6 +19,7 @@ def get_grid():
             "quick": [],
             "per_channel_init": ["model.channelwise_init=per_channel"],
             "rect_kernels": ["model.kernel_sizes=((3, 3), (3, 5))"],
-            "two_windows_mean": ["frontend.windows_s=(0.020, 0.040)", "frontend.third_channel=mean"],
+            "two_windows_mean": ["frontend.windows_s=(0.020, 0.040)",
+                                 "frontend.third_channel=mean"],
         },
     }
