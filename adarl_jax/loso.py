@@ -26,6 +26,7 @@ from adarl_jax.corpora import load_corpus, select_classes, stratified_subset
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
 from adarl_jax.model import build_model, get_variant, init_variables, param_counts
+from adarl_jax.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
 from adarl_jax.trainer import train_fold
 
 log = logging.getLogger(__name__)
