@@ -86,3 +86,26 @@ def test_cli_export(tmp_path_factory, tmp_path):
     assert meta["artifacts"]["b"]["bytes"] == out.stat().st_size > 0
     assert meta["variant"] == "adarl" and "fold 1" in meta["source"]
     assert meta["input_shape"][1:] == [20, 15, 3]
+
+
+def test_a_folds_own_config_wins_over_the_workdirs(tmp_path_factory, tmp_path, predictor):
+    """A later run may rewrite W/config.json; the fold keeps the config it was trained with."""
+    import shutil
+
+    workdir = shared_workdir(tmp_path_factory)
+    fold_dir = next((workdir / "adarl").glob("fold_00_*"))
+    other = tmp_path / "W"
+    shutil.copytree(fold_dir, other / "adarl" / fold_dir.name)
+    config = json.loads((workdir / "config.json").read_text())
+    (other / "adarl" / fold_dir.name / "config.json").write_text(json.dumps(config))
+    config["frontend"].update(n_bins=40, n_frames=30, hop_s=0.1, n_fft=160)  # another run's
+    (other / "config.json").write_text(json.dumps(config))
+    pinned = Predictor.from_checkpoint(other, fold=0, buckets=(1, 8))
+    assert (pinned.spec.n_bins, pinned.spec.n_frames) == (20, 15)
+    x = spectrograms(predictor, 3)
+    np.testing.assert_array_equal(pinned.probs_of_spectrograms(x), predictor.probs_of_spectrograms(x))
+    meta = export_predictor(pinned, tmp_path / "model.jax", platforms=("cpu",))
+    assert meta["input_shape"][1:] == [20, 15, 3]
+    (other / "adarl" / fold_dir.name / "config.json").unlink()  # without it: the workdir's
+    with pytest.raises(ValueError, match="not trained with the config"):
+        Predictor.from_checkpoint(other, fold=0)

@@ -138,6 +138,10 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
     (tmp_path / "audio" / "empty.wav").write_bytes(b"")
     (tmp_path / "audio" / "notes.md").write_text("not audio, not picked up from a folder")
     sf.write(tmp_path / "nan.wav", np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    sf.write(tmp_path / "audio" / "silent.wav", np.zeros(2 * SR, np.float32), SR)
+    sf.write(tmp_path / "audio" / "cut.wav", tone(2.0), SR)
+    whole = (tmp_path / "audio" / "cut.wav").read_bytes()
+    (tmp_path / "audio" / "cut.wav").write_bytes(whole[:len(whole) // 2])
     (tmp_path / "list.txt").write_text("# extra files\nnan.wav\nmissing.wav\n\naudio/good1.wav\n")
     out = tmp_path / "preds.csv"
     res = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
@@ -149,10 +153,10 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
     rows = list(csv.DictReader(out.open()))
     by_name = {Path(r["path"]).name: r for r in rows}
     assert set(by_name) == {"good1.wav", "good2.flac", "corrupt.wav", "empty.wav", "nan.wav",
-                            "missing.wav"}  # good1 listed twice, kept once
+                            "missing.wav", "silent.wav", "cut.wav"}  # good1 listed twice, kept once
     assert list(rows[0]) == ["path", "emotion", "p_anger", "p_happiness", "p_sadness", "p_neutral",
-                             "duration_s", "segments", "error"]
-    for name in ("good1.wav", "good2.flac"):
+                             "duration_s", "segments", "error", "warning"]
+    for name in ("good1.wav", "good2.flac", "silent.wav", "cut.wav"):
         r = by_name[name]
         assert r["error"] == "" and r["emotion"] in ("anger", "happiness", "sadness", "neutral")
         assert sum(float(r[f"p_{c}"]) for c in ("anger", "happiness", "sadness", "neutral")) == \
@@ -164,8 +168,40 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
     assert "no such file" in by_name["missing.wav"]["error"]
     for name in ("corrupt.wav", "empty.wav", "nan.wav", "missing.wav"):
         assert by_name[name]["emotion"] == "" and by_name[name]["p_anger"] == ""
+    # predicted, but never silently: the warning column says what is suspect
+    assert by_name["silent.wav"]["warning"] == "silent: every sample is zero"
+    assert by_name["cut.wav"]["warning"].startswith("truncated") and "2.00 s claimed" in \
+        by_name["cut.wav"]["warning"]
+    assert all(by_name[n]["warning"] == "" for n in by_name if n not in ("silent.wav", "cut.wav"))
     summary = res.stdout.strip().splitlines()[-1]
-    assert summary.startswith("predicted 2 files, 4 failed") and "files/s" in summary
+    assert summary.startswith("predicted 4 files, 4 failed") and "files/s" in summary
+    assert "4 of 8 input(s) failed" in res.stderr and "2 of 8 file(s) are silent or truncated" \
+        in res.stderr
+
+
+def test_predict_exits_2_when_every_input_fails(workdir, tmp_path):
+    out = tmp_path / "preds.csv"
+    res = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
+                          str(workdir), "--fold", "0", str(tmp_path / "missing.wav"),
+                          str(tmp_path / "gone.flac"), "--out", str(out), "--no-progress"],
+                         cwd=REPO, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
+                         text=True)
+    assert res.returncode == 2, res.stderr
+    assert "every input failed (2 of 2" in res.stderr and "Traceback" not in res.stderr
+    assert [r["error"] != "" for r in csv.DictReader(out.open())] == [True, True]
+
+
+def test_non_finite_probabilities_are_an_error_not_a_result(predictor, tmp_path):
+    broken = jax.tree.map(lambda x: np.full_like(x, np.nan), jax.device_get(predictor.variables))
+    diverged = Predictor(predictor.config, broken, buckets=(1, 8))
+    sf.write(tmp_path / "a.wav", tone(2.0), SR)
+    (rec,) = diverged.predict_files([tmp_path / "a.wav"], timeline=True)
+    assert rec["probs"] is None and rec["emotion"] is None and rec["timeline"] == []
+    assert "non-finite" in rec["error"]
+    with pytest.raises(ValueError, match="non-finite"):
+        diverged.predict(tone(2.0), SR)
+    assert predictor.predict(np.zeros(SR, np.float32), SR)["warning"].startswith("silent")
+    assert predictor.predict(tone(2.0), SR)["warning"] is None
 
 
 def test_json_output_and_timeline_of_a_long_file_with_bounded_memory(predictor, tmp_path):
@@ -240,7 +276,8 @@ def test_waveform_api(predictor, tmp_path):
     sf.write(tmp_path / "w.wav", wave, SR, subtype="FLOAT")
     from_file, = predictor.predict_files([tmp_path / "w.wav"], timeline=True)
     rec = predictor.predict(wave, SR, timeline=True)
-    assert set(rec) == {"emotion", "probs", "duration_s", "segments", "error", "timeline"}
+    assert set(rec) == {"emotion", "probs", "duration_s", "segments", "error", "warning",
+                        "timeline"}
     assert rec["segments"] == 3 and rec["duration_s"] == 7.0  # 3 + 3 + a 1 s tail
     np.testing.assert_allclose(list(rec["probs"].values()), list(from_file["probs"].values()),
                                atol=1e-6)
@@ -283,6 +320,8 @@ def test_checkpoint_errors_name_what_is_wrong(workdir, tmp_path):
     # the same checkpoint under a config with another model width
     other = tmp_path / "other"
     shutil.copytree(workdir / "adarl" / fold_dir.name, other / "adarl" / fold_dir.name)
+    # without the fold's own config.json (which would win), the workdir's is used
+    (other / "adarl" / fold_dir.name / "config.json").unlink(missing_ok=True)
     config = json.loads((workdir / "config.json").read_text())
     config["model"]["hidden"] = 16
     (other / "config.json").write_text(json.dumps(config))
