@@ -89,3 +89,40 @@ def test_sparse_checkpoints_train_the_same_model_and_keep_the_best(tmp_path):
         assert best == results[every]["selected_epoch"]
     assert results[0]["utterances"] == results[5]["utterances"]
     assert results[0]["selected_epoch"] == results[5]["selected_epoch"]
+
+
+def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, caplog):
+    """A truncated data file in the newest checkpoint: the rerun says so, falls back to the
+    previous epoch's checkpoint, trains the lost epoch again, and ends where an undamaged run
+    ends."""
+    import json
+    import logging
+
+    from adarl_jax.folds import loso_folds
+    from adarl_jax.loso import load_dataset
+    from adarl_jax.sharding import make_mesh
+    from adarl_jax.trainer import train_fold
+    from conftest import tiny_config
+
+    config = tiny_config("adarl")
+    config.optim.epochs = 3
+    config.data.corpus = "csv"
+    config.data.manifest = str(make_corpus(tmp_path / "corpus"))
+    dataset = load_dataset(config, tmp_path / "w", progress=False)
+    fold = loso_folds(dataset.utterances, 0, 0)[0]
+    fold_dir = tmp_path / "w" / "adarl" / "fold_00"
+    first = train_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
+
+    (fold_dir / "result.json").unlink()  # as if killed after the last checkpoint
+    last = fold_dir / "checkpoints" / "2"
+    data = max((p for p in last.rglob("*") if p.is_file() and p.parent.name == "d"),
+               key=lambda p: p.stat().st_size)
+    with open(data, "r+b") as f:
+        f.truncate(data.stat().st_size // 2)
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.checkpoint"):
+        again = train_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
+    assert "epoch 2" in caplog.text and data.name in caplog.text
+    assert "Falling back to the checkpoint of epoch 1" in caplog.text
+    assert again["utterances"] == first["utterances"]
+    epochs = [json.loads(l)["epoch"] for l in (fold_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 2]
