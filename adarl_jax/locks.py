@@ -77,6 +77,8 @@ def is_stale(owner: dict, mtime: float, stale_after_s: float = STALE_AFTER_S) ->
 
 
 def describe(owner: dict) -> str:
+    if "pid" not in owner:
+        return "a run whose lock file is unreadable (perhaps still being written)"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("since", 0)))
     return (f"pid {owner.get('pid')} on host {owner.get('host')} since {since} "
             f"(`{owner.get('command', '?')}`)")

@@ -17,16 +17,15 @@ def test_only_fields_that_change_results_count():
     assert pinning.pinned_differences(config_from_json(to_json(a)), a) == []  # JSON round trip
     b = a.copy_and_resolve_references()
     b.data.dir, b.data.manifest, b.model.variant = "/elsewhere", "/elsewhere/m.csv", "backbone"
-    b.train.progress, b.train.keep_checkpoints, b.train.loop = True, 5, "scan"
-    b.train.checkpoint_every_steps, b.train.eval_batch_size = 100, 64
+    b.train.progress, b.train.keep_checkpoints, b.train.checkpoint_every_steps = True, 5, 100
     assert pinning.pinned_differences(a, b) == []
     b.frontend.log_floor, b.model.block_features = 0.01, ((2, 2), (2, 2), (2, 2), (8, 8))
-    b.train.seed, b.data.classes = 3, ("anger", "sadness")
+    b.train.seed, b.data.classes, b.train.eval_batch_size = 3, ("anger", "sadness"), 64
     assert pinning.pinned_differences(a, b) == [
         ("data.classes", ["anger", "happiness", "sadness", "neutral"], ["anger", "sadness"]),
         ("frontend.log_floor", 1e-6, 0.01),
         ("model.block_features", [[2, 2], [2, 2], [2, 2], [4, 4]], [[2, 2], [2, 2], [2, 2], [8, 8]]),
-        ("train.seed", 0, 3)]
+        ("train.eval_batch_size", 8, 64), ("train.seed", 0, 3)]
 
 
 def test_a_changed_config_is_refused_naming_the_fields(tmp_path):
