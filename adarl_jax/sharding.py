@@ -5,8 +5,11 @@ Everything about placement is in this module, so the step functions stay placeme
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -66,6 +69,12 @@ def jit_predict(predict_fn, mesh: Mesh):
     return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=rep)
 
 
+def jit_copy(mesh: Mesh):
+    """A copy of a replicated tree (e.g. the best-so-far state, which the next donated step
+    would invalidate) as one compiled program for the whole tree."""
+    return jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated(mesh))
+
+
 def put_replicated(tree, mesh: Mesh):
     """Places a tree that every process holds whole (params, the training set) on all devices."""
     if jax.process_count() == 1:
@@ -87,3 +96,15 @@ def put_batch(batch: dict, mesh: Mesh) -> dict:
         out[k] = jax.make_array_from_process_local_data(sharding, np.asarray(v[i * per:(i + 1) * per]),
                                                         global_shape=np.shape(v))
     return out
+
+
+def prefetch_batches(batches, mesh: Mesh, size: int = 2):
+    """Yields the host batches placed on the devices (`put_batch`), `size` - 1 ahead: while the
+    step on one batch runs (dispatched asynchronously), the next is gathered and copied."""
+    queue = collections.deque()
+    for batch in batches:
+        queue.append(put_batch(batch, mesh))
+        if len(queue) >= size:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()

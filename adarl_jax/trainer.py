@@ -12,9 +12,9 @@ import json
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -23,10 +23,12 @@ from adarl_jax.augment import make_augment
 from adarl_jax import sharding
 from adarl_jax.checkpoint import FoldCheckpointer
 from adarl_jax.config import input_shape
+from adarl_jax.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.model import build_model, init_variables
 from adarl_jax.optim import learning_rate_schedule, make_optimizer, num_epochs
-from adarl_jax.train import create_train_state, make_predict_fn, make_train_epoch, make_train_step
+from adarl_jax.tb import open_scalar_log
+from adarl_jax.train import create_train_state, make_predict_fn, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +82,26 @@ def class_weights_for(config, emotion: np.ndarray) -> np.ndarray | None:
 class Evaluator:
     """Jitted inference over segment arrays in fixed-size, padded batches (no recompiles)."""
 
-    def __init__(self, model, mesh, batch_size: int):
+    def __init__(self, model, mesh, batch_size: int, in_flight: int = 8):
         self.mesh = mesh
+        self.in_flight = in_flight
         self.batch_size = batch_size
         self.predict = sharding.jit_predict(make_predict_fn(model), mesh)
 
     def __call__(self, variables, features) -> dict[str, np.ndarray]:
         n = len(features)
-        chunks: dict[str, list] = {}
+        done, pending = [], []  # up to `in_flight` batches dispatched before one is fetched
         for start in range(0, n, self.batch_size):
             x = np.asarray(features[start:start + self.batch_size], np.float32)
             pad = self.batch_size - len(x)
             if pad:
                 x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-            out = self.predict(variables, jax.device_put(x, sharding.batch_sharded(self.mesh)))
-            for k, v in out.items():
-                chunks.setdefault(k, []).append(np.asarray(v)[:len(x) - pad])
-        return {k: np.concatenate(v) for k, v in chunks.items()}
+            pending.append(self.predict(variables, jax.device_put(x, sharding.batch_sharded(self.mesh))))
+            if len(pending) >= self.in_flight:
+                done.extend(jax.device_get(pending))
+                pending = []
+        done.extend(jax.device_get(pending))
+        return {k: np.concatenate([o[k] for o in done])[:n] for k in (done[0] if done else {})}
 
 
 def utterance_predictions(dataset, utt_indices, evaluator, variables) -> dict:
@@ -133,6 +138,43 @@ def _trim_jsonl(path: Path, keep_before_epoch: int) -> None:
     write_text_atomic(path, "".join(l + "\n" for l in kept))
 
 
+def _fold_setup(config, dataset, fold, mesh):
+    """The fold's model, initial (replicated) state, epoch loop and evaluator."""
+    batch_size = int(config.optim.batch_size)
+    train_segs = dataset.subset_segments(fold.train)
+    if len(train_segs) == 0:
+        raise ValueError(f"fold {fold.index}: no training segments")
+    train_emotion, train_domain = segment_labels(dataset, train_segs)
+    steps_per_epoch = -(-len(train_segs) // batch_size)
+    model = build_model(config)
+    key = jax.random.fold_in(jax.random.key(int(config.train.seed), impl="rbg"), fold.index)
+    variables = init_variables(model, input_shape(config), key)
+    tx = make_optimizer(config, steps_per_epoch)
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    state = create_train_state(variables, tx, len(config.data.classes),
+                               class_weights_for(config, train_emotion))
+    train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
+                                             config.loss.center_weight), schedule,
+                                 make_augment(config), int(config.train.seed) * 1000 + fold.index,
+                                 float(config.augment.mixup_alpha),
+                                 float(config.loss.label_smoothing))
+    use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
+                                               and jax.default_backend() != "cpu")
+    loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, dataset.features, train_segs,
+                                                 train_emotion, train_domain)
+    return SimpleNamespace(
+        state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
+        n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
+        evaluator=Evaluator(model, mesh, int(config.train.eval_batch_size)))
+
+
+def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
+    rows = utterance_predictions(dataset, fold.val, evaluator, state.eval_variables)["utterances"]
+    val = M.score_utterances(rows, len(config.data.classes))
+    record.update({f"val_{k}": v for k, v in val.items()})
+    return val["ua"]
+
+
 def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
     """Trains and tests one fold; returns (and writes) its result record."""
     fold_dir = Path(fold_dir)
@@ -142,42 +184,10 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         return json.loads(result_path.read_text())
     is_writer = jax.process_index() == 0
     mesh = mesh or sharding.make_mesh()
-    batch_size = int(config.optim.batch_size)
-    sharding.check_batch_size(batch_size, mesh)
+    sharding.check_batch_size(int(config.optim.batch_size), mesh)
     sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
-    num_classes = len(config.data.classes)
-
-    train_segs = dataset.subset_segments(fold.train)
-    if len(train_segs) == 0:
-        raise ValueError(f"fold {fold.index}: no training segments")
-    train_emotion, train_domain = segment_labels(dataset, train_segs)
-    steps_per_epoch = -(-len(train_segs) // batch_size)
-
-    model = build_model(config)
-    key = jax.random.fold_in(jax.random.key(int(config.train.seed), impl="rbg"), fold.index)
-    variables = init_variables(model, input_shape(config), key)
-    tx = make_optimizer(config, steps_per_epoch)
-    schedule = learning_rate_schedule(config, steps_per_epoch)
-    state = create_train_state(variables, tx, num_classes, class_weights_for(config, train_emotion))
-    state = sharding.put_replicated(state, mesh)
-    train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
-                                             config.loss.center_weight), schedule,
-                                 make_augment(config), int(config.train.seed) * 1000 + fold.index,
-                                 float(config.augment.mixup_alpha),
-                                 float(config.loss.label_smoothing))
-    groups = sampling_groups(config, train_emotion, train_domain)
-    use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
-                                               and jax.default_backend() != "cpu")
-    if use_scan:
-        epoch_fn = sharding.jit_train_epoch(
-            make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)
-        train_data = sharding.put_replicated(
-            {"x": np.asarray(dataset.features[train_segs], np.float32), "emotion": train_emotion,
-             "domain": train_domain, "weight": np.ones(len(train_segs), np.float32)}, mesh)
-    else:
-        step_fn = sharding.jit_train_step(train_step, mesh)
-    evaluator = Evaluator(model, mesh, int(config.train.eval_batch_size))
-
+    run = _fold_setup(config, dataset, fold, mesh)
+    state = run.state
     ckpt = FoldCheckpointer(fold_dir / "checkpoints", config.train.keep_checkpoints)
     best_ckpt = FoldCheckpointer(fold_dir / "best", 1) if config.train.selection == "val" else None
     start_epoch, best = 0, {"epoch": -1, "val_ua": -1.0}
@@ -185,73 +195,18 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         state, meta = ckpt.restore(state)
         start_epoch, best = int(meta["epoch"]) + 1, meta.get("best", best)
         log.info("fold %d: resuming after epoch %d", fold.index, start_epoch - 1)
-    metrics_path = fold_dir / "metrics.jsonl"
     if is_writer:
-        _trim_jsonl(metrics_path, start_epoch)
-
-    epochs = num_epochs(config, steps_per_epoch)
-    # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
-    # a resumed run restarts from the last one, so this bounds the work a kill can lose
-    every, saved_step, pending_best = int(config.train.checkpoint_every_steps), int(state.step), None
+        _trim_jsonl(fold_dir / "metrics.jsonl", start_epoch)
+    epochs = num_epochs(config, run.steps_per_epoch)
     t0 = time.time()
-    bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, disable=not progress or not is_writer,
-               desc=f"{config.model.variant} fold {fold.index} ({fold.test_speaker})", leave=False)
-    for epoch in range(start_epoch, epochs):
-        order = epoch_order(len(train_segs), batch_size, int(config.train.seed), fold.index, epoch,
-                            groups)
-        if use_scan:
-            state, m = epoch_fn(state, train_data, sharding.put_replicated(order, mesh))
-            means = {k: float(v) for k, v in m.items()}
-            bar.update(len(order))
-            bar.set_postfix(epoch=epoch, loss=f"{means['loss']:.3f}", lr=f"{means.get('lr', 0):.4g}")
-        else:
-            sums: dict[str, float] = {}
-            for idx in order:
-                seg = train_segs[idx]
-                batch = {"x": np.asarray(dataset.features[seg], np.float32),
-                         "emotion": train_emotion[idx], "domain": train_domain[idx],
-                         "weight": np.ones(batch_size, np.float32)}
-                state, m = step_fn(state, sharding.put_batch(batch, mesh))
-                m = {k: float(v) for k, v in m.items()}
-                for k, v in m.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{m['loss']:.3f}", lr=f"{m.get('lr', 0):.4g}")
-            means = {k: v / len(order) for k, v in sums.items()}
-        if not np.isfinite(means["loss"]):
-            raise FloatingPointError(
-                f"fold {fold.index} ({fold.test_speaker}), epoch {epoch}: the training loss is "
-                f"{means['loss']} (diverged); lower optim.lr (now {config.optim.lr}). Nothing of "
-                f"this fold was kept past its last checkpoint; finished folds are untouched")
-        record = {"epoch": epoch, "step": int(state.step), "time_s": round(time.time() - t0, 2)}
-        record.update({f"train_{k}": v for k, v in means.items()})
-        if best_ckpt is not None:
-            rows = utterance_predictions(dataset, fold.val, evaluator, state.eval_variables)["utterances"]
-            val = M.score_utterances(rows, num_classes)
-            record.update({f"val_{k}": v for k, v in val.items()})
-            if val["ua"] > best["val_ua"]:
-                best = {"epoch": epoch, "val_ua": val["ua"]}
-                # a copy: the next step donates (invalidates) this state's buffers
-                pending_best = (epoch, jax.tree.map(jnp.copy, state), val["ua"])
-        if is_writer:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        if every <= 0 or epoch == epochs - 1 or int(state.step) - saved_step >= every:
-            if pending_best is not None:  # the best so far goes to disk with the checkpoint
-                e, s, ua = pending_best
-                best_ckpt.save(e, s, {"epoch": e, "val_ua": ua})
-                best_ckpt.wait()
-                pending_best = None
-            ckpt.save(epoch, state, {"epoch": epoch, "best": best})
-            saved_step = int(state.step)
-    bar.close()
+    state, best = _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best,
+                          range(start_epoch, epochs), progress and is_writer, t0)
     ckpt.wait()
-
     selected_epoch = epochs - 1
     if best_ckpt is not None and best["epoch"] >= 0:
         state, _ = best_ckpt.restore(state, best["epoch"])
         selected_epoch = best["epoch"]
-    rows = utterance_predictions(dataset, fold.test, evaluator, state.eval_variables)["utterances"]
+    rows = utterance_predictions(dataset, fold.test, run.evaluator, state.eval_variables)["utterances"]
     result = {
         "variant": config.model.variant,
         "fold": fold.index,
@@ -267,7 +222,7 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         "steps": int(state.step),
         "train_time_s": round(time.time() - t0, 2),
         "seed": int(config.train.seed),
-        "test": M.score_utterances(rows, num_classes),
+        "test": M.score_utterances(rows, len(config.data.classes)),
         "utterances": rows,
     }
     ckpt.close()
@@ -276,3 +231,50 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
     if is_writer:
         write_json_atomic(result_path, result)
     return result
+
+
+def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, epochs,
+            progress: bool, t0: float):
+    """The epoch loop: train, fetch the epoch's metrics once, validate, log, checkpoint."""
+    # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
+    # a resumed run restarts from the last one, so this bounds the work a kill can lose
+    every, saved_step, pending_best = int(config.train.checkpoint_every_steps), None, None
+    last = epochs.stop - 1
+    copy = sharding.jit_copy(run.loop.mesh)
+    where = f"fold {fold.index} ({fold.test_speaker})"
+    bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
+               desc=f"{config.model.variant} {where}")
+    scalars = open_scalar_log(config, fold_dir, epochs.start) if jax.process_index() == 0 else None
+    for epoch in epochs:
+        order = epoch_order(run.n_train, int(config.optim.batch_size), int(config.train.seed),
+                            fold.index, epoch, run.groups)
+        state, metrics = run.loop(state, order, lambda: bar.update(1))
+        means, step, finite = finish_epoch(metrics, state)
+        check_diverged(means, finite, f"{where}, epoch {epoch}", step, config.optim.lr)
+        saved_step = step - len(order) if saved_step is None else saved_step
+        bar.set_postfix(epoch=epoch, loss=f"{means['loss']:.3f}", lr=f"{means.get('lr', 0):.4g}")
+        record = {"epoch": epoch, "step": step, "time_s": round(time.time() - t0, 2)}
+        record.update({f"train_{k}": v for k, v in means.items()})
+        if best_ckpt is not None:
+            ua = _validate(config, dataset, fold, run.evaluator, state, record)
+            if ua > best["val_ua"]:
+                best = {"epoch": epoch, "val_ua": ua}
+                # a copy: the next step donates (invalidates) this state's buffers
+                pending_best = (epoch, copy(state), ua)
+        if jax.process_index() == 0:
+            with open(fold_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if scalars is not None:
+                scalars.write(record)
+        if every <= 0 or epoch == last or step - saved_step >= every:
+            if pending_best is not None:  # the best so far goes to disk with the checkpoint
+                e, s, ua = pending_best
+                best_ckpt.save(e, s, {"epoch": e, "val_ua": ua})
+                best_ckpt.wait()
+                pending_best = None
+            ckpt.save(epoch, state, {"epoch": epoch, "best": best})
+            saved_step = step
+    bar.close()
+    if scalars is not None:
+        scalars.close()
+    return state, best
