@@ -133,6 +133,11 @@ def base_config() -> ml_collections.ConfigDict:
     # False: fit on the fold's training speakers, as the CNN trains (C chosen on the validation
     # speakers); True: refit on training + validation speakers (the CNN has no such option yet)
     c.baselines.refit_on_val = False
+
+    c.log = ml_collections.ConfigDict()
+    # TensorBoard event files per fold (<fold>/tensorboard/, one scalar per metric per epoch);
+    # needs the optional tensorboardX (pip install 'adarl-jax[tensorboard]')
+    c.log.tensorboard = False
     return c
 
 
