@@ -232,15 +232,16 @@ def _cell(mean, spread, n) -> str:
 
 def table4_markdown(results: dict) -> list[str]:
     """Table 4: per variant with deep features, the per-model male/female centre distances."""
-    lines = ["", "## Table 4: L2 distance between the male and female class centres, inside each "
-             "fold model", ""]
+    title = "## Table 4: L2 distance between the male and female class centres"
     order = [v for v in _ordered(results) if results[v]["gender_center"]["basis"] is not None]
     if not order:
-        return lines + ["No variant carries deep features; nothing to measure."]
+        return ["", title, "", "No variant carries deep features; nothing to measure."]
     classes = results[order[0]]["classes"]
     pooled = [v for v in order if results[v]["gender_center"]["basis"] == BASIS_POOLED]
-    intro = [POOLED_NOTE] if len(pooled) == len(order) else [TABLE4_TEXT]
-    lines += intro + ["", "| variant | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    every = len(pooled) == len(order)
+    lines = ["", title + (" (pooled over fold models; no per-model figure)" if every else ", inside each fold model"),
+             "", POOLED_NOTE if every else TABLE4_TEXT, "",
+             "| variant | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
     for v in order:
         d, g = results[v]["gender_center_distance"], results[v]["gender_center"]
         if v in pooled:
