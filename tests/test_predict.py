@@ -64,6 +64,14 @@ def tone(seconds, freq=300.0, sr=SR, seed=0):
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * noise).astype(np.float32)
 
 
+def cli_predict(workdir, *paths, out):
+    """`adarl-jax predict` with fold 0 of workdir, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
+                           str(workdir), "--fold", "0", *map(str, paths), "--out", str(out),
+                           "--no-progress"], cwd=REPO, env=dict(os.environ, XLA_FLAGS=""),
+                          capture_output=True, text=True)
+
+
 def result_of(workdir, fold=0):
     return json.loads(next((workdir / "adarl").glob(f"fold_{fold:02d}_*/result.json")).read_text())
 
@@ -144,11 +152,7 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
     (tmp_path / "audio" / "cut.wav").write_bytes(whole[:len(whole) // 2])
     (tmp_path / "list.txt").write_text("# extra files\nnan.wav\nmissing.wav\n\naudio/good1.wav\n")
     out = tmp_path / "preds.csv"
-    res = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
-                          str(workdir), "--fold", "0", str(tmp_path / "audio"),
-                          str(tmp_path / "list.txt"), "--out", str(out), "--no-progress"],
-                         cwd=REPO, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
-                         text=True)
+    res = cli_predict(workdir, tmp_path / "audio", tmp_path / "list.txt", out=out)
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     by_name = {Path(r["path"]).name: r for r in rows}
@@ -181,11 +185,7 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
 
 def test_predict_exits_2_when_every_input_fails(workdir, tmp_path):
     out = tmp_path / "preds.csv"
-    res = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
-                          str(workdir), "--fold", "0", str(tmp_path / "missing.wav"),
-                          str(tmp_path / "gone.flac"), "--out", str(out), "--no-progress"],
-                         cwd=REPO, env=dict(os.environ, XLA_FLAGS=""), capture_output=True,
-                         text=True)
+    res = cli_predict(workdir, tmp_path / "missing.wav", tmp_path / "gone.flac", out=out)
     assert res.returncode == 2, res.stderr
     assert "every input failed (2 of 2" in res.stderr and "Traceback" not in res.stderr
     assert [r["error"] != "" for r in csv.DictReader(out.open())] == [True, True]

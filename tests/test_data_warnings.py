@@ -1,0 +1,36 @@
+"""Preparing a corpus says which files are silent or truncated: kept, but never silently."""
+
+import logging
+
+import numpy as np
+import soundfile as sf
+
+from adarl_jax.corpora import Utterance
+from adarl_jax.dataset import prepare_dataset
+from conftest import tiny_config
+
+SR = 16000
+
+
+def zeros_frontend(waves, lengths):
+    return np.zeros((len(waves), 20, 15, 3), np.float32)
+
+
+def test_silent_and_truncated_files_are_logged_while_preparing(tmp_path, caplog):
+    t = np.arange(2 * SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    files = {"ok.wav": tone, "silent.wav": np.zeros(2 * SR, np.float32), "cut.wav": tone}
+    utts = []
+    for i, (name, wave) in enumerate(files.items()):
+        sf.write(tmp_path / name, wave, SR, subtype="PCM_16")
+        utts.append(Utterance(str(tmp_path / name), f"s{i}", "F", "anger", "t"))
+    whole = (tmp_path / "cut.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[:len(whole) // 2])
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.dataset"):
+        ds = prepare_dataset(tiny_config(), utts, tmp_path / "cache", frontend=zeros_frontend,
+                             progress=False)
+    assert len(ds.utterances) == 3 and not ds.skipped  # kept: a warning is not an error
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith(f"{tmp_path / 'silent.wav'}: silent") for line in lines), lines
+    assert any(line.startswith(f"{tmp_path / 'cut.wav'}: truncated") for line in lines), lines
+    assert not any("ok.wav" in line for line in lines)
