@@ -33,6 +33,11 @@ def _xavier(t: torch.Tensor) -> torch.Tensor:
     return nn.init.xavier_uniform_(t)
 
 
+def _pair(k) -> tuple[int, int]:
+    """A kernel size as (frequency, time); an int k means (k, k), as in adarl_jax's config."""
+    return (int(k), int(k)) if isinstance(k, (int, np.integer)) else (int(k[0]), int(k[1]))
+
+
 class MultiScaleConvBlock(nn.Module):
     """Eq. 10: avg_pool(ReLU(BN(concat(conv3x3(x), conv5x5(x)))))."""
 
@@ -40,7 +45,7 @@ class MultiScaleConvBlock(nn.Module):
                  pool: Sequence[int], bias: bool = True):
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv2d(in_channels, f, k, padding=k // 2, bias=bias)
+            nn.Conv2d(in_channels, f, _pair(k), padding=tuple(s // 2 for s in _pair(k)), bias=bias)
             for f, k in zip(features, kernel_sizes))
         for c in self.convs:
             _xavier(c.weight)
@@ -97,6 +102,7 @@ class ADARL(nn.Module):
             h, w = h // ph, w // pw
         c = sum(block_features[-1])
         self.f4_shape = (c, h, w)
+        self.kernel_sizes = tuple(_pair(k) for k in kernel_sizes)
         self.domain_convs = ConvPathway(in_channels, block_features, block_pools, kernel_sizes, conv_bias)
         self.domain_head = FeatureHead(c * h * w, hidden, num_domains)
         self.att_fc1 = nn.Linear(h, attention_hidden)
@@ -118,7 +124,7 @@ class ADARL(nn.Module):
                    num_classes=len(config.data.classes), num_domains=len(config.data.genders),
                    block_features=tuple(tuple(f) for f in m.block_features),
                    block_pools=tuple(tuple(p) for p in m.block_pools),
-                   kernel_sizes=tuple(m.kernel_sizes), conv_bias=bool(m.conv_bias),
+                   kernel_sizes=tuple(_pair(k) for k in m.kernel_sizes), conv_bias=bool(m.conv_bias),
                    hidden=int(m.hidden), attention_hidden=int(m.attention_hidden))
 
     def forward(self, x) -> dict:
@@ -190,7 +196,8 @@ def _t(a) -> torch.Tensor:
 
 def _conv_block(sd, prefix, p, s, kernel_sizes):
     for i, k in enumerate(kernel_sizes):
-        conv = p[f"conv{k}x{k}"]
+        kf, kt = _pair(k)
+        conv = p[f"conv{kf}x{kt}"]
         sd[f"{prefix}.convs.{i}.weight"] = _t(conv["kernel"]).permute(3, 2, 0, 1).contiguous()
         if "bias" in conv:
             sd[f"{prefix}.convs.{i}.bias"] = _t(conv["bias"])
@@ -215,8 +222,10 @@ def _head(sd, prefix, p, s):
     _dense(sd, f"{prefix}.fc2", p["fc2"])
 
 
-def load_flax_variables(model: ADARL, variables: Mapping, kernel_sizes=(3, 5)) -> ADARL:
-    """Copies an adarl_jax `adarl` model's {'params', 'batch_stats'} into `model` (strict)."""
+def load_flax_variables(model: ADARL, variables: Mapping, kernel_sizes=None) -> ADARL:
+    """Copies an adarl_jax `adarl` model's {'params', 'batch_stats'} into `model` (strict);
+    `kernel_sizes` defaults to the model's own."""
+    kernel_sizes = model.kernel_sizes if kernel_sizes is None else kernel_sizes
     p, s = variables["params"], variables["batch_stats"]
     sd = {}
     for path in ("domain", "emotion"):
