@@ -69,10 +69,15 @@ def jit_predict(predict_fn, mesh: Mesh):
     return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=rep)
 
 
+def _copy_tree(tree):
+    return jax.tree.map(jnp.copy, tree)
+
+
 def jit_copy(mesh: Mesh):
     """A copy of a replicated tree (e.g. the best-so-far state, which the next donated step
-    would invalidate) as one compiled program for the whole tree."""
-    return jax.jit(lambda tree: jax.tree.map(jnp.copy, tree), out_shardings=replicated(mesh))
+    would invalidate) as one compiled program for the whole tree (a module-level function,
+    so that later folds reuse the first one's compilation)."""
+    return jax.jit(_copy_tree, out_shardings=replicated(mesh))
 
 
 def put_replicated(tree, mesh: Mesh):
