@@ -37,6 +37,7 @@ IGNORED = {
     "train.keep_checkpoints": "how many checkpoints stay on disk",
     "train.checkpoint_every_steps": "when state is written, not what is trained",
     "log.": "what is logged (a section: every field in it)",
+    "baselines.": "each baseline fold records its fitting rule and is refitted when it differs",
 }
 
 
