@@ -98,7 +98,7 @@ def _train(args, overrides, variants, baselines=()) -> int:
         from adarl_jax import workers
 
         _, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
-                                    baselines=baselines)
+                                    baselines=baselines, force_new_config=args.force_new_config)
         baselines = ()  # done
         n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
         if n > 1:
@@ -113,7 +113,7 @@ def _train(args, overrides, variants, baselines=()) -> int:
                 return 1
     if n <= 1:
         loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
-                 baselines=baselines)
+                 baselines=baselines, force_new_config=args.force_new_config)
     import jax
 
     if jax.process_index() == 0:
@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "list of egemaps, compare, or 'none' (default egemaps,compare; needs "
                            "pip install 'adarl-jax[baselines]', skipped with a note otherwise)")
         p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--force-new-config", action="store_true",
+                       help="the workdir was trained under another config: move what it trained "
+                       "to <workdir>/superseded-<time>/ and start afresh (default: refuse)")
         p.add_argument("--workers", type=int, default=0,
                        help="fold-training processes on this machine, each pinned to its own "
                        "cores (default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")

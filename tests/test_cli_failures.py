@@ -22,18 +22,21 @@ def _run(*args, cwd=REPO):
 
 def test_divergence_exits_3_and_keeps_finished_folds(tmp_path):
     manifest = make_corpus(tmp_path / "corpus")
+    w = tmp_path / "w"
     common = ["--config", "smoke", "--corpus", "csv", "--manifest", str(manifest), "--workdir",
-              str(tmp_path / "w"), "--no-progress", "--workers", "1", *TINY_OVERRIDES,
-              "--config.optim.epochs=1"]
+              str(w), "--no-progress", "--workers", "1", *TINY_OVERRIDES, "--config.optim.epochs=1"]
     ok = _run("train", *common, "--folds", "0")
     assert ok.returncode == 0, ok.stderr
-    finished = json.loads(next((tmp_path / "w").glob("adarl/fold_00_*/result.json")).read_text())
-    bad = _run("train", *common, "--folds", "0,1", "--config.optim.lr=1e30")
+    finished = json.loads(next(w.glob("adarl/fold_00_*/result.json")).read_text())
+    refused = _run("train", *common, "--folds", "1", "--config.optim.lr=1e30")
+    assert refused.returncode == 2 and "optim.lr" in _one_line_error(refused.stderr, "train")
+    bad = _run("train", *common, "--folds", "1", "--config.optim.lr=1e30", "--force-new-config")
     assert bad.returncode == 3, bad.stdout + bad.stderr
-    assert "diverged" in bad.stderr and "fold 1" in bad.stderr and "optim.lr" in bad.stderr
-    assert not list((tmp_path / "w").glob("adarl/fold_01_*/result.json"))
-    again = json.loads(next((tmp_path / "w").glob("adarl/fold_00_*/result.json")).read_text())
-    assert again == finished
+    line = _one_line_error(bad.stderr, "train")
+    assert "diverged" in line and "fold 1" in line and "optim.lr" in line
+    assert not list(w.glob("adarl/fold_01_*/result.json"))
+    kept = json.loads(next(w.glob("superseded-*/adarl/fold_00_*/result.json")).read_text())
+    assert kept == finished
 
 
 def test_no_subcommand_prints_help_and_version_names_the_package():
