@@ -241,13 +241,18 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         if p not in node:
             raise KeyError(f"override {item!r}: no config section {p!r}")
         node = node[p]
-    if leaf not in node:
-        raise KeyError(f"override {item!r}: no config field {key!r}")
+    declared = {}
+    if leaf not in node and parents == ["model"]:  # a setting a registered variant declares
+        from adarl_jax.model.registry import declared_settings
+        declared = declared_settings(config)
+    if leaf not in node and leaf not in declared:
+        raise KeyError(f"override {item!r}: no config field {key!r}"
+                       + (" and no registered variant declares it" if parents == ["model"] else ""))
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         value = raw
-    old = node[leaf]
+    old = node[leaf] if leaf in node else declared[leaf]
     if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(old, tuple) and isinstance(value, list):
@@ -256,6 +261,9 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         raise TypeError(f"override {item!r}: {key} is {type(old).__name__}, got {type(value).__name__}")
     with node.unlocked() if hasattr(node, "unlocked") else _null():
         node[leaf] = value
+    if key == "model.variant_file":  # import it now: a bad file fails here, naming it
+        from adarl_jax.model.registry import load_variant_file
+        load_variant_file(value)
 
 
 class _null:

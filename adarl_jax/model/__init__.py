@@ -5,17 +5,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from adarl_jax.model.registry import VariantInfo, get_variant, register_variant, variant_names
+from adarl_jax.model.registry import (VariantInfo, get_variant, register_variant, variant_names,
+                                      variant_of)
 from adarl_jax.model.spec import ModelSpec
 
 __all__ = ["ModelSpec", "VariantInfo", "build_model", "get_variant", "init_variables",
-           "param_counts", "register_variant", "variant_names"]
+           "param_counts", "register_variant", "variant_names", "variant_of"]
 
 
 def build_model(config):
-    """The Flax module named by config.model.variant."""
-    info = get_variant(config.model.variant)
-    return info.module(ModelSpec.from_config(config))
+    """The Flax module named by config.model.variant (imported from config.model.variant_file
+    when set), with the variant's own settings from config.model or its defaults."""
+    info = variant_of(config)
+    return info.module(ModelSpec.from_config(config, info.settings(config.model)))
 
 
 def init_variables(model, input_shape, rng):

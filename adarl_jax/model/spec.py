@@ -26,6 +26,7 @@ class ModelSpec:
     fused_bn_pool: bool = True
     shared_first_conv: bool = False
     channelwise_init: str = "per_channel"  # per_channel | joint (layers.ChannelwiseDense)
+    settings: tuple = ()  # ((key, value), ...): the variant's own settings, read as spec.<key>
 
     def __post_init__(self):
         object.__setattr__(self, "kernel_sizes", kernel_pairs(self.kernel_sizes))
@@ -33,10 +34,19 @@ class ModelSpec:
             raise ValueError(f"model.channelwise_init={self.channelwise_init!r}: expected one of "
                              f"{sorted(CHANNELWISE_INITS)}")
 
+    def __getattr__(self, key):
+        """A variant's own setting (registry `defaults`), read as `spec.<key>`."""
+        for k, v in self.__dict__.get("settings", ()):
+            if k == key:
+                return v
+        raise AttributeError(f"ModelSpec has no field or variant setting {key!r}")
+
     @classmethod
-    def from_config(cls, config) -> "ModelSpec":
+    def from_config(cls, config, settings: dict | None = None) -> "ModelSpec":
+        """The spec of `config.model`; `settings` are the variant's own (see the registry)."""
         m = config.model
         as_tuple = lambda v: tuple(tuple(x) if isinstance(x, (list, tuple)) else x for x in v)
+        as_hashable = lambda v: as_tuple(v) if isinstance(v, (list, tuple)) else v
         return cls(
             num_classes=len(config.data.classes),
             num_domains=len(config.data.genders),
@@ -52,6 +62,7 @@ class ModelSpec:
             fused_bn_pool=bool(m.fused_bn_pool),
             shared_first_conv=bool(m.shared_first_conv),
             channelwise_init=str(m.channelwise_init),
+            settings=tuple(sorted((k, as_hashable(v)) for k, v in (settings or {}).items())),
         )
 
     def pathway_kwargs(self) -> dict:
