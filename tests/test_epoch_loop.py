@@ -163,7 +163,8 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
 
     config = load_config("smoke", ["log.tensorboard=True", "train.selection=val",
                                    "data.corpus=csv", "data.max_utterances=0"])
-    config.data.manifest = str(make_corpus(tmp_path / "corpus"))
+    speakers = tuple((f"s{i}", "MF"[i % 2]) for i in range(6))  # a validation speaker per gender
+    config.data.manifest = str(make_corpus(tmp_path / "corpus", speakers=speakers, per_class=1))
     dataset = load_dataset(config, tmp_path / "w", progress=False)
     fold = loso_folds(dataset.utterances, 1, 0)[0]
     train_fold(config, dataset, fold, tmp_path / "f", sharding.make_mesh(1), progress=False)
