@@ -99,3 +99,15 @@ def test_train_predict_export_an_outside_variant_through_the_cli(tmp_path):
     meta = json.loads((tmp_path / "se.jax.json").read_text())
     assert meta["variant"] == "se_attention" and meta["input_shape"][1:] == [20, 15, 3]
     assert out.stat().st_size > 0
+
+
+def test_uses_domain_and_the_outputs_must_agree(tmp_path):
+    from adarl_jax.config import input_shape
+    from adarl_jax.model import build_model, init_variables
+
+    liar = tmp_path / "liar_variant.py"
+    liar.write_text(EXAMPLE.read_text().replace(
+        '"se_attention", uses_domain=False', '"liar_attention", uses_domain=True'))
+    config = _config(liar, "--config.model.variant=liar_attention")
+    with pytest.raises(ValueError, match="'liar_attention'.*uses_domain=True.*lack 'domain_logits'"):
+        init_variables(build_model(config), input_shape(config), jax.random.key(0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from adarl_jax.model.registry import (VariantInfo, get_variant, register_variant, variant_names,
+from adarl_jax.model.registry import (VariantInfo, check_domain_head, get_variant, register_variant, variant_names,
                                       variant_of)
 from adarl_jax.model.spec import ModelSpec
 
@@ -23,8 +23,10 @@ def build_model(config):
 def init_variables(model, input_shape, rng):
     """{'params', 'batch_stats'} for inputs of shape (freq, time, channels)."""
     dummy = jnp.zeros((1, *input_shape), jnp.float32)
-    init = jax.jit(lambda r: model.init(r, dummy, train=False))
-    return dict(init(rng))
+    init = jax.jit(lambda r: model.init_with_output(r, dummy, train=False))
+    outputs, variables = init(rng)
+    check_domain_head(type(model), outputs)
+    return dict(variables)
 
 
 def param_counts(params) -> dict[str, int]:

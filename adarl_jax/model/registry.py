@@ -102,6 +102,16 @@ def declared_settings(config) -> dict:
     return declared
 
 
+def check_domain_head(module: type, outputs: dict) -> None:
+    """A registered variant returns 'domain_logits' exactly when it declares uses_domain (the
+    losses and predictors read the outputs, the fold checks read the registry)."""
+    for info in _VARIANTS.values():
+        if info.module is module and info.uses_domain != ("domain_logits" in outputs):
+            raise ValueError(f"variant {info.name!r} is registered with uses_domain="
+                             f"{info.uses_domain} but its outputs "
+                             f"{'lack' if info.uses_domain else 'have'} 'domain_logits'")
+
+
 def variant_names() -> list[str]:
     _discover()
     return sorted(_VARIANTS)
