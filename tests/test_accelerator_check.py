@@ -17,6 +17,7 @@ def test_dry_run_writes_every_part(tmp_path):
     out = tmp_path / "check.json"
     accelerator_check.main([str(manifest.parent), "--corpus", "csv", "--manifest", str(manifest),
                             "--dry-run", "--no-torch", "--out", str(out),
+                            "--budget-s", "1e6",  # every part runs, however loaded the machine
                             "--workdir", str(tmp_path / "loso")])
     got = json.loads(out.read_text())
     assert got["check"] == "accelerator" and got["dry_run"] is True
