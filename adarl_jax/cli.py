@@ -205,19 +205,28 @@ def _predictor(args):
 
 
 def cmd_predict(args, overrides) -> int:
-    from adarl_jax.predict import expand_inputs, write_predictions
+    from adarl_jax.predict import expand_inputs, write_embeddings, write_predictions
 
     if os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
         raise ValueError(f"--out {args.out}: expected a .csv or .json file name")
+    if args.embeddings and os.path.splitext(args.embeddings)[1].lower() != ".npy":
+        raise ValueError(f"--embeddings {args.embeddings}: expected a .npy file name")
+    if args.embeddings and args.fold == "all":
+        raise ValueError("--embeddings with --fold all: the fold models' deep features live in "
+                         "different spaces, so their mean is not an embedding; choose one fold "
+                         "(--fold K)")
     paths = expand_inputs(args.paths)
     if not paths:
         raise FileNotFoundError(f"no audio files in {' '.join(args.paths)}")
     predictor = _predictor(args)
     print(f"model: {predictor.source}", file=sys.stderr)
     stats: dict = {}
-    records = predictor.predict_files(paths, timeline=args.timeline,
-                                      progress=not args.no_progress, stats=stats)
+    records = predictor.predict_files(paths, timeline=args.timeline, progress=not args.no_progress,
+                                      stats=stats, embeddings=bool(args.embeddings))
     write_predictions(records, args.out, predictor.classes, timeline=args.timeline)
+    if args.embeddings:
+        for path in write_embeddings(records, args.embeddings, predictor.embedding_dim):
+            print(f"wrote {path}", file=sys.stderr)
     done = stats["files"] - stats["failed"]
     print(f"predicted {done} files, {stats['failed']} failed, {stats['segments']} segments in "
           f"{stats['seconds']:.1f} s ({stats['files'] / max(stats['seconds'], 1e-9):.2f} files/s, "
@@ -335,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio files, folders (recursive) or .txt lists of paths")
     p.add_argument("--out", required=True, help="preds.csv or preds.json")
     p.add_argument("--timeline", action="store_true", help="also one row per 3 s segment")
+    p.add_argument("--embeddings", default=None, metavar="OUT.npy",
+                   help="also write each input's deep feature (the model's embedding, the mean "
+                   "over its segments, as the probabilities are): an (n_inputs, D) float32 "
+                   "array, rows in the order of --out's rows, NaN rows for failed inputs. With "
+                   "--timeline also OUT.segments.npz: 'segments' (n_segments, D) float32, "
+                   "'utterance_index' (row of each segment's input), 'start_s'. One fold model "
+                   "only: refused with --fold all (each fold's features live in its own space)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_predict)
 

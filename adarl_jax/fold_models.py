@@ -1,0 +1,242 @@
+"""Trained folds of a workdir: which checkpoint serves a fold, and its restored variables.
+
+A workdir W holds W/config.json and W/<variant>/fold_<kk>_<speaker>/{checkpoints,best,
+result.json}; `find_fold` also accepts a variant folder or a fold folder. The checkpoint used
+is the one the fold's result reports (the last epoch, or the best validation epoch under
+train.selection='val'); a fold that has not finished serves its latest checkpoint, with a
+warning. `restore_variables` checks the stored shapes against the run's config first, so a
+mismatch is reported as the arrays that differ rather than as an orbax error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from adarl_jax.config import config_from_json, input_shape
+
+__all__ = ["CheckpointError", "FoldRef", "find_fold", "restore_variables"]
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot serve this config (wrong shapes, variant, layout)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldRef:
+    """One trained fold and the checkpoint step to use."""
+
+    workdir: Path
+    variant: str
+    fold: int
+    speaker: str
+    fold_dir: Path
+    checkpoint_dir: Path
+    step: int
+    finished: bool
+
+    def describe(self) -> str:
+        state = "" if self.finished else ", unfinished"
+        return f"{self.variant} fold {self.fold} ({self.speaker}, epoch {self.step}{state})"
+
+
+_FOLD_DIR = re.compile(r"^fold_(\d+)_(.+)$")
+
+
+def _fold_dirs(variant_dir: Path) -> dict[int, Path]:
+    out = {}
+    for d in sorted(variant_dir.glob("fold_*")):
+        m = _FOLD_DIR.match(d.name)
+        # baseline folds (openSMILE + SVM) hold no network checkpoint: not servable here
+        if m and d.is_dir() and ((d / "checkpoints").is_dir() or (d / "best").is_dir()):
+            out[int(m.group(1))] = d
+    return out
+
+
+def _workdir_of(path: Path) -> tuple[Path, str | None, int | None]:
+    """(workdir, variant, fold) named by a workdir, a fold folder or its checkpoints folder."""
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path}: no such file or folder")
+    if (path / "config.json").is_file() and not _FOLD_DIR.match(path.name):
+        return path, None, None
+    if path.name in ("checkpoints", "best"):
+        path = path.parent
+    m = _FOLD_DIR.match(path.name)
+    if m and (path.parent.parent / "config.json").is_file():
+        return path.parent.parent, path.parent.name, int(m.group(1))
+    if (path.parent / "config.json").is_file() and _fold_dirs(path):  # W/<variant>
+        return path.parent, path.name, None
+    raise FileNotFoundError(
+        f"checkpoint {path}: not a trained workdir (no config.json), variant folder or fold "
+        f"folder (<workdir>/<variant>/fold_<k>_<speaker>); train one with `adarl-jax train "
+        f"--workdir W`")
+
+
+def _latest_step(directory: Path) -> int | None:
+    if not directory.is_dir():
+        return None
+    from adarl_jax.checkpoint import FoldCheckpointer
+
+    return FoldCheckpointer(directory).latest_step()
+
+
+def _fold_ref(workdir: Path, variant: str, fold: int, fold_dir: Path) -> FoldRef:
+    speaker = _FOLD_DIR.match(fold_dir.name).group(2)
+    result_path = fold_dir / "result.json"
+    finished = result_path.is_file()
+    result = json.loads(result_path.read_text()) if finished else {}
+    ckpt_dir = fold_dir / "checkpoints"
+    step = None
+    if result.get("selection") == "val" and (fold_dir / "best").is_dir():
+        ckpt_dir = fold_dir / "best"
+        step = result.get("selected_epoch")
+    if step is None or step < 0:
+        step = _latest_step(ckpt_dir)
+    if step is None:
+        raise FileNotFoundError(
+            f"{variant} fold {fold} ({speaker}): no checkpoint in {ckpt_dir} "
+            f"(training stopped before its first epoch ended?)")
+    if not finished:
+        log.warning("%s fold %d (%s) has not finished training (no result.json): using its "
+                    "latest checkpoint, epoch %d", variant, fold, speaker, step)
+    return FoldRef(workdir, variant, fold, speaker, fold_dir, ckpt_dir, int(step), finished)
+
+
+def find_fold(path, variant: str | None = None, fold: int | str | None = None) -> list[FoldRef]:
+    """The fold(s) a checkpoint argument names. `fold='all'` gives every trained fold.
+
+    Raises FileNotFoundError naming what is missing (workdir, variant, fold, checkpoint) and
+    what is there instead.
+    """
+    workdir, path_variant, path_fold = _workdir_of(Path(path))
+    variant = variant or path_variant
+    fold = path_fold if fold is None else fold
+    trained = {d.name: _fold_dirs(d) for d in sorted(workdir.iterdir()) if d.is_dir()}
+    trained = {v: f for v, f in trained.items() if f}
+    if not trained:
+        raise FileNotFoundError(f"{workdir}: no trained folds (<variant>/fold_<k>_<speaker>/)")
+    if variant is None:
+        config_variant = config_from_json((workdir / "config.json").read_text()).model.variant
+        if len(trained) == 1:
+            variant = next(iter(trained))
+        elif config_variant in trained:
+            variant = config_variant
+        else:
+            raise FileNotFoundError(f"{workdir} holds several variants {sorted(trained)}: "
+                                    "choose one with --variant")
+    if variant not in trained:
+        raise FileNotFoundError(f"{workdir}: no trained folds of variant {variant!r}; "
+                                f"trained variants: {sorted(trained)}")
+    folds = trained[variant]
+    listing = ", ".join(f"{k} ({_FOLD_DIR.match(d.name).group(2)})" for k, d in folds.items())
+    if fold is None:
+        if len(folds) != 1:
+            raise FileNotFoundError(
+                f"{workdir}/{variant} holds {len(folds)} folds [{listing}]: choose one with "
+                "--fold K, or --fold all for the mean of their probabilities")
+        fold = next(iter(folds))
+    if fold == "all":
+        return [_fold_ref(workdir, variant, k, d) for k, d in folds.items()]
+    fold = int(fold)
+    if fold not in folds:
+        raise FileNotFoundError(f"{workdir}/{variant}: no fold {fold}; trained folds: [{listing}]")
+    return [_fold_ref(workdir, variant, fold, folds[fold])]
+
+
+def _run_config(ref: FoldRef):
+    # A fold's own config.json (if the trainer wrote one) wins over the workdir's, which a
+    # later run with other settings may have overwritten.
+    path = ref.fold_dir / "config.json"
+    if not path.is_file():
+        path = ref.workdir / "config.json"
+    config = config_from_json(path.read_text())
+    config.model.variant = ref.variant
+    return config, path
+
+
+def _abstract_state(config):
+    """The TrainState's shapes and dtypes, as train_fold builds it, without computing anything."""
+    from adarl_jax.model import build_model
+    from adarl_jax.optim import make_optimizer
+    from adarl_jax.train import create_train_state
+
+    model = build_model(config)
+    x = jnp.zeros((1, *input_shape(config)), jnp.float32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0, impl="rbg"), x, train=False))
+    tx = make_optimizer(config, 1)
+    return jax.eval_shape(lambda v: create_train_state(v, tx, len(config.data.classes)), variables)
+
+
+def _stored_shapes(ckpt_dir: Path, step: int) -> dict[str, tuple] | None:
+    """{'params/...': shape} of a saved state, read from orbax's metadata (None if unreadable).
+
+    TODO(lead): belongs in checkpoint.py (FoldCheckpointer.stored_shapes) with the rest of orbax.
+    """
+    try:
+        import orbax.checkpoint as ocp
+        from etils import epath
+
+        meta = ocp.StandardCheckpointHandler().metadata(epath.Path(ckpt_dir / str(step) / "state"))
+        leaves = jax.tree_util.tree_flatten_with_path(meta.tree)[0]
+        return {_key(p): tuple(v.shape) for p, v in leaves if hasattr(v, "shape")}
+    except Exception as e:  # diagnosis only: the restore below reports the real failure
+        log.debug("could not read checkpoint metadata of %s: %s", ckpt_dir, e)
+        return None
+
+
+def _key(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def _check_shapes(ref: FoldRef, config, config_path: Path, abstract) -> None:
+    stored = _stored_shapes(ref.checkpoint_dir, ref.step)
+    if stored is None:
+        return
+    wanted = {_key(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(
+        {"params": abstract.params, "batch_stats": abstract.batch_stats})[0]}
+    stored = {k: v for k, v in stored.items() if k.startswith(("params/", "batch_stats/"))}
+    problems = [f"{k}: checkpoint {stored[k]}, config {wanted[k]}"
+                for k in sorted(wanted, key=lambda k: (not k.startswith("params/"), k))
+                if k in stored and stored[k] != wanted[k]]
+    missing = sorted(set(wanted) - set(stored))
+    extra = sorted(set(stored) - set(wanted))
+    if missing:
+        problems.append(f"{len(missing)} array(s) the config's model needs are not in the "
+                        f"checkpoint, e.g. {missing[0]}")
+    if extra:
+        problems.append(f"{len(extra)} array(s) in the checkpoint are not in the config's model, "
+                        f"e.g. {extra[0]}")
+    if problems:
+        m = config.model
+        raise CheckpointError(
+            f"checkpoint {ref.checkpoint_dir} (step {ref.step}) was not trained with the config "
+            f"{config_path} (model.variant={m.variant!r}, model.hidden={m.hidden}, "
+            f"frontend {config.frontend.n_bins}x{config.frontend.n_frames}, "
+            f"{len(config.data.classes)} classes): " + "; ".join(problems[:4]))
+
+
+def restore_variables(ref: FoldRef):
+    """(config, {'params', 'batch_stats'} as numpy arrays) of one trained fold."""
+    from adarl_jax.checkpoint import FoldCheckpointer
+
+    config, config_path = _run_config(ref)
+    abstract = _abstract_state(config)
+    _check_shapes(ref, config, config_path, abstract)
+    ckpt = FoldCheckpointer(ref.checkpoint_dir)
+    try:
+        state, _ = ckpt.restore(abstract, ref.step)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {ref.checkpoint_dir} (step {ref.step}) does not match "
+                              f"the config {config_path}: {e}") from e
+    finally:
+        ckpt.close()
+    variables = jax.device_get(state.eval_variables)
+    return config, variables
