@@ -207,6 +207,10 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         state, _ = best_ckpt.restore(state, best["epoch"])
         selected_epoch = best["epoch"]
     rows = utterance_predictions(dataset, fold.test, run.evaluator, state.eval_variables)["utterances"]
+    # the selected model on its validation speakers (never trained on; one per gender): the
+    # per-model figures (adarl_jax.fold_spaces) embed them beside the test speaker; never scored
+    val_rows = (utterance_predictions(dataset, fold.val, run.evaluator, state.eval_variables)
+                ["utterances"] if len(fold.val) else [])
     result = {
         "variant": config.model.variant,
         "fold": fold.index,
@@ -224,6 +228,7 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         "seed": int(config.train.seed),
         "test": M.score_utterances(rows, len(config.data.classes)),
         "utterances": rows,
+        "val_utterances": val_rows,
     }
     ckpt.close()
     if best_ckpt is not None:

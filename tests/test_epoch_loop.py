@@ -167,7 +167,10 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
     config.data.manifest = str(make_corpus(tmp_path / "corpus", speakers=speakers, per_class=1))
     dataset = load_dataset(config, tmp_path / "w", progress=False)
     fold = loso_folds(dataset.utterances, 1, 0)[0]
-    train_fold(config, dataset, fold, tmp_path / "f", sharding.make_mesh(1), progress=False)
+    result = train_fold(config, dataset, fold, tmp_path / "f", sharding.make_mesh(1), progress=False)
+    # the selected model's rows for its validation speakers (per-model figures), never scored
+    assert {u["speaker"] for u in result["val_utterances"]} == set(fold.val_speakers)
+    assert len(result["val_utterances"]) == len(fold.val) and "val" not in result["test"]
     files = list((tmp_path / "f" / "tensorboard").glob("events.out.tfevents.*"))
     assert len(files) == 1
     got = {(v.tag, e.step): v.simple_value for e in _events(files[0]) for v in e.summary.value}
