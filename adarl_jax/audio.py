@@ -1,4 +1,4 @@
-"""Reading audio and cutting it into the paper's 3 s segments (Sec. 2.4, SPEC section 1).
+"""Reading audio and cutting it into the paper's 3 s segments (Sec. 2.4).
 
 One reader for every format libsndfile reads (wav 16/24/32-bit and float, flac, ogg): mixed to
 mono by the mean over channels and resampled with `scipy.signal.resample_poly`. Utterances are

@@ -21,7 +21,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """The paper's setting (SPEC.md, 'Reading the paper' in the README)."""
+    """The paper's setting ('Reading the paper' in the README)."""
     c = ml_collections.ConfigDict()
 
     c.data = ml_collections.ConfigDict()

@@ -2,7 +2,7 @@
 
 The decay interval is stated in steps: one epoch by default, or `optim.decay_every_steps`,
 so that a schedule meant for IEMOCAP (~150 steps an epoch) can be kept on a smaller corpus.
-Small-corpus options (issue 7), off by default: a linear warm-up over the first
+Small-corpus options, off by default: a linear warm-up over the first
 `optim.warmup_steps` steps, a stronger L2 on the domain pathway
 (`optim.domain_weight_decay`: every top-level parameter group whose name starts with 'domain'),
 and an exponential moving average of the weights (`optim.ema_decay`, Polyak averaging) that
