@@ -25,7 +25,7 @@ from adarl_jax.config import default_data_dir, input_shape
 from adarl_jax.corpora import load_corpus, select_classes, stratified_subset
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
-from adarl_jax.model import build_model, get_variant, init_variables, param_counts
+from adarl_jax.model import build_model, init_variables, param_counts, variant_of
 from adarl_jax.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
 from adarl_jax.trainer import train_fold
 
@@ -53,7 +53,7 @@ def load_dataset(config, workdir, progress: bool = True):
 
 def check_domains(config, dataset, folds) -> None:
     """A variant with a gender head needs both genders among each fold's training speakers."""
-    if not get_variant(config.model.variant).uses_domain:
+    if not variant_of(config).uses_domain:
         return
     for fold in folds:
         present = set(dataset.gender[fold.train].tolist())
