@@ -103,7 +103,8 @@ class Predictor:
         # frontend.normalize='speaker': (mean, std) of the speaker being predicted, set by
         # adapt_to_speaker (else predict_files takes its inputs, predict its waveform)
         self.speaker_norm = None
-        self._infer = jax.jit(self._waves_to_outputs)
+        self._infer = jax.jit(self._waves_to_probs)
+        self._infer_outputs = jax.jit(self._waves_to_outputs)
         self._spectrogram_probs = jax.jit(self.spectrogram_probs)
 
     @classmethod
@@ -138,6 +139,9 @@ class Predictor:
         if self.n_models == 1:
             return one(variables)
         return jax.vmap(one)(variables)[0].mean(axis=0), None
+
+    def _waves_to_probs(self, variables, waves, lengths, norm=None):
+        return self._waves_to_outputs(variables, waves, lengths, norm)[0]
 
     def _waves_to_outputs(self, variables, waves, lengths, norm=None):
         self.compilations += 1  # Python runs here only while jax traces a new batch shape
@@ -196,8 +200,8 @@ class Predictor:
             # Padding rows: silence of full length (the front end maps it to zeros).
             waves[n:size] = 0.0
             lengths[n:size] = self.segment_length
-            probs, feats = jax.device_get(self._infer(self.variables, waves[:size],
-                                                      lengths[:size], self.speaker_norm))
+            probs, feats = jax.device_get(self._infer_outputs(self.variables, waves[:size],
+                                                              lengths[:size], self.speaker_norm))
             for i, (job, k) in enumerate(owners[:n]):
                 job.probs[k] = probs[i]
                 if feats is not None:
