@@ -37,9 +37,11 @@ NAMED_ERRORS = (
 )
 BUILTIN_ERRORS = (
     (FloatingPointError, EXIT_DIVERGED),
-    ((FileNotFoundError, NotADirectoryError, IsADirectoryError), EXIT_USAGE),
+    # OSError subclasses that are no disk problem: a missing input, an unreachable coordinator
+    ((FileNotFoundError, NotADirectoryError, IsADirectoryError, TimeoutError, ConnectionError),
+     EXIT_USAGE),
     (OSError, EXIT_IO),
-    ((ValueError, KeyError, TypeError, TimeoutError), EXIT_USAGE),
+    ((ValueError, KeyError, TypeError), EXIT_USAGE),
 )
 
 _IO_HINTS = {
