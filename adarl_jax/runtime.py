@@ -1,8 +1,8 @@
 """Process start-up before any JAX computation: joining a multi-process job, then the
 persistent compilation cache.
 
-`setup_runtime(args)` reads the command line's --coordinator, --num_processes, --process_id and
---init_timeout (absent on commands that run in one process) and ADARL_JAX_COMPILATION_CACHE
+`setup_runtime(args)` reads the command line's --coordinator, --num-processes, --process-id
+and --init-timeout (absent on commands that run in one process) and ADARL_JAX_COMPILATION_CACHE
 (a folder, default ~/.cache/adarl_jax/xla; 'off' disables the cache).
 """
 
@@ -20,7 +20,7 @@ def wait_for_coordinator(address: str, timeout_s: float) -> None:
 
     jax.distributed.initialize cannot be caught when it times out (XLA aborts the process with
     'DEADLINE_EXCEEDED ... another task died'), so processes other than 0 first check that the
-    port of process 0 answers, for the same --init_timeout.
+    port of process 0 answers, for the same --init-timeout.
     """
     import socket
 
@@ -37,8 +37,8 @@ def wait_for_coordinator(address: str, timeout_s: float) -> None:
             if time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"could not reach the coordinator {address} within "
-                    f"--init_timeout={timeout_s:g} s ({e.strerror or e}): start process 0 "
-                    f"(--process_id 0) there, check the host and port, or raise --init_timeout"
+                    f"--init-timeout={timeout_s:g} s ({e.strerror or e}): start process 0 "
+                    f"(--process-id 0) there, check the host and port, or raise --init-timeout"
                 ) from None
             time.sleep(0.5)
 
@@ -46,7 +46,7 @@ def wait_for_coordinator(address: str, timeout_s: float) -> None:
 def setup_runtime(args) -> None:
     """Multi-process set-up (before any JAX computation), then the compilation cache.
 
-    --coordinator HOST:PORT with --num_processes and --process_id starts one process of a job
+    --coordinator HOST:PORT with --num-processes and --process-id starts one process of a job
     by hand (GPU hosts, several processes on one machine); --coordinator auto lets JAX find the
     cluster itself (Cloud TPU pod slices, SLURM, Open MPI).
     """
@@ -60,19 +60,19 @@ def setup_runtime(args) -> None:
         timeout = int(args.init_timeout)
         if coordinator == "auto":
             print(f"adarl-jax: jax.distributed.initialize() with auto-detection "
-                  f"(--init_timeout={timeout} s)", file=sys.stderr, flush=True)
+                  f"(--init-timeout={timeout} s)", file=sys.stderr, flush=True)
             jax.distributed.initialize(initialization_timeout=timeout)
         else:
             n, i = args.num_processes, args.process_id
             if n is None or i is None:
-                raise ValueError("--coordinator HOST:PORT needs --num_processes N and --process_id I "
+                raise ValueError("--coordinator HOST:PORT needs --num-processes N and --process-id I "
                                  "(0 on the coordinator's host); or use --coordinator auto on a "
                                  "TPU pod slice, SLURM or Open MPI")
             if not 0 <= i < n:
-                raise ValueError(f"--process_id {i} must be in 0..{n - 1} (--num_processes {n})")
+                raise ValueError(f"--process-id {i} must be in 0..{n - 1} (--num-processes {n})")
             if i != 0:
                 wait_for_coordinator(coordinator, timeout)
-            print(f"adarl-jax: process {i} of {n}: waiting up to {timeout} s (--init_timeout) for "
+            print(f"adarl-jax: process {i} of {n}: waiting up to {timeout} s (--init-timeout) for "
                   f"all processes at {coordinator}", file=sys.stderr, flush=True)
             jax.distributed.initialize(coordinator_address=coordinator, num_processes=n,
                                        process_id=i, initialization_timeout=timeout)

@@ -10,8 +10,8 @@
 # WORKDIR and the data must be on storage all workers share (NFS/Filestore, a gcsfuse mount):
 # orbax writes each checkpoint from all workers together and worker 0 writes the results.
 # Each worker runs `adarl-jax ... --coordinator auto`: jax.distributed.initialize() reads the
-# worker count, its own index and the coordinator from the TPU metadata (no --num_processes or
-# --process_id). The mesh spans all chips of all workers; optim.batch_size is the global batch.
+# worker count, its own index and the coordinator from the TPU metadata (no --num-processes or
+# --process-id). The mesh spans all chips of all workers; optim.batch_size is the global batch.
 set -euo pipefail
 
 usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }

@@ -41,7 +41,7 @@ def test_divergence_exits_3_and_keeps_finished_folds(tmp_path):
 
 def test_no_subcommand_prints_help_and_version_names_the_package():
     bare = _run()
-    assert bare.returncode == 2 and "usage: adarl-jax" in bare.stdout and "tune" in bare.stdout
+    assert bare.returncode == 2 and "usage: adarl-jax" in bare.stderr and "tune" in bare.stderr
     version = _run("--version")
     assert version.returncode == 0 and version.stdout.startswith("adarl-jax ")
 

@@ -59,8 +59,8 @@ def _run_two_processes(manifest, workdir, timeout=400):
     coordinator = f"127.0.0.1:{_free_port()}"
     logs = [open(Path(workdir).parent / f"process_{i}.log", "w+") for i in range(2)]
     procs = [subprocess.Popen(_cmd(manifest, workdir, "--coordinator", coordinator,
-                                   "--num_processes", "2", "--process_id", str(i),
-                                   "--init_timeout", "120"),
+                                   "--num-processes", "2", "--process-id", str(i),
+                                   "--init-timeout", "120"),
                               cwd=REPO, env=_env(2, Path(workdir).parent / "xla"), stdout=log,
                               stderr=subprocess.STDOUT)
              for i, log in enumerate(logs)]
@@ -141,7 +141,7 @@ def test_batch_that_does_not_split_over_the_devices_fails_before_any_work(
 def test_coordinator_flag_without_the_process_numbers_is_refused(tmp_path, capsys, monkeypatch):
     code = _main(["train", "--workdir", str(tmp_path), "--coordinator", "127.0.0.1:1"], monkeypatch)
     assert code == 2
-    assert "needs --num_processes N and --process_id I" in capsys.readouterr().err
+    assert "needs --num-processes N and --process-id I" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("process_id", [1, 0])
@@ -149,8 +149,8 @@ def test_unreachable_coordinator_times_out_with_a_clear_error(tmp_path, process_
     """Process 1 finds no coordinator; process 0 waits for a process 1 that never comes."""
     port = _free_port()
     cmd = [sys.executable, "-m", "adarl_jax.cli", "train", "--workdir", str(tmp_path / "w"),
-           "--coordinator", f"127.0.0.1:{port}", "--num_processes", "2",
-           "--process_id", str(process_id), "--init_timeout", "2"]
+           "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+           "--process-id", str(process_id), "--init-timeout", "2"]
     t0 = time.time()
     out = subprocess.run(cmd, cwd=REPO, env=_env(1, "off"), capture_output=True, text=True,
                          timeout=120)
@@ -158,9 +158,9 @@ def test_unreachable_coordinator_times_out_with_a_clear_error(tmp_path, process_
     assert out.returncode != 0 and elapsed < 30, (elapsed, out.stderr[-2000:])
     if process_id == 1:  # caught before jax.distributed.initialize: a one-line error
         assert out.returncode == 2
-        assert (f"could not reach the coordinator 127.0.0.1:{port} within --init_timeout=2 s"
+        assert (f"could not reach the coordinator 127.0.0.1:{port} within --init-timeout=2 s"
                 in out.stderr)
     else:  # XLA aborts the process once the deadline passes; our line says what it waited for
-        assert "process 0 of 2: waiting up to 2 s (--init_timeout)" in out.stderr
+        assert "process 0 of 2: waiting up to 2 s (--init-timeout)" in out.stderr
         assert "DEADLINE_EXCEEDED" in out.stderr
     assert not (tmp_path / "w").exists()
