@@ -16,13 +16,23 @@
 # WORKDIR must be on storage all tasks share; `prepare` first spares each task the spectrograms.
 set -euo pipefail
 
-usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
-run() { if [[ -n ${ADARL_DRY_RUN:-} ]]; then printf '%q ' "$@"; echo; else "$@"; fi; }
+# sbatch runs a copy of this file from SLURM's spool: common.sh is then found from the
+# directory the job was submitted from (the repository root, as in the examples above).
+for dir in "$(dirname "${BASH_SOURCE[0]}")" "${SLURM_SUBMIT_DIR:-.}/launch"; do
+  if [[ -f $dir/common.sh ]]; then
+    # shellcheck disable=SC1091  # common.sh, checked on its own
+    source "$dir/common.sh"
+    break
+  fi
+done
+if ! declare -F check_train_args >/dev/null; then
+  echo "folds_array.sh: launch/common.sh not found: submit from the repository root" >&2
+  exit 2
+fi
 
-[[ $# -ge 3 && $1 != -h && $1 != --help ]] || usage
+check_train_args "$@"
 command=$1 config=$2 workdir=$3
 shift 3
-[[ $command == train || $command == reproduce ]] || usage
 if [[ -z ${SLURM_ARRAY_TASK_ID:-} ]]; then
   echo "folds_array.sh: SLURM_ARRAY_TASK_ID is not set: submit with sbatch --array=0-9" >&2
   exit 2

@@ -15,7 +15,8 @@
 # every job where it stopped (finished folds are skipped).
 set -euo pipefail
 
-usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+# shellcheck disable=SC1091  # common.sh, checked on its own
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $# -ge 2 && $1 != -h && $1 != --help ]] || usage
 workdir=$1 seeds=$2
 shift 2

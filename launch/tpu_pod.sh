@@ -14,13 +14,13 @@
 # --process-id). The mesh spans all chips of all workers; optim.batch_size is the global batch.
 set -euo pipefail
 
-usage() { sed -n '/^# usage:/,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
-run() { if [[ -n ${ADARL_DRY_RUN:-} ]]; then printf '%q ' "$@"; echo; else "$@"; fi; }
+# shellcheck disable=SC1091  # common.sh, checked on its own
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-[[ $# -ge 5 && $1 != -h && $1 != --help ]] || usage
+[[ $# -ge 2 && $1 != -h && $1 != --help ]] || usage
+check_train_args "${@:3}"
 name=$1 zone=$2 command=$3 config=$4 workdir=$5
 shift 5
-[[ $command == train || $command == reproduce ]] || usage
 
 remote="cd ${REMOTE_DIR:-adarl-jax} && "
 [[ -n ${SKIP_INSTALL:-} ]] || remote+="python3 -m pip install -q -e '.[tpu]' && "

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 LAUNCH = REPO / "launch"
-SCRIPTS = ["local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh", "seeds.sh"]
+SCRIPTS = ["single_host.sh", "local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh", "seeds.sh"]
 
 
 def _shellcheck() -> str | None:
@@ -30,7 +30,7 @@ def test_script_parses(script):
     subprocess.run(["bash", "-n", str(LAUNCH / script)], check=True)
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", [*SCRIPTS, "common.sh"])
 def test_script_is_shellcheck_clean(script):
     shellcheck = _shellcheck()
     if shellcheck is None:
@@ -65,6 +65,28 @@ def test_tpu_vm_installs_the_tpu_extra_and_can_skip_it():
     assert out.returncode == 0 and "pip install" not in out.stdout
     assert out.stdout.splitlines()[-1].split() == ["python3", "-m", "adarl_jax.cli", "reproduce",
                                                    "--config", "paper", "--workdir", "w"]
+
+
+def test_single_host_takes_the_platform_first():
+    out = _bash("single_host.sh", "tpu", "train", "emodb", "w", ADARL_DRY_RUN="1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == _bash("tpu_vm.sh", "train", "emodb", "w", ADARL_DRY_RUN="1").stdout
+    assert _bash("single_host.sh", "cpu", "train", "emodb", "w", ADARL_DRY_RUN="1").returncode == 2
+
+
+def test_folds_array_run_from_slurms_copy_finds_its_helpers(tmp_path):
+    """sbatch runs a copy of the script from its spool folder: the helpers are found from the
+    folder the job was submitted from, or the script says where to submit from."""
+    copy = tmp_path / "slurm_script"
+    copy.write_text((LAUNCH / "folds_array.sh").read_text())
+    env = {**os.environ, "ADARL_DRY_RUN": "1", "SLURM_ARRAY_TASK_ID": "3"}
+    out = subprocess.run(["bash", str(copy), "train", "emodb", "w"], capture_output=True,
+                         text=True, env={**env, "SLURM_SUBMIT_DIR": str(REPO)}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["adarl-jax", "train"] and "3" in out.stdout.split()
+    out = subprocess.run(["bash", str(copy), "train", "emodb", "w"], capture_output=True,
+                         text=True, env={**env, "SLURM_SUBMIT_DIR": str(tmp_path)}, timeout=60)
+    assert out.returncode == 2 and "submit from the repository root" in out.stderr
 
 
 def test_tpu_pod_runs_one_command_on_every_worker():
