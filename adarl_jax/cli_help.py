@@ -70,13 +70,15 @@ COMMANDS = {
         "Runs a trained fold model over audio files, folders (searched recursively) or .txt lists\n"
         "of paths and writes one row per input to --out (.csv or .json): path, emotion,\n"
         "p_<class>..., duration_s, segments, error (--timeline: also a row per segment). A\n"
-        "failed input gets an error row; the exit code is 2 only when every input failed.",
+        "failed input gets an error row; the exit code is 2 only when every input failed.\n"
+        "The config is the one the model was trained with (saved in the checkpoint's workdir).",
         "adarl-jax predict --checkpoint runs/quick --fold 0 ../shared/data/emodb/wav --out preds.csv"),
     "export": (
         "write a jax.export artifact of a trained model",
         "Serialises a trained fold model with jax.export to --out (batch size symbolic, lowered\n"
         "for --platforms) and writes OUT.json beside it: the classes, the input's shape, the\n"
-        "front end and the checkpoint it came from. Running it needs jax only, not this package.",
+        "front end and the checkpoint it came from. Running it needs jax only, not this package.\n"
+        "The config is the one the model was trained with (saved in the checkpoint's workdir).",
         "adarl-jax export --checkpoint runs/quick --fold 0 --out model.jax"),
     "prepare": (
         "compute and cache the spectrogram segments of a corpus",
