@@ -56,6 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adarl_jax.spec_fields import cast_fields
+
 __all__ = [
     "FLAT_SPAN",
     "FrontendSpec",
@@ -104,20 +106,12 @@ class FrontendSpec:
         fe, sr = config.frontend, int(config.data.sample_rate)
         samples = lambda s: int(round(float(s) * sr))
         spec = cls(
-            kind=str(fe.kind),
             sample_rate=sr,
             hop=samples(fe.hop_s),
-            n_fft=int(fe.n_fft),
-            n_bins=int(fe.n_bins),
-            n_frames=int(fe.n_frames),
             windows=tuple(samples(w) for w in fe.windows_s),
-            third_channel=str(fe.third_channel),
             colormap_window=samples(fe.colormap_window_s),
-            log_floor=float(fe.log_floor),
-            zscore_eps=float(fe.zscore_eps),
-            scale=str(fe.scale),
-            fmax_hz=float(fe.fmax_hz),
-            normalize=str(fe.normalize),
+            **cast_fields(cls, fe, ("kind", "n_fft", "n_bins", "n_frames", "third_channel",
+                                    "log_floor", "zscore_eps", "scale", "fmax_hz", "normalize")),
         )
         spec.check()
         return spec

@@ -8,6 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from adarl_jax.model.layers import CHANNELWISE_INITS, kernel_pairs
+from adarl_jax.spec_fields import cast_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,15 +54,10 @@ class ModelSpec:
             block_features=as_tuple(m.block_features),
             block_pools=as_tuple(m.block_pools),
             kernel_sizes=kernel_pairs(m.kernel_sizes),
-            conv_bias=bool(m.conv_bias),
-            hidden=int(m.hidden),
-            attention_hidden=int(m.attention_hidden),
-            bn_momentum=float(m.bn_momentum),
-            grl_scale=float(m.grl_scale),
             dtype=jnp.dtype(m.dtype),
-            fused_bn_pool=bool(m.fused_bn_pool),
-            shared_first_conv=bool(m.shared_first_conv),
-            channelwise_init=str(m.channelwise_init),
+            **cast_fields(cls, m, ("conv_bias", "hidden", "attention_hidden", "bn_momentum",
+                                   "grl_scale", "fused_bn_pool", "shared_first_conv",
+                                   "channelwise_init")),
             settings=tuple(sorted((k, as_hashable(v)) for k, v in (settings or {}).items())),
         )
 
