@@ -151,11 +151,12 @@ def test_unreachable_coordinator_times_out_with_a_clear_error(tmp_path, process_
     cmd = [sys.executable, "-m", "adarl_jax.cli", "train", "--workdir", str(tmp_path / "w"),
            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
            "--process-id", str(process_id), "--init-timeout", "2"]
-    t0 = time.time()
+    # the default --init-timeout is 300 s: returning at all before subprocess's 200 s shows the
+    # 2 s given was honoured (a hang raises TimeoutExpired); no tighter bound, a loaded host
+    # takes half a minute just to import jax
     out = subprocess.run(cmd, cwd=REPO, env=_env(1, "off"), capture_output=True, text=True,
-                         timeout=120)
-    elapsed = time.time() - t0
-    assert out.returncode != 0 and elapsed < 30, (elapsed, out.stderr[-2000:])
+                         timeout=200)
+    assert out.returncode != 0, out.stderr[-2000:]
     if process_id == 1:  # caught before jax.distributed.initialize: a one-line error
         assert out.returncode == 2
         assert (f"could not reach the coordinator 127.0.0.1:{port} within --init-timeout=2 s"
