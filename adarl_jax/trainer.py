@@ -138,24 +138,44 @@ def _trim_jsonl(path: Path, keep_before_epoch: int) -> None:
     write_text_atomic(path, "".join(l + "\n" for l in kept))
 
 
-def _fold_setup(config, dataset, fold, mesh):
-    """The fold's model, initial (replicated) state, epoch loop and evaluator."""
+def run_seeds(config, index: int) -> SimpleNamespace:
+    """The one seeding rule: every random stream of a training run from (train.seed, index),
+    where index is the LOSO fold's (the final model takes the index after the last fold's).
+
+    init: the parameters' PRNG key; augment: the train step's augmentation and mixup seed;
+    order: the prefix of each epoch's shuffle seed (`epoch_order` appends the epoch)."""
+    seed, index = int(config.train.seed), int(index)
+    return SimpleNamespace(init=jax.random.fold_in(jax.random.key(seed, impl="rbg"), index),
+                           augment=seed * 1000 + index, order=(seed, index))
+
+
+def checked_mesh(config, mesh=None):
+    """The device mesh (default: every device), once both batch sizes split over it."""
+    mesh = mesh or sharding.make_mesh()
+    sharding.check_batch_size(int(config.optim.batch_size), mesh)
+    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
+    return mesh
+
+
+def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNamespace:
+    """A run's model, initial (replicated) state, epoch loop (scan or step: the epoch runner
+    hides which), evaluator and seeds, for the training utterances `fold.train`."""
     batch_size = int(config.optim.batch_size)
     train_segs = dataset.subset_segments(fold.train)
     if len(train_segs) == 0:
         raise ValueError(f"fold {fold.index}: no training segments")
     train_emotion, train_domain = segment_labels(dataset, train_segs)
     steps_per_epoch = -(-len(train_segs) // batch_size)
+    seeds = run_seeds(config, fold.index)
     model = build_model(config)
-    key = jax.random.fold_in(jax.random.key(int(config.train.seed), impl="rbg"), fold.index)
-    variables = init_variables(model, input_shape(config), key)
+    variables = init_variables(model, input_shape(config), seeds.init)
     tx = make_optimizer(config, steps_per_epoch)
     schedule = learning_rate_schedule(config, steps_per_epoch)
     state = create_train_state(variables, tx, len(config.data.classes),
                                class_weights_for(config, train_emotion))
     train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
                                              config.loss.center_weight), schedule,
-                                 make_augment(config), int(config.train.seed) * 1000 + fold.index,
+                                 make_augment(config), seeds.augment,
                                  float(config.augment.mixup_alpha),
                                  float(config.loss.label_smoothing))
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
@@ -165,7 +185,8 @@ def _fold_setup(config, dataset, fold, mesh):
     return SimpleNamespace(
         state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
         n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
-        evaluator=Evaluator(model, mesh, int(config.train.eval_batch_size)))
+        evaluator=Evaluator(model, mesh, int(config.train.eval_batch_size)), seeds=seeds,
+        label=label or f"fold {fold.index} ({fold.test_speaker})")
 
 
 def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
@@ -173,6 +194,71 @@ def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
     val = M.score_utterances(rows, len(config.data.classes))
     record.update({f"val_{k}": v for k, v in val.items()})
     return val["ua"]
+
+
+def open_checkpoints(config, run_dir) -> SimpleNamespace:
+    """The run's epoch checkpoints and, under train.selection='val', its best-so-far one."""
+    run_dir = Path(run_dir)
+    return SimpleNamespace(
+        last=FoldCheckpointer(run_dir / "checkpoints", config.train.keep_checkpoints),
+        best=FoldCheckpointer(run_dir / "best", 1) if config.train.selection == "val" else None)
+
+
+def run_epochs(config, dataset, fold, run_dir, run, ckpts, progress: bool,
+               epochs: int | None = None) -> SimpleNamespace:
+    """Trains `epochs` epochs (default: the config's), resuming after the last checkpoint in
+    `run_dir`; returns (state, best, epochs, t0) with every checkpoint written."""
+    run_dir = Path(run_dir)
+    state, start_epoch, best = run.state, 0, {"epoch": -1, "val_ua": -1.0}
+    if ckpts.last.latest_step() is not None:
+        state, meta = ckpts.last.restore(state)
+        start_epoch, best = int(meta["epoch"]) + 1, meta.get("best", best)
+        log.info("%s: resuming after epoch %d", run.label, start_epoch - 1)
+    if jax.process_index() == 0:
+        _trim_jsonl(run_dir / "metrics.jsonl", start_epoch)
+    epochs = num_epochs(config, run.steps_per_epoch) if epochs is None else int(epochs)
+    t0 = time.time()
+    state, best = _epochs(config, dataset, fold, run_dir, run, state, ckpts.last, ckpts.best, best,
+                          range(start_epoch, epochs), progress, t0)
+    ckpts.last.wait()
+    return SimpleNamespace(state=state, best=best, epochs=epochs, t0=t0)
+
+
+def select_model(trained, ckpts) -> tuple:
+    """(state, epoch) of the selected model: the best validation epoch under
+    train.selection='val' (restored from its checkpoint), else the last epoch's."""
+    if ckpts.best is not None and trained.best["epoch"] >= 0:
+        state, _ = ckpts.best.restore(trained.state, trained.best["epoch"])
+        return state, trained.best["epoch"]
+    return trained.state, trained.epochs - 1
+
+
+def result_record(config, dataset, fold, run, trained, state, selected_epoch: int) -> dict:
+    """The fold's result.json: the selected model on the test speaker (scored) and on its
+    validation speakers (never scored: the per-model figures of adarl_jax.fold_spaces embed
+    them beside the test speaker)."""
+    rows = utterance_predictions(dataset, fold.test, run.evaluator, state.eval_variables)["utterances"]
+    val_rows = (utterance_predictions(dataset, fold.val, run.evaluator, state.eval_variables)
+                ["utterances"] if len(fold.val) else [])
+    return {
+        "variant": config.model.variant,
+        "fold": fold.index,
+        "test_speaker": fold.test_speaker,
+        "train_speakers": list(fold.train_speakers),
+        "val_speakers": list(fold.val_speakers),
+        "classes": list(config.data.classes),
+        "genders": list(config.data.genders),
+        "selection": config.train.selection,
+        "selected_epoch": selected_epoch,
+        "best_val_ua": trained.best["val_ua"] if config.train.selection == "val" else None,
+        "epochs": trained.epochs,
+        "steps": int(state.step),
+        "train_time_s": round(time.time() - trained.t0, 2),
+        "seed": int(config.train.seed),
+        "test": M.score_utterances(rows, len(config.data.classes)),
+        "utterances": rows,
+        "val_utterances": val_rows,
+    }
 
 
 def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
@@ -183,56 +269,14 @@ def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True
         log.info("fold %d (%s): finished, skipping", fold.index, fold.test_speaker)
         return json.loads(result_path.read_text())
     is_writer = jax.process_index() == 0
-    mesh = mesh or sharding.make_mesh()
-    sharding.check_batch_size(int(config.optim.batch_size), mesh)
-    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
-    run = _fold_setup(config, dataset, fold, mesh)
-    state = run.state
-    ckpt = FoldCheckpointer(fold_dir / "checkpoints", config.train.keep_checkpoints)
-    best_ckpt = FoldCheckpointer(fold_dir / "best", 1) if config.train.selection == "val" else None
-    start_epoch, best = 0, {"epoch": -1, "val_ua": -1.0}
-    if ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(state)
-        start_epoch, best = int(meta["epoch"]) + 1, meta.get("best", best)
-        log.info("fold %d: resuming after epoch %d", fold.index, start_epoch - 1)
-    if is_writer:
-        _trim_jsonl(fold_dir / "metrics.jsonl", start_epoch)
-    epochs = num_epochs(config, run.steps_per_epoch)
-    t0 = time.time()
-    state, best = _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best,
-                          range(start_epoch, epochs), progress and is_writer, t0)
-    ckpt.wait()
-    selected_epoch = epochs - 1
-    if best_ckpt is not None and best["epoch"] >= 0:
-        state, _ = best_ckpt.restore(state, best["epoch"])
-        selected_epoch = best["epoch"]
-    rows = utterance_predictions(dataset, fold.test, run.evaluator, state.eval_variables)["utterances"]
-    # the selected model on its validation speakers (never trained on; one per gender): the
-    # per-model figures (adarl_jax.fold_spaces) embed them beside the test speaker; never scored
-    val_rows = (utterance_predictions(dataset, fold.val, run.evaluator, state.eval_variables)
-                ["utterances"] if len(fold.val) else [])
-    result = {
-        "variant": config.model.variant,
-        "fold": fold.index,
-        "test_speaker": fold.test_speaker,
-        "train_speakers": list(fold.train_speakers),
-        "val_speakers": list(fold.val_speakers),
-        "classes": list(config.data.classes),
-        "genders": list(config.data.genders),
-        "selection": config.train.selection,
-        "selected_epoch": selected_epoch,
-        "best_val_ua": best["val_ua"] if best_ckpt is not None else None,
-        "epochs": epochs,
-        "steps": int(state.step),
-        "train_time_s": round(time.time() - t0, 2),
-        "seed": int(config.train.seed),
-        "test": M.score_utterances(rows, len(config.data.classes)),
-        "utterances": rows,
-        "val_utterances": val_rows,
-    }
-    ckpt.close()
-    if best_ckpt is not None:
-        best_ckpt.close()
+    run = setup_run(config, dataset, fold, checked_mesh(config, mesh))
+    ckpts = open_checkpoints(config, fold_dir)
+    trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts, progress and is_writer)
+    state, selected_epoch = select_model(trained, ckpts)
+    result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    ckpts.last.close()
+    if ckpts.best is not None:
+        ckpts.best.close()
     if is_writer:
         write_json_atomic(result_path, result)
     return result
@@ -246,13 +290,13 @@ def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, 
     every, saved_step, pending_best = int(config.train.checkpoint_every_steps), None, None
     last = epochs.stop - 1
     copy = sharding.jit_copy(run.loop.mesh)
-    where = f"fold {fold.index} ({fold.test_speaker})"
+    where = run.label
     bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
                desc=f"{config.model.variant} {where}")
     scalars = open_scalar_log(config, fold_dir, epochs.start) if jax.process_index() == 0 else None
     for epoch in epochs:
-        order = epoch_order(run.n_train, int(config.optim.batch_size), int(config.train.seed),
-                            fold.index, epoch, run.groups)
+        order = epoch_order(run.n_train, int(config.optim.batch_size), *run.seeds.order, epoch,
+                            run.groups)
         state, metrics = run.loop(state, order, lambda: bar.update(1))
         means, step, finite = finish_epoch(metrics, state)
         check_diverged(means, finite, f"{where}, epoch {epoch}", step, config.optim.lr)
