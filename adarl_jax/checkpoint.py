@@ -1,7 +1,10 @@
 """Orbax behind one small class, so its API churn touches only this file.
 
 One `FoldCheckpointer` per LOSO fold: a checkpoint per epoch (keep the last N), each holding
-the train state and a JSON record (epoch, selection state).
+the train state and a JSON record (epoch, selection state). Beside it, the shapes a config's
+model needs (`abstract_train_state`, `tree_shapes`) and what differs from stored ones
+(`shape_problems`, `FoldCheckpointer.stored_shapes`), so that a mismatch is reported as the
+arrays that differ rather than as an orbax error.
 
 Every checkpoint is verified when it is read back, in two ways:
 - the JSON record carries a SHA-256 over the state's arrays (path, dtype, shape and bytes of
@@ -90,6 +93,50 @@ def manifest_problem(step_dir: Path, manifest: dict[str, dict]) -> str | None:
         if _file_sha256(p) != want["sha256"]:
             return f"file {rel} was altered (its SHA-256 differs from the one saved with it)"
     return None
+
+
+def tree_key(path) -> str:
+    """'params/block1/conv/kernel': a tree path as one string (dict keys and list indices)."""
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def tree_shapes(tree) -> dict[str, tuple]:
+    """{tree_key: shape} of every leaf."""
+    return {tree_key(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def abstract_train_state(config):
+    """The TrainState's shapes and dtypes, as the trainer builds it, without computing anything."""
+    import jax.numpy as jnp
+
+    from adarl_jax.config import input_shape
+    from adarl_jax.model import build_model
+    from adarl_jax.optim import make_optimizer
+    from adarl_jax.train import create_train_state
+
+    model = build_model(config)
+    x = jnp.zeros((1, *input_shape(config)), jnp.float32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0, impl="rbg"), x, train=False))
+    tx = make_optimizer(config, 1)
+    return jax.eval_shape(lambda v: create_train_state(v, tx, len(config.data.classes)), variables)
+
+
+def shape_problems(wanted: dict[str, tuple], stored: dict[str, tuple],
+                   where: str = "checkpoint") -> list[str]:
+    """What differs between the shapes a config's model needs and those stored in `where`
+    (both {tree_key: shape}): differing shapes (parameters first), missing and extra arrays."""
+    problems = [f"{k}: {where} {stored[k]}, config {wanted[k]}"
+                for k in sorted(wanted, key=lambda k: (not k.startswith("params/"), k))
+                if k in stored and stored[k] != wanted[k]]
+    missing = sorted(set(wanted) - set(stored))
+    extra = sorted(set(stored) - set(wanted))
+    if missing:
+        problems.append(f"{len(missing)} array(s) the config's model needs are not in the "
+                        f"{where}, e.g. {missing[0]}")
+    if extra:
+        problems.append(f"{len(extra)} array(s) in the {where} are not in the config's model, "
+                        f"e.g. {extra[0]}")
+    return problems
 
 
 def _first_line(e: BaseException) -> str:
@@ -219,12 +266,19 @@ class FoldCheckpointer:
         self._integrity_path(step).unlink(missing_ok=True)
         self._manager.reload()
 
-    def restore_meta(self, step: int | None = None) -> dict:
-        step = self.latest_step() if step is None else step
-        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-        meta = dict(restored["meta"])
-        meta.pop(CHECKSUM_KEY, None)
-        return meta
+    def stored_shapes(self, step: int) -> dict[str, tuple] | None:
+        """{'params/...': shape} of a saved state, read from orbax's metadata without reading
+        the arrays (None if unreadable: a diagnosis only, the restore reports the failure)."""
+        try:
+            from etils import epath
+
+            meta = ocp.StandardCheckpointHandler().metadata(
+                epath.Path(self._step_dir(step) / "state"))
+            leaves = jax.tree_util.tree_flatten_with_path(meta.tree)[0]
+            return {tree_key(p): tuple(v.shape) for p, v in leaves if hasattr(v, "shape")}
+        except Exception as e:
+            log.debug("could not read checkpoint metadata of %s: %s", self._step_dir(step), e)
+            return None
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

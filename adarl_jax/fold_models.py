@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
-from adarl_jax.config import config_from_json, input_shape
+from adarl_jax.checkpoint import FoldCheckpointer, abstract_train_state, shape_problems, tree_shapes
+from adarl_jax.config import config_from_json
 
 __all__ = ["CheckpointError", "FoldRef", "find_fold", "restore_variables"]
 
@@ -83,8 +83,6 @@ def _workdir_of(path: Path) -> tuple[Path, str | None, int | None]:
 def _latest_step(directory: Path) -> int | None:
     if not directory.is_dir():
         return None
-    from adarl_jax.checkpoint import FoldCheckpointer
-
     return FoldCheckpointer(directory).latest_step()
 
 
@@ -162,58 +160,13 @@ def _run_config(ref: FoldRef):
     return config, path
 
 
-def _abstract_state(config):
-    """The TrainState's shapes and dtypes, as train_fold builds it, without computing anything."""
-    from adarl_jax.model import build_model
-    from adarl_jax.optim import make_optimizer
-    from adarl_jax.train import create_train_state
-
-    model = build_model(config)
-    x = jnp.zeros((1, *input_shape(config)), jnp.float32)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0, impl="rbg"), x, train=False))
-    tx = make_optimizer(config, 1)
-    return jax.eval_shape(lambda v: create_train_state(v, tx, len(config.data.classes)), variables)
-
-
-def _stored_shapes(ckpt_dir: Path, step: int) -> dict[str, tuple] | None:
-    """{'params/...': shape} of a saved state, read from orbax's metadata (None if unreadable).
-
-    TODO(lead): belongs in checkpoint.py (FoldCheckpointer.stored_shapes) with the rest of orbax.
-    """
-    try:
-        import orbax.checkpoint as ocp
-        from etils import epath
-
-        meta = ocp.StandardCheckpointHandler().metadata(epath.Path(ckpt_dir / str(step) / "state"))
-        leaves = jax.tree_util.tree_flatten_with_path(meta.tree)[0]
-        return {_key(p): tuple(v.shape) for p, v in leaves if hasattr(v, "shape")}
-    except Exception as e:  # diagnosis only: the restore below reports the real failure
-        log.debug("could not read checkpoint metadata of %s: %s", ckpt_dir, e)
-        return None
-
-
-def _key(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-
-
 def _check_shapes(ref: FoldRef, config, config_path: Path, abstract) -> None:
-    stored = _stored_shapes(ref.checkpoint_dir, ref.step)
+    stored = FoldCheckpointer(ref.checkpoint_dir).stored_shapes(ref.step)
     if stored is None:
         return
-    wanted = {_key(p): tuple(v.shape) for p, v in jax.tree_util.tree_flatten_with_path(
-        {"params": abstract.params, "batch_stats": abstract.batch_stats})[0]}
+    wanted = tree_shapes({"params": abstract.params, "batch_stats": abstract.batch_stats})
     stored = {k: v for k, v in stored.items() if k.startswith(("params/", "batch_stats/"))}
-    problems = [f"{k}: checkpoint {stored[k]}, config {wanted[k]}"
-                for k in sorted(wanted, key=lambda k: (not k.startswith("params/"), k))
-                if k in stored and stored[k] != wanted[k]]
-    missing = sorted(set(wanted) - set(stored))
-    extra = sorted(set(stored) - set(wanted))
-    if missing:
-        problems.append(f"{len(missing)} array(s) the config's model needs are not in the "
-                        f"checkpoint, e.g. {missing[0]}")
-    if extra:
-        problems.append(f"{len(extra)} array(s) in the checkpoint are not in the config's model, "
-                        f"e.g. {extra[0]}")
+    problems = shape_problems(wanted, stored)
     if problems:
         m = config.model
         raise CheckpointError(
@@ -225,10 +178,8 @@ def _check_shapes(ref: FoldRef, config, config_path: Path, abstract) -> None:
 
 def restore_variables(ref: FoldRef):
     """(config, {'params', 'batch_stats'} as numpy arrays) of one trained fold."""
-    from adarl_jax.checkpoint import FoldCheckpointer
-
     config, config_path = _run_config(ref)
-    abstract = _abstract_state(config)
+    abstract = abstract_train_state(config)
     _check_shapes(ref, config, config_path, abstract)
     ckpt = FoldCheckpointer(ref.checkpoint_dir)
     try:
