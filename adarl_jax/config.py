@@ -27,9 +27,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.corpus = "emodb"  # emodb | ravdess | iemocap | csv
     c.data.dir = ""  # corpus folder ('' = ../shared/data/<corpus> or --data)
-    c.data.manifest = ""  # CSV manifest for corpus=csv (path, speaker, gender, emotion)
+    c.data.manifest = ""  # CSV manifest for corpus=csv (path, speaker, <domain_column>, emotion)
     c.data.classes = ("anger", "happiness", "sadness", "neutral")
-    c.data.genders = ("F", "M")  # domain label = index here
+    # the domain pathway's label: a column of the CSV manifest (corpus=csv only; the built-in
+    # corpora's domain is gender), e.g. age_group, language, corpus
+    c.data.domain_column = "gender"
+    # the domain values (of data.domain_column; the name is historical): domain label = index
+    # here, and the domain head has one output per value
+    c.data.genders = ("F", "M")
     c.data.sample_rate = 16000
     c.data.segment_s = 3.0
     c.data.min_tail_s = 1.0
@@ -178,6 +183,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"optim.optimizer={config.optim.optimizer!r}: expected 'sgd' or 'adamw'")
     if config.optim.schedule not in ("step", "cosine"):
         raise ValueError(f"optim.schedule={config.optim.schedule!r}: expected 'step' or 'cosine'")
+    if len(set(d.genders)) != len(d.genders) or not d.genders:
+        raise ValueError(f"data.genders={tuple(d.genders)}: the domain values must be distinct and "
+                         "at least one")
     if d.other_emotions not in ("drop", "domain_only"):
         raise ValueError(f"data.other_emotions={d.other_emotions!r}: expected 'drop' or 'domain_only'")
     if not 0 <= config.loss.label_smoothing < 1:

@@ -3,78 +3,31 @@
 Every reader returns the same thing, a sorted list of `Utterance`s with absolute paths, so the
 rest of the pipeline never knows which corpus it is looking at. Speaker and gender come from
 each corpus's own naming conventions; gender is the domain label of the paper's domain pathway
-(Sec. 2.1).
+(Sec. 2.1). A CSV manifest (adarl_jax.manifest) may name another domain column, or none.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
+from adarl_jax.manifest import GENDER_COLUMN, check_domain_values, read_manifest
+from adarl_jax.utterances import EMOTIONS, CorpusError, Utterance, normalise_emotion
+from adarl_jax.utterances import finish as _finish
+from adarl_jax.utterances import listing as _listing
+
 __all__ = ["Utterance", "CorpusError", "EMOTIONS", "CORPORA", "read_emodb", "read_ravdess",
-           "read_iemocap", "read_manifest", "load_corpus", "select_classes", "stratified_subset"]
+           "read_iemocap", "read_manifest", "load_corpus", "select_classes", "stratified_subset",
+           "normalise_emotion", "check_domain_values"]
 
 logger = logging.getLogger(__name__)
 
-EMOTIONS = ("anger", "happiness", "sadness", "neutral", "boredom", "disgust", "fear", "calm", "surprise")
 CORPORA = ("emodb", "ravdess", "iemocap", "csv")
-
-
-@dataclass(frozen=True)
-class Utterance:
-    path: str  # absolute
-    speaker: str
-    gender: str  # 'M' or 'F'
-    emotion: str | None  # None: no emotion label (may still train the domain pathway)
-    corpus: str
-
-
-class CorpusError(ValueError):
-    """A corpus folder or manifest that cannot be read as asked."""
-
-
-# Common spellings of the canonical names (manifests, IEMOCAP codes, other corpora's words).
-_EMOTION_ALIASES = {
-    "angry": "anger", "ang": "anger", "anger": "anger",
-    "happy": "happiness", "hap": "happiness", "happiness": "happiness", "joy": "happiness",
-    "sad": "sadness", "sadness": "sadness", "neu": "neutral", "neutral": "neutral",
-    "bored": "boredom", "boredom": "boredom", "calm": "calm",
-    "disgusted": "disgust", "dis": "disgust", "disgust": "disgust",
-    "fearful": "fear", "fea": "fear", "fear": "fear", "anxiety": "fear",
-    "surprised": "surprise", "sur": "surprise", "surprise": "surprise",
-}
-
-
-def normalise_emotion(name: str | None) -> str | None:
-    """Canonical name for common aliases; other names lowercased as given; '' -> None."""
-    if name is None:
-        return None
-    name = name.strip().lower()
-    if not name:
-        return None
-    return _EMOTION_ALIASES.get(name, name)
-
-
-def _finish(utterances: list[Utterance], folder) -> list[Utterance]:
-    """The checks every reader shares: something found, one gender per speaker, sorted."""
-    if not utterances:
-        raise CorpusError(f"no usable audio files found in {os.fspath(folder)}")
-    genders: dict[str, set[str]] = {}
-    for u in utterances:
-        genders.setdefault(u.speaker, set()).add(u.gender)
-    mixed = {s: sorted(g) for s, g in genders.items() if len(g) > 1}
-    if mixed:
-        s = sorted(mixed)[0]
-        also = f" (also: {', '.join(sorted(mixed)[1:])})" if len(mixed) > 1 else ""
-        raise CorpusError(f"speaker {s!r} appears with two genders {mixed[s]} in {os.fspath(folder)}{also}")
-    return sorted(utterances, key=lambda u: (u.path, u.speaker))
 
 
 def _require_folder(root) -> Path:
@@ -154,11 +107,6 @@ def _cross_check(utterances: list[Utterance], manifest: Path, root: Path) -> Non
     if diff:
         logger.warning("EmoDB: %s disagrees with the file names for %d file(s) (file names win): %s",
                        manifest, len(diff), _listing(diff))
-
-
-def _listing(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,100 +190,30 @@ def read_iemocap(root) -> list[Utterance]:
 
 
 # ---------------------------------------------------------------------------------------------
-# CSV manifests: path, speaker, gender, emotion (other columns ignored).
-
-_MANIFEST_COLUMNS = ("path", "speaker", "gender", "emotion")
-_GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F"}
+# CSV manifests: adarl_jax.manifest (path, speaker, emotion and a domain column).
 
 
-def read_manifest(csv_path, root=None, corpus: str = "csv") -> list[Utterance]:
-    """Utterances listed in a CSV manifest; paths are relative to `root` (default: its folder).
-
-    A path that leaves `root` is refused. Rows whose file does not exist are skipped with a
-    warning listing them; if none exists, CorpusError. Emotion labels that are not a known
-    name (EMOTIONS or a common alias) are kept as written, lowercased, and listed with their
-    line numbers in a warning: unless `data.classes` names them, they will not be used.
-    A manifest with a header and no rows is a CorpusError of its own.
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise CorpusError(f"manifest {os.fspath(csv_path)} does not exist")
-    root = Path(os.path.abspath(root if root else csv_path.parent))
-    if not root.is_dir():
-        raise CorpusError(f"manifest root folder {root} does not exist")
-    utterances, missing, seen, unknown = [], [], {}, []
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        reader.fieldnames = _manifest_header(reader.fieldnames, csv_path)
-        for row in reader:
-            where = f"manifest {csv_path} line {reader.line_num}"
-            raw_path = (row.get("path") or "").strip()
-            if not raw_path:
-                raise CorpusError(f"{where}: empty path")
-            path = os.path.normpath(os.path.join(root, raw_path))  # lexical: '..' cannot hide
-            if os.path.commonpath([path, os.fspath(root)]) != os.fspath(root):
-                raise CorpusError(f"{where}: path {raw_path!r} is outside the corpus folder {root}")
-            speaker = (row.get("speaker") or "").strip()
-            if not speaker:
-                raise CorpusError(f"{where}: empty speaker")
-            gender_raw = (row.get("gender") or "").strip()
-            gender = _GENDERS.get(gender_raw.lower())
-            if gender is None:
-                raise CorpusError(f"{where}: gender {gender_raw!r} is not one of M, F, male, female")
-            if path in seen:
-                raise CorpusError(f"{where}: path {raw_path!r} is listed twice (first on line {seen[path]})")
-            seen[path] = reader.line_num
-            emotion = normalise_emotion(row.get("emotion"))
-            if emotion is not None and emotion not in EMOTIONS:
-                unknown.append((reader.line_num, (row.get("emotion") or "").strip()))
-            if not os.path.isfile(path):
-                missing.append(path)
-                continue
-            utterances.append(Utterance(path, speaker, gender, emotion, corpus))
-    if not seen:
-        raise CorpusError(f"manifest {csv_path} has a header but no rows: list one audio file "
-                          f"per line ({','.join(_MANIFEST_COLUMNS)})")
-    _warn_unknown_labels(csv_path, unknown)
-    if missing and not utterances:
-        raise CorpusError(f"manifest {csv_path}: none of its {len(missing)} listed file(s) exist "
-                          f"under {root}: {_listing(missing, 3)}")
-    if missing:
-        logger.warning("manifest %s: %d listed file(s) do not exist and were skipped: %s",
-                       csv_path, len(missing), _listing(missing))
-    return _finish(utterances, root)
+def manifest_path(root, manifest: str = "") -> Path:
+    """The manifest corpus 'csv' reads: `manifest`, or root/manifest.csv."""
+    if manifest:
+        return Path(manifest)
+    if not root:
+        raise CorpusError("corpus 'csv' needs a manifest path or a folder holding manifest.csv")
+    return Path(root) / "manifest.csv"
 
 
-def _manifest_header(fieldnames, csv_path) -> list[str]:
-    if fieldnames is None:
-        raise CorpusError(f"manifest {csv_path} is empty: expected a header line "
-                          f"{','.join(_MANIFEST_COLUMNS)} and one row per audio file")
-    header = [(h or "").strip().lower() for h in fieldnames]
-    absent = [c for c in _MANIFEST_COLUMNS if c not in header]
-    if absent:
-        raise CorpusError(f"manifest {csv_path} lacks column(s) {', '.join(absent)} (has: "
-                          f"{', '.join(h for h in header if h) or 'nothing'}; needs: {', '.join(_MANIFEST_COLUMNS)})")
-    return header
-
-
-def _warn_unknown_labels(csv_path, unknown: list[tuple[int, str]]) -> None:
-    if not unknown:
-        return
-    counts = Counter(label.lower() for _, label in unknown)
-    logger.warning("manifest %s: %d row(s) have an unknown emotion label %s (known: %s and common "
-                   "aliases): %s; only used if data.classes names the label", csv_path,
-                   len(unknown), ", ".join(f"{k!r} ({n})" for k, n in sorted(counts.items())),
-                   ", ".join(EMOTIONS), _listing([f"line {i} {lab!r}" for i, lab in unknown]))
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def load_corpus(name: str, root, manifest: str = "") -> list[Utterance]:
+def load_corpus(name: str, root, manifest: str = "", domain_column: str = GENDER_COLUMN,
+                need_domain: bool = True) -> list[Utterance]:
     """The utterances of corpus `name` ('emodb' | 'ravdess' | 'iemocap' | 'csv') in `root`.
 
     For 'csv' the manifest is `manifest` or root/manifest.csv; its paths are relative to
-    `root` when given, else to the manifest's folder.
+    `root` when given, else to the manifest's folder; its domain label is the column
+    `domain_column` (see `manifest.read_manifest` for `need_domain`). The built-in corpora's
+    domain is the speaker's gender.
     """
+    if name != "csv" and domain_column != GENDER_COLUMN:
+        raise CorpusError(f"corpus {name!r} has gender as its domain; data.domain_column="
+                          f"{domain_column!r} applies to corpus 'csv' only")
     if name == "emodb":
         return read_emodb(root)
     if name == "ravdess":
@@ -343,11 +221,8 @@ def load_corpus(name: str, root, manifest: str = "") -> list[Utterance]:
     if name == "iemocap":
         return read_iemocap(root)
     if name == "csv":
-        if manifest:
-            return read_manifest(manifest, root or None)
-        if not root:
-            raise CorpusError("corpus 'csv' needs a manifest path or a folder holding manifest.csv")
-        return read_manifest(Path(root) / "manifest.csv", root)
+        path = manifest_path(root, manifest)
+        return read_manifest(path, root or None, domain_column=domain_column, need_domain=need_domain)
     raise CorpusError(f"unknown corpus {name!r}; valid: {', '.join(CORPORA)}")
 
 

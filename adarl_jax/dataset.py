@@ -1,47 +1,38 @@
 """Spectrogram segments of a corpus, computed once by the front end and cached on disk.
 
 Each utterance is read (`audio.load_audio`), cut into 3 s segments (`audio.segment`, Sec. 2.4)
-and passed through the jit-compiled front end in fixed-size batches. The features go to one
-`.npy` file that later runs open as a read-only memory map; the rest (which segment belongs to
-which file, files that could not be read) is JSON. Nothing is pickled.
+and passed through the jit-compiled front end in fixed-size batches; the features are cached
+on disk (adarl_jax.feature_cache: one memory-mapped `.npy` and JSON metadata, nothing pickled).
 
 The cache key covers what the features depend on: the front-end config, the data fields that
 shape the segments, and every file's (path, size, mtime). Labels are not part of it: they are
-re-attached from the caller's utterances on every load, so relabelling a corpus or changing
-`data.classes` reuses the cached spectrograms.
+re-attached from the caller's utterances on every load, so relabelling a corpus, changing
+`data.classes` or the domain column reuses the cached spectrograms. The domain label of an
+utterance is its index in `data.genders` (the domain values), -1 when unknown.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import logging
 import os
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
-import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.format import open_memmap
-from tqdm.auto import tqdm
 
-from adarl_jax.audio import AudioError, iter_segments, load_audio, segment
+from adarl_jax.audio import AudioError, iter_segments
 from adarl_jax.corpora import Utterance
-from adarl_jax.files import write_text_atomic
+from adarl_jax.feature_cache import (CACHE_FORMAT, Batcher, Frontend, build, cache_key,  # noqa: F401
+                                     default_frontend, file_stamp, load_cached, min_samples_for,
+                                     valid_frame_count)
 
-__all__ = ["SegmentDataset", "prepare_dataset", "compute_features", "cache_key", "min_samples_for"]
+__all__ = ["SegmentDataset", "prepare_dataset", "compute_features", "cache_key", "min_samples_for",
+           "domain_labels"]
 
 logger = logging.getLogger(__name__)
-
-CACHE_FORMAT = 2  # bump when the layout or the meaning of cached features changes
-_FEATURES = "features.npy"
-_META = "meta.json"
-_WAVE_BUDGET_BYTES = 512 << 20  # decoded segments kept between the two passes; beyond, re-read
-
-Frontend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -51,12 +42,19 @@ class SegmentDataset:
     segment_start_s: np.ndarray  # (n_seg,) float32
     utterances: list[Utterance]  # those with at least one segment (skipped files are left out)
     emotion: np.ndarray  # (n_utt,) int32 index in config.data.classes, -1 = unlabelled
-    gender: np.ndarray  # (n_utt,) int32 index in config.data.genders
+    # (n_utt,) int32 domain label: index in config.data.genders (the domain values of
+    # data.domain_column; gender by default), -1 = unknown. Also read as `domain`.
+    gender: np.ndarray
     skipped: list[tuple[str, str]]  # (path, reason) of files that could not be used
     classes: tuple[str, ...] = ()
     cache_dir: str = ""  # the folder holding this dataset's features and metadata
     from_cache: bool = False
     segment_frames: np.ndarray | None = None  # (n_seg,) int32 valid frames (the rest are padding)
+
+    @property
+    def domain(self) -> np.ndarray:
+        """The domain label per utterance (the field keeps its historical name `gender`)."""
+        return self.gender
 
     def subset_segments(self, utt_indices) -> np.ndarray:
         """Indices of the segments of the given utterances (sorted)."""
@@ -92,19 +90,6 @@ class SegmentDataset:
 
 def _count(items: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(items).items()))
-
-
-def min_samples_for(config) -> int:
-    """One frame of the longest analysis window the front end uses."""
-    fe = config.frontend
-    window = fe.colormap_window_s if fe.kind == "colormap" else max(fe.windows_s)
-    return max(1, int(round(window * config.data.sample_rate)))
-
-
-def valid_frame_count(config, length: int) -> int:
-    """Frames t with t * hop < length (at least 1, at most n_frames), as the front end masks."""
-    hop = int(round(config.frontend.hop_s * config.data.sample_rate))
-    return int(min(max(-(-int(length) // hop), 1), int(config.frontend.n_frames)))
 
 
 def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
@@ -152,103 +137,72 @@ def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
         dataset.features, dataset.segment_frames, speakers, stats))
 
 
-def _key_material(config) -> dict:
-    d = config.data
-    return {
-        "format": CACHE_FORMAT,
-        "frontend": config.frontend.to_dict(),
-        "data": {"sample_rate": d.sample_rate, "segment_s": d.segment_s, "min_tail_s": d.min_tail_s},
-    }
-
-
-def file_stamp(path: str) -> tuple[str, int, int]:
-    try:
-        st = os.stat(path)
-        return (path, int(st.st_size), int(st.st_mtime_ns))
-    except OSError:
-        return (path, -1, -1)
-
-
-def cache_key(config, paths: Iterable[str]) -> str:
-    """sha256 over the front-end config, the segmenting data fields and each file's stamp."""
-    stamps = sorted(file_stamp(os.path.abspath(p)) for p in paths)
-    blob = json.dumps({**_key_material(config), "files": stamps}, sort_keys=True, default=list)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _default_frontend(config) -> Frontend:
-    from adarl_jax.frontend import make_frontend  # imported late: jax starts only when needed
-
-    return make_frontend(config)
-
-
-class _Batcher:
-    """Runs the front end on fixed-size batches, so its jit never sees a new shape."""
-
-    def __init__(self, frontend: Frontend, batch_size: int, seg_len: int, out_shape: tuple[int, ...]):
-        self.frontend, self.batch_size, self.out_shape = frontend, batch_size, out_shape
-        self.waves = np.zeros((batch_size, seg_len), np.float32)
-        self.lengths = np.full((batch_size,), seg_len, np.int32)
-        self.n = 0
-
-    def add(self, wave: np.ndarray, length: int) -> np.ndarray | None:
-        self.waves[self.n] = wave
-        self.lengths[self.n] = length
-        self.n += 1
-        return self.flush() if self.n == self.batch_size else None
-
-    def flush(self) -> np.ndarray | None:
-        if self.n == 0:
-            return None
-        n, self.n = self.n, 0
-        # Padding rows: silence with full length (no empty-mask division in the front end).
-        self.waves[n:] = 0.0
-        self.lengths[n:] = self.waves.shape[1]
-        out = np.asarray(self.frontend(self.waves, self.lengths), dtype=np.float32)
-        expect = (self.batch_size, *self.out_shape)
-        if out.shape != expect:
-            raise ValueError(f"front end returned shape {out.shape}, expected {expect}")
-        return out[:n]
+def domain_labels(config, utterances: list[Utterance]) -> np.ndarray:
+    """(n,) int32 index of each utterance's domain in config.data.genders (the domain
+    values); -1 where the domain is unknown (None: a manifest without the domain column).
+    A value not in the list is a ValueError naming the column and the values."""
+    values = tuple(config.data.genders)
+    column = config.data.get("domain_column", "gender")
+    bad = sorted({u.domain for u in utterances if u.domain is not None and u.domain not in values})
+    if bad:
+        raise ValueError(f"{column} value(s) {', '.join(bad)} are not in config.data.genders "
+                         f"{values} (the domain values of data.domain_column={column!r}); set "
+                         f"data.genders to the values the corpus uses")
+    return np.array([values.index(u.domain) if u.domain is not None else -1 for u in utterances],
+                    np.int32)
 
 
 def _labels(config, utterances: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
-    classes, genders = tuple(config.data.classes), tuple(config.data.genders)
+    classes = tuple(config.data.classes)
     unknown = sorted({u.emotion for u in utterances if u.emotion is not None and u.emotion not in classes})
     if unknown:
         raise ValueError(
             f"emotion(s) {', '.join(unknown)} are not in config.data.classes {classes}; "
             "filter the utterances with corpora.select_classes first"
         )
-    bad = sorted({u.gender for u in utterances if u.gender not in genders})
-    if bad:
-        raise ValueError(f"gender(s) {', '.join(bad)} are not in config.data.genders {genders}")
     emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1 for u in utterances], np.int32)
-    gender = np.array([genders.index(u.gender) for u in utterances], np.int32)
-    return emotion, gender
+    return emotion, domain_labels(config, utterances)
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+def _check_paths(utterances: list[Utterance]) -> list[str]:
+    paths = [os.path.abspath(u.path) for u in utterances]
+    dup = [p for p, n in Counter(paths).items() if n > 1]
+    if dup:
+        raise ValueError(f"utterance path(s) listed twice: {', '.join(dup[:5])}")
+    return paths
 
 
-def _load_cached(folder: str, key: str, feature_shape: tuple[int, ...]) -> tuple[np.ndarray, dict] | None:
-    meta_path, feat_path = os.path.join(folder, _META), os.path.join(folder, _FEATURES)
-    if not (os.path.isfile(meta_path) and os.path.isfile(feat_path)):
-        return None
-    try:
-        with open(meta_path) as fh:
-            meta = json.load(fh)
-        features = np.load(feat_path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
-        logger.warning("feature cache %s is unreadable (%s); recomputing", folder, e)
-        return None
-    if meta.get("key") != key or tuple(features.shape) != (meta.get("n_segments"), *feature_shape):
-        logger.warning("feature cache %s does not match its metadata; recomputing", folder)
-        return None
-    return features, meta
+def _segment_index(meta: dict, paths: list[str]):
+    """(kept utterance indices, segment -> kept utterance, start s, valid frames) from the
+    cache's metadata; files the cache skipped are left out."""
+    entry = {f["path"]: f for f in meta["files"]}
+    kept = [i for i, p in enumerate(paths) if p in entry]
+    seg_utt = np.zeros((meta["n_segments"],), np.int32)
+    seg_start = np.zeros((meta["n_segments"],), np.float32)
+    seg_frames = np.zeros((meta["n_segments"],), np.int32)
+    for new_index, i in enumerate(kept):
+        f = entry[paths[i]]
+        rows = slice(f["first"], f["first"] + len(f["starts_s"]))
+        seg_utt[rows] = new_index
+        seg_start[rows] = f["starts_s"]
+        seg_frames[rows] = f["frames"]
+    return kept, seg_utt, seg_start, seg_frames
+
+
+def _open_cache(config, paths, cache_dir, frontend, progress, batch_size):
+    """(features, metadata, folder, from_cache): the cache of `paths`, built when absent."""
+    key = cache_key(config, paths)
+    folder = os.path.join(os.fspath(cache_dir), key[:16])
+    feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
+    cached = load_cached(folder, key, feature_shape)
+    from_cache = cached is not None
+    if cached is None:
+        os.makedirs(folder, exist_ok=True)
+        build(config, sorted(paths), folder, key, feature_shape, frontend, progress, batch_size)
+        cached = load_cached(folder, key, feature_shape)
+        if cached is None:
+            raise RuntimeError(f"feature cache {folder} could not be read back after writing it")
+    return (*cached, folder, from_cache)
 
 
 def prepare_dataset(
@@ -267,49 +221,17 @@ def prepare_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
-    paths = [os.path.abspath(u.path) for u in utterances]
-    dup = [p for p, n in Counter(paths).items() if n > 1]
-    if dup:
-        raise ValueError(f"utterance path(s) listed twice: {', '.join(dup[:5])}")
+    paths = _check_paths(utterances)
     _labels(config, utterances)  # fail before any work on labels that cannot be encoded
-    key = cache_key(config, paths)
-    folder = os.path.join(os.fspath(cache_dir), key[:16])
-    feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
-
-    cached = _load_cached(folder, key, feature_shape)
-    from_cache = cached is not None
-    if cached is None:
-        os.makedirs(folder, exist_ok=True)
-        _build(config, sorted(paths), folder, key, feature_shape, frontend, progress, batch_size)
-        cached = _load_cached(folder, key, feature_shape)
-        if cached is None:
-            raise RuntimeError(f"feature cache {folder} could not be read back after writing it")
-    features, meta = cached
-
-    entry = {f["path"]: f for f in meta["files"]}
-    kept = [i for i, p in enumerate(paths) if p in entry]
-    seg_utt = np.zeros((meta["n_segments"],), np.int32)
-    seg_start = np.zeros((meta["n_segments"],), np.float32)
-    seg_frames = np.zeros((meta["n_segments"],), np.int32)
-    for new_index, i in enumerate(kept):
-        f = entry[paths[i]]
-        rows = slice(f["first"], f["first"] + len(f["starts_s"]))
-        seg_utt[rows] = new_index
-        seg_start[rows] = f["starts_s"]
-        seg_frames[rows] = f["frames"]
+    features, meta, folder, from_cache = _open_cache(config, paths, cache_dir, frontend, progress,
+                                                     batch_size)
+    kept, seg_utt, seg_start, seg_frames = _segment_index(meta, paths)
     kept_utts = [utterances[i] for i in kept]
-    emotion, gender = _labels(config, kept_utts)
+    emotion, domain = _labels(config, kept_utts)
     dataset = SegmentDataset(
-        features=features,
-        segment_utt=seg_utt,
-        segment_start_s=seg_start,
-        utterances=kept_utts,
-        emotion=emotion,
-        gender=gender,
-        skipped=[(p, r) for p, r in meta["skipped"]],
-        classes=tuple(config.data.classes),
-        cache_dir=folder,
-        from_cache=from_cache,
+        features=features, segment_utt=seg_utt, segment_start_s=seg_start, utterances=kept_utts,
+        emotion=emotion, gender=domain, skipped=[(p, r) for p, r in meta["skipped"]],
+        classes=tuple(config.data.classes), cache_dir=folder, from_cache=from_cache,
         segment_frames=seg_frames,
     )
     if config.frontend.normalize == "speaker":
@@ -326,80 +248,6 @@ def prepare_dataset(
     return dataset
 
 
-def _build(config, paths, folder, key, feature_shape, frontend, progress, batch_size) -> None:
-    """Pass 1 reads every file (the exact segment count sizes the memory map); pass 2 runs the
-    front end. Decoded segments are kept between the passes up to a memory budget."""
-    d = config.data
-    min_samples = min_samples_for(config)
-    seg_len = int(round(d.segment_s * d.sample_rate))
-
-    files, skipped, kept_waves, budget = [], [], {}, _WAVE_BUDGET_BYTES
-    for path in tqdm(paths, desc="reading audio", unit="file", disable=not progress):
-        warnings: list[str] = []  # silent or truncated: kept, but said
-        try:
-            wave = load_audio(path, d.sample_rate, min_samples=min_samples, warnings=warnings)
-        except AudioError as e:
-            logger.warning("skipping %s: %s", path, e.reason)
-            skipped.append((path, e.reason))
-            continue
-        for w in warnings:
-            logger.warning("%s: %s", path, w)
-        segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
-        files.append({"path": path, "starts_s": [float(s) for s in starts],
-                      "frames": [valid_frame_count(config, n) for n in lengths]})
-        if segs.nbytes <= budget:
-            kept_waves[path] = (segs, lengths)
-            budget -= segs.nbytes
-    n_segments = sum(len(f["starts_s"]) for f in files)
-
-    if n_segments and frontend is None:
-        frontend = _default_frontend(config)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
-    os.close(fd)
-    try:
-        out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_segments, *feature_shape))
-        batcher = _Batcher(frontend, batch_size, seg_len, feature_shape)
-        row = 0
-
-        def put(block):
-            nonlocal row
-            if block is not None:
-                out[row : row + len(block)] = block
-                row += len(block)
-
-        first = 0
-        with tqdm(total=n_segments, desc="spectrograms", unit="seg", disable=not progress) as bar:
-            for f in files:
-                f["first"] = first
-                segs, lengths = kept_waves.pop(f["path"], (None, None))
-                if segs is None:
-                    wave = load_audio(f["path"], d.sample_rate, min_samples=min_samples)
-                    segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
-                    if len(segs) != len(f["starts_s"]):
-                        raise RuntimeError(f"{f['path']} changed while the dataset was being prepared")
-                for wave, length in zip(segs, lengths):
-                    put(batcher.add(wave, int(length)))
-                first += len(segs)
-                bar.update(len(segs))
-            put(batcher.flush())
-        assert row == n_segments, (row, n_segments)
-        out.flush()
-        out = None  # closes the map before the rename
-        os.replace(tmp, os.path.join(folder, _FEATURES))
-    except BaseException:
-        _remove(tmp)
-        raise
-    meta = {
-        "key": key,
-        "key_material": _key_material(config),
-        "n_segments": n_segments,
-        "feature_shape": list(feature_shape),
-        "files": files,
-        "skipped": [list(s) for s in skipped],
-    }
-    write_text_atomic(os.path.join(folder, _META), json.dumps(meta, indent=1, default=list))
-
-
 def compute_features(
     paths, config, frontend: Frontend | None = None, batch_size: int = 32, with_index: bool = False,
     with_frames: bool = False,
@@ -414,8 +262,8 @@ def compute_features(
     d = config.data
     feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
     seg_len = int(round(d.segment_s * d.sample_rate))
-    frontend = frontend if frontend is not None else _default_frontend(config)
-    batcher = _Batcher(frontend, batch_size, seg_len, feature_shape)
+    frontend = frontend if frontend is not None else default_frontend(config)
+    batcher = Batcher(frontend, batch_size, seg_len, feature_shape)
     blocks, file_index, starts, frames = [], [], [], []
     for i, path in enumerate(paths):
         for wave, length, start in iter_segments(
@@ -442,7 +290,7 @@ def compute_features(
 def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None):
     """(mean, std) of `paths` taken as one speaker's audio, as `speaker_normalize` computes
     them: per (frequency, channel) over every valid frame of every segment."""
-    frontend = frontend if frontend is not None else _default_frontend(config)
+    frontend = frontend if frontend is not None else default_frontend(config)
     parts = []
     for path in paths:
         try:

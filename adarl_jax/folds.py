@@ -24,28 +24,36 @@ class Fold:
     test: np.ndarray  # labelled utterances of the test speaker
 
 
-def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> list[Fold]:
+def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,
+               domain_name: str = "gender") -> list[Fold]:
     """One fold per speaker (sorted order) that has at least one emotion-labelled utterance.
 
-    Training speakers are all other speakers minus the validation speakers; the validation
-    speakers are `val_speakers_per_gender` of each gender, drawn from the other speakers by a
-    numpy Generator seeded with (seed, fold index). A speaker with no emotion labels is never
-    tested or validated on, only trained on. Utterances of the test and validation speakers
-    that lack an emotion label are used nowhere. Fewer than 2 speakers, or none with an
-    emotion label, is a ValueError naming the corpus folder.
+    Training speakers are all other speakers minus the validation speakers, drawn from the
+    other speakers by a numpy Generator seeded with (seed, fold index). With k =
+    `val_speakers_per_gender` (per domain value: the name is historical):
+    - when every speaker has one known domain value (gender always does), k speakers of each
+      value (values in sorted order), each value keeping one speaker for training;
+    - otherwise (the domain varies within a speaker, e.g. several languages, or is unknown),
+      k x (number of known domain values, at least 1) speakers drawn at random from all the
+      other labelled speakers, keeping one for training: as many as a per-value draw.
+    A speaker with no emotion labels is never tested or validated on, only trained on.
+    Utterances of the test and validation speakers that lack an emotion label are used
+    nowhere. Fewer than 2 speakers, or none with an emotion label, is a ValueError naming the
+    corpus folder. `domain_name` (data.domain_column) names the domain in error messages.
     """
     k = int(val_speakers_per_gender)
     if k < 0:
         raise ValueError(f"val_speakers_per_gender={k} must be >= 0")
-    gender: dict[str, str] = {}
+    domains: dict[str, set] = {}
     labelled: dict[str, bool] = {}
     for u in utterances:
-        if gender.setdefault(u.speaker, u.gender) != u.gender:
-            raise ValueError(f"speaker {u.speaker!r} appears with two genders")
+        domains.setdefault(u.speaker, set()).add(u.domain)
         labelled[u.speaker] = labelled.get(u.speaker, False) or u.emotion is not None
-    speakers = sorted(gender)
+    speakers = sorted(domains)
     _check_speakers(utterances, speakers, labelled)
-    genders = sorted(set(gender.values()))
+    per_value = all(len(d) == 1 and None not in d for d in domains.values())
+    domain = {s: next(iter(d)) for s, d in domains.items()} if per_value else None
+    n_values = len({v for d in domains.values() for v in d if v is not None})
     speaker_of = np.array([u.speaker for u in utterances], dtype=object)
     has_label = np.array([u.emotion is not None for u in utterances], dtype=bool)
 
@@ -53,20 +61,8 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> l
     for test_speaker in (s for s in speakers if labelled[s]):
         index = len(folds)
         others = [s for s in speakers if s != test_speaker]
-        val: list[str] = []
-        if k:
-            rng = np.random.default_rng([seed, index])
-            for g in genders:
-                pool = [s for s in others if gender[s] == g and labelled[s]]
-                rest = [s for s in others if gender[s] == g]
-                if len(pool) < k or len(rest) - k < 1:
-                    raise ValueError(
-                        f"fold {index} (test speaker {test_speaker!r}): cannot draw {k} validation "
-                        f"speaker(s) of gender {g} and keep one for training: the other speakers of "
-                        f"gender {g} are {rest} ({len(pool)} with emotion labels)"
-                    )
-                val += [str(s) for s in rng.choice(pool, size=k, replace=False)]
-        val_set = set(val)
+        val_set = set(_validation_speakers(others, labelled, domain, n_values, k, seed, index,
+                                           test_speaker, domain_name) if k else ())
         train_speakers = tuple(s for s in others if s not in val_set)
         in_train = np.isin(speaker_of, np.array(train_speakers, dtype=object))
         in_val = np.isin(speaker_of, np.array(sorted(val_set), dtype=object)) & has_label
@@ -83,6 +79,33 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0) -> l
             )
         )
     return folds
+
+
+def _validation_speakers(others, labelled, domain, n_values, k, seed, index, test_speaker,
+                         domain_name) -> list[str]:
+    """k per domain value when `domain` ({speaker: value}) is given, else k x n_values at random."""
+    rng = np.random.default_rng([seed, index])
+    if domain is None:
+        return _draw(rng, others, labelled, k * max(1, n_values), index, test_speaker,
+                     f"(drawn from all: {domain_name} is not one known value per speaker)")
+    val: list[str] = []
+    for g in sorted(set(domain.values())):
+        val += _draw(rng, [s for s in others if domain[s] == g], labelled, k, index, test_speaker,
+                     f"of {domain_name} {g}")
+    return val
+
+
+def _draw(rng, rest: list[str], labelled: dict[str, bool], k: int, index: int, test_speaker: str,
+          what: str) -> list[str]:
+    """k labelled speakers of `rest`, keeping at least one of `rest` for training."""
+    pool = [s for s in rest if labelled[s]]
+    if len(pool) < k or len(rest) - k < 1:
+        raise ValueError(
+            f"fold {index} (test speaker {test_speaker!r}): cannot draw {k} validation "
+            f"speaker(s) {what} and keep one for training: the other speakers {what} "
+            f"are {rest} ({len(pool)} with emotion labels)"
+        )
+    return [str(s) for s in rng.choice(pool, size=k, replace=False)]
 
 
 def _check_speakers(utterances, speakers: list[str], labelled: dict[str, bool]) -> None:

@@ -22,7 +22,8 @@ import jax
 from adarl_jax import dataset as D
 from adarl_jax import pinning, sharding
 from adarl_jax.config import default_data_dir, input_shape
-from adarl_jax.corpora import load_corpus, select_classes, stratified_subset
+from adarl_jax.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
+                               stratified_subset)
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
 from adarl_jax.model import build_model, init_variables, param_counts, variant_of
@@ -37,13 +38,22 @@ def fold_dir(workdir, variant: str, fold) -> Path:
 
 
 def load_dataset(config, workdir, progress: bool = True):
-    """Reads the corpus named by the config and prepares (or loads) its cached segments."""
+    """Reads the corpus named by the config and prepares (or loads) its cached segments.
+
+    A CSV manifest's domain label is its column `data.domain_column`; a variant without a
+    domain pathway (registry `uses_domain`) reads manifests without it (domain -1, unknown).
+    """
     data_dir = config.data.dir or (os.path.dirname(config.data.manifest) if config.data.manifest
                                    else default_data_dir(config.data.corpus))
     if not data_dir:
         raise FileNotFoundError(
             f"no data folder for corpus {config.data.corpus!r}: pass --data DIR")
-    utterances = load_corpus(config.data.corpus, data_dir, config.data.manifest)
+    column, need = config.data.domain_column, variant_of(config).uses_domain
+    utterances = load_corpus(config.data.corpus, data_dir, config.data.manifest,
+                             domain_column=column, need_domain=need)
+    if need and config.data.corpus == "csv":
+        check_domain_values(utterances, manifest_path(data_dir, config.data.manifest), column,
+                            config.model.variant)
     utterances = select_classes(utterances, config.data.classes,
                                 keep_others=config.data.other_emotions == "domain_only")
     if config.data.max_utterances:
@@ -52,16 +62,26 @@ def load_dataset(config, workdir, progress: bool = True):
 
 
 def check_domains(config, dataset, folds) -> None:
-    """A variant with a gender head needs both genders among each fold's training speakers."""
+    """A variant with a domain head (gender by default) needs two domain values or more among
+    each fold's training speakers, and a known domain for every utterance."""
     if not variant_of(config).uses_domain:
         return
+    column = config.data.domain_column
+    if (dataset.domain < 0).any():
+        raise ValueError(
+            f"model.variant={config.model.variant!r} trains a domain classifier on the column "
+            f"{column!r}, but the corpus was read without it (domain unknown); read it again "
+            f"for this variant (data.domain_column={column!r})")
     for fold in folds:
-        present = set(dataset.gender[fold.train].tolist())
+        present = set(dataset.domain[fold.train].tolist())
         if len(present) < 2:
+            what = ("gender only; use model.variant='backbone' for single-gender data"
+                    if column == "gender" else f"{column} value only; use model.variant='backbone'"
+                    " or another data.domain_column")
             raise ValueError(
-                f"model.variant={config.model.variant!r} trains a gender (domain) classifier, but "
+                f"model.variant={config.model.variant!r} trains a {column} (domain) classifier, but "
                 f"fold {fold.index} (test speaker {fold.test_speaker}) has training data of one "
-                f"gender only; use model.variant='backbone' for single-gender data")
+                + what)
 
 
 def save_run_config(config, workdir, force_new_config: bool = False) -> list:
@@ -108,7 +128,8 @@ def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config
     diffs = save_run_config(config, workdir, force_new_config)
     dataset = load_dataset(config, workdir, progress)
     all_folds = loso_folds(dataset.utterances, int(config.train.val_speakers_per_gender)
-                           if config.train.selection == "val" else 0, int(config.train.split_seed))
+                           if config.train.selection == "val" else 0, int(config.train.split_seed),
+                           config.data.domain_column)
     chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
     held = _take_fold_locks(config, workdir, chosen, diffs)
     results = []
@@ -175,6 +196,7 @@ def _train_variants(config, workdir, variants, dataset, chosen, mesh, progress, 
             result = train_fold(vconfig, dataset, fold, fdir, mesh, progress)
             t = result["test"]
             print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} UA {t['ua']:.3f}"
-                  + (f" gender {t['gender_accuracy']:.2f}" if "gender_accuracy" in t else "")
+                  + (f" {config.data.domain_column} {t['gender_accuracy']:.2f}"
+                     if "gender_accuracy" in t else "")
                   + f" ({result['train_time_s']:.0f} s)", flush=True)
             results.append(result)

@@ -192,7 +192,7 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
         write_text_atomic(cdir / "config.json", to_json(config))
         dataset = loso.load_dataset(config, workdir, progress)
         all_folds = loso_folds(dataset.utterances, int(first.train.val_speakers_per_gender),
-                               int(first.train.split_seed))
+                               int(first.train.split_seed), first.data.domain_column)
         chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
         loso.check_domains(config, dataset, chosen)
         results[name] = {}
