@@ -83,11 +83,11 @@ def device_info(dry_run: bool) -> dict:
 
 
 def jax_throughput(config, mode: str, batch: int, dtype: str, args) -> dict:
-    import bench_model
+    import implementations
 
     config = config.copy_and_resolve_references()
     config.model.dtype = dtype
-    run, info = bench_model.jax_setup(config, bench_model.random_batch(config, batch), mode)
+    run, info = implementations.jax_setup(config, implementations.random_batch(config, batch), mode)
     times = timed_steps(run, args.steps, args.part_s)
     med = statistics.median(times)
     return {"segments_per_s": round(batch / med, 2), "step_s_median": round(med, 5),
@@ -96,14 +96,14 @@ def jax_throughput(config, mode: str, batch: int, dtype: str, args) -> dict:
 
 
 def torch_throughput(config, mode: str, batch: int, dtype: str, compiled: bool, args) -> dict:
-    import bench_model
+    import implementations
     import torch
     import torch_model
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    b = bench_model.random_batch(config, batch)
+    b = implementations.random_batch(config, batch)
     torch.manual_seed(0)
     model = torch_model.ADARL.from_config(config).to(dev, memory_format=torch.channels_last)
     x = torch.from_numpy(b["x"]).permute(0, 3, 1, 2).contiguous(
@@ -158,7 +158,7 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
     import jax
     import numpy as np
 
-    import bench_model
+    import implementations
     from adarl_jax.config import input_shape
     from adarl_jax.model import build_model, init_variables
     from adarl_jax.optim import learning_rate_schedule, make_optimizer
@@ -169,7 +169,7 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
     step = make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, 100))
     states = [create_train_state(init_variables(model, input_shape(config), jax.random.key(f)), tx,
                                  len(config.data.classes)) for f in range(folds)]
-    batches = [bench_model.random_batch(config, batch, seed=f) for f in range(folds)]
+    batches = [implementations.random_batch(config, batch, seed=f) for f in range(folds)]
     stacked_batch = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *batches))
     single_batches = jax.device_put(batches)
     multi = jax.jit(make_multi_fold_step(step), donate_argnums=0)
@@ -198,11 +198,11 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
 
 def loso(config, workdir: Path, budget: Budget, folds: list[int] | None) -> dict:
     """The three variants' LOSO through adarl_jax.loso, fold-major, while the budget lasts."""
-    from adarl_jax import loso as L
+    import adarl_jax.loso
     from adarl_jax import report
 
     t = time.perf_counter()
-    dataset, all_folds, _ = L.prepare(config, workdir, None, progress=False)
+    dataset, all_folds, _ = adarl_jax.loso.prepare(config, workdir, None, progress=False)
     out = {"features_s": round(time.perf_counter() - t, 2), "folds_total": len(all_folds),
            "fold_s": []}
     results = []
@@ -212,7 +212,7 @@ def loso(config, workdir: Path, budget: Budget, folds: list[int] | None) -> dict
             out["stopped"] = f"budget: {len(out['fold_s'])} of {len(all_folds)} folds done"
             break
         t = time.perf_counter()
-        results += L.run(config, workdir, folds=str(i), variants=list(VARIANTS), progress=False)
+        results += adarl_jax.loso.run(config, workdir, folds=str(i), variants=list(VARIANTS), progress=False)
         out["fold_s"].append(round(time.perf_counter() - t, 2))
     out["wall_s"] = round(sum(out["fold_s"]) + out["features_s"], 2)
     out["variants"] = {}

@@ -31,11 +31,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import scipy.signal  # noqa: E402
 
-from adarl_jax import frontend as F  # noqa: E402
+from adarl_jax import frontend  # noqa: E402
 from adarl_jax.config import load_config  # noqa: E402
 
 
-def load_utterances(n: int, spec: F.FrontendSpec, segment: int, seed: int = 0):
+def load_utterances(n: int, spec: frontend.FrontendSpec, segment: int, seed: int = 0):
     """(n, segment) float32 waves and their lengths: EmoDB if present, else noise."""
     wav_dir = REPO.parent / "shared" / "data" / "emodb" / "wav"
     files = sorted(wav_dir.glob("*.wav")) if wav_dir.is_dir() else []
@@ -56,7 +56,7 @@ def load_utterances(n: int, spec: F.FrontendSpec, segment: int, seed: int = 0):
     return waves, lengths, "white noise"
 
 
-def scipy_frontend(waves, lengths, spec: F.FrontendSpec, dtype=np.float64):
+def scipy_frontend(waves, lengths, spec: frontend.FrontendSpec, dtype=np.float64):
     """The multi-window front end in numpy/scipy (ShortTimeFFT), batched over axis 0."""
     n_valid = np.clip(-(-lengths // spec.hop), 1, spec.n_frames)
     valid = np.arange(spec.n_frames)[None, :] < n_valid[:, None]  # (B, T)
@@ -76,7 +76,7 @@ def scipy_frontend(waves, lengths, spec: F.FrontendSpec, dtype=np.float64):
     return np.stack(channels, axis=-1)
 
 
-def torch_frontend(torch, waves, lengths, spec: F.FrontendSpec):
+def torch_frontend(torch, waves, lengths, spec: frontend.FrontendSpec):
     """The same with torch.stft (center=True puts frame t's centre at t*hop, as ours)."""
     valid = torch.arange(spec.n_frames)[None, :] < torch.clamp(
         (lengths + spec.hop - 1) // spec.hop, 1, spec.n_frames)[:, None]
@@ -114,7 +114,7 @@ def throughputs(runs: dict, batches: dict, repeats: int) -> dict:
     return {name: n / t for name, t in best.items()}
 
 
-def main(argv=None):
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=256, help="utterances (3 s each)")
     p.add_argument("--batch", type=int, default=32, help="utterances per front-end call")
@@ -122,23 +122,15 @@ def main(argv=None):
     p.add_argument("--config", default=None, help="config name or .py (default: the paper's)")
     p.add_argument("--config-overrides", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-check", action="store_true", help="skip the agreement check")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    config = load_config(args.config, args.config_overrides)
-    config.frontend.kind = "multi_window"
-    spec = F.FrontendSpec.from_config(config)
-    segment = int(round(config.data.segment_s * spec.sample_rate))
-    waves, lengths, source = load_utterances(args.n, spec, segment)
-    cut = lambda a: [a[i:i + args.batch] for i in range(0, args.n, args.batch)]
-    batches = list(zip(cut(waves), cut(lengths)))
-    result = dict(n=args.n, batch=args.batch, source=source, shape=list(spec.output_shape),
-                  device=f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
-                  cpu_count=os.cpu_count(), python=platform.python_version(), jax=jax.__version__)
 
-    # jnp (arrays on the device beforehand, as a data pipeline hands them over), both kinds
+def implementations(spec, batches: list) -> tuple[dict, dict, str]:
+    """(runs, their inputs, torch's version or why not): jnp (both kinds, arrays on the device
+    beforehand, as a data pipeline hands them over), scipy float64 and float32, torch."""
     dev_batches = [(jnp.asarray(w), jnp.asarray(n)) for w, n in batches]
-    fn = F.make_frontend(spec)
-    cmap = F.make_frontend(dataclasses.replace(spec, kind="colormap"))
+    fn = frontend.make_frontend(spec)
+    cmap = frontend.make_frontend(dataclasses.replace(spec, kind="colormap"))
     runs = {"jnp": lambda w, n: fn(w, n).block_until_ready(),
             "jnp_colormap": lambda w, n: cmap(w, n).block_until_ready(),
             # scipy: float64 as written by default (get_window is float64), and all-float32
@@ -149,34 +141,51 @@ def main(argv=None):
     try:
         import torch
     except ImportError:
-        torch = None
-        result["torch"] = "not importable"
-    else:
-        runs["torch"] = lambda w, n: torch_frontend(torch, w, n, spec)
-        inputs["torch"] = [(torch.from_numpy(w), torch.from_numpy(n.astype(np.int64)))
-                           for w, n in batches]
-        result["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+        return runs, inputs, "not importable"
+    runs["torch"] = lambda w, n: torch_frontend(torch, w, n, spec)
+    inputs["torch"] = [(torch.from_numpy(w), torch.from_numpy(n.astype(np.int64)))
+                       for w, n in batches]
+    return runs, inputs, f"{torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def agreement(spec, batch, torch_batch) -> dict:
+    """The largest differences of the jnp front end from scipy's and torch's on one batch."""
+    w, n = batch
+    ours = np.asarray(frontend.make_frontend(spec)(w, n))
+    diff = np.abs(ours - scipy_frontend(w, n, spec))
+    # the max sits in bins ~80 dB below their frame, at float32's rounding of the frame
+    out = {"max_abs_diff_vs_scipy": float(diff.max()),
+           "p99.99_abs_diff_vs_scipy": float(np.quantile(diff, 0.9999))}
+    if torch_batch is not None:
+        theirs = torch_frontend(sys.modules["torch"], *torch_batch, spec).numpy()
+        out["max_abs_diff_vs_torch"] = float(np.abs(ours - theirs).max())
+    return out
+
+
+def main(argv=None):
+    args = parse(argv)
+    config = load_config(args.config, args.config_overrides)
+    config.frontend.kind = "multi_window"
+    spec = frontend.FrontendSpec.from_config(config)
+    segment = int(round(config.data.segment_s * spec.sample_rate))
+    waves, lengths, source = load_utterances(args.n, spec, segment)
+    cut = lambda a: [a[i:i + args.batch] for i in range(0, args.n, args.batch)]
+    batches = list(zip(cut(waves), cut(lengths)))
+    result = dict(n=args.n, batch=args.batch, source=source, shape=list(spec.output_shape),
+                  device=f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
+                  cpu_count=os.cpu_count(), python=platform.python_version(), jax=jax.__version__)
+    runs, inputs, result["torch"] = implementations(spec, batches)
     result["load_avg_before"] = round(os.getloadavg()[0], 2)
     for name, rate in throughputs(runs, inputs, args.repeats).items():
         result[f"{name}_utt_s"] = rate
     result["load_avg_after"] = round(os.getloadavg()[0], 2)
-
     for name in ("scipy", "scipy_f32", "torch"):
         if result.get(f"{name}_utt_s"):
             result[f"jnp_over_{name}"] = result["jnp_utt_s"] / result[f"{name}_utt_s"]
     if not args.no_check:  # the three must compute the same thing
-        w, n = batches[0]
-        ours = np.asarray(fn(w, n))
-        diff = np.abs(ours - scipy_frontend(w, n, spec))
-        # the max sits in bins ~80 dB below their frame, at float32's rounding of the frame
-        result["max_abs_diff_vs_scipy"] = float(diff.max())
-        result["p99.99_abs_diff_vs_scipy"] = float(np.quantile(diff, 0.9999))
-        if torch is not None:
-            theirs = torch_frontend(torch, *inputs["torch"][0], spec).numpy()
-            result["max_abs_diff_vs_torch"] = float(np.abs(ours - theirs).max())
+        result.update(agreement(spec, batches[0], inputs["torch"][0] if "torch" in inputs else None))
     print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v
                       for k, v in result.items()}))
-
 
 if __name__ == "__main__":
     main()

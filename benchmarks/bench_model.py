@@ -5,8 +5,8 @@
   python benchmarks/bench_model.py infer   [--infer-batches 32,256 | --skip-256]
   python benchmarks/bench_model.py flops                # matmul peak, model FLOPs, XLA's count
   python benchmarks/bench_model.py peak                 # each implementation alone: process peak RSS
-  python benchmarks/bench_model.py profile              # per-block forward / fwd+bwd times
-  python benchmarks/bench_model.py flags                # the jax train step under XLA CPU options
+  python benchmarks/bench_model.py profile              # per-block times (profile_model.py)
+  python benchmarks/bench_model.py flags                # XLA CPU option sets (sweep_flags.py)
   python benchmarks/bench_model.py table bench.jsonl    # the markdown table of `all`'s lines
 
 Implementations (`--impls`): jax (the jitted adarl_jax train step / predict fn on a 1-device
@@ -14,7 +14,8 @@ mesh, donated state, batch already on the device), torch_eager (NCHW), torch_eag
 (channels_last), torch_compile (torch.compile, channels_last), torch_compile_nchw. Timed steps
 are interleaved round-robin (the order rotating each round) so that load from other processes
 hits every implementation alike; warm-up and compilation are excluded and reported apart; the
-median step is reported. Peak memory of a step is the process's high-water mark during it
+median step is reported (measure.py; the implementations are set up in implementations.py).
+Peak memory of a step is the process's high-water mark during it
 (reset before each step through /proc/self/clear_refs) and its rise over the RSS before it.
 Every subcommand prints one JSON line on stdout; progress goes to stderr. See README.md here.
 """
@@ -22,354 +23,24 @@ Every subcommand prints one JSON line on stdout; progress goes to stderr. See RE
 from __future__ import annotations
 
 import argparse
-import copy
 import atexit
 import json
 import os
-import platform
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-GB = 1024 ** 3
-# The jax implementations: config.model overrides of the default model (same function each).
-JAX_IMPLS = {
-    "jax": {},
-    # the plain Flax model: nn.BatchNorm, nn.relu, nn.avg_pool
-    "jax_plain": {"fused_bn_pool": False},
-    # adarl's two pathways' block-1 convolutions as one (model.shared_first_conv; off by default)
-    "jax_shared_conv": {"shared_first_conv": True},
-    # bfloat16 compute, float32 params: the accelerator option, here on the CPU
-    "jax_bf16": {"dtype": "bfloat16"},
-}
-TORCH_IMPLS = ("torch_eager", "torch_eager_cl", "torch_compile", "torch_compile_nchw")
-DEFAULT_IMPLS = ("jax", "torch_eager", "torch_compile")
-# XLA CPU option sets that `flags` tries by default (DebugOptions present in jaxlib 0.10.2);
-# one set is space-separated name=value pairs, enum lists in their LIBRARY_FUSION_TYPE_* names.
-DEFAULT_FLAG_SETS = (
-    "xla_cpu_enable_fast_math=true",
-    "xla_cpu_multi_thread_eigen=false",
-    "xla_cpu_use_onednn=true",
-    "xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
-    "xla_cpu_experimental_xnn_fusion_type=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
-    "LIBRARY_FUSION_TYPE_REDUCE",
-    "xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION",
-    "xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,"
-    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE",
-    "xla_cpu_experimental_onednn_fusion_type=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,"
-    "LIBRARY_FUSION_TYPE_REDUCE",
-)
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Memory: the process's high-water mark, resettable on Linux
-
-
-def _status_kb(field: str) -> int | None:
-    try:
-        m = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-
-
-def rss_gb() -> float:
-    kb = _status_kb("VmRSS")
-    if kb is None:
-        import psutil
-
-        return psutil.Process().memory_info().rss / GB
-    return kb * 1024 / GB
-
-
-def reset_peak() -> bool:
-    """Sets the high-water mark to the current RSS (Linux >= 4.0); False where unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_gb() -> float:
-    kb = _status_kb("VmHWM")
-    if kb is None:  # not Linux: the lifetime peak (ru_maxrss is bytes on macOS)
-        import resource
-
-        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return r / GB if sys.platform == "darwin" else r * 1024 / GB
-    return kb * 1024 / GB
-
-
-def machine_info() -> dict:
-    import numpy as np
-
-    cpu = platform.processor()
-    try:
-        cpu = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1)
-    except (OSError, AttributeError):
-        pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "numpy": np.__version__,
-            "mem_available_gb": _mem_available_gb(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
-    if "jax" in sys.modules:
-        import jax
-
-        info.update(jax=jax.__version__, jax_backend=jax.default_backend())
-    if "torch" in sys.modules:
-        import torch
-
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-    return info
-
-
-def _mem_available_gb() -> float | None:
-    kb = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M) \
-        if Path("/proc/meminfo").exists() else None
-    return round(int(kb.group(1)) * 1024 / GB, 1) if kb else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Config, data, FLOPs
-
-
-def load_config(args):
-    from adarl_jax.config import load_config as load
-
-    config = load(args.config)
-    if args.batch:
-        config.optim.batch_size = args.batch
-    return config
-
-
-def random_batch(config, batch_size: int, seed: int = 0) -> dict:
-    import numpy as np
-
-    from adarl_jax.config import input_shape
-
-    rng = np.random.default_rng(seed)
-    n_cls, n_dom = len(config.data.classes), len(config.data.genders)
-    return {"x": rng.standard_normal((batch_size, *input_shape(config)), np.float32),
-            "emotion": rng.integers(0, n_cls, batch_size).astype(np.int32),
-            "domain": rng.integers(0, n_dom, batch_size).astype(np.int32),
-            "weight": np.ones(batch_size, np.float32)}
-
-
-def model_flops(config) -> dict:
-    """Analytic FLOPs of the `adarl` model per segment (2 x MACs of convs and dense layers).
-
-    A train step is forward + backward: the weight gradient costs one forward's worth, the
-    input gradient another, except for block 1, whose input (the data) needs no gradient.
-    """
-    m = config.model
-    h, w, c = config.frontend.n_bins, config.frontend.n_frames, 3
-    blocks = []
-    for features, (ph, pw) in zip(m.block_features, m.block_pools):
-        macs = h * w * c * sum(k * k * f for f, k in zip(features, m.kernel_sizes))
-        blocks.append(2 * macs)
-        c = sum(features)
-        h, w = h // ph, w // pw
-    per_pathway = sum(blocks)
-    hid, n_cls, n_dom, att = m.hidden, len(config.data.classes), len(config.data.genders), m.attention_hidden
-    dense = 2 * (h * w * c * hid + hid * n_dom  # domain head
-                 + h * att + att * h  # attention
-                 + h * c + c * hid + hid * n_cls)  # channel-wise FC + emotion head
-    forward = 2 * per_pathway + dense
-    train = 3 * forward - 2 * blocks[0]  # no input gradient for block 1 of either pathway
-    return {"forward_gflop_per_segment": forward / 1e9, "train_gflop_per_segment": train / 1e9,
-            "conv_gflop_per_block_per_pathway": [b / 1e9 for b in blocks],
-            "block1_share_of_forward": 2 * blocks[0] / forward, "f4_shape": [h, w, c]}
-
-
-def matmul_peak(n: int = 2048, reps: int = 5) -> dict:
-    """Best-of-reps f32 GFLOP/s of an n x n matmul in jax, numpy and (if loaded) torch."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    flop = 2 * n ** 3
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
-    out = {}
-
-    def best(fn):
-        fn()
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return round(flop / min(ts) / 1e9, 1)
-
-    ja, jb = jnp.asarray(a), jnp.asarray(b)
-    dot = jax.jit(jnp.dot)
-    out["jax"] = best(lambda: dot(ja, jb).block_until_ready())
-    out["numpy"] = best(lambda: a @ b)
-    if "torch" in sys.modules:
-        import torch
-
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch"] = best(lambda: ta @ tb)
-    out["peak"] = max(out.values())
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# The implementations: each setup returns (run, info); run() does one step and waits for it
-
-
-def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None):
-    import jax
-
-    from adarl_jax import sharding
-    from adarl_jax.config import input_shape
-    from adarl_jax.model import build_model, init_variables
-    from adarl_jax.optim import learning_rate_schedule, make_optimizer
-    from adarl_jax.train import create_train_state, make_predict_fn, make_train_step
-
-    config.model.variant = "adarl"
-    mesh = sharding.make_mesh(1)
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
-    t = time.perf_counter()
-    if mode == "train":
-        tx = make_optimizer(config, steps_per_epoch=100)
-        weights = (config.loss.domain_weight, config.loss.emotion_weight, config.loss.center_weight)
-        state = sharding.put_replicated(create_train_state(variables, tx, len(config.data.classes)), mesh)
-        batch = jax.block_until_ready(sharding.put_batch(batch_np, mesh))
-        step = sharding.jit_train_step(
-            make_train_step(model, tx, weights, learning_rate_schedule(config, 100)), mesh)
-        compiled = step.lower(state, batch).compile(compiler_options)
-        cell = [state]
-
-        def run():
-            new_state, metrics = compiled(cell[0], batch)
-            cell[0] = jax.block_until_ready(new_state)
-            jax.block_until_ready(metrics)
-    else:
-        params = sharding.put_replicated(variables, mesh)
-        x = jax.block_until_ready(sharding.put_batch({"x": batch_np["x"]}, mesh)["x"])
-        compiled = sharding.jit_predict(make_predict_fn(model), mesh).lower(params, x).compile(
-            compiler_options)
-
-        def run():
-            jax.block_until_ready(compiled(params, x))
-
-    info = {"compile_s": round(time.perf_counter() - t, 2)}
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    if cost and cost.get("flops"):
-        info["xla_cost_gflop"] = round(float(cost["flops"]) / 1e9, 2)
-    return run, info
-
-
-def torch_setup(config, batch_np, mode: str, impl: str):
-    import torch
-
-    import torch_model
-
-    channels_last = impl in ("torch_eager_cl", "torch_compile")
-    compiled = impl.startswith("torch_compile")
-    torch.manual_seed(0)
-    model = torch_model.ADARL.from_config(config)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    x = torch.from_numpy(batch_np["x"]).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-    if mode == "train":
-        model.train()
-        o = config.optim
-        opt = torch_model.make_optimizer(model, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
-        # dynamic=False: one static graph per shape, as jax compiles one program per shape.
-        step = torch_model.make_train_step(model, opt, compile=compiled, dynamic=False)
-        labels = [torch.from_numpy(batch_np[k]).long() for k in ("emotion", "domain")]
-        weight = torch.from_numpy(batch_np["weight"])
-
-        def run():
-            step(x, *labels, weight).item()
-    else:
-        model.eval()
-        fwd = torch.compile(model, dynamic=False) if compiled else model
-
-        def run():
-            with torch.inference_mode():
-                fwd(x)["emotion_logits"].sum().item()
-
-    info = {"channels_last": channels_last}
-    if compiled:  # torch.compile is lazy: the first call compiles (timed here, minus a step)
-        t = time.perf_counter()
-        run()
-        info["first_call_s"] = time.perf_counter() - t
-    return run, info
-
-
-def setup(impl, config, batch_np, mode):
-    if impl in JAX_IMPLS:
-        config = copy.deepcopy(config)
-        config.model.update(JAX_IMPLS[impl])
-        return jax_setup(config, batch_np, mode)
-    if impl in TORCH_IMPLS:
-        return torch_setup(config, batch_np, mode, impl)
-    raise ValueError(f"unknown impl {impl!r}; known: {', '.join((*JAX_IMPLS, *TORCH_IMPLS))}")
-
-
-def interleaved(runners: dict, steps: int, warmup: int) -> tuple[dict, float]:
-    """Warm-up, then `steps` rounds over all runners in rotating order.
-
-    Returns (per-runner stats, the process's peak RSS in GB over set-up and warm-up)."""
-    for name, run in runners.items():
-        for _ in range(warmup):
-            t = time.perf_counter()
-            run()
-            log(f"  warm-up {name}: {time.perf_counter() - t:.2f} s")
-    names = list(runners)
-    times = {n: [] for n in names}
-    peaks = {n: [] for n in names}
-    setup_peak = peak_gb()  # set-up, compilation and warm-up, before the first reset
-    resettable = reset_peak()
-    for r in range(steps):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            reset_peak()
-            before = rss_gb()
-            t = time.perf_counter()
-            runners[name]()
-            times[name].append(time.perf_counter() - t)
-            peaks[name].append((peak_gb(), peak_gb() - before))
-        log(f"  round {r + 1}/{steps}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in names))
-    out = {}
-    for n in names:
-        med = statistics.median(times[n])
-        out[n] = {"step_s_median": round(med, 4), "step_s_min": round(min(times[n]), 4),
-                  "step_s_all": [round(t, 4) for t in times[n]],
-                  "peak_rss_gb": round(max(p for p, _ in peaks[n]), 2),
-                  "step_extra_rss_gb": round(max(d for _, d in peaks[n]), 2)}
-        if not resettable:
-            out[n]["peak_rss_gb_is_process_lifetime"] = True
-    return out, round(setup_peak, 2)
-
-
-def _import_torch(args):
-    import torch
-
-    sys.path.insert(0, str(HERE))
-    torch.set_num_threads(args.threads or os.cpu_count())
-    return torch
-
-
-def _impls(args):
-    impls = [s for s in args.impls.split(",") if s]
-    if any(i in TORCH_IMPLS for i in impls):
-        _import_torch(args)
-    return impls
+sys.path.insert(0, str(HERE))
+
+from implementations import (DEFAULT_IMPLS, JAX_IMPLS, TORCH_IMPLS, header,  # noqa: E402
+                             import_torch, jax_setup, load_config, model_flops, random_batch,
+                             selected_impls, setup)
+from measure import (interleaved, loadavg, log, machine_info, matmul_peak,  # noqa: E402
+                     mem_available_gb)
 
 
 def run_mode(args, mode: str, batch_size: int, steps: int, peak=None) -> dict:
@@ -377,7 +48,7 @@ def run_mode(args, mode: str, batch_size: int, steps: int, peak=None) -> dict:
     config = load_config(args)
     batch_np = random_batch(config, batch_size)
     runners, infos = {}, {}
-    for impl in _impls(args):
+    for impl in selected_impls(args):
         log(f"[{mode} b={batch_size}] setting up {impl}")
         runners[impl], infos[impl] = setup(impl, config, batch_np, mode)
     stats, setup_peak = interleaved(runners, steps, args.warmup)
@@ -404,52 +75,43 @@ def run_mode(args, mode: str, batch_size: int, steps: int, peak=None) -> dict:
             "gflop_per_segment": round(per_seg, 4), "setup_peak_rss_gb": setup_peak}
 
 
-def _header(args, bench: str, config) -> dict:
-    from adarl_jax.config import input_shape
-
-    return {"bench": bench, "config": args.config, "input": list(input_shape(config)),
-            "threads": args.threads or os.cpu_count(), "loadavg_before": _loadavg()}
-
-
-def _loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def cmd_train(args) -> dict:
+def _with_matmul_peak(args, bench: str, body) -> dict:
+    """The header, then `body(config, matmul peak GFLOP/s)`'s keys, the peak and the machine."""
     config = load_config(args)
-    out = _header(args, "train_step", config)
-    _impls(args)
+    out = header(args, bench, config)
+    selected_impls(args)
     peak = matmul_peak(reps=args.matmul_reps)
-    out.update(run_mode(args, "train", config.optim.batch_size, args.steps, peak["peak"]))
+    out.update(body(config, peak["peak"]))
     out["matmul_peak_gflops"] = peak
-    out.update(loadavg_after=_loadavg(), machine=machine_info())
+    out.update(loadavg_after=loadavg(), machine=machine_info())
     return out
 
 
+def cmd_train(args) -> dict:
+    return _with_matmul_peak(args, "train_step", lambda config, peak: run_mode(
+        args, "train", config.optim.batch_size, args.steps, peak))
+
+
 def cmd_infer(args) -> dict:
-    config = load_config(args)
-    out = _header(args, "inference", config)
-    _impls(args)
-    peak = matmul_peak(reps=args.matmul_reps)
-    out["batches"], out["skipped"] = {}, {}
-    for b in _infer_batches(args):
+    return _with_matmul_peak(args, "inference", lambda config, peak: infer_batches(args, config, peak))
+
+
+def infer_batches(args, config, peak) -> dict:
+    """Each inference batch that fits in the memory available, timed (`run_mode`)."""
+    out = {"batches": {}, "skipped": {}}
+    for b in _infer_batch_sizes(args):
         need = _infer_memory_estimate_gb(config, b)
-        avail = _mem_available_gb()
+        avail = mem_available_gb()
         if avail is not None and need > avail:
             out["skipped"][str(b)] = f"needs ~{need:.1f} GB per implementation, {avail} GB available"
             log(f"skipping inference batch {b}: {out['skipped'][str(b)]}")
             continue
         steps = args.steps if b <= 64 else max(2, args.steps // 2)  # big batches: fewer rounds
-        out["batches"][str(b)] = run_mode(args, "infer", b, steps, peak["peak"])
-    out["matmul_peak_gflops"] = peak
-    out.update(loadavg_after=_loadavg(), machine=machine_info())
+        out["batches"][str(b)] = run_mode(args, "infer", b, steps, peak)
     return out
 
 
-def _infer_batches(args):
+def _infer_batch_sizes(args):
     bs = [int(b) for b in args.infer_batches.split(",") if b]
     return [b for b in bs if not (args.skip_256 and b == 256)]
 
@@ -463,9 +125,9 @@ def _infer_memory_estimate_gb(config, batch: int) -> float:
 def cmd_flops(args) -> dict:
     config = load_config(args)
     b = config.optim.batch_size
-    out = _header(args, "flops", config)
+    out = header(args, "flops", config)
     if "torch" in args.impls:
-        _import_torch(args)
+        import_torch(args)
     out["matmul_peak_gflops"] = matmul_peak(reps=args.matmul_reps)
     f = model_flops(config)
     out["analytic"] = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in f.items()}
@@ -531,44 +193,6 @@ def _peak_of(res, impl):
             "setup_peak_rss_gb": res["setup_peak_rss_gb"]}
 
 
-def parse_flag_set(text: str) -> dict:
-    """'xla_a=true xla_b=3 xla_c=NAME' -> {'xla_a': True, 'xla_b': 3, 'xla_c': 'NAME'}."""
-    out = {}
-    for item in text.split():
-        name, _, value = item.removeprefix("--").partition("=")
-        low = value.lower()
-        out[name] = (low == "true") if low in ("true", "false") else int(value) if value.isdigit() else value
-    return out
-
-
-def cmd_flags(args) -> dict:
-    """The jax train step compiled with each XLA CPU option set, all in one process, interleaved.
-
-    The options go to `lower().compile(compiler_options=...)`, the per-program form of
-    XLA_FLAGS, so every variant and the default run round-robin under the same load.
-    """
-    config = load_config(args)
-    out = _header(args, "xla_flags", config)
-    sets = [f for f in (args.flag_sets.split(";") if args.flag_sets else DEFAULT_FLAG_SETS) if f.strip()]
-    batch_np = random_batch(config, config.optim.batch_size)
-    runners, infos, errors = {}, {}, {}
-    for name, opts in [("default", {})] + [(f, parse_flag_set(f)) for f in sets]:
-        log(f"[flags] compiling: {name}")
-        try:
-            runners[name], infos[name] = jax_setup(config, batch_np, "train", opts)
-        except Exception as e:  # an option this jaxlib does not know: report, go on
-            errors[name] = f"{type(e).__name__}: {str(e)[:300]}"
-    stats, _ = interleaved(runners, args.steps, args.warmup)
-    base = stats["default"]["step_s_median"]
-    results = [{"xla_options": name, "step_s_median": stats[name]["step_s_median"],
-                "step_s_all": stats[name]["step_s_all"], "compile_s": infos[name]["compile_s"],
-                "speedup_vs_default": round(base / stats[name]["step_s_median"], 3)}
-               for name in runners]
-    out.update(batch=config.optim.batch_size, steps=args.steps, results=results, errors=errors,
-               loadavg_after=_loadavg(), machine=machine_info())
-    return out
-
-
 def cmd_all(args) -> None:
     """Every benchmark, each in its own process, printing their JSON lines in turn."""
     for sub in ("flops", "train", "infer"):
@@ -585,195 +209,6 @@ def cmd_all(args) -> None:
         print(json.dumps(res), flush=True)
     else:
         print(json.dumps({"bench": "features", "skipped": "benchmarks/bench_features.py not found"}))
-
-
-# ---------------------------------------------------------------------------------------------
-# Profile: where the forward and backward time goes, block by block
-
-
-def cmd_profile(args) -> dict:
-    """Per-block times of one pathway (jax, torch NCHW, torch channels_last), block 1 split into
-    its convolutions and BatchNorm + ReLU + pool, block 1 of both pathways as 4 convs vs one
-    fused conv, and the whole jax forward / train step for the shares."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from adarl_jax.model.layers import MultiScaleConvBlock
-
-    config = load_config(args)
-    m = config.model
-    b = config.optim.batch_size
-    impls = _impls(args)
-    torch = sys.modules.get("torch")
-    out = _header(args, "profile", config)
-    rng = np.random.default_rng(0)
-
-    def timeit(fn, reps=args.steps):
-        fn()
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return round(statistics.median(ts), 4)
-
-    h, w, c = config.frontend.n_bins, config.frontend.n_frames, 3
-    blocks = []
-    for i, (features, pool) in enumerate(zip(m.block_features, m.block_pools)):
-        x = rng.standard_normal((b, h, w, c), np.float32)
-        xj = jnp.asarray(x)
-        row = {"block": i + 1, "input": [h, w, c]}
-        block = MultiScaleConvBlock(tuple(features), tuple(m.kernel_sizes), tuple(pool))
-        variables = block.init(jax.random.key(0, impl="rbg"), x[:1], train=False)
-        fwd = jax.jit(lambda v, x: block.apply(v, x, train=False))
-        row["jax_fwd_s"] = timeit(lambda: fwd(variables, xj).block_until_ready())
-
-        def loss(params, x, stats=variables["batch_stats"]):
-            y, _ = block.apply({"params": params, "batch_stats": stats}, x, train=True,
-                               mutable=["batch_stats"])
-            return jnp.sum(y * y)
-
-        # Block 1's input is the data: no input gradient, as in the train step.
-        grad = jax.jit(jax.grad(loss, argnums=(0,) if i == 0 else (0, 1)))
-        row["jax_fwd_bwd_s"] = timeit(lambda: jax.block_until_ready(grad(variables["params"], xj)))
-        if i == 0:
-            x1 = xj
-            row.update(_profile_block1_split(variables, xj, features, pool, m.kernel_sizes, timeit))
-        if torch is not None and any(n.startswith("torch") for n in impls):
-            row.update(_profile_torch_block(torch, x, c, features, pool, m.kernel_sizes, i > 0, timeit))
-        blocks.append(row)
-        log(f"  {row}")
-        c = sum(features)
-        h, w = h // pool[0], w // pool[1]
-    out["batch"] = b
-    out["per_pathway_blocks"] = blocks
-    whole = [k for k in blocks[0] if re.fullmatch(r"(jax|torch|torch_cl)_fwd(_bwd)?_s", k)]
-    out["block1_share_of_pathway"] = {k: round(blocks[0][k] / sum(r[k] for r in blocks), 3) for k in whole}
-    out["block1_both_pathways"] = _profile_block1_fused(x1, blocks[0]["input"], m.block_features[0],
-                                                        m.kernel_sizes, timeit)
-    # The whole model, for the shares: the jitted predict fn and train step.
-    batch_np = random_batch(config, b)
-    run_fwd, _ = jax_setup(config, batch_np, "infer")
-    run_step, _ = jax_setup(config, batch_np, "train")
-    out["jax_model_forward_s"] = timeit(run_fwd)
-    out["jax_train_step_s"] = timeit(run_step)
-    out["jax_block1_x2_share"] = {
-        "of_forward": round(2 * blocks[0]["jax_fwd_s"] / out["jax_model_forward_s"], 3),
-        "of_train_step": round(2 * blocks[0]["jax_fwd_bwd_s"] / out["jax_train_step_s"], 3)}
-    out["note"] = ("block times are one pathway's (the model has two of the same shapes); fwd = "
-                   "inference mode; fwd_bwd = train-mode forward + parameter gradients (+ input "
-                   "gradient after block 1) of sum(y^2)")
-    out.update(loadavg_after=_loadavg(), machine=machine_info())
-    return out
-
-
-def _profile_block1_split(variables, xj, features, pool, kernel_sizes, timeit) -> dict:
-    """Block 1's parallel convs (each, and both) vs its BatchNorm + ReLU + average pool."""
-    import jax
-    import jax.numpy as jnp
-
-    p = variables["params"]
-    dn = ("NHWC", "HWIO", "NHWC")
-    conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
-    kernels = [p[f"conv{k}x{k}"]["kernel"] for k in kernel_sizes]
-    convs = jax.jit(lambda x, ks: jnp.concatenate([conv(x, k) for k in ks], -1))
-    row = {"jax_fwd_convs_only_s": timeit(lambda: convs(xj, kernels).block_until_ready())}
-    for k, kern in zip(kernel_sizes, kernels):
-        one = jax.jit(conv)
-        row[f"jax_fwd_conv{k}x{k}_only_s"] = timeit(lambda: one(xj, kern).block_until_ready())
-    y = convs(xj, kernels)
-    pool = tuple(pool)
-
-    def bn_relu_pool(y, scale, bias):  # train-mode BatchNorm (batch statistics), as in the step
-        mean = y.mean((0, 1, 2))
-        var = jnp.mean(jnp.square(y - mean), (0, 1, 2))
-        z = jax.nn.relu((y - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias)
-        return jax.lax.reduce_window(z, 0.0, jax.lax.add, (1, *pool, 1), (1, *pool, 1),
-                                     "VALID") / (pool[0] * pool[1])
-
-    scale, bias = p["bn"]["scale"], p["bn"]["bias"]
-    fwd = jax.jit(bn_relu_pool)
-    ct = jax.random.normal(jax.random.key(0, impl="rbg"), jax.eval_shape(fwd, y, scale, bias).shape)
-    grad = jax.jit(jax.grad(lambda y, s, b, ct: jnp.vdot(bn_relu_pool(y, s, b), ct), argnums=(0, 1, 2)))
-    row["jax_fwd_bn_relu_pool_only_s"] = timeit(lambda: fwd(y, scale, bias).block_until_ready())
-    row["jax_fwd_bwd_bn_relu_pool_only_s"] = timeit(lambda: jax.block_until_ready(grad(y, scale, bias, ct)))
-
-    from adarl_jax.model.bn_relu_pool import batch_norm_relu_pool  # the fused op the model uses
-
-    fused = lambda y, s, b: batch_norm_relu_pool(y, s, b, pool, y.dtype)[0]
-    fused_fwd = jax.jit(fused)
-    fused_grad = jax.jit(jax.grad(lambda y, s, b, ct: jnp.vdot(fused(y, s, b), ct), argnums=(0, 1, 2)))
-    row["jax_fwd_bn_relu_pool_fused_s"] = timeit(lambda: fused_fwd(y, scale, bias).block_until_ready())
-    row["jax_fwd_bwd_bn_relu_pool_fused_s"] = timeit(
-        lambda: jax.block_until_ready(fused_grad(y, scale, bias, ct)))
-    return row
-
-
-def _profile_block1_fused(xj, input_hwc, features, kernel_sizes, timeit) -> dict:
-    """Block 1 of both pathways reads the same input: its 4 convs vs one 5x5 conv whose
-    outputs hold all four (the 3x3 kernels zero-padded to 5x5), forward and weight gradient."""
-    import jax
-    import jax.numpy as jnp
-
-    dn = ("NHWC", "HWIO", "NHWC")
-    conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)
-    c = input_hwc[2]
-    kmax = max(kernel_sizes)
-    kernels = [jnp.full((k, k, c, f), 0.1, jnp.float32) for f, k in zip(features, kernel_sizes)] * 2
-
-    def separate(ks, x):
-        return jnp.concatenate([conv(x, k) for k in ks], -1)
-
-    def fused(ks, x):
-        pad = lambda k: jnp.pad(k, [((kmax - k.shape[0]) // 2,) * 2] * 2 + [(0, 0)] * 2)
-        return conv(x, jnp.concatenate([pad(k) for k in ks], -1))
-
-    shape = jax.eval_shape(separate, kernels, xj).shape
-    ct = jax.random.normal(jax.random.key(0, impl="rbg"), shape)  # a cotangent, passed in
-    row = {}
-    for name, fn in (("4_convs", separate), ("1_fused_conv", fused)):
-        f = jax.jit(fn)
-        g = jax.jit(jax.grad(lambda ks, x, ct, fn=fn: jnp.vdot(fn(ks, x), ct)))
-        row[f"{name}_fwd_s"] = timeit(lambda: f(kernels, xj).block_until_ready())
-        row[f"{name}_weight_grad_s"] = timeit(lambda: jax.block_until_ready(g(kernels, xj, ct)))
-    return row
-
-
-def _profile_torch_block(torch, x, c, features, pool, kernel_sizes, input_grad, timeit) -> dict:
-    import torch_model
-
-    row = {}
-    for cl in (False, True):
-        fmt = torch.channels_last if cl else torch.contiguous_format
-        tb = torch_model.MultiScaleConvBlock(c, features, kernel_sizes, pool).to(memory_format=fmt)
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-        xt.requires_grad_(input_grad)
-        tag = "torch_cl" if cl else "torch"
-
-        def fwd():
-            with torch.inference_mode():
-                tb.eval()(xt).sum().item()
-
-        def fwd_bwd():
-            tb.train()
-            tb.zero_grad(set_to_none=True)
-            y = tb(xt)
-            (y * y).sum().backward()
-
-        row[f"{tag}_fwd_s"] = timeit(fwd)
-        row[f"{tag}_fwd_bwd_s"] = timeit(fwd_bwd)
-        if not input_grad:  # block 1: its BatchNorm + ReLU + pool alone, input gradient included
-            y = torch.cat([conv(xt) for conv in tb.convs], 1).detach().requires_grad_(True)
-
-            def bn_fwd_bwd():
-                y.grad = None
-                tb.zero_grad(set_to_none=True)
-                out = torch.nn.functional.avg_pool2d(torch.relu(tb.bn(y)), tb.pool, tb.pool)
-                out.backward(torch.ones_like(out))
-
-            row[f"{tag}_fwd_bwd_bn_relu_pool_only_s"] = timeit(bn_fwd_bwd)
-    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -883,6 +318,9 @@ def main(argv=None):
     if args.command == "table":
         lines = [json.loads(ln) for ln in Path(args.jsonl).read_text().splitlines() if ln.startswith("{")]
         return print(markdown_table(lines))
+    from profile_model import cmd_profile
+    from sweep_flags import cmd_flags
+
     fn = {"train": cmd_train, "infer": cmd_infer, "flops": cmd_flops, "peak": cmd_peak,
           "profile": cmd_profile, "flags": cmd_flags}[args.command]
     print(json.dumps(fn(args)), flush=True)
