@@ -1,5 +1,6 @@
 """The paper's figures as PNG files: fold-averaged confusion matrices (Fig. 4) and t-SNEs of
 deep features, coloured by emotion, marked by gender (Fig. 5), one embedding per fold model.
+Another domain than gender is marked by its values the same way (`domain` names it).
 
 matplotlib is used through its object API with the Agg canvas (no pyplot, no global backend
 switch), so this works on a headless machine and leaves an interactive session alone.
@@ -92,15 +93,18 @@ def _draw_tsne(ax, points, emotion, gender, is_val, classes, colours, markers) -
 
 
 def plot_tsne_grid(panels: Sequence[dict], classes: Sequence[str], genders: Sequence[str], path,
-                   title: str = "", columns: int = 5) -> None:
+                   title: str = "", columns: int = 5, domain: str = "gender") -> None:
     """Fig. 5, one panel per fold model: each panel is its own embedding (never two models'
     features in one). A panel: {"title", "points" (n, 2) or None (too few to embed: left
-    blank with a note), "emotion", "gender", "is_val" (n,)}."""
+    blank with a note), "emotion", "gender" (index into `genders`, the values of the domain
+    `domain`; -1 = unknown), "is_val" (n,)}."""
     from matplotlib import colormaps
 
     colours = colormaps["viridis"](np.linspace(0.0, 1.0, max(len(classes), 2)))
     markers = [_GENDER_MARKERS.get(g, (_OTHER_MARKERS[gi % len(_OTHER_MARKERS)], g))
                for gi, g in enumerate(genders)]
+    if any(np.any(np.asarray(p["gender"]) < 0) for p in panels):  # a run without domain labels
+        markers.append(("X", f"{domain} unknown"))
     cols = max(1, min(columns, len(panels)))
     rows = -(-len(panels) // cols)
     fig = _figure(3.2 * cols, 3.1 * rows + 0.9)
@@ -113,9 +117,11 @@ def plot_tsne_grid(panels: Sequence[dict], classes: Sequence[str], genders: Sequ
             ax.text(0.5, 0.5, f"too few utterances\nto embed ({len(panel['emotion'])})",
                     ha="center", va="center", fontsize=8, transform=ax.transAxes)
             continue
-        _draw_tsne(ax, np.asarray(panel["points"]), np.asarray(panel["emotion"]),
-                   np.asarray(panel["gender"]), np.asarray(panel["is_val"], bool), classes, colours, markers)
-    # One legend for all panels: colour = emotion, marker = gender, fill = test / validation.
+        marked = np.asarray(panel["gender"])
+        marked = np.where(marked < 0, len(markers) - 1, marked)
+        _draw_tsne(ax, np.asarray(panel["points"]), np.asarray(panel["emotion"]), marked,
+                   np.asarray(panel["is_val"], bool), classes, colours, markers)
+    # One legend for all panels: colour = emotion, marker = domain, fill = test / validation.
     handles = [fig.axes[0].scatter([], [], s=30, marker="s", color=colours[k], label=c)
                for k, c in enumerate(classes)]
     handles += [fig.axes[0].scatter([], [], s=24, marker=m, color="grey", label=label) for m, label in markers]
@@ -123,7 +129,7 @@ def plot_tsne_grid(panels: Sequence[dict], classes: Sequence[str], genders: Sequ
         handles += [fig.axes[0].scatter([], [], s=24, marker="o", color="grey", label="filled: test speaker"),
                     fig.axes[0].scatter([], [], s=24, marker="o", facecolors="none", edgecolors="grey",
                                         label="hollow: validation speaker")]
-    handles.append(fig.axes[0].scatter([], [], s=60, color="red", label="class centre (per gender)"))
+    handles.append(fig.axes[0].scatter([], [], s=60, color="red", label=f"class centre (per {domain})"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -12,6 +12,10 @@ Table 4 per variant: for each fold model and emotion, ||male centre - female cen
 centre = mean deep feature over the held-out utterances of that gender and emotion); then the
 mean and standard deviation over the fold models where both genders have the emotion.
 
+Another domain than gender (`domain_column` and `domains` in the records; older records carry
+`genders` only, and are gender runs): the same distance between the centres of its two values,
+named from the records; a domain of more than two values has no such pair and is not measured.
+
 Records without `val_utterances` (runs made before the trainer saved them, or
 train.selection='last', where nothing of the other gender is held out) give no per-model
 distance; when no fold of a variant has them, the fallback is the pooled figure of earlier
@@ -25,10 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["FoldSpace", "fold_space", "male_female", "center_distances", "gender_center_summary",
-           "BASIS_PER_MODEL", "BASIS_POOLED"]
+           "domain_of", "BASIS_PER_MODEL", "BASIS_POOLED", "GENDER"]
 
 BASIS_PER_MODEL = "fold_models"  # inside each fold model, its validation + test speakers
 BASIS_POOLED = "pooled_across_fold_models"  # the fallback: test speakers of all folds together
+GENDER = "gender"  # the paper's domain, and that of every record without `domain_column`
+
+
+def domain_of(record: dict) -> tuple[str, list[str]]:
+    """(domain column, domain values) of a result record: `domain_column` and `domains`, or,
+    for records written before those keys, gender and `genders` (F, M when absent)."""
+    values = record.get("domains") or record.get("genders") or ["F", "M"]
+    return str(record.get("domain_column") or GENDER), list(values)
 
 
 @dataclass(frozen=True)
@@ -99,13 +111,19 @@ def gender_center_summary(fold_results: list[dict]) -> dict:
       n_models  {class: fold models that hold both genders of the class}
       basis     which of the two, None when no fold carries deep features
       folds     per fold model: fold, test_speaker, val_speakers, distance {class: ...}
+      domain    (a domain other than gender only) {column, values, pair: the two values
+                measured, first minus second; None with more than two values}
     """
     classes = list(fold_results[0]["classes"])
-    pair = male_female(fold_results[0].get("genders", ("F", "M")))
+    column, values = domain_of(fold_results[0])
+    pair = male_female(values)
     spaces = [s for s in map(fold_space, fold_results) if s is not None]
     none = {c: None for c in classes}
     out = {"distance": dict(none), "spread": dict(none), "n_models": {c: 0 for c in classes},
            "basis": None, "folds": []}
+    if column != GENDER:  # gender runs keep the keys they always had
+        out["domain"] = {"column": column, "values": values,
+                         "pair": None if pair is None else [values[i] for i in pair]}
     if pair is None or not spaces:
         return out
     if not any(s.has_val for s in spaces):

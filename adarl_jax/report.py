@@ -20,6 +20,8 @@ results.json is a public format. Per variant:
                               without validation-speaker features, 'pooled_across_fold_models'
                               (the test utterances of all folds in one pool: centres from
                               different models; adarl_jax.fold_spaces)
+  domain_column               (only when the domain is not gender) the manifest column the
+                              domain accuracy and Table 4 (gender_center.domain) refer to
   baseline_fit                (openSMILE baselines) C selection, refit_on_val (final fit on
                               training + validation speakers, or on training speakers only as
                               the CNN), fit speakers per fold
@@ -41,7 +43,7 @@ import numpy as np
 
 from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
-from adarl_jax.fold_spaces import BASIS_POOLED, fold_space, gender_center_summary
+from adarl_jax.fold_spaces import BASIS_POOLED, GENDER, domain_of, fold_space, gender_center_summary
 from adarl_jax.linear_svm import refitted_on_val
 from adarl_jax.paired import paired_markdown, paired_table, speaker_ua
 
@@ -102,12 +104,21 @@ def summarize(fold_results: list[dict]) -> dict:
     g = [f["gender_accuracy"] for f in folds if "gender_accuracy" in f]
     if g:
         summary["gender_accuracy_fold_mean"] = float(np.mean(g))
+    column = domain_of(fold_results[0])[0]
+    if column != GENDER:  # the domain head's accuracy is then that of this column
+        summary["domain_column"] = column
     return summary
 
 
+def domain_word(summaries) -> str:
+    """The domain the accuracy columns name: gender, or the runs' `domain_column`."""
+    return next((s["domain_column"] for s in summaries if "domain_column" in s), GENDER)
+
+
 def markdown(results: dict) -> str:
+    word = domain_word(results.values())
     lines = ["# Results", "", "LOSO, utterance level (mean of segment probabilities).", "",
-             "| variant | folds | WA pooled | UA pooled | WA fold-mean | UA fold-mean | test-speaker gender acc. |",
+             f"| variant | folds | WA pooled | UA pooled | WA fold-mean | UA fold-mean | test-speaker {word} acc. |",
              "|---|---|---|---|---|---|---|"]
     for v, s in results.items():
         g = s.get("gender_accuracy_fold_mean")
@@ -121,7 +132,7 @@ def markdown(results: dict) -> str:
             "| true \\ pred | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
         for c, row in zip(classes, s["confusion"]):
             lines.append(f"| {c} | " + " | ".join("-" if x is None else f"{x:.2f}" for x in row) + " |")
-        lines += ["", "| fold | speaker | n | WA | UA | gender acc. | epoch |", "|---|---|---|---|---|---|---|"]
+        lines += ["", f"| fold | speaker | n | WA | UA | {word} acc. | epoch |", "|---|---|---|---|---|---|---|"]
         for f in s["folds"]:
             g = f.get("gender_accuracy")
             lines.append(f"| {f['fold']} | {f['speaker']} | {f['n']} | {f['wa']:.3f} | {f['ua']:.3f} | "
@@ -129,7 +140,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ordered(variants) -> list[str]:
+def ordered_variants(variants) -> list[str]:
     known = [v for v in VARIANT_ORDER if v in variants]
     return known + sorted(v for v in variants if v not in VARIANT_ORDER)
 
@@ -140,7 +151,7 @@ def _fmt(x, digits: int = 3) -> str:
 
 def ablation_markdown(collected: dict[str, list[dict]]) -> list[str]:
     """Table 3: the variants side by side over the folds every one of them finished."""
-    order = _ordered(collected)
+    order = ordered_variants(collected)
     common = sorted(set.intersection(*[{r["fold"] for r in collected[v]} for v in order]))
     lines = ["", "## Table 3: ablation", ""]
     if not common:
@@ -179,7 +190,7 @@ def baseline_fit(fold_results: list[dict]) -> dict:
 
 def baselines_markdown(collected: dict[str, list[dict]], results: dict) -> list[str]:
     """The speakers each baseline's final models were fitted on, beside the CNN's."""
-    base = [v for v in _ordered(collected) if "baseline_fit" in results[v]]
+    base = [v for v in ordered_variants(collected) if "baseline_fit" in results[v]]
     if not base:
         return []
     cnn = {len(r["train_speakers"]) for v in collected if v not in base for r in collected[v]
@@ -230,17 +241,41 @@ def _cell(mean, spread, n) -> str:
     return f"{mean:.2f} ± {spread:.2f} ({n})" if spread is not None else f"{mean:.2f} ({n})"
 
 
+def _domain_table4(results: dict) -> tuple[str, str, list[str]]:
+    """(title, text, lines to add instead of the table) for a domain other than gender."""
+    domain = next((r["gender_center"]["domain"] for r in results.values()
+                   if "domain" in r.get("gender_center", {})), None)
+    if domain is None:
+        return "## Table 4: L2 distance between the male and female class centres", TABLE4_TEXT, []
+    column, values, pair = domain["column"], domain["values"], domain["pair"]
+    if pair is None:
+        return (f"## Table 4: L2 distance between the class centres of two {column} values", "",
+                [f"The domain {column} has {len(values)} values ({', '.join(values)}); Table 4 "
+                 "measures the distance between two: not measured."])
+    a, b = pair
+    text = (f"Inside each fold model: the mean deep feature per emotion and {column} value over "
+            f"the utterances that model never trained on (its validation and test speakers); "
+            f"then the L2 distance between the {a} and the {b} centre. Cells: mean ± standard "
+            f"deviation over the fold models (in brackets: how many fold models hold both values "
+            f"for the emotion). Smaller = the two overlap more inside a model. The paper "
+            f"measured gender: its rows are not shown.")
+    return f"## Table 4: L2 distance between the {a} and {b} class centres ({column})", text, []
+
+
 def table4_markdown(results: dict) -> list[str]:
-    """Table 4: per variant with deep features, the per-model male/female centre distances."""
-    title = "## Table 4: L2 distance between the male and female class centres"
-    order = [v for v in _ordered(results) if results[v]["gender_center"]["basis"] is not None]
+    """Table 4: per variant with deep features, the per-model male/female centre distances
+    (or those of the two values of another domain, named from the records)."""
+    title, text, instead = _domain_table4(results)
+    if instead:
+        return ["", title, "", *instead]
+    order = [v for v in ordered_variants(results) if results[v]["gender_center"]["basis"] is not None]
     if not order:
         return ["", title, "", "No variant carries deep features; nothing to measure."]
     classes = results[order[0]]["classes"]
     pooled = [v for v in order if results[v]["gender_center"]["basis"] == BASIS_POOLED]
     every = len(pooled) == len(order)
     lines = ["", title + (" (pooled over fold models; no per-model figure)" if every else ", inside each fold model"),
-             "", POOLED_NOTE if every else TABLE4_TEXT, "",
+             "", POOLED_NOTE if every else text, "",
              "| variant | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
     for v in order:
         d, g = results[v]["gender_center_distance"], results[v]["gender_center"]
@@ -249,12 +284,12 @@ def table4_markdown(results: dict) -> list[str]:
         else:
             cells = [_cell(d[c], g["spread"][c], g["n_models"][c]) for c in classes]
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
-    for v, d in PAPER_TABLE4.items():
+    for v, d in PAPER_TABLE4.items() if text is TABLE4_TEXT else ():  # the paper's domain: gender
         if all(c in d for c in classes):
             lines.append(f"| paper: {v} | " + " | ".join(f"{d[c]:.2f}" for c in classes) + " |")
     if pooled and len(pooled) < len(order):
         lines += ["", POOLED_NOTE]
-    left = [v for v in _ordered(results) if v not in order]
+    left = [v for v in ordered_variants(results) if v not in order]
     if left:
         lines += ["", f"Left out (no deep features): {', '.join(left)}."]
     return lines
@@ -283,8 +318,8 @@ def tsne_panels(fold_results: list[dict], embed) -> list[dict]:
         s = fold_space(r)
         if s is None:
             continue
-        genders = r.get("genders") or ["F", "M"]
-        test_g = {genders[g] for g in s.gender[~s.is_val]}
+        values = domain_of(r)[1]
+        test_g = {values[g] if g >= 0 else "?" for g in s.gender[~s.is_val]}
         title = f"fold {s.fold}: test {s.test_speaker} ({'/'.join(sorted(test_g))})"
         if s.is_val.any():
             title += f"; val {', '.join(s.val_speakers)}"
@@ -304,11 +339,14 @@ def _tsne_lines(workdir, v: str, fold_results: list[dict], classes) -> list[str]
         return [f"t-SNE skipped: no fold model has {F.MIN_TSNE_POINTS} held-out utterances with "
                 f"deep features (at most {most}).", ""]
     with_val = any(p["is_val"].any() for p in panels)
-    genders = fold_results[0].get("genders", ["F", "M"])
-    F.plot_tsne_grid(panels, classes, genders, path,
+    column, values = domain_of(fold_results[0])
+    F.plot_tsne_grid(panels, classes, values, path, domain=column, title=
                      f"{v}: t-SNE per fold model of its held-out utterances"
                      + ("" if with_val else " (test speaker only)"))
-    return [TSNE_TEXT if with_val else TSNE_TEST_ONLY, "", f"![{v} t-SNE](figures/{path.name})", ""]
+    text = TSNE_TEXT if with_val else TSNE_TEST_ONLY
+    if column != GENDER:
+        text = text.replace("the two genders", f"the {column} values").replace("gender", column)
+    return [text, "", f"![{v} t-SNE](figures/{path.name})", ""]
 
 
 def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> list[str]:
@@ -318,7 +356,7 @@ def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> l
 
     fig_dir = Path(workdir) / "figures"
     lines = ["", "## Figures", ""]
-    for v in _ordered(collected):
+    for v in ordered_variants(collected):
         s, n_folds = results[v], len(collected[v])
         name = f"confusion_{v}.png"
         F.plot_confusion(s["confusion"], s["classes"], fig_dir / name,

@@ -23,7 +23,7 @@ import numpy as np
 from adarl_jax import metrics as M
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.paired import comparisons, paired_comparison, paired_markdown, speaker_ua
-from adarl_jax.report import _ordered, collect, summarize
+from adarl_jax.report import collect, domain_word, ordered_variants, summarize
 
 METRICS = ("wa_pooled", "ua_pooled", "wa_fold_mean", "ua_fold_mean", "gender_accuracy_fold_mean")
 
@@ -74,7 +74,7 @@ def summarize_seeds(workdirs) -> dict:
     """{variant: {metric: mean_std, 'folds': [...], 'workdirs': [...]}, and
     'ua_adarl_minus_backbone' when both variants are there}."""
     collected = [(str(w), collect(w)) for w in workdirs]
-    variants = _ordered({v for _, c in collected for v in c})
+    variants = ordered_variants({v for _, c in collected for v in c})
     if not variants:
         raise FileNotFoundError(f"no finished folds (*/fold_*/result.json) under "
                                 f"{', '.join(str(w) for w in workdirs)}")
@@ -89,6 +89,8 @@ def summarize_seeds(workdirs) -> dict:
         entry["folds"] = sorted(folds)
         entry["workdirs"] = [w for w, _ in runs]
         entry["seeds"] = [rs[0].get("seed") for _, rs in runs]
+        if "domain_column" in sums[0]:  # a domain other than gender: its accuracy column's name
+            entry["domain_column"] = sums[0]["domain_column"]
         if len(runs) > 1:
             ens = summarize(ensemble_folds([rs for _, rs in runs], folds))
             entry["ensemble"] = {m: ens[m] for m in METRICS + ("per_class_recall",) if m in ens}
@@ -125,7 +127,8 @@ def seeds_markdown(summary: dict) -> str:
     lines = ["# Over seeds", "", "Mean ± standard deviation (ddof=1) over the workdirs (one a "
              "seed; one value where a single workdir holds the variant, e.g. the deterministic baselines); LOSO, utterance level, over the folds every seed of the variant finished.", "",
              "| variant | seeds | folds | WA pooled | UA pooled | WA fold-mean | UA fold-mean | "
-             "test-speaker gender acc. |", "|---|---|---|---|---|---|---|---|"]
+             f"test-speaker {domain_word(e for e in summary.values() if isinstance(e, dict))} acc. |",
+             "|---|---|---|---|---|---|---|---|"]
     for v, e in summary.items():
         if v in ("ua_adarl_minus_backbone", "paired"):
             continue
