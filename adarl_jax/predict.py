@@ -7,6 +7,7 @@ run in one jitted function, so after at most one compilation per bucket no file 
 another. Files are streamed block by block (`audio.iter_segments`).
 
   p = Predictor.from_checkpoint("runs/emodb", variant="adarl", fold=3)
+  p = Predictor.load("runs/emodb/final/adarl")   # a model folder (adarl_jax.final_model)
   p.predict(wave, 44100)           # {'emotion': 'anger', 'probs': {...}, 'segments': 2, ...}
   p.embed(wave, 44100)             # (hidden,) float32: the mean deep feature of its segments
   p.predict_files(["a.wav", ...])  # one such dict per file; 'error' says why a file failed,
@@ -30,22 +31,13 @@ import numpy as np
 from adarl_jax.audio import iter_segments, level_warning, segment
 from adarl_jax.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.frontend import FrontendSpec, spectrogram, valid_frames
+from adarl_jax.model_folder import ModelFolderError, read_model_folder
 from adarl_jax.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_duration,
                                   read_segments, write_embeddings, write_predictions)
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "CheckpointError",
-    "DEFAULT_BUCKETS",
-    "FoldRef",
-    "Predictor",
-    "expand_inputs",
-    "find_fold",
-    "plan_batches",
-    "restore_variables",
-    "write_embeddings",
-    "write_predictions",
-]
+__all__ = ["AUDIO_EXTENSIONS", "CheckpointError", "DEFAULT_BUCKETS", "FoldRef", "ModelFolderError",
+           "Predictor", "expand_inputs", "find_fold", "plan_batches", "restore_variables",
+           "write_embeddings", "write_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +113,13 @@ class Predictor:
             variables = variables[0]
         source = "; ".join(r.describe() for r in refs) + f" in {refs[0].workdir}"
         return cls(config, variables, buckets, source, n_models=len(refs))
+
+    @classmethod
+    def load(cls, folder, buckets: Sequence[int] = DEFAULT_BUCKETS) -> "Predictor":
+        """The model of a model folder (adarl_jax.model_folder: `train_final` writes one).
+        Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
+        config, variables, _ = read_model_folder(folder)
+        return cls(config, variables, buckets, f"model folder {folder}")
 
     # -- the jitted computation ------------------------------------------------------------
 

@@ -1,0 +1,201 @@
+"""The final model: epochs from the finished LOSO run, one model on every speaker, a model
+folder that Predictor.load serves (and export takes), its card, and bad folders named."""
+
+import json
+import math
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import TINY_OVERRIDES, make_corpus
+
+SPEAKERS = (("s1", "M"), ("s2", "F"), ("s3", "M"))
+KEPT = {0: 1, 1: 2, 2: 1}  # selected_epoch + 1 written into the folds' results: median 1
+
+
+def _config(manifest):
+    from adarl_jax.config import load_config
+
+    return load_config("smoke", [*TINY_OVERRIDES, "data.corpus=csv", f"data.manifest={manifest}",
+                                 "model.variant=backbone", "train.progress=False"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-fold LOSO run (refused by train_final while one fold is missing), then the final
+    model of it."""
+    from adarl_jax import loso
+    from adarl_jax.final_model import train_final
+    from adarl_jax.sharding import make_mesh
+
+    root = tmp_path_factory.mktemp("final")
+    config = _config(make_corpus(root / "corpus", speakers=SPEAKERS, per_class=2))
+    workdir, out = root / "W", root / "W" / "final" / "backbone"
+    loso.run(config, workdir, folds="0,1", mesh=make_mesh(1), progress=False)
+    with pytest.raises(ValueError, match=r"backbone.*not finished.*fold_02_s3"):
+        train_final(config, workdir, out, mesh=make_mesh(1), progress=False)
+    assert not out.exists()
+    loso.run(config, workdir, folds="2", mesh=make_mesh(1), progress=False)
+    for path in sorted(workdir.glob("backbone/fold_*/result.json")):
+        r = json.loads(path.read_text())
+        path.write_text(json.dumps({**r, "selected_epoch": KEPT[r["fold"]] - 1}))
+    record = train_final(config, workdir, out, mesh=make_mesh(1), progress=False)
+    return config, workdir, out, record
+
+
+def test_epochs_are_the_median_of_the_folds_selections(trained):
+    from adarl_jax.audio import segment_count
+    from adarl_jax.final_model import epochs_rule
+
+    config, workdir, out, record = trained
+    assert record["epochs"]["epochs"] == int(np.median(list(KEPT.values()))) == 1
+    assert {f["fold"]: f["epochs_kept"] for f in record["epochs"]["per_fold"]} == KEPT
+    assert "median" in record["epochs"]["rule"]
+    # every utterance trained, one epoch of full batches
+    n_segments = sum(segment_count(n, sr) for n, sr in _frames(workdir))
+    assert record["training"]["steps"] == math.ceil(n_segments / config.optim.batch_size)
+    assert record["training"]["speakers"] == ["s1", "s2", "s3"]
+    assert record["training"]["utterances"] == 24
+    # the rule itself: half up between two, the middle of three
+    rows = [{"fold": i, "test_speaker": f"s{i}", "selected_epoch": k} for i, k in enumerate((0, 1))]
+    assert epochs_rule(rows)["epochs"] == 2
+    rows = [{"fold": i, "test_speaker": f"s{i}", "selected_epoch": k} for i, k in enumerate((4, 0, 9))]
+    assert epochs_rule(rows)["epochs"] == 5
+
+
+def _frames(workdir):
+    import soundfile as sf
+
+    return [(sf.info(p).frames, sf.info(p).samplerate)
+            for p in sorted((workdir.parent / "corpus" / "wav").glob("*.wav"))]
+
+
+def test_the_folder_is_complete_and_refused_when_it_exists(trained):
+    from adarl_jax.final_model import train_final
+
+    config, workdir, out, record = trained
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL.md", "config.json", "model.json",
+                                                     "params.npz"]
+    assert not list(out.parent.glob(".*partial*"))
+    meta = json.loads((out / "model.json").read_text())
+    assert meta == json.loads(json.dumps(record))
+    assert (meta["format_version"], meta["variant"], meta["classes"]) == (
+        1, "backbone", list(config.data.classes))
+    assert meta["parameters"] == sum(v.size for k, v in np.load(out / "params.npz").items()
+                                     if k.startswith("params/"))
+    with pytest.raises(FileExistsError, match="model.json"):
+        train_final(config, workdir, out, progress=False)
+
+
+def _reference_probs(folder, wave, sr):
+    """model.apply on the front end's output, with the arrays read by numpy alone."""
+    from adarl_jax.audio import segment
+    from adarl_jax.config import config_from_json
+    from adarl_jax.frontend import FrontendSpec, spectrogram
+    from adarl_jax.model import build_model
+
+    config = config_from_json((folder / "config.json").read_text())
+    variables = {}
+    for key, value in np.load(folder / "params.npz").items():
+        *parents, leaf = key.split("/")
+        node = variables
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    segs, lengths, _ = segment(wave, sr, config.data.segment_s, config.data.min_tail_s)
+    x = spectrogram(segs, lengths, FrontendSpec.from_config(config))
+    logits = build_model(config).apply(variables, x, train=False)["emotion_logits"]
+    return np.asarray(jax.nn.softmax(logits, axis=-1)).mean(0), list(config.data.classes)
+
+
+def test_load_predicts_as_the_parameters_applied_directly(trained):
+    from adarl_jax.export import export_predictor, load_exported
+    from adarl_jax.predict import Predictor
+
+    _, _, out, _ = trained
+    t = np.arange(int(4.5 * 16000)) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 300 * t)
+            + 0.05 * np.random.default_rng(1).normal(size=t.shape)).astype(np.float32)
+    predictor = Predictor.load(out)
+    got = predictor.predict(wave, 16000)
+    want, classes = _reference_probs(out, wave, 16000)
+    assert got["segments"] == 2
+    np.testing.assert_allclose([got["probs"][c] for c in classes], want, atol=2e-6)
+    assert got["emotion"] == classes[int(np.argmax(want))]
+    # exported from the loaded predictor: the same function of spectrograms
+    meta = export_predictor(predictor, out.parent / "m.jax", platforms=("cpu",))
+    exported, _ = load_exported(out.parent / "m.jax")
+    x = np.random.default_rng(2).normal(size=(3, 20, 15, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(exported.call(x)), predictor.probs_of_spectrograms(x),
+                               atol=1e-6)
+    assert meta["source"] == f"model folder {out}" and meta["variant"] == "backbone"
+
+
+def test_the_card_names_the_speakers_and_the_loso_figures(trained):
+    _, workdir, out, _ = trained
+    card = (out / "MODEL.md").read_text()
+    assert "s1, s2, s3" in card
+    ys, ps, fold_ua = [], [], []
+    for path in sorted(workdir.glob("backbone/fold_*/result.json")):
+        rows = json.loads(path.read_text())["utterances"]
+        y = np.array([u["emotion"] for u in rows])
+        p = np.array([np.argmax(u["probs"]) for u in rows])
+        ys.append(y)
+        ps.append(p)
+        fold_ua.append(np.mean([np.mean(p[y == k] == k) for k in np.unique(y)]))
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    ua = np.mean([np.mean(p[y == k] == k) for k in np.unique(y)])
+    row = next(l for l in card.splitlines() if "(this recipe)" in l)
+    assert f"| 3 | {np.mean(y == p):.3f} | {ua:.3f} | " in row
+    assert f"{np.mean(fold_ua):.3f} ± {np.std(fold_ua, ddof=1):.3f}" in row
+    assert "acted speech" in card and "unknown: check the corpus's licence" in card
+
+
+def test_the_corpus_licence_is_quoted_from_its_source_file(tmp_path):
+    from adarl_jax.model_card import corpus_licence
+
+    (tmp_path / "SOURCE.md").write_text("# A corpus\n\nText.\n\n## Licence and citation\n\n"
+                                        "CC BY 4.0, cite X.\n\n## Other\n\nNot this.\n")
+    text = corpus_licence(tmp_path)
+    assert "CC BY 4.0, cite X." in text and "Not this" not in text and "SOURCE.md" in text
+
+
+def _copy(out, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    return bad
+
+
+def test_bad_folders_raise_errors_naming_the_file(trained, tmp_path):
+    from adarl_jax.model_folder import ModelFolderError
+    from adarl_jax.predict import Predictor
+
+    _, _, out, _ = trained
+    assert issubclass(ModelFolderError, ValueError)
+    bad = _copy(out, tmp_path)
+    (bad / "params.npz").unlink()
+    with pytest.raises(ModelFolderError, match=r"bad/params.npz: missing"):
+        Predictor.load(bad)
+
+    bad = _copy(out, tmp_path / "v")
+    meta = json.loads((bad / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ModelFolderError, match=r"model.json: format_version 99 is unknown"):
+        Predictor.load(bad)
+
+    bad = _copy(out, tmp_path / "t")
+    (bad / "params.npz").write_bytes((bad / "params.npz").read_bytes()[:-10])
+    with pytest.raises(ModelFolderError, match=r"params.npz: altered or truncated"):
+        Predictor.load(bad)
+
+    bad = _copy(out, tmp_path / "s")  # a config whose model is wider than the parameters
+    config = json.loads((bad / "config.json").read_text())
+    config["model"]["hidden"] = 12
+    (bad / "config.json").write_text(json.dumps(config))
+    del meta["files"]["config.json"]
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match=r"params.npz: its arrays do not fit the model of "
+                                               r".*config.json.*params/[\w/]+: params.npz \("):
+        Predictor.load(bad)
