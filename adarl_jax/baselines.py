@@ -29,8 +29,6 @@ No deep feature is written (so Table 4 and the t-SNE skip the baselines).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -44,7 +42,8 @@ from tqdm.auto import tqdm
 from adarl_jax import metrics as M
 from adarl_jax.audio import AudioError, load_audio
 from adarl_jax.corpora import Utterance
-from adarl_jax.dataset import file_stamp
+from adarl_jax.dataset import domain_labels
+from adarl_jax.feature_cache import min_samples_for, stamps_key
 from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
@@ -111,7 +110,8 @@ def corpus_utterances(config) -> list[Utterance]:
     data_dir = d.dir or (os.path.dirname(d.manifest) if d.manifest else default_data_dir(d.corpus))
     if not data_dir:
         raise FileNotFoundError(f"no data folder for corpus {d.corpus!r}: pass --data DIR")
-    utterances = select_classes(load_corpus(d.corpus, data_dir, d.manifest), d.classes)
+    utterances = select_classes(load_corpus(d.corpus, data_dir, d.manifest, d.domain_column,
+                                            need_domain=False), d.classes)
     if d.max_utterances:
         utterances = stratified_subset(utterances, int(d.max_utterances))
     return utterances
@@ -134,19 +134,14 @@ class FeatureTable:
 
 
 def _key_material(config, feature_set: str, extractor_id: str) -> dict:
-    from adarl_jax.dataset import min_samples_for
-
     return {"format": CACHE_FORMAT, "feature_set": feature_set, "extractor": extractor_id,
             "sample_rate": int(config.data.sample_rate), "min_samples": int(min_samples_for(config))}
 
 
 def feature_cache_key(config, feature_set: str, extractor_id: str, paths) -> str:
     """sha256 over the feature set, the extractor (package version), the reading rule and each
-    file's (path, size, mtime). Labels are not part of it."""
-    stamps = sorted(file_stamp(os.path.abspath(p)) for p in paths)
-    blob = json.dumps({**_key_material(config, feature_set, extractor_id), "files": stamps},
-                      sort_keys=True, default=list)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    file's (path, size, mtime), as the spectrogram cache's key. Labels are not part of it."""
+    return stamps_key(_key_material(config, feature_set, extractor_id), paths)
 
 
 def _load_cache(npy: Path, index: Path, key: str):
@@ -164,6 +159,44 @@ def _load_cache(npy: Path, index: Path, key: str):
     return x, meta
 
 
+def _extract_rows(config, paths, feature_set, extractor, extractor_id, names, progress, npy) -> dict:
+    """Reads and extracts every file of `paths`, writes the matrix to `npy`; returns the index
+    (without its key)."""
+    sr, min_samples = int(config.data.sample_rate), int(min_samples_for(config))
+    rows, files, skipped = [], [], []
+    t0 = time.time()
+    for path in tqdm(paths, desc=f"openSMILE {FEATURE_SETS[feature_set]}", unit="file",
+                     disable=not progress):
+        try:
+            wave = load_audio(path, sr, min_samples=min_samples)
+        except AudioError as e:
+            log.warning("skipping %s: %s", path, e.reason)
+            skipped.append([path, e.reason])
+            continue
+        try:
+            v = np.asarray(extractor(wave, sr), np.float32).reshape(-1)
+        except Exception as e:  # the extractor failing on one file must not lose the rest
+            log.warning("skipping %s: feature extraction failed (%s)", path, e)
+            skipped.append([path, f"feature extraction failed ({type(e).__name__}: {e})"])
+            continue
+        if rows and v.shape != rows[0].shape:
+            raise ValueError(f"{path}: extractor returned {v.shape[0]} features, "
+                             f"earlier files {rows[0].shape[0]}")
+        rows.append(v)
+        files.append(path)
+    d = rows[0].shape[0] if rows else (len(names) or 0)
+    x = np.stack(rows) if rows else np.zeros((0, d), np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        log.warning("openSMILE %s: %d non-finite feature value(s) set to 0", feature_set, int(bad.sum()))
+        x[bad] = 0.0
+    save_npy_atomic(npy, x)
+    return {"key_material": _key_material(config, feature_set, extractor_id),
+            "feature_set": feature_set, "extractor": extractor_id, "n_features": int(d),
+            "feature_names": names, "files": files, "skipped": skipped,
+            "extract_time_s": round(time.time() - t0, 2)}
+
+
 def extract_features(config, utterances: list[Utterance], cache_dir, feature_set: str,
                      extractor: Extractor | None = None, extractor_id: str | None = None,
                      progress: bool = True) -> FeatureTable:
@@ -174,8 +207,6 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
     utterances are the ones `SegmentDataset.utterances` holds. `extractor` (a callable
     (wave, sample_rate) -> (d,)) replaces openSMILE, for tests; give it an `extractor_id`.
     """
-    from adarl_jax.dataset import min_samples_for
-
     _check_set(feature_set)
     names: list[str] = []
     if extractor is None:
@@ -195,40 +226,9 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
     from_cache = cached is not None
     if cached is None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        sr, min_samples = int(config.data.sample_rate), int(min_samples_for(config))
-        rows, files, skipped = [], [], []
-        t0 = time.time()
-        for path in tqdm(sorted(paths), desc=f"openSMILE {FEATURE_SETS[feature_set]}", unit="file",
-                         disable=not progress):
-            try:
-                wave = load_audio(path, sr, min_samples=min_samples)
-            except AudioError as e:
-                log.warning("skipping %s: %s", path, e.reason)
-                skipped.append([path, e.reason])
-                continue
-            try:
-                v = np.asarray(extractor(wave, sr), np.float32).reshape(-1)
-            except Exception as e:  # the extractor failing on one file must not lose the rest
-                log.warning("skipping %s: feature extraction failed (%s)", path, e)
-                skipped.append([path, f"feature extraction failed ({type(e).__name__}: {e})"])
-                continue
-            if rows and v.shape != rows[0].shape:
-                raise ValueError(f"{path}: extractor returned {v.shape[0]} features, "
-                                 f"earlier files {rows[0].shape[0]}")
-            rows.append(v)
-            files.append(path)
-        d = rows[0].shape[0] if rows else (len(names) or 0)
-        x = np.stack(rows) if rows else np.zeros((0, d), np.float32)
-        bad = ~np.isfinite(x)
-        if bad.any():
-            log.warning("openSMILE %s: %d non-finite feature value(s) set to 0", feature_set, int(bad.sum()))
-            x[bad] = 0.0
-        meta = {"key": key, "key_material": _key_material(config, feature_set, extractor_id),
-                "feature_set": feature_set, "extractor": extractor_id, "n_features": int(d),
-                "feature_names": names, "files": files, "skipped": skipped,
-                "extract_time_s": round(time.time() - t0, 2)}
-        save_npy_atomic(npy, x)  # the index is written last: it names the key that makes the pair valid
-        write_json_atomic(index, meta)
+        meta = _extract_rows(config, sorted(paths), feature_set, extractor, extractor_id, names,
+                             progress, npy)
+        write_json_atomic(index, {"key": key, **meta})  # last: it names the key that makes the pair valid
         cached = _load_cache(npy, index, key)
         if cached is None:
             raise RuntimeError(f"openSMILE feature cache {npy} could not be read back after writing it")
@@ -295,11 +295,12 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=blas_threads):
-        return _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor,
-                    extractor_id, progress, write)
+        return _run(config, workdir, feature_set, folds=folds, utterances=utterances,
+                    c_select=c_select, C=C, extractor=extractor, extractor_id=extractor_id,
+                    progress=progress, write=write)
 
 
-def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor, extractor_id,
+def _run(config, workdir, feature_set, *, folds, utterances, c_select, C, extractor, extractor_id,
          progress, write) -> list[dict]:
     variant = variant_name(feature_set)
     c_select = _resolve_c_select(config, c_select)
@@ -311,18 +312,11 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
         utterances = corpus_utterances(config)
     table = extract_features(config, utterances, workdir / "cache", feature_set, extractor,
                              extractor_id, progress)
-    utts = table.utterances
-    classes, genders = tuple(config.data.classes), tuple(config.data.genders)
-    emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1 for u in utts], np.int64)
-    gender = np.array([genders.index(u.gender) for u in utts], np.int64)
-    speakers = np.array([u.speaker for u in utts], dtype=object)
     val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
-    all_folds = loso_folds(utts, val_k, int(config.train.split_seed))
-    chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
-    num_classes = len(classes)
-
+    all_folds = loso_folds(table.utterances, val_k, int(config.train.split_seed),
+                           config.data.domain_column)
     results = []
-    for fold in chosen:
+    for fold in (all_folds[i] for i in parse_folds(folds, len(all_folds))):
         out_dir = fold_dir(workdir, variant, fold)
         result_path = out_dir / "result.json"
         if result_path.exists():
@@ -335,38 +329,7 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
                         "refitting with c_select=%s, baselines.refit_on_val=%s", variant, fold.index,
                         fold.test_speaker, done.get("baseline", {}).get("c_select"),
                         refitted_on_val(done), c_select, refit)
-        t0 = time.time()
-        model, info = fit_fold(table.features, emotion, speakers, fold, num_classes, c_select, C,
-                               seed=int(config.train.seed), refit_on_val=refit)
-        test = np.asarray(fold.test, np.int64)
-        probs = model.probs(table.features[test], num_classes) if len(test) else np.zeros((0, num_classes))
-        rows = [{"utterance": int(i), "path": utts[i].path, "speaker": utts[i].speaker,
-                 "emotion": int(emotion[i]), "gender": int(gender[i]), "segments": 1,
-                 "probs": p.round(6).tolist()} for i, p in zip(test, probs)]
-        y = emotion[test]
-        pred = np.argmax(probs, axis=1) if len(test) else np.zeros(0, np.int64)
-        result = {
-            "variant": variant,
-            "fold": fold.index,
-            "test_speaker": fold.test_speaker,
-            "train_speakers": list(fold.train_speakers),
-            "val_speakers": list(fold.val_speakers),
-            "classes": list(classes),
-            "genders": list(genders),
-            "selection": f"C by {c_select}",
-            "selected_epoch": None,
-            "best_val_ua": None if not info["c_scores"] else info["c_scores"][f"{info['C']:g}"],
-            "epochs": None,
-            "steps": None,
-            "train_time_s": round(time.time() - t0, 2),
-            "seed": int(config.train.seed),
-            "baseline": {"feature_set": feature_set, "extractor": table.extractor_id,
-                         "n_features": int(table.features.shape[1]), "classifier":
-                         "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
-            "test": {"n": int(len(y)), "wa": M.weighted_accuracy(y, pred),
-                     "ua": M.unweighted_accuracy(y, pred, num_classes)},
-            "utterances": rows,
-        }
+        model, result = _fit_fold(config, table, fold, variant, feature_set, c_select, C, refit)
         if write:
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "model.npz")
@@ -374,9 +337,46 @@ def _run(config, workdir, feature_set, folds, utterances, c_select, C, extractor
         if progress:
             t = result["test"]
             print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} UA {t['ua']:.3f} "
-                  f"C {info['C']:g} ({result['train_time_s']:.1f} s)", flush=True)
+                  f"C {result['baseline']['C']:g} ({result['train_time_s']:.1f} s)", flush=True)
         results.append(result)
     return results
+
+
+def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select, C, refit):
+    """(fitted model, result record) of one fold: the SVM fitted as `fit_fold` says, then
+    scored once on the test speaker."""
+    utts, classes = table.utterances, tuple(config.data.classes)
+    num_classes = len(classes)
+    emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1 for u in utts], np.int64)
+    domain = domain_labels(config, utts).astype(np.int64)
+    speakers = np.array([u.speaker for u in utts], dtype=object)
+    t0 = time.time()
+    model, info = fit_fold(table.features, emotion, speakers, fold, num_classes, c_select, C,
+                           seed=int(config.train.seed), refit_on_val=refit)
+    test = np.asarray(fold.test, np.int64)
+    probs = model.probs(table.features[test], num_classes) if len(test) else np.zeros((0, num_classes))
+    rows = [{"utterance": int(i), "path": utts[i].path, "speaker": utts[i].speaker,
+             "emotion": int(emotion[i]), "gender": int(domain[i]), "segments": 1,
+             "probs": p.round(6).tolist()} for i, p in zip(test, probs)]
+    y = emotion[test]
+    pred = np.argmax(probs, axis=1) if len(test) else np.zeros(0, np.int64)
+    values = list(config.data.genders)
+    return model, {
+        "variant": variant, "fold": fold.index, "test_speaker": fold.test_speaker,
+        "train_speakers": list(fold.train_speakers), "val_speakers": list(fold.val_speakers),
+        "classes": list(classes), "genders": values, "domains": values,
+        "domain_column": config.data.domain_column,
+        "selection": f"C by {c_select}", "selected_epoch": None,
+        "best_val_ua": None if not info["c_scores"] else info["c_scores"][f"{info['C']:g}"],
+        "epochs": None, "steps": None, "train_time_s": round(time.time() - t0, 2),
+        "seed": int(config.train.seed),
+        "baseline": {"feature_set": feature_set, "extractor": table.extractor_id,
+                     "n_features": int(table.features.shape[1]), "classifier":
+                     "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
+        "test": {"n": int(len(y)), "wa": M.weighted_accuracy(y, pred),
+                 "ua": M.unweighted_accuracy(y, pred, num_classes)},
+        "utterances": rows,
+    }
 
 
 def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: str | None = None,
