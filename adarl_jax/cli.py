@@ -106,7 +106,25 @@ def _train(args, overrides, variants, baselines=()) -> int:
         write_report(args.workdir)
         print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
         print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
+    if args.final:
+        _train_final(args, config, variants or [config.model.variant], progress)
     return rc
+
+
+def _train_final(args, config, variants, progress: bool) -> None:
+    from adarl_jax.final_model import train_final
+
+    if args.final_out and len(variants) > 1:
+        raise ValueError(f"--final-out names one folder, but {len(variants)} variants are "
+                         f"trained ({', '.join(variants)}): leave it out (WORKDIR/final/VARIANT)")
+    for variant in variants:
+        c = config.copy_and_resolve_references()
+        c.model.variant = variant
+        out = args.final_out or os.path.join(args.workdir, "final", variant)
+        record = train_final(c, args.workdir, out, progress=progress,
+                             overwrite=args.overwrite_final)
+        print(f"[{variant}] final model: {record['epochs']['epochs']} epochs "
+              f"({record['epochs']['rule']}); wrote {out} (card: {out}/MODEL.md)")
 
 
 def cmd_train(args, overrides) -> int:
@@ -156,8 +174,13 @@ def cmd_seeds(args, overrides) -> int:
 def _predictor(args):
     from adarl_jax.predict import DEFAULT_BUCKETS, Predictor
 
-    return Predictor.from_checkpoint(args.checkpoint, args.variant, args.fold,
-                                     buckets=args.buckets or DEFAULT_BUCKETS)
+    buckets = args.buckets or DEFAULT_BUCKETS
+    if args.model:
+        if args.variant or args.fold is not None:
+            raise ValueError("--variant and --fold choose among a workdir's fold models: a "
+                             "--model folder holds one model")
+        return Predictor.load(args.model, buckets=buckets)
+    return Predictor.from_checkpoint(args.checkpoint, args.variant, args.fold, buckets=buckets)
 
 
 def cmd_predict(args, overrides) -> int:

@@ -37,9 +37,10 @@ NAMED_ERRORS = (
 )
 BUILTIN_ERRORS = (
     (FloatingPointError, EXIT_DIVERGED),
-    # OSError subclasses that are no disk problem: a missing input, an unreachable coordinator
-    ((FileNotFoundError, NotADirectoryError, IsADirectoryError, TimeoutError, ConnectionError),
-     EXIT_USAGE),
+    # OSError subclasses that are no disk problem: a missing input, an output that would
+    # replace finished work, an unreachable coordinator
+    ((FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, TimeoutError,
+      ConnectionError), EXIT_USAGE),
     (OSError, EXIT_IO),
     ((ValueError, KeyError, TypeError), EXIT_USAGE),
 )

@@ -118,6 +118,14 @@ def _training_args(p) -> None:
           help="this process's index, 0 on the coordinator's host")
     _flag(p, "init-timeout", type=int, default=300, metavar="S",
           help="seconds to wait for the coordinator (default %(default)s)")
+    p.add_argument("--final", action="store_true",
+                   help="after the LOSO folds (resumed: finished ones are skipped), train one "
+                   "model per variant on every speaker for the median of the folds' selected "
+                   "epochs and write a model folder with its card MODEL.md")
+    p.add_argument("--final-out", default=None, metavar="DIR",
+                   help="--final: the model folder (default WORKDIR/final/VARIANT)")
+    p.add_argument("--overwrite-final", action="store_true",
+                   help="--final: replace an existing model folder (default: refuse)")
 
 
 def _train(sub) -> None:
@@ -165,8 +173,11 @@ def _seeds(sub) -> None:
 
 
 def _checkpoint_args(p) -> None:
-    p.add_argument("--checkpoint", required=True, metavar="WORKDIR",
-                   help="trained workdir (or one of its fold folders)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", default=None, metavar="FOLDER",
+                        help="a model folder written by train --final")
+    source.add_argument("--checkpoint", default=None, metavar="WORKDIR",
+                        help="a LOSO workdir (or one of its fold folders): a fold's model")
     p.add_argument("--variant", default=None,
                    help="which variant's folds (default: the only one, or the config's)")
     p.add_argument("--fold", type=_fold_arg, default=None,

@@ -66,7 +66,7 @@ def check_target(folder, overwrite: bool = False) -> None:
                               "choose another output folder")
     if not overwrite:
         raise FileExistsError(f"{folder} already holds a complete model ({folder / MODEL_FILE}); "
-                              "pass overwrite=True (--overwrite) to replace it")
+                              "pass overwrite=True (train --overwrite-final) to replace it")
 
 
 def write_model_folder(folder, config, variables, record: dict, card: str,

@@ -248,6 +248,8 @@ def result_record(config, dataset, fold, run, trained, state, selected_epoch: in
         "val_speakers": list(fold.val_speakers),
         "classes": list(config.data.classes),
         "genders": list(config.data.genders),
+        "domains": list(config.data.genders),
+        "domain_column": str(config.data.domain_column),
         "selection": config.train.selection,
         "selected_epoch": selected_epoch,
         "best_val_ua": trained.best["val_ua"] if config.train.selection == "val" else None,

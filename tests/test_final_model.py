@@ -199,3 +199,44 @@ def test_bad_folders_raise_errors_naming_the_file(trained, tmp_path):
     with pytest.raises(ModelFolderError, match=r"params.npz: its arrays do not fit the model of "
                                                r".*config.json.*params/[\w/]+: params.npz \("):
         Predictor.load(bad)
+
+
+def test_the_command_line_trains_predicts_and_exports_a_model_folder(trained, tmp_path, capsys):
+    """train --final on the finished run (its folds skipped), then predict/export --model."""
+    import csv
+
+    import soundfile as sf
+
+    from adarl_jax import cli, workers
+    from adarl_jax.predict import Predictor
+
+    _, workdir, out, record = trained
+    folder = tmp_path / "F"
+    argv = ["train", "--config", str(workdir / "config.json"), "--workdir", str(workdir),
+            "--workers", "1", "--no-progress", "--final", "--final-out", str(folder)]
+    assert cli.main(argv) == 0
+    assert "final model: 1 epochs" in capsys.readouterr().out
+    # the same training as the library call: the same parameters, up to the order of the
+    # reductions (the command trains on all 8 test devices, the fixture on one)
+    a, b = np.load(folder / "params.npz"), np.load(out / "params.npz")
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=1e-6, err_msg=k)
+    assert cli.main(argv) == 2  # an existing model folder is refused, not replaced
+    assert "--overwrite-final" in capsys.readouterr().err
+    # workers train folds only; the parent trains the final model once
+    assert not {"--final", "--final-out", str(folder)} & set(workers.worker_argv(argv, [0]))
+
+    wav = next((workdir.parent / "corpus" / "wav").glob("*.wav"))
+    preds = tmp_path / "p.csv"
+    assert cli.main(["predict", "--model", str(folder), str(wav), "--out", str(preds)]) == 0
+    row = next(csv.DictReader(preds.open()))
+    wave, sr = sf.read(wav, dtype="float32")
+    want = Predictor.load(folder).predict(wave, sr)["probs"]
+    for c, p in want.items():
+        assert abs(float(row[f"p_{c}"]) - p) < 1e-5, (c, row)
+    assert cli.main(["predict", "--model", str(folder), "--fold", "0", str(wav),
+                     "--out", str(preds)]) == 2
+    assert cli.main(["export", "--model", str(folder), "--out", str(tmp_path / "m.jax"),
+                     "--platforms", "cpu"]) == 0
+    assert (tmp_path / "m.jax").exists()
