@@ -44,8 +44,12 @@ COMMANDS = {
         "Trains and tests one variant (config.model.variant, or --variant) on the chosen\n"
         "leave-one-speaker-out folds (default all) and writes WORKDIR/VARIANT/fold_NN_SPEAKER/\n"
         "(checkpoints, metrics.jsonl, result.json), then WORKDIR/results.json and report.md.\n"
-        "Rerunning resumes; --folds lets folds run on different machines into one workdir.",
-        "adarl-jax train --data ../shared/data/emodb --workdir runs/adarl --variant adarl --folds 0,3"),
+        "Rerunning resumes; --folds lets folds run on different machines into one workdir.\n"
+        "With --final, once every fold is done, one model to ship is trained on every speaker\n"
+        "for the median of the folds' selected epochs: WORKDIR/final/VARIANT/ with params.npz,\n"
+        "config.json, model.json and the model card MODEL.md (Predictor.load, predict --model).",
+        "adarl-jax train --data ../shared/data/emodb --workdir runs/adarl --variant adarl --folds 0,3\n"
+        "  adarl-jax train --data ../shared/data/emodb --workdir runs/adarl --variant adarl --final"),
     "report": (
         "merge a workdir's finished folds: results.json, report.md",
         "Reads every finished fold under WORKDIR (whatever machine trained it) and writes\n"
