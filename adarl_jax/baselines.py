@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from adarl_jax import metrics as M
+from adarl_jax import metrics
 from adarl_jax.audio import AudioError, load_audio
 from adarl_jax.corpora import Utterance
 from adarl_jax.dataset import domain_labels
@@ -48,6 +48,7 @@ from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
                                   refitted_on_val)
+from adarl_jax.workdir import fold_dir, result_path
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
@@ -272,11 +273,6 @@ def _fitted_under(result: dict, c_select: str, refit: bool) -> bool:
             and refitted_on_val(result) == (refit and has_val))
 
 
-def fold_dir(workdir, variant: str, fold) -> Path:
-    """Same naming as `loso.fold_dir`."""
-    return Path(workdir) / variant / f"fold_{fold.index:02d}_{fold.test_speaker}"
-
-
 def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = None,
                       utterances: list[Utterance] | None = None, c_select: str = "auto",
                       C: float | None = None, extractor: Extractor | None = None,
@@ -318,9 +314,9 @@ def _run(config, workdir, feature_set, *, folds, utterances, c_select, C, extrac
     results = []
     for fold in (all_folds[i] for i in parse_folds(folds, len(all_folds))):
         out_dir = fold_dir(workdir, variant, fold)
-        result_path = out_dir / "result.json"
-        if result_path.exists():
-            done = read_json(result_path)
+        out_result = result_path(out_dir)
+        if out_result.exists():
+            done = read_json(out_result)
             if _fitted_under(done, c_select, refit):
                 log.info("%s fold %d (%s): finished, skipping", variant, fold.index, fold.test_speaker)
                 results.append(done)
@@ -333,7 +329,7 @@ def _run(config, workdir, feature_set, *, folds, utterances, c_select, C, extrac
         if write:
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "model.npz")
-            write_json_atomic(result_path, result)
+            write_json_atomic(out_result, result)
         if progress:
             t = result["test"]
             print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} UA {t['ua']:.3f} "
@@ -373,8 +369,8 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
         "baseline": {"feature_set": feature_set, "extractor": table.extractor_id,
                      "n_features": int(table.features.shape[1]), "classifier":
                      "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
-        "test": {"n": int(len(y)), "wa": M.weighted_accuracy(y, pred),
-                 "ua": M.unweighted_accuracy(y, pred, num_classes)},
+        "test": {"n": int(len(y)), "wa": metrics.weighted_accuracy(y, pred),
+                 "ua": metrics.unweighted_accuracy(y, pred, num_classes)},
         "utterances": rows,
     }
 

@@ -34,12 +34,12 @@ from adarl_jax import __version__, pinning
 from adarl_jax.config import default_data_dir, input_shape, to_json
 from adarl_jax.files import write_text_atomic
 from adarl_jax.folds import Fold, loso_folds
-from adarl_jax.loso import check_domains, fold_dir, load_dataset
+from adarl_jax.loso import check_domains, load_dataset
 from adarl_jax.model import param_counts
 from adarl_jax.model_card import model_card
 from adarl_jax.model_folder import FORMAT, FORMAT_VERSION, check_target, staging_dir, write_model_folder
-from adarl_jax.report import collect
 from adarl_jax.trainer import checked_mesh, open_checkpoints, run_epochs, setup_run
+from adarl_jax.workdir import collect, fold_dir
 
 __all__ = ["EPOCHS_RULE", "epochs_rule", "train_final"]
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from pathlib import Path
 
 import jax
 
 from adarl_jax.checkpoint import FoldCheckpointer, abstract_train_state, shape_problems, tree_shapes
 from adarl_jax.config import config_from_json
+from adarl_jax.workdir import fold_dirs, parse_fold_name, result_path
 
 __all__ = ["CheckpointError", "FoldRef", "find_fold", "restore_variables"]
 
@@ -48,30 +48,23 @@ class FoldRef:
         return f"{self.variant} fold {self.fold} ({self.speaker}, epoch {self.step}{state})"
 
 
-_FOLD_DIR = re.compile(r"^fold_(\d+)_(.+)$")
-
-
 def _fold_dirs(variant_dir: Path) -> dict[int, Path]:
-    out = {}
-    for d in sorted(variant_dir.glob("fold_*")):
-        m = _FOLD_DIR.match(d.name)
-        # baseline folds (openSMILE + SVM) hold no network checkpoint: not servable here
-        if m and d.is_dir() and ((d / "checkpoints").is_dir() or (d / "best").is_dir()):
-            out[int(m.group(1))] = d
-    return out
+    # baseline folds (openSMILE + SVM) hold no network checkpoint: not servable here
+    return {k: d for k, d in fold_dirs(variant_dir).items()
+            if (d / "checkpoints").is_dir() or (d / "best").is_dir()}
 
 
 def _workdir_of(path: Path) -> tuple[Path, str | None, int | None]:
     """(workdir, variant, fold) named by a workdir, a fold folder or its checkpoints folder."""
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path}: no such file or folder")
-    if (path / "config.json").is_file() and not _FOLD_DIR.match(path.name):
+    if (path / "config.json").is_file() and not parse_fold_name(path.name):
         return path, None, None
     if path.name in ("checkpoints", "best"):
         path = path.parent
-    m = _FOLD_DIR.match(path.name)
-    if m and (path.parent.parent / "config.json").is_file():
-        return path.parent.parent, path.parent.name, int(m.group(1))
+    parsed = parse_fold_name(path.name)
+    if parsed and (path.parent.parent / "config.json").is_file():
+        return path.parent.parent, path.parent.name, parsed[0]
     if (path.parent / "config.json").is_file() and _fold_dirs(path):  # W/<variant>
         return path.parent, path.name, None
     raise FileNotFoundError(
@@ -87,10 +80,10 @@ def _latest_step(directory: Path) -> int | None:
 
 
 def _fold_ref(workdir: Path, variant: str, fold: int, fold_dir: Path) -> FoldRef:
-    speaker = _FOLD_DIR.match(fold_dir.name).group(2)
-    result_path = fold_dir / "result.json"
-    finished = result_path.is_file()
-    result = json.loads(result_path.read_text()) if finished else {}
+    speaker = parse_fold_name(fold_dir.name)[1]
+    result_file = result_path(fold_dir)
+    finished = result_file.is_file()
+    result = json.loads(result_file.read_text()) if finished else {}
     ckpt_dir = fold_dir / "checkpoints"
     step = None
     if result.get("selection") == "val" and (fold_dir / "best").is_dir():
@@ -134,7 +127,7 @@ def find_fold(path, variant: str | None = None, fold: int | str | None = None) -
         raise FileNotFoundError(f"{workdir}: no trained folds of variant {variant!r}; "
                                 f"trained variants: {sorted(trained)}")
     folds = trained[variant]
-    listing = ", ".join(f"{k} ({_FOLD_DIR.match(d.name).group(2)})" for k, d in folds.items())
+    listing = ", ".join(f"{k} ({parse_fold_name(d.name)[1]})" for k, d in folds.items())
     if fold is None:
         if len(folds) != 1:
             raise FileNotFoundError(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adarl_jax import metrics as M
+from adarl_jax import metrics
 from adarl_jax.files import write_atomic
 
 __all__ = ["C_GRID", "DEFAULT_C", "C_SELECT", "LinearModel", "fit_svm", "fit_fold", "refitted_on_val"]
@@ -130,8 +130,9 @@ def _grid_ua(x_fit, y_fit, x_eval, y_eval, grid, num_classes: int, seed: int) ->
     z_fit = (np.asarray(x_fit, np.float64) - mean) / scale
     z_eval = (np.asarray(x_eval, np.float64) - mean) / scale
     gram, cross = z_fit @ z_fit.T, z_eval @ z_fit.T
-    return {c: M.unweighted_accuracy(y_eval, _predict(_svc(c, "precomputed", seed).fit(gram, y_fit), cross),
-                                     num_classes) for c in grid}
+    models = {c: _svc(c, "precomputed", seed).fit(gram, y_fit) for c in grid}
+    return {c: metrics.unweighted_accuracy(y_eval, _predict(m, cross), num_classes)
+            for c, m in models.items()}
 
 
 def _predict(svm, x) -> np.ndarray:

@@ -5,6 +5,7 @@ Layout of a workdir:
                                         (adarl_jax.pinning; another config is refused)
   W/cache/<hash>/                       spectrogram segments (adarl_jax.dataset)
   W/<variant>/fold_<k>_<speaker>/       config.json, checkpoints/, metrics.jsonl, result.json
+                                        (named and found by adarl_jax.workdir)
   W/.locks/fold_<k>.lock                held by the run training fold k (adarl_jax.locks)
   W/superseded-<time>/                  what an earlier config trained (--force-new-config)
   W/results.json, W/report.md           written by `report` (adarl_jax.report)
@@ -19,22 +20,19 @@ from pathlib import Path
 
 import jax
 
-from adarl_jax import dataset as D
 from adarl_jax import pinning, sharding
 from adarl_jax.config import default_data_dir, input_shape
 from adarl_jax.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
                                stratified_subset)
+from adarl_jax.dataset import prepare_dataset
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
 from adarl_jax.model import build_model, init_variables, param_counts, variant_of
 from adarl_jax.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
 from adarl_jax.trainer import train_fold
+from adarl_jax.workdir import fold_dir
 
 log = logging.getLogger(__name__)
-
-
-def fold_dir(workdir, variant: str, fold) -> Path:
-    return Path(workdir) / variant / f"fold_{fold.index:02d}_{fold.test_speaker}"
 
 
 def load_dataset(config, workdir, progress: bool = True):
@@ -58,7 +56,7 @@ def load_dataset(config, workdir, progress: bool = True):
                                 keep_others=config.data.other_emotions == "domain_only")
     if config.data.max_utterances:
         utterances = stratified_subset(utterances, int(config.data.max_utterances))
-    return D.prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress)
+    return prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress)
 
 
 def check_domains(config, dataset, folds) -> None:

@@ -34,18 +34,18 @@ utterances each figure uses.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from adarl_jax import metrics as M
+from adarl_jax import metrics
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.fold_spaces import BASIS_POOLED, GENDER, domain_of, fold_space, gender_center_summary
 from adarl_jax.linear_svm import refitted_on_val
 from adarl_jax.paired import paired_markdown, paired_table, speaker_ua
+from adarl_jax.workdir import RESULTS_GLOB, collect
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,6 @@ PAPER_TABLE3 = {"backbone": (0.6996, 0.5678), "domain_invariant": (0.7147, 0.619
                 "adarl": (0.7302, 0.6586)}
 PAPER_TABLE4 = {"backbone": {"anger": 11.58, "happiness": 9.16, "sadness": 8.61, "neutral": 10.14},
                 "adarl": {"anger": 6.32, "happiness": 3.23, "sadness": 5.41, "neutral": 4.66}}
-
-
-def collect(workdir) -> dict[str, list[dict]]:
-    """{variant: [fold result, ...]} for every finished fold under `workdir`."""
-    out: dict[str, list[dict]] = {}
-    for path in sorted(Path(workdir).glob("*/fold_*/result.json")):
-        r = json.loads(path.read_text())
-        out.setdefault(r["variant"], []).append(r)
-    for v in out.values():
-        v.sort(key=lambda r: r["fold"])
-    return out
 
 
 def summarize(fold_results: list[dict]) -> dict:
@@ -78,22 +67,22 @@ def summarize(fold_results: list[dict]) -> dict:
         p = np.array([int(np.argmax(u["probs"])) for u in rows], int)
         ys.append(y)
         ps.append(p)
-        confusions.append(M.row_normalised(M.confusion(y, p, k)))
+        confusions.append(metrics.row_normalised(metrics.confusion(y, p, k)))
         f = {"fold": r["fold"], "speaker": r["test_speaker"], "n": int(len(y)),
-             "wa": M.weighted_accuracy(y, p), "ua": M.unweighted_accuracy(y, p, k),
+             "wa": metrics.weighted_accuracy(y, p), "ua": metrics.unweighted_accuracy(y, p, k),
              "selected_epoch": r.get("selected_epoch")}
         if "gender_accuracy" in r["test"]:
             f["gender_accuracy"] = r["test"]["gender_accuracy"]
         folds.append(f)
     y, p = np.concatenate(ys), np.concatenate(ps)
-    recall = M.per_class_recall(y, p, k)
+    recall = metrics.per_class_recall(y, p, k)
     with warnings.catch_warnings():  # a class no fold's test speaker has: NaN row, no warning
         warnings.simplefilter("ignore", RuntimeWarning)
         conf = np.nanmean(np.stack(confusions), axis=0)
     summary = {
         "classes": classes,
-        "wa_pooled": M.weighted_accuracy(y, p),
-        "ua_pooled": M.unweighted_accuracy(y, p, k),
+        "wa_pooled": metrics.weighted_accuracy(y, p),
+        "ua_pooled": metrics.unweighted_accuracy(y, p, k),
         "wa_fold_mean": float(np.mean([f["wa"] for f in folds])),
         "ua_fold_mean": float(np.nanmean([f["ua"] for f in folds])),
         "per_class_recall": {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall)},
@@ -329,20 +318,20 @@ def tsne_panels(fold_results: list[dict], embed) -> list[dict]:
 
 
 def _tsne_lines(workdir, v: str, fold_results: list[dict], classes) -> list[str]:
-    from adarl_jax import figures as F
+    from adarl_jax import figures
 
     path = Path(workdir) / "figures" / f"tsne_{v}.png"
-    panels = tsne_panels(fold_results, F.tsne_embedding)
+    panels = tsne_panels(fold_results, figures.tsne_embedding)
     if not any(p["points"] is not None for p in panels):
         path.unlink(missing_ok=True)  # never leave a stale figure from an earlier run
         most = max((len(p["emotion"]) for p in panels), default=0)
-        return [f"t-SNE skipped: no fold model has {F.MIN_TSNE_POINTS} held-out utterances with "
-                f"deep features (at most {most}).", ""]
+        return [f"t-SNE skipped: no fold model has {figures.MIN_TSNE_POINTS} held-out utterances "
+                f"with deep features (at most {most}).", ""]
     with_val = any(p["is_val"].any() for p in panels)
     column, values = domain_of(fold_results[0])
-    F.plot_tsne_grid(panels, classes, values, path, domain=column, title=
-                     f"{v}: t-SNE per fold model of its held-out utterances"
-                     + ("" if with_val else " (test speaker only)"))
+    figures.plot_tsne_grid(panels, classes, values, path, domain=column, title=
+                           f"{v}: t-SNE per fold model of its held-out utterances"
+                           + ("" if with_val else " (test speaker only)"))
     text = TSNE_TEXT if with_val else TSNE_TEST_ONLY
     if column != GENDER:
         text = text.replace("the two genders", f"the {column} values").replace("gender", column)
@@ -352,15 +341,15 @@ def _tsne_lines(workdir, v: str, fold_results: list[dict], classes) -> list[str]
 def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> list[str]:
     """Writes figures/confusion_<variant>.png and figures/tsne_<variant>.png; returns the
     report.md lines that link them."""
-    from adarl_jax import figures as F
+    from adarl_jax import figures
 
     fig_dir = Path(workdir) / "figures"
     lines = ["", "## Figures", ""]
     for v in ordered_variants(collected):
         s, n_folds = results[v], len(collected[v])
         name = f"confusion_{v}.png"
-        F.plot_confusion(s["confusion"], s["classes"], fig_dir / name,
-                         f"{v}: confusion averaged over {n_folds} fold(s)")
+        figures.plot_confusion(s["confusion"], s["classes"], fig_dir / name,
+                               f"{v}: confusion averaged over {n_folds} fold(s)")
         lines += [f"### {v}", "", f"Confusion matrix of the test utterances, averaged over "
                   f"{n_folds} fold(s) (Fig. 4; rows = true class):", "", f"![{v} confusion](figures/{name})", ""]
         lines += _tsne_lines(workdir, v, collected[v], s["classes"])
@@ -372,7 +361,7 @@ def write_report(workdir, figures: bool = True) -> dict:
     (with Tables 3 and 4) and, with `figures`, the PNGs of Figs. 4 and 5 under figures/."""
     collected = collect(workdir)
     if not collected:
-        raise FileNotFoundError(f"no finished folds (*/fold_*/result.json) under {workdir}")
+        raise FileNotFoundError(f"no finished folds ({RESULTS_GLOB}) under {workdir}")
     results = {v: summarize(r) for v, r in collected.items()}
     for v, r in collected.items():
         centres = gender_center_summary(r)

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adarl_jax import metrics as M
+from adarl_jax import metrics
 from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.paired import comparisons, paired_comparison, paired_markdown, speaker_ua
-from adarl_jax.report import collect, domain_word, ordered_variants, summarize
+from adarl_jax.report import domain_word, ordered_variants, summarize
+from adarl_jax.workdir import RESULTS_GLOB, collect
 
 METRICS = ("wa_pooled", "ua_pooled", "wa_fold_mean", "ua_fold_mean", "gender_accuracy_fold_mean")
 
@@ -66,7 +67,7 @@ def ensemble_folds(runs: list[list[dict]], folds) -> list[dict]:
                 row["domain_probs"] = domain
             rows.append(row)
         out.append({**first, "utterances": rows, "selected_epoch": None,
-                    "test": M.score_utterances(rows, len(first["classes"]))})
+                    "test": metrics.score_utterances(rows, len(first["classes"]))})
     return out
 
 
@@ -76,7 +77,7 @@ def summarize_seeds(workdirs) -> dict:
     collected = [(str(w), collect(w)) for w in workdirs]
     variants = ordered_variants({v for _, c in collected for v in c})
     if not variants:
-        raise FileNotFoundError(f"no finished folds (*/fold_*/result.json) under "
+        raise FileNotFoundError(f"no finished folds ({RESULTS_GLOB}) under "
                                 f"{', '.join(str(w) for w in workdirs)}")
     out: dict = {}
     for v in variants:

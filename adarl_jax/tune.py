@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adarl_jax import metrics as M
+from adarl_jax import metrics
 from adarl_jax.config import CONFIG_DIR, apply_override, load_config, load_python_file, to_json, validate
 from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.workdir import fold_dir
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
 
@@ -105,12 +106,12 @@ def choose_winners(val_ua: dict[str, dict[int, float]], order: list[str]) -> dic
 
 
 def _pooled(rows: list[dict], num_classes: int) -> dict:
-    s = M.score_utterances(rows, num_classes)
+    s = metrics.score_utterances(rows, num_classes)
     labelled = [r for r in rows if r["emotion"] >= 0]
     y = [r["emotion"] for r in labelled]
     p = [int(np.argmax(r["probs"])) for r in labelled]
     s["recall"] = [None if np.isnan(x) else round(float(x), 4)
-                   for x in M.per_class_recall(y, p, num_classes)]
+                   for x in metrics.per_class_recall(y, p, num_classes)]
     return s
 
 
@@ -197,7 +198,7 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
         loso.check_domains(config, dataset, chosen)
         results[name] = {}
         for fold in chosen:
-            r = train_fold(config, dataset, fold, loso.fold_dir(cdir, config.model.variant, fold),
+            r = train_fold(config, dataset, fold, fold_dir(cdir, config.model.variant, fold),
                            mesh, progress)
             results[name][fold.index] = r
             print(f"[tune {name}] fold {fold.index} ({fold.test_speaker}): val UA "
