@@ -1,6 +1,10 @@
 """Test set-up: 8 simulated CPU devices (for the sharding tests), a tiny config, helpers."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 # Must happen before jax is imported anywhere.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -8,6 +12,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +56,6 @@ def make_corpus(root: Path, speakers=(("s1", "M"), ("s2", "F"), ("s3", "M"), ("s
     Each emotion is a tone of its own pitch in noise, the speaker shifts the pitch a little,
     so a model has something to learn.
     """
-    import numpy as np
     import soundfile as sf
 
     rng = np.random.default_rng(0)
@@ -79,3 +83,86 @@ TINY_OVERRIDES = [
     "--config.optim.batch_size=8", "--config.train.eval_batch_size=8",
     "--config.data.max_utterances=0",
 ]
+
+
+# --- a trained tiny workdir, shared by the inference tests (predict, export, embeddings)
+
+SR = 16000
+
+
+
+def train_workdir(root: Path, folds: str = "0,1", extra=()) -> Path:
+    """A tiny trained workdir (1 epoch), through the CLI as a user makes one."""
+    manifest = make_corpus(root / "corpus")
+    workdir = root / "W"
+    env = dict(os.environ, XLA_FLAGS="",
+               ADARL_JAX_COMPILATION_CACHE=str(root.parent / "xla-cache"))
+    subprocess.run([sys.executable, "-m", "adarl_jax.cli", "train", "--config", "smoke",
+                    "--corpus", "csv", "--manifest", str(manifest), "--workdir", str(workdir),
+                    "--folds", folds, "--no-progress", *TINY_OVERRIDES,
+                    "--config.optim.epochs=1", *extra], check=True, cwd=REPO, env=env,
+                   capture_output=True)
+    return workdir
+
+
+def shared_workdir(tmp_path_factory) -> Path:
+    """One trained workdir per test session (test_export reuses it); tests only read it."""
+    root = tmp_path_factory.getbasetemp() / "trained-tiny"
+    if not (root / "W" / "results.json").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        train_workdir(root)
+    return root / "W"
+
+
+def tone(seconds, freq=300.0, sr=SR, seed=0):
+    t = np.arange(int(round(seconds * sr))) / sr
+    noise = np.random.default_rng(seed).normal(size=t.shape)
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * noise).astype(np.float32)
+
+
+def result_of(workdir, fold=0):
+    return json.loads(next((workdir / "adarl").glob(f"fold_{fold:02d}_*/result.json")).read_text())
+
+
+
+# --- synthetic fold results, shared by the report tests (report, seeds)
+
+CLASSES = ["anger", "happiness", "sadness", "neutral"]
+GENDERS = ["F", "M"]  # index 0 = F, 1 = M, as config.data.genders
+
+
+def utt(emotion, gender, feature, probs=None):
+    probs = probs or [float(k == emotion) for k in range(4)]
+    return {"utterance": 0, "path": "x.wav", "speaker": "", "emotion": emotion, "gender": gender,
+            "segments": 1, "probs": probs, "deep_feature": list(map(float, feature))}
+
+
+def write_fold(workdir, variant, fold, speaker, utterances, val=None, val_speakers=()):
+    d = workdir / variant / f"fold_{fold:02d}_{speaker}"
+    d.mkdir(parents=True)
+    r = {"variant": variant, "fold": fold, "test_speaker": speaker, "classes": CLASSES,
+         "genders": GENDERS, "selected_epoch": 0, "test": {"wa": 0.0, "ua": 0.0, "n": 0},
+         "val_speakers": list(val_speakers), "utterances": utterances}
+    if val is not None:
+        r["val_utterances"] = val
+    (d / "result.json").write_text(json.dumps(r))
+    return r
+
+
+
+# --- the command in a subprocess (fold jobs, workers)
+
+def cli_env(tmp_path, **extra):
+    """Environment for running the adarl-jax command in a subprocess: one CPU device, its own
+    compilation cache."""
+    bindir = Path(sys.executable).parent
+    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu",
+            "ADARL_JAX_COMPILATION_CACHE": str(tmp_path / "xla"), **extra}
+
+
+def tiny_train_args(manifest):
+    """train/reproduce flags for a CSV corpus at the tiny size, one epoch."""
+    return ["--corpus", "csv", "--manifest", str(manifest), *TINY_OVERRIDES,
+            "--config.optim.epochs=1"]

@@ -14,7 +14,7 @@ from adarl_jax.audio import segment
 from adarl_jax.frontend import spectrogram
 from adarl_jax.predict import Predictor
 from conftest import REPO
-from test_predict import SR, result_of, shared_workdir, tone
+from conftest import SR, result_of, shared_workdir, tone
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from adarl_jax.export import export_predictor, load_exported
 from adarl_jax.predict import Predictor
 from conftest import REPO
-from test_predict import shared_workdir
+from conftest import shared_workdir
 
 
 @pytest.fixture(scope="module")

@@ -11,31 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_OVERRIDES, make_corpus
-
-
-def _env(tmp_path, **extra):
-    bindir = Path(sys.executable).parent
-    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu",
-            "ADARL_JAX_COMPILATION_CACHE": str(tmp_path / "xla"), **extra}
-
-
-def _train_args(manifest):
-    return ["--corpus", "csv", "--manifest", str(manifest), *TINY_OVERRIDES,
-            "--config.optim.epochs=1"]
+from conftest import REPO, TINY_OVERRIDES, cli_env, make_corpus, tiny_train_args
 
 
 def test_separate_fold_jobs_merge_into_the_same_table(tmp_path):
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     if shutil.which("adarl-jax", path=env["PATH"]) is None:
         pytest.skip("the adarl-jax command is not installed (pip install -e .)")
     manifest = make_corpus(tmp_path / "corpus")
     split, joint = tmp_path / "split", tmp_path / "joint"
 
     tasks = [subprocess.Popen(["bash", str(REPO / "launch" / "folds_array.sh"), "train", "smoke",
-                               str(split), *_train_args(manifest)],
-                              env=_env(tmp_path, SLURM_ARRAY_TASK_ID=str(k)), cwd=tmp_path,
+                               str(split), *tiny_train_args(manifest)],
+                              env=cli_env(tmp_path, SLURM_ARRAY_TASK_ID=str(k)), cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for k in (0, 1)]
     outputs = [t.communicate(timeout=400)[0] for t in tasks]
@@ -44,7 +32,7 @@ def test_separate_fold_jobs_merge_into_the_same_table(tmp_path):
 
     # one process, as the array tasks are (tests/test_workers.py compares --workers N with it)
     subprocess.run(["adarl-jax", "train", "--config", "smoke", "--workdir", str(joint),
-                    "--folds", "0,1", "--workers", "1", "--no-progress", *_train_args(manifest)],
+                    "--folds", "0,1", "--workers", "1", "--no-progress", *tiny_train_args(manifest)],
                    env=env, cwd=tmp_path, check=True, capture_output=True)
 
     merged = json.loads((split / "results.json").read_text())

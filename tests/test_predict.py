@@ -19,34 +19,8 @@ from scipy.signal import resample_poly
 from adarl_jax.audio import segment_count
 from adarl_jax.predict import (CheckpointError, Predictor, expand_inputs, find_fold, plan_batches,
                                write_predictions)
-from conftest import EMODB, REPO, TINY_OVERRIDES, make_corpus
-
-SR = 16000
-
-
-def train_workdir(root: Path, folds: str = "0,1", extra=()) -> Path:
-    """A tiny trained workdir (1 epoch), through the CLI as a user makes one."""
-    manifest = make_corpus(root / "corpus")
-    workdir = root / "W"
-    env = dict(os.environ, XLA_FLAGS="",
-               ADARL_JAX_COMPILATION_CACHE=str(root.parent / "xla-cache"))
-    subprocess.run([sys.executable, "-m", "adarl_jax.cli", "train", "--config", "smoke",
-                    "--corpus", "csv", "--manifest", str(manifest), "--workdir", str(workdir),
-                    "--folds", folds, "--no-progress", *TINY_OVERRIDES,
-                    "--config.optim.epochs=1", *extra], check=True, cwd=REPO, env=env,
-                   capture_output=True)
-    return workdir
-
-
-def shared_workdir(tmp_path_factory) -> Path:
-    """One trained workdir per test session (test_export reuses it); tests only read it."""
-    root = tmp_path_factory.getbasetemp() / "trained-tiny"
-    if not (root / "W" / "results.json").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir()
-        train_workdir(root)
-    return root / "W"
-
+from conftest import (EMODB, REPO, SR, TINY_OVERRIDES, make_corpus, result_of, shared_workdir, tone,
+                      train_workdir)
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
@@ -58,22 +32,12 @@ def predictor(workdir):
     return Predictor.from_checkpoint(workdir, fold=0)
 
 
-def tone(seconds, freq=300.0, sr=SR, seed=0):
-    t = np.arange(int(round(seconds * sr))) / sr
-    noise = np.random.default_rng(seed).normal(size=t.shape)
-    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * noise).astype(np.float32)
-
-
 def cli_predict(workdir, *paths, out):
     """`adarl-jax predict` with fold 0 of workdir, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint",
                            str(workdir), "--fold", "0", *map(str, paths), "--out", str(out),
                            "--no-progress"], cwd=REPO, env=dict(os.environ, XLA_FLAGS=""),
                           capture_output=True, text=True)
-
-
-def result_of(workdir, fold=0):
-    return json.loads(next((workdir / "adarl").glob(f"fold_{fold:02d}_*/result.json")).read_text())
 
 
 def test_file_probabilities_equal_the_training_reports(workdir, predictor):

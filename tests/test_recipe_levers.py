@@ -19,7 +19,7 @@ from adarl_jax.corpora import Utterance, read_ravdess, select_classes
 from adarl_jax.dataset import normalize_segments, speaker_normalize, speaker_statistics
 from adarl_jax.optim import learning_rate_schedule, make_optimizer, num_epochs
 
-from test_frontend import ref_log_spectrogram, ref_zscore
+from references import ref_log_spectrogram, ref_zscore
 
 
 def ref_mel_filters(n_fft, sr, n_mels, fmax):

@@ -11,27 +11,8 @@ from PIL import Image
 from adarl_jax import figures as F
 from adarl_jax.fold_spaces import gender_center_summary
 from adarl_jax.report import write_report
+from conftest import CLASSES, GENDERS, utt, write_fold
 
-CLASSES = ["anger", "happiness", "sadness", "neutral"]
-GENDERS = ["F", "M"]  # index 0 = F, 1 = M, as config.data.genders
-
-
-def utt(emotion, gender, feature, probs=None):
-    probs = probs or [float(k == emotion) for k in range(4)]
-    return {"utterance": 0, "path": "x.wav", "speaker": "", "emotion": emotion, "gender": gender,
-            "segments": 1, "probs": probs, "deep_feature": list(map(float, feature))}
-
-
-def write_fold(workdir, variant, fold, speaker, utterances, val=None, val_speakers=()):
-    d = workdir / variant / f"fold_{fold:02d}_{speaker}"
-    d.mkdir(parents=True)
-    r = {"variant": variant, "fold": fold, "test_speaker": speaker, "classes": CLASSES,
-         "genders": GENDERS, "selected_epoch": 0, "test": {"wa": 0.0, "ua": 0.0, "n": 0},
-         "val_speakers": list(val_speakers), "utterances": utterances}
-    if val is not None:
-        r["val_utterances"] = val
-    (d / "result.json").write_text(json.dumps(r))
-    return r
 
 
 def hand_set(workdir, variant="backbone"):

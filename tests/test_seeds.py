@@ -6,7 +6,7 @@ import math
 import pytest
 
 from adarl_jax.seeds import summarize_seeds, write_seeds_report
-from test_report import utt, write_fold
+from conftest import utt, write_fold
 
 
 def predictions(correct: int, total: int = 4):

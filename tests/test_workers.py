@@ -11,7 +11,7 @@ import pytest
 from adarl_jax.workers import split_folds, worker_argv
 
 from conftest import make_corpus
-from test_folds_merge import _env, _train_args
+from conftest import cli_env, tiny_train_args
 
 
 def test_folds_are_dealt_round_robin_and_workers_get_their_share_only():
@@ -26,7 +26,7 @@ def test_folds_are_dealt_round_robin_and_workers_get_their_share_only():
 def test_two_workers_give_the_same_results_as_one_process(tmp_path):
     """Each worker runs on one core, so the reference process does too: XLA:CPU sizes its
     thread pool from the cores it may use, and a different pool rounds differently."""
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     one_core = sorted(os.sched_getaffinity(0))[:1]
     if shutil.which("adarl-jax", path=env["PATH"]) is None:
         pytest.skip("the adarl-jax command is not installed (pip install -e .)")
@@ -36,7 +36,7 @@ def test_two_workers_give_the_same_results_as_one_process(tmp_path):
         workdir = tmp_path / f"w{n}"
         out = subprocess.run(["adarl-jax", "train", "--config", "smoke", "--workdir", str(workdir),
                               "--folds", "0-2", "--workers", str(n), "--no-progress",
-                              *_train_args(manifest)],
+                              *tiny_train_args(manifest)],
                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                              preexec_fn=(lambda: os.sched_setaffinity(0, one_core)) if n == 1 else None)
         assert out.returncode == 0, out.stdout + out.stderr
