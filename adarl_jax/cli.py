@@ -82,6 +82,7 @@ def _train(args, overrides, variants, baselines=()) -> int:
     rc, n = 0, 1
     if args.workers != 1 and not args.coordinator:
         from adarl_jax import workers
+        from adarl_jax.workdir import fold_dir, result_path
 
         _, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
                                     baselines=baselines, force_new_config=args.force_new_config)
@@ -92,7 +93,7 @@ def _train(args, overrides, variants, baselines=()) -> int:
             if rc:
                 return rc
             missing = [f"{v}/fold {f.index}" for v in (variants or [config.model.variant])
-                       for f in chosen if not (loso.fold_dir(args.workdir, v, f) / "result.json").exists()]
+                       for f in chosen if not result_path(fold_dir(args.workdir, v, f)).exists()]
             if missing:
                 print(f"adarl-jax {args.command}: error: the workers ended without finishing "
                       f"{', '.join(missing)}; rerun the command to resume", file=sys.stderr)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from adarl_jax.config import config_from_json, to_json
 from adarl_jax.files import write_text_atomic
+from adarl_jax.workdir import result_path
 
 CONFIG_FILE = "config.json"
 SUPERSEDED_PREFIX = "superseded-"
@@ -139,5 +140,5 @@ def pin_fold_config(config, fold_dir, write: bool = True) -> None:
             raise ConfigMismatchError(
                 f"{path}: fold folder {fold_dir} was trained with another config "
                 f"({format_differences(diffs)}); use a new --workdir, or --force-new-config")
-    elif write and not (fold_dir / "result.json").exists():
+    elif write and not result_path(fold_dir).exists():
         write_text_atomic(path, to_json(config))
