@@ -107,18 +107,10 @@ def tree_shapes(tree) -> dict[str, tuple]:
 
 def abstract_train_state(config):
     """The TrainState's shapes and dtypes, as the trainer builds it, without computing anything."""
-    import jax.numpy as jnp
+    from adarl_jax.train import create_train_state_from_config
 
-    from adarl_jax.config import input_shape
-    from adarl_jax.model import build_model
-    from adarl_jax.optim import make_optimizer
-    from adarl_jax.train import create_train_state
-
-    model = build_model(config)
-    x = jnp.zeros((1, *input_shape(config)), jnp.float32)
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0, impl="rbg"), x, train=False))
-    tx = make_optimizer(config, 1)
-    return jax.eval_shape(lambda v: create_train_state(v, tx, len(config.data.classes)), variables)
+    key = jax.random.key(0, impl="rbg")
+    return jax.eval_shape(lambda k: create_train_state_from_config(config, k, 1)[1], key)
 
 
 def shape_problems(wanted: dict[str, tuple], stored: dict[str, tuple],

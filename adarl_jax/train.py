@@ -18,7 +18,9 @@ import optax
 
 from adarl_jax import losses
 from adarl_jax.augment import mixup
-from adarl_jax.optim import averaged_params
+from adarl_jax.config import input_shape
+from adarl_jax.model import build_model, init_variables
+from adarl_jax.optim import averaged_params, make_optimizer
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -47,6 +49,17 @@ def create_train_state(variables, tx: optax.GradientTransformation, num_classes:
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
                       class_weights=jnp.asarray(class_weights, jnp.float32))
+
+
+def create_train_state_from_config(config, key, steps_per_epoch: int, class_weights=None):
+    """(model, initial TrainState, optimiser) of `config`: the model built, its variables
+    initialised from `key`, the optimiser for `steps_per_epoch` and the state holding them.
+    The one set-up shared by training, checkpoint shapes and benchmarks."""
+    model = build_model(config)
+    variables = init_variables(model, input_shape(config), key)
+    tx = make_optimizer(config, steps_per_epoch)
+    state = create_train_state(variables, tx, len(config.data.classes), class_weights)
+    return model, state, tx
 
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
@@ -147,7 +160,3 @@ def make_multi_fold_step(train_step):
 def stack_states(states):
     """[state_fold0, state_fold1, ...] -> one state with a leading fold axis."""
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-
-
-def unstack_state(state, i: int):
-    return jax.tree.map(lambda x: x[i], state)

@@ -22,13 +22,11 @@ from adarl_jax import metrics as M
 from adarl_jax.augment import make_augment
 from adarl_jax import sharding
 from adarl_jax.checkpoint import FoldCheckpointer
-from adarl_jax.config import input_shape
 from adarl_jax.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
 from adarl_jax.files import write_json_atomic, write_text_atomic
-from adarl_jax.model import build_model, init_variables
-from adarl_jax.optim import learning_rate_schedule, make_optimizer, num_epochs
+from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
-from adarl_jax.train import create_train_state, make_predict_fn, make_train_step
+from adarl_jax.train import create_train_state_from_config, make_predict_fn, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +165,9 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNa
     train_emotion, train_domain = segment_labels(dataset, train_segs)
     steps_per_epoch = -(-len(train_segs) // batch_size)
     seeds = run_seeds(config, fold.index)
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), seeds.init)
-    tx = make_optimizer(config, steps_per_epoch)
+    model, state, tx = create_train_state_from_config(config, seeds.init, steps_per_epoch,
+                                                      class_weights_for(config, train_emotion))
     schedule = learning_rate_schedule(config, steps_per_epoch)
-    state = create_train_state(variables, tx, len(config.data.classes),
-                               class_weights_for(config, train_emotion))
     train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
                                              config.loss.center_weight), schedule,
                                  make_augment(config), seeds.augment,

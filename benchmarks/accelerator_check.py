@@ -159,16 +159,14 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
     import numpy as np
 
     import implementations
-    from adarl_jax.config import input_shape
-    from adarl_jax.model import build_model, init_variables
-    from adarl_jax.optim import learning_rate_schedule, make_optimizer
-    from adarl_jax.train import create_train_state, make_multi_fold_step, make_train_step, stack_states
+    from adarl_jax.optim import learning_rate_schedule
+    from adarl_jax.train import (create_train_state_from_config, make_multi_fold_step,
+                                 make_train_step, stack_states)
 
-    model = build_model(config)
-    tx = make_optimizer(config, 100)
+    setups = [create_train_state_from_config(config, jax.random.key(f), 100) for f in range(folds)]
+    model, _, tx = setups[0]
     step = make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, 100))
-    states = [create_train_state(init_variables(model, input_shape(config), jax.random.key(f)), tx,
-                                 len(config.data.classes)) for f in range(folds)]
+    states = [state for _, state, _ in setups]
     batches = [implementations.random_batch(config, batch, seed=f) for f in range(folds)]
     stacked_batch = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *batches))
     single_batches = jax.device_put(batches)

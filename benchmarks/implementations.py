@@ -86,20 +86,16 @@ def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None)
     import jax
 
     from adarl_jax import sharding
-    from adarl_jax.config import input_shape
-    from adarl_jax.model import build_model, init_variables
-    from adarl_jax.optim import learning_rate_schedule, make_optimizer
-    from adarl_jax.train import create_train_state, make_predict_fn, make_train_step
+    from adarl_jax.optim import learning_rate_schedule
+    from adarl_jax.train import create_train_state_from_config, make_predict_fn, make_train_step
 
     config.model.variant = "adarl"
     mesh = sharding.make_mesh(1)
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
+    model, state, tx = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 100)
     t = time.perf_counter()
     if mode == "train":
-        tx = make_optimizer(config, steps_per_epoch=100)
         weights = (config.loss.domain_weight, config.loss.emotion_weight, config.loss.center_weight)
-        state = sharding.put_replicated(create_train_state(variables, tx, len(config.data.classes)), mesh)
+        state = sharding.put_replicated(state, mesh)
         batch = jax.block_until_ready(sharding.put_batch(batch_np, mesh))
         step = sharding.jit_train_step(
             make_train_step(model, tx, weights, learning_rate_schedule(config, 100)), mesh)
@@ -111,7 +107,7 @@ def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None)
             cell[0] = jax.block_until_ready(new_state)
             jax.block_until_ready(metrics)
     else:
-        params = sharding.put_replicated(variables, mesh)
+        params = sharding.put_replicated(state.variables, mesh)
         x = jax.block_until_ready(sharding.put_batch({"x": batch_np["x"]}, mesh)["x"])
         compiled = sharding.jit_predict(make_predict_fn(model), mesh).lower(params, x).compile(
             compiler_options)

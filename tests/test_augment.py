@@ -100,15 +100,10 @@ def test_mixup_mixes_each_sample_with_one_partner_under_one_weight():
 def test_train_step_with_mixup_minimises_the_lam_weighted_loss_of_both_label_sets():
     from adarl_jax import losses
     from adarl_jax.config import input_shape
-    from adarl_jax.model import build_model, init_variables
-    from adarl_jax.optim import make_optimizer
-    from adarl_jax.train import create_train_state, make_train_step
+    from adarl_jax.train import create_train_state_from_config, make_train_step
 
     config = tiny_config()
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
-    tx = make_optimizer(config, steps_per_epoch=2)
-    state = create_train_state(variables, tx, 4)
+    model, state, tx = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 2)
     rng = np.random.default_rng(1)
     batch = _labelled_batch()
     batch["x"] = rng.normal(size=(8, *input_shape(config))).astype(np.float32)

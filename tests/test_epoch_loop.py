@@ -10,9 +10,8 @@ import pytest
 from adarl_jax import sharding
 from adarl_jax.config import input_shape, load_config
 from adarl_jax.epochs import ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch
-from adarl_jax.model import build_model, init_variables
-from adarl_jax.optim import learning_rate_schedule, make_optimizer
-from adarl_jax.train import create_train_state, make_train_epoch, make_train_step
+from adarl_jax.optim import learning_rate_schedule
+from adarl_jax.train import create_train_state_from_config, make_train_epoch, make_train_step
 from adarl_jax.trainer import epoch_order
 
 EPOCHS, N, B = 3, 28, 8  # 4 steps an epoch, the last batch filled by redrawn segments
@@ -20,13 +19,12 @@ EPOCHS, N, B = 3, 28, 8  # 4 steps an epoch, the last batch filled by redrawn se
 
 def _smoke(seed=0):
     config = load_config("smoke")
-    model = build_model(config)
-    tx = make_optimizer(config, steps_per_epoch=N // B + 1)
+    model, state, tx = create_train_state_from_config(config, jax.random.key(seed, impl="rbg"),
+                                                      N // B + 1)
     step = make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, N // B + 1),
                            seed=3)
     # on the host: each side places its own copy (a donated step deletes what it was given)
-    state = jax.device_get(create_train_state(init_variables(model, input_shape(config),
-                                                             jax.random.key(seed, impl="rbg")), tx, 4))
+    state = jax.device_get(state)
     rng = np.random.default_rng(seed)
     data = (rng.normal(size=(N, *input_shape(config))).astype(np.float32), np.arange(N),
             rng.integers(-1, 4, N).astype(np.int32), rng.integers(0, 2, N).astype(np.int32))
