@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from adarl_jax import metrics as M
+from adarl_jax.metrics import score_utterances
 from adarl_jax.augment import make_augment
 from adarl_jax import sharding
 from adarl_jax.checkpoint import FoldCheckpointer
@@ -186,7 +186,7 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNa
 
 def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
     rows = utterance_predictions(dataset, fold.val, evaluator, state.eval_variables)["utterances"]
-    val = M.score_utterances(rows, len(config.data.classes))
+    val = score_utterances(rows, len(config.data.classes))
     record.update({f"val_{k}": v for k, v in val.items()})
     return val["ua"]
 
@@ -252,7 +252,7 @@ def result_record(config, dataset, fold, run, trained, state, selected_epoch: in
         "steps": int(state.step),
         "train_time_s": round(time.time() - trained.t0, 2),
         "seed": int(config.train.seed),
-        "test": M.score_utterances(rows, len(config.data.classes)),
+        "test": score_utterances(rows, len(config.data.classes)),
         "utterances": rows,
         "val_utterances": val_rows,
     }
