@@ -31,10 +31,10 @@ import jax
 import numpy as np
 
 from adarl_jax import __version__, pinning
-from adarl_jax.config import default_data_dir, input_shape, to_json
+from adarl_jax.config import input_shape, to_json
 from adarl_jax.files import write_text_atomic
 from adarl_jax.folds import Fold, loso_folds
-from adarl_jax.loso import check_domains, load_dataset
+from adarl_jax.loso import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
 from adarl_jax.model_card import model_card
 from adarl_jax.model_folder import FORMAT, FORMAT_VERSION, check_target, staging_dir, write_model_folder
@@ -62,12 +62,6 @@ def epochs_rule(fold_results: list[dict]) -> dict:
 
 def _domains(config) -> list[str]:
     return list(getattr(config.data, "domains", None) or config.data.genders)
-
-
-def corpus_dir(config) -> str:
-    """The corpus folder the config reads (as adarl_jax.loso.load_dataset finds it)."""
-    d = config.data
-    return d.dir or (os.path.dirname(d.manifest) if d.manifest else default_data_dir(d.corpus))
 
 
 def _finished_results(config, workdir: Path, dataset) -> list[dict]:

@@ -35,14 +35,20 @@ from adarl_jax.workdir import fold_dir
 log = logging.getLogger(__name__)
 
 
+def corpus_dir(config) -> str:
+    """The corpus folder the config reads: data.dir, else the manifest's folder, else the
+    corpus's default location ('' when there is none)."""
+    d = config.data
+    return d.dir or (os.path.dirname(d.manifest) if d.manifest else default_data_dir(d.corpus))
+
+
 def load_dataset(config, workdir, progress: bool = True):
     """Reads the corpus named by the config and prepares (or loads) its cached segments.
 
     A CSV manifest's domain label is its column `data.domain_column`; a variant without a
     domain pathway (registry `uses_domain`) reads manifests without it (domain -1, unknown).
     """
-    data_dir = config.data.dir or (os.path.dirname(config.data.manifest) if config.data.manifest
-                                   else default_data_dir(config.data.corpus))
+    data_dir = corpus_dir(config)
     if not data_dir:
         raise FileNotFoundError(
             f"no data folder for corpus {config.data.corpus!r}: pass --data DIR")
