@@ -20,7 +20,6 @@ written instead (`model.b8.jax`, ...) and listed in the JSON.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from adarl_jax.config import input_shape
-from adarl_jax.files import write_bytes_atomic, write_text_atomic
+from adarl_jax.files import digest, write_bytes_atomic, write_text_atomic
 from adarl_jax.frontend import spectrogram
 
 __all__ = ["DEFAULT_PLATFORMS", "export_predictor", "load_exported"]
@@ -100,8 +99,7 @@ def export_predictor(predictor, out, input: str = "spectrogram",
     for b, blob in files.items():
         path = out if b == "b" else out.with_name(f"{out.stem}.b{b}{out.suffix}")
         write_bytes_atomic(path, blob)
-        written[str(b)] = {"file": path.name, "bytes": len(blob),
-                           "sha256": hashlib.sha256(blob).hexdigest()}
+        written[str(b)] = {"file": path.name, **digest(blob)}
     c = predictor.config
     shape = (list(input_shape(c)) if input == "spectrogram" else [predictor.segment_length])
     meta = {

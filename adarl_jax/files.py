@@ -6,6 +6,7 @@ jobs of one workdir each rewriting its report) never take each other's temporary
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -50,6 +51,11 @@ def save_npy_atomic(path, array) -> None:
     import numpy as np
 
     write_atomic(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
+
+
+def digest(data: bytes) -> dict:
+    """{'bytes', 'sha256'} of a blob, as model folders and export records list their files."""
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def write_json_atomic(path, obj) -> None:

@@ -60,14 +60,11 @@ def epochs_rule(fold_results: list[dict]) -> dict:
             "per_fold": per_fold}
 
 
-def _domains(config) -> list[str]:
-    return list(getattr(config.data, "domains", None) or config.data.genders)
-
-
-def _finished_results(config, workdir: Path, dataset) -> list[dict]:
-    """The variant's fold results, once every LOSO fold of the corpus has one."""
+def _finished_results(config, workdir: Path, dataset, collected: dict) -> list[dict]:
+    """The variant's fold results (from `collected`, workdir.collect's record), once every
+    LOSO fold of the corpus has one."""
     variant = config.model.variant
-    done = {r["fold"]: r for r in collect(workdir).get(variant, [])}
+    done = {r["fold"]: r for r in collected.get(variant, [])}
     missing = [fold_dir(workdir, variant, f) for f in loso_folds(dataset.utterances, 0, 0)
                if f.index not in done]
     if missing:
@@ -104,7 +101,7 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
     emotion = np.asarray(dataset.emotion)
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "variant": config.model.variant, "classes": classes, "domains": _domains(config),
+        "variant": config.model.variant, "classes": classes, "domains": list(config.data.genders),
         "input": {"shape": list(input_shape(config)), "sample_rate": int(config.data.sample_rate),
                   "segment_s": float(config.data.segment_s),
                   "min_tail_s": float(config.data.min_tail_s),
@@ -138,7 +135,8 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     config = config.copy_and_resolve_references()
     config.train.selection = "last"
     dataset = load_dataset(config, workdir, progress)
-    results = _finished_results(config, workdir, dataset)
+    collected = collect(workdir)
+    results = _finished_results(config, workdir, dataset, collected)
     rule = epochs_rule(results)
     fold = final_fold(dataset, index=max(r["fold"] for r in results) + 1)
     check_domains(config, dataset, [fold])
@@ -153,7 +151,7 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     ckpts.last.close()
     variables = jax.device_get(trained.state.eval_variables)
     record = _record(config, dataset, fold, rule, trained, variables, workdir)
-    others = {v: rs for v, rs in collect(workdir).items() if v != config.model.variant}
+    others = {v: rs for v, rs in collected.items() if v != config.model.variant}
     card = model_card(record, results, others)
     if is_writer:
         record = write_model_folder(out_dir, config, variables, record, card, overwrite)

@@ -15,7 +15,6 @@ raises `ModelFolderError` (a ValueError) naming the file and the problem.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -27,7 +26,7 @@ import numpy as np
 
 from adarl_jax.checkpoint import abstract_train_state, shape_problems, tree_key, tree_shapes
 from adarl_jax.config import config_from_json, to_json
-from adarl_jax.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from adarl_jax.files import digest, write_bytes_atomic, write_json_atomic, write_text_atomic
 from adarl_jax.fold_models import CheckpointError
 
 FORMAT = "adarl-jax-model"
@@ -45,10 +44,6 @@ def flat_arrays(variables) -> dict[str, np.ndarray]:
     """{'params/...': array} of {'params', 'batch_stats'}."""
     return {tree_key(p): np.asarray(v) for p, v in
             jax.tree_util.tree_flatten_with_path(jax.device_get(variables))[0]}
-
-
-def _sha256(data: bytes) -> dict:
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def staging_dir(folder) -> Path:
@@ -86,8 +81,8 @@ def write_model_folder(folder, config, variables, record: dict, card: str,
     write_bytes_atomic(ready / PARAMS_FILE, params)
     write_text_atomic(ready / CONFIG_FILE, config_text)
     write_text_atomic(ready / CARD_FILE, card)
-    record = {**record, "files": {PARAMS_FILE: _sha256(params),
-                                  CONFIG_FILE: _sha256(config_text.encode())}}
+    record = {**record, "files": {PARAMS_FILE: digest(params),
+                                  CONFIG_FILE: digest(config_text.encode())}}
     write_json_atomic(ready / MODEL_FILE, record)  # last: the mark of a complete folder
     if folder.exists():
         shutil.rmtree(folder)  # check_target allowed it: an empty folder or an old model
@@ -106,7 +101,7 @@ def _read(folder: Path, name: str) -> bytes:
 
 def _check_hash(folder: Path, name: str, data: bytes, meta: dict) -> None:
     want = meta.get("files", {}).get(name)
-    if want and _sha256(data) != want:
+    if want and digest(data) != want:
         raise ModelFolderError(f"{folder / name}: altered or truncated ({len(data)} bytes; "
                                f"{MODEL_FILE} records {want['bytes']} bytes and another SHA-256)")
 
