@@ -7,13 +7,13 @@ The path is recorded in the run's config.json, so predict and export load this f
 
 Idea: squeeze F_4 over frequency and time to one value per channel, excite through a
 bottleneck of C / se_ratio units, and gate F_4's channels with the result before the usual
-time pooling -> channel-wise FC -> feature head. No gender head (uses_domain=False).
+`EmotionHead` (time pooling -> channel-wise FC -> feature head). No gender head (uses_domain=False).
 """
 
 import flax.linen as nn
 
-from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, FeatureHead
-from adarl_jax.model.pathways import ClassCenters, outputs
+from adarl_jax.model.layers import ConvPathway
+from adarl_jax.model.pathways import ClassCenters, EmotionHead, outputs
 from adarl_jax.model.registry import register_variant
 from adarl_jax.model.spec import ModelSpec
 
@@ -41,8 +41,6 @@ class SEAttention(nn.Module):
         s = self.spec
         f4 = ConvPathway(**s.pathway_kwargs(), name="convs")(x, train)
         f4 = SqueezeExcite(s.se_ratio, name="se")(f4)
-        cfc = ChannelwiseDense(s.dtype, s.channelwise_init, name="cfc")(f4.mean(axis=2))
-        feature, logits = FeatureHead(s.hidden, s.num_classes, s.bn_momentum, s.dtype,
-                                      name="head")(cfc, train)
+        feature, logits = EmotionHead(s)(f4, train)  # time pooling -> CFC -> feature head
         centers = ClassCenters(s.num_classes, s.hidden, name="centers")()
         return outputs(logits, feature, centers)

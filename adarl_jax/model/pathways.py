@@ -10,8 +10,30 @@ from adarl_jax.model.layers import (ChannelwiseDense, ConvPathway, FeatureHead,
 from adarl_jax.model.spec import ModelSpec
 
 
+class EmotionHead(nn.Module):
+    """F_4 (B, H, W, C) -> TP (mean over time) -> CFC (Eq. 2) -> feature head (Eq. 3).
+
+    Returns (deep feature, emotion logits). The end of every emotion pathway: a variant that
+    changes what happens before it (an attention on F_4, another pooling of the blocks) calls
+    `EmotionHead(spec)(f4, train)`. Its parameters are the calling module's 'cfc' and 'head'
+    (it shares the caller's scope, `nn.share_scope`), so they keep one layout whoever calls it;
+    one call per module.
+    """
+
+    spec: ModelSpec
+
+    def setup(self):
+        nn.share_scope(self, self.parent)
+
+    @nn.compact
+    def __call__(self, f4, train: bool):
+        s = self.spec
+        cfc = ChannelwiseDense(s.dtype, s.channelwise_init, name="cfc")(f4.mean(axis=2))
+        return FeatureHead(s.hidden, s.num_classes, s.bn_momentum, s.dtype, name="head")(cfc, train)
+
+
 class EmotionPathway(nn.Module):
-    """Blocks -> F_4^E -> [frequency attention, Eq. 5] -> TP -> CFC (Eq. 2) -> head (Eq. 3).
+    """Blocks -> F_4^E -> [frequency attention, Eq. 5] -> `EmotionHead`.
 
     Returns (F_4^E before attention, deep feature, emotion logits). `attention` is an
     optional (batch, H) weight per frequency row of F_4^E.
@@ -23,11 +45,7 @@ class EmotionPathway(nn.Module):
     def __call__(self, x, train: bool, attention=None, first_convolved=None):
         f4 = ConvPathway(**self.spec.pathway_kwargs(), name="convs")(x, train, first_convolved)
         emb = f4 if attention is None else embed_domain_attention(f4, attention)
-        pooled = emb.mean(axis=2)  # TP: average over time -> (batch, H, C)
-        cfc = ChannelwiseDense(self.spec.dtype, self.spec.channelwise_init,
-                               name="cfc")(pooled)
-        feature, logits = FeatureHead(self.spec.hidden, self.spec.num_classes,
-                                      self.spec.bn_momentum, self.spec.dtype, name="head")(cfc, train)
+        feature, logits = EmotionHead(self.spec)(emb, train)
         return f4, feature, logits
 
 
