@@ -15,9 +15,6 @@ from adarl_jax.config import load_config
 
 def get_config():
     config = load_config("quick_sgd")
-    config.frontend.hop_s = 0.020
-    config.frontend.n_fft = 800
-    config.frontend.n_bins = 200
-    config.frontend.n_frames = 150
+    config.frontend.update(hop_s=0.020, n_fft=800, n_bins=200, n_frames=150)
     config.model.block_pools = ((5, 5), (5, 5), (1, 1), (1, 1))
     return config

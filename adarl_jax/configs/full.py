@@ -17,9 +17,6 @@ from adarl_jax.config import load_config
 
 def get_config():
     config = load_config("quick")
-    config.frontend.hop_s = 0.010
-    config.frontend.n_frames = 300
-    config.frontend.n_fft = 1600
-    config.frontend.n_bins = 128
+    config.frontend.update(hop_s=0.010, n_fft=1600, n_bins=128, n_frames=300)
     config.model.block_pools = ((4, 5), (2, 2), (2, 5), (1, 1))
     return config

@@ -15,10 +15,7 @@ from adarl_jax.config import base_config
 def get_config():
     config = base_config()
     config.data.corpus = "emodb"
-    config.frontend.hop_s = 0.050
-    config.frontend.n_fft = 320
-    config.frontend.n_bins = 80
-    config.frontend.n_frames = 60
+    config.frontend.update(hop_s=0.050, n_fft=320, n_bins=80, n_frames=60)
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
     # the measured recipe's network (quick.py's tables), not base_config's paper reading:
     config.model.kernel_sizes = ((3, 3), (5, 5))
