@@ -44,12 +44,13 @@ def row_normalised(m: np.ndarray) -> np.ndarray:
 
 def score_utterances(rows: list[dict], num_classes: int) -> dict:
     """WA and UA of utterance rows (argmax of 'probs' against 'emotion'; rows with emotion < 0
-    are unlabelled and skipped), and the gender accuracy of rows that carry 'domain_probs'."""
+    are unlabelled and skipped), and the gender (domain) accuracy of rows that carry
+'domain_probs' and a known domain (gender >= 0; -1: read without the domain column)."""
     labelled = [r for r in rows if r["emotion"] >= 0]
     y = np.array([r["emotion"] for r in labelled], int)
     p = np.array([int(np.argmax(r["probs"])) for r in labelled], int)
     out = {"n": len(labelled), "wa": weighted_accuracy(y, p), "ua": unweighted_accuracy(y, p, num_classes)}
-    dom = [r for r in rows if "domain_probs" in r]
+    dom = [r for r in rows if "domain_probs" in r and r["gender"] >= 0]
     if dom:
         out["gender_accuracy"] = float(np.mean([int(np.argmax(r["domain_probs"])) == r["gender"] for r in dom]))
     return out
