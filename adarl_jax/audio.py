@@ -4,7 +4,8 @@ One reader for every format libsndfile reads (wav 16/24/32-bit and float, flac, 
 mono by the mean over channels and resampled with `scipy.signal.resample_poly`. Utterances are
 cut into non-overlapping segments; a tail shorter than `min_tail_s` is dropped unless it is the
 only segment, and short segments are zero-padded at the end (their real length travels with
-them, so the front end can normalise over the real samples only).
+them, so the front end can normalise over the real samples only). An in-memory recording
+(`prepare_wave`) is mixed and resampled the same way.
 
 Files that are usable but suspect get warnings rather than errors: a `warnings` list passed to
 `load_audio` or `iter_segments` receives one line per problem. Two are checked: silence (every
@@ -24,8 +25,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-__all__ = ["AudioError", "SILENCE_DBFS", "level_warning", "load_audio", "segment",
-           "iter_segments", "segment_count"]
+__all__ = ["AudioError", "SILENCE_DBFS", "level_warning", "load_audio", "prepare_wave",
+           "segment", "iter_segments", "segment_count"]
 
 SILENCE_DBFS = -60.0  # RMS level (dB re full scale 1.0) below which a file is near-silent
 
@@ -111,6 +112,42 @@ def _truncation(f: sf.SoundFile, frames_read: int | None = None) -> str | None:
     return None
 
 
+def _mono(data: np.ndarray) -> np.ndarray:
+    """(samples, channels) -> (samples,): the mean over channels."""
+    return data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+
+
+def _resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """A mono wave at `rate_out` (resample_poly), float32 and contiguous."""
+    if int(rate_in) != int(rate_out):
+        wave = resample_poly(wave, *_rates(rate_in, rate_out))
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def prepare_wave(waveform, sample_rate: int, target_rate: int = 16000,
+                 min_samples: int = 320) -> np.ndarray:
+    """An in-memory recording as `load_audio` makes a file: float32 mono at `target_rate`.
+
+    waveform (samples,) or (samples, channels) at `sample_rate`. Raises ValueError for a
+    wrong shape, an empty or non-finite waveform, or one shorter than `min_samples` after
+    resampling.
+    """
+    x = np.asarray(waveform, np.float32)
+    if x.ndim == 2:
+        x = _mono(x)
+    if x.ndim != 1:
+        raise ValueError(f"waveform must be (samples,) or (samples, channels), got {x.shape}")
+    if x.size == 0:
+        raise ValueError("empty waveform")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("waveform contains NaN or infinite values")
+    x = _resample(x, sample_rate, target_rate)
+    if x.size < min_samples:
+        raise ValueError(f"too short: {x.size} samples at {target_rate} Hz, "
+                         f"need at least {min_samples}")
+    return x
+
+
 def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
                warnings: list | None = None) -> np.ndarray:
     """The whole file as float32 mono at `sample_rate`.
@@ -129,11 +166,7 @@ def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
     if data.shape[0] == 0:
         raise AudioError(path, "empty (zero-length) audio")
     _check_finite(path, data)
-    wave = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if rate_in != sample_rate:
-        up, down = _rates(rate_in, sample_rate)
-        wave = resample_poly(wave, up, down)
-    wave = np.ascontiguousarray(wave, dtype=np.float32)
+    wave = _resample(_mono(data), rate_in, sample_rate)
     if wave.shape[0] < min_samples:
         raise AudioError(
             path,

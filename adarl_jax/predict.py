@@ -13,7 +13,8 @@ another. Files are streamed block by block (`audio.iter_segments`).
   p.predict_files(["a.wav", ...])  # one such dict per file; 'error' says why a file failed,
                                    # 'warning' what is suspect (silent, truncated)
 
-Which checkpoint serves a fold: `fold_models`; input lists and output files: `predict_io`.
+Which checkpoint serves a fold: `fold_models`; input lists and output files: `predict_io`;
+the model over spectrogram segments: `inference`; waveform preparation: `audio`.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adarl_jax.audio import iter_segments, level_warning, segment
+from adarl_jax.audio import iter_segments, level_warning, prepare_wave, segment
 from adarl_jax.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.frontend import FrontendSpec, spectrogram, valid_frames
+from adarl_jax.inference import segment_outputs
 from adarl_jax.model_folder import ModelFolderError, read_model_folder
 from adarl_jax.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_duration,
                                   read_segments, write_embeddings, write_predictions)
@@ -95,6 +97,8 @@ class Predictor:
         # frontend.normalize='speaker': (mean, std) of the speaker being predicted, set by
         # adapt_to_speaker (else predict_files takes its inputs, predict its waveform)
         self.speaker_norm = None
+        # (probabilities, deep features; None for an ensemble): `inference.segment_outputs`
+        self._spectrogram_outputs = segment_outputs(self.model, self.n_models)
         self._infer = jax.jit(self._waves_to_probs)
         self._infer_outputs = jax.jit(self._waves_to_outputs)
         self._spectrogram_probs = jax.jit(self.spectrogram_probs)
@@ -127,18 +131,6 @@ class Predictor:
         """(B, F, T, 3) spectrograms -> (B, K) class probabilities (what `export` saves)."""
         return self._spectrogram_outputs(variables, x)[0]
 
-    def _spectrogram_outputs(self, variables, x):
-        """(probabilities, deep features); an ensemble's features are None: its members'
-        features live in different spaces, so their mean would mean nothing."""
-        def one(v):
-            out = self.model.apply(v, x, train=False)
-            return (jax.nn.softmax(out["emotion_logits"].astype(jnp.float32), axis=-1),
-                    out["deep_feature"].astype(jnp.float32))
-
-        if self.n_models == 1:
-            return one(variables)
-        return jax.vmap(one)(variables)[0].mean(axis=0), None
-
     def _waves_to_probs(self, variables, waves, lengths, norm=None):
         return self._waves_to_outputs(variables, waves, lengths, norm)[0]
 
@@ -163,7 +155,7 @@ class Predictor:
         if paths is not None:
             mean, std = speaker_statistics_of_files([os.fspath(p) for p in paths], self.config)
         else:
-            wave = self._prepare_wave(waveform, sample_rate)
+            wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples)
             segs, lengths, _ = segment(wave, self.sample_rate, self.segment_s, self.min_tail_s)
             raw = np.asarray(jax.jit(lambda w, n: spectrogram(w, n, self.spec))(segs, lengths))
             frames = np.array([valid_frame_count(self.config, n) for n in lengths])
@@ -297,7 +289,7 @@ class Predictor:
         Raises ValueError for an empty, too short or non-finite waveform (or a model that gives
         non-finite probabilities); 'warning' says when the recording is (near-)silent.
         """
-        wave = self._prepare_wave(waveform, sample_rate)
+        wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples)
         rec = self._one_wave(wave, timeline, embeddings=False)
         rec["duration_s"] = round(len(wave) / self.sample_rate, 3)
         rec["warning"] = level_warning(float(np.max(np.abs(wave))), float(np.dot(wave, wave)),
@@ -312,7 +304,8 @@ class Predictor:
         Input and errors as `predict`; a Predictor of several fold models raises ValueError
         (their features live in different spaces)."""
         self._check_embeddable()
-        rec = self._one_wave(self._prepare_wave(waveform, sample_rate), timeline, embeddings=True)
+        wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples)
+        rec = self._one_wave(wave, timeline, embeddings=True)
         return (rec["embedding"], rec["segment_embeddings"]) if timeline else rec["embedding"]
 
     def _one_wave(self, wave: np.ndarray, timeline: bool, embeddings: bool) -> dict:
@@ -331,26 +324,6 @@ class Predictor:
         if out[0]["error"]:
             raise ValueError(out[0]["error"])
         return out[0]
-
-    def _prepare_wave(self, waveform, sample_rate: int) -> np.ndarray:
-        from scipy.signal import resample_poly
-
-        x = np.asarray(waveform, np.float32)
-        if x.ndim == 2:
-            x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
-        if x.ndim != 1:
-            raise ValueError(f"waveform must be (samples,) or (samples, channels), got {x.shape}")
-        if x.size == 0:
-            raise ValueError("empty waveform")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("waveform contains NaN or infinite values")
-        if int(sample_rate) != self.sample_rate:
-            g = np.gcd(int(sample_rate), self.sample_rate)
-            x = resample_poly(x, self.sample_rate // g, int(sample_rate) // g).astype(np.float32)
-        if x.size < self.min_samples:
-            raise ValueError(f"too short: {x.size} samples at {self.sample_rate} Hz, "
-                             f"need at least {self.min_samples}")
-        return x
 
     def predict_files(self, paths: Iterable, timeline: bool = False, progress: bool = False,
                       stats: dict | None = None, embeddings: bool = False) -> list[dict]:

@@ -19,6 +19,9 @@ import optax
 from adarl_jax import losses
 from adarl_jax.augment import mixup
 from adarl_jax.config import input_shape
+# trainer.py still imports make_predict_fn from here; the line goes once trainer.py uses
+# inference.BatchedInference (inference over segments lives in adarl_jax.inference)
+from adarl_jax.inference import make_predict_fn  # noqa: F401
 from adarl_jax.model import build_model, init_variables
 from adarl_jax.optim import averaged_params, make_optimizer
 
@@ -107,21 +110,6 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
         return new_state, metrics
 
     return train_step
-
-
-def make_predict_fn(model):
-    """Pure inference: (variables, x) -> outputs dict (softmax probabilities added)."""
-
-    def predict(variables, x):
-        out = model.apply(variables, x, train=False)
-        out = dict(out)
-        out.pop("centers", None)
-        out["emotion_probs"] = jax.nn.softmax(out["emotion_logits"], axis=-1)
-        if "domain_logits" in out:
-            out["domain_probs"] = jax.nn.softmax(out["domain_logits"], axis=-1)
-        return out
-
-    return predict
 
 
 def make_train_epoch(train_step, sharding_constraint=None):

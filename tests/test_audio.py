@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax.audio import AudioError, iter_segments, load_audio, segment, segment_count
+from adarl_jax.audio import (AudioError, iter_segments, load_audio, prepare_wave, segment,
+                             segment_count)
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 
@@ -123,6 +124,30 @@ def test_too_short_is_judged_after_resampling(tmp_path):
     sf.write(short, sine(200, 150 / 8000, 8000), 8000)  # 150 -> 300 < 320
     assert len(load_audio(ok, 16000, min_samples=320)) == 400
     _assert_error(short, ["too short"], sample_rate=16000, min_samples=320)
+
+
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (8000, 1), (16000, 3), (16000, 1)])
+def test_prepare_wave_is_load_audio_of_the_same_samples(tmp_path, rate, channels):
+    rng = np.random.default_rng(rate + channels)
+    samples = (0.3 * rng.normal(size=(int(0.7 * rate), channels))).astype(np.float32)
+    sf.write(tmp_path / "x.wav", samples, rate, subtype="FLOAT")
+    want = load_audio(tmp_path / "x.wav", 16000)
+    for given in (samples, samples[:, 0] if channels == 1 else samples):
+        got = prepare_wave(given, rate, 16000)
+        assert got.dtype == np.float32 and got.ndim == 1
+        np.testing.assert_array_equal(got, want)
+
+
+def test_prepare_wave_rejects_what_load_audio_rejects():
+    with pytest.raises(ValueError, match="samples,"):
+        prepare_wave(np.zeros((2, 3, 4)), 16000)
+    with pytest.raises(ValueError, match="empty waveform"):
+        prepare_wave(np.zeros(0), 16000)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        prepare_wave(np.array([0.0, np.inf, 0.0] * 200), 16000)
+    with pytest.raises(ValueError, match="too short: 300 samples at 16000 Hz"):
+        prepare_wave(np.zeros(150), 8000, 16000, min_samples=320)
+    assert len(prepare_wave(np.zeros(200), 8000, 16000, min_samples=320)) == 400
 
 
 @pytest.mark.parametrize(
