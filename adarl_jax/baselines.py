@@ -45,10 +45,11 @@ from adarl_jax.corpora import Utterance
 from adarl_jax.dataset import domain_labels
 from adarl_jax.feature_cache import min_samples_for, stamps_key
 from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
+from adarl_jax.fold_record import fold_record
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
                                   refitted_on_val)
-from adarl_jax.workdir import fold_dir, result_path
+from adarl_jax.loso import corpus_dir, run_folds
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
@@ -104,11 +105,10 @@ def opensmile_extractor(feature_set: str) -> tuple[Extractor, str, list[str]]:
 def corpus_utterances(config) -> list[Utterance]:
     """The utterances `loso.load_dataset` hands to the spectrogram cache (before files that
     cannot be read are dropped, which `extract_features` does with the same rule)."""
-    from adarl_jax.config import default_data_dir
     from adarl_jax.corpora import load_corpus, select_classes, stratified_subset
 
     d = config.data
-    data_dir = d.dir or (os.path.dirname(d.manifest) if d.manifest else default_data_dir(d.corpus))
+    data_dir = corpus_dir(config)
     if not data_dir:
         raise FileNotFoundError(f"no data folder for corpus {d.corpus!r}: pass --data DIR")
     utterances = select_classes(load_corpus(d.corpus, data_dir, d.manifest, d.domain_column,
@@ -265,12 +265,16 @@ def refit_on_val(config) -> bool:
     return bool(section.get("refit_on_val", False)) if section is not None else False
 
 
-def _fitted_under(result: dict, c_select: str, refit: bool) -> bool:
-    """Whether a finished fold's model was fitted with this C selection and on the speakers
-    this refit rule names."""
+def _outdated(result: dict, c_select: str, refit: bool) -> str | None:
+    """Why a finished fold's model must be fitted again: fitted with another C selection, or
+    on other speakers than this refit rule names (None: it stands)."""
     has_val = bool(result.get("val_speakers"))
-    return (result.get("baseline", {}).get("c_select") == c_select
-            and refitted_on_val(result) == (refit and has_val))
+    fitted_c = result.get("baseline", {}).get("c_select")
+    if fitted_c == c_select and refitted_on_val(result) == (refit and has_val):
+        return None
+    return (f"fitted with c_select={fitted_c}, on validation speakers: "
+            f"{refitted_on_val(result)}; refitting with c_select={c_select}, "
+            f"baselines.refit_on_val={refit}")
 
 
 def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = None,
@@ -311,31 +315,22 @@ def _run(config, workdir, feature_set, *, folds, utterances, c_select, C, extrac
     val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
     all_folds = loso_folds(table.utterances, val_k, int(config.train.split_seed),
                            config.data.domain_column)
-    results = []
-    for fold in (all_folds[i] for i in parse_folds(folds, len(all_folds))):
-        out_dir = fold_dir(workdir, variant, fold)
-        out_result = result_path(out_dir)
-        if out_result.exists():
-            done = read_json(out_result)
-            if _fitted_under(done, c_select, refit):
-                log.info("%s fold %d (%s): finished, skipping", variant, fold.index, fold.test_speaker)
-                results.append(done)
-                continue
-            log.warning("%s fold %d (%s): fitted with c_select=%s, on validation speakers: %s; "
-                        "refitting with c_select=%s, baselines.refit_on_val=%s", variant, fold.index,
-                        fold.test_speaker, done.get("baseline", {}).get("c_select"),
-                        refitted_on_val(done), c_select, refit)
+    chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+
+    def fit(fold, out_dir: Path) -> dict:
         model, result = _fit_fold(config, table, fold, variant, feature_set, c_select, C, refit)
-        if write:
+        if write:  # the model first: result.json (written by run_folds) marks the fold finished
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "model.npz")
-            write_json_atomic(out_result, result)
-        if progress:
-            t = result["test"]
-            print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} UA {t['ua']:.3f} "
-                  f"C {result['baseline']['C']:g} ({result['train_time_s']:.1f} s)", flush=True)
-        results.append(result)
-    return results
+        return result
+
+    return run_folds(workdir, variant, chosen, fit,
+                     outdated=lambda done: _outdated(done, c_select, refit),
+                     describe=_describe, progress=progress, write=write)
+
+
+def _describe(result: dict) -> str:
+    return f" C {result['baseline']['C']:g} ({result['train_time_s']:.1f} s)"
 
 
 def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select, C, refit):
@@ -356,23 +351,16 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
              "probs": p.round(6).tolist()} for i, p in zip(test, probs)]
     y = emotion[test]
     pred = np.argmax(probs, axis=1) if len(test) else np.zeros(0, np.int64)
-    values = list(config.data.genders)
-    return model, {
-        "variant": variant, "fold": fold.index, "test_speaker": fold.test_speaker,
-        "train_speakers": list(fold.train_speakers), "val_speakers": list(fold.val_speakers),
-        "classes": list(classes), "genders": values, "domains": values,
-        "domain_column": config.data.domain_column,
-        "selection": f"C by {c_select}", "selected_epoch": None,
-        "best_val_ua": None if not info["c_scores"] else info["c_scores"][f"{info['C']:g}"],
-        "epochs": None, "steps": None, "train_time_s": round(time.time() - t0, 2),
-        "seed": int(config.train.seed),
-        "baseline": {"feature_set": feature_set, "extractor": table.extractor_id,
-                     "n_features": int(table.features.shape[1]), "classifier":
-                     "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
-        "test": {"n": int(len(y)), "wa": metrics.weighted_accuracy(y, pred),
-                 "ua": metrics.unweighted_accuracy(y, pred, num_classes)},
-        "utterances": rows,
-    }
+    return model, fold_record(
+        config, fold, variant, selection=f"C by {c_select}", selected_epoch=None,
+        best_val_ua=None if not info["c_scores"] else info["c_scores"][f"{info['C']:g}"],
+        epochs=None, steps=None, train_time_s=round(time.time() - t0, 2),
+        baseline={"feature_set": feature_set, "extractor": table.extractor_id,
+                  "n_features": int(table.features.shape[1]), "classifier":
+                  "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
+        test={"n": int(len(y)), "wa": metrics.weighted_accuracy(y, pred),
+              "ua": metrics.unweighted_accuracy(y, pred, num_classes)},
+        utterances=rows)
 
 
 def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: str | None = None,

@@ -1,5 +1,9 @@
 """Leave-one-speaker-out over variants and folds: the `train` and `reproduce` jobs.
 
+`run_folds` is the one fold loop of every runner (the neural variants here, the openSMILE
+baselines in adarl_jax.baselines): it alone decides that a finished fold is skipped or must
+run again, writes result.json and prints the fold's progress line.
+
 Layout of a workdir:
   W/config.json                         the config of the run: the workdir's identity
                                         (adarl_jax.pinning; another config is refused)
@@ -25,12 +29,13 @@ from adarl_jax.config import default_data_dir, input_shape
 from adarl_jax.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
                                stratified_subset)
 from adarl_jax.dataset import prepare_dataset
+from adarl_jax.files import read_json, write_json_atomic
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
 from adarl_jax.model import build_model, init_variables, param_counts, variant_of
 from adarl_jax.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
-from adarl_jax.trainer import train_fold
-from adarl_jax.workdir import fold_dir
+from adarl_jax.trainer import run_fold as train_and_test
+from adarl_jax.workdir import fold_dir, result_path
 
 log = logging.getLogger(__name__)
 
@@ -172,35 +177,110 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
         progress: bool = True, baselines=(), force_new_config: bool = False) -> list[dict]:
     """Trains and tests the requested variants x folds; returns their result records (the
     baselines' first, see `prepare`). The folds' locks are released at the end."""
+    return run_job(config, workdir, folds, variants, mesh, progress, baselines,
+                   force_new_config)[0]
+
+
+def run_job(config, workdir, folds: str | None = None, variants=None, mesh=None,
+            progress: bool = True, baselines=(), force_new_config: bool = False):
+    """`run`, returning (result records, the dataset it read)."""
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
     dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, baselines,
                                               force_new_config)
     try:
-        _train_variants(config, workdir, variants, dataset, chosen, mesh, progress, results)
+        results += train_variants(config, workdir, dataset, chosen, variants, mesh, progress)
     finally:
         if held is not None:
             held.release()
+    return results, dataset
+
+
+def reads_same_data(loaded_config, config) -> bool:
+    """Whether `load_dataset(config, ...)` reads what `load_dataset(loaded_config, ...)` read:
+    the same data and frontend sections, and the domain column required by `config`'s variant
+    only if `loaded_config`'s required it too (a dataset read without it may lack domains)."""
+    return (loaded_config.data.to_dict() == config.data.to_dict()
+            and loaded_config.frontend.to_dict() == config.frontend.to_dict()
+            and (variant_of(loaded_config).uses_domain or not variant_of(config).uses_domain))
+
+
+def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=None,
+              describe=None, progress: bool = True, write: bool = True) -> list[dict]:
+    """The one fold loop of every runner: for each fold, in W/<variant>/fold_<k>_<speaker>
+    (adarl_jax.workdir), its stored result when it has finished, else `run_fold(fold,
+    folder)`'s, written to result.json when `write` (on one process of a multi-process job
+    only); one progress line per fold when `progress`. Returns the records, by fold.
+
+    `check(folder)` runs first for every fold, finished or not (the fold's config pinning);
+    `outdated(result)` says why a finished fold must run again (None: it stands);
+    `describe(result)` is the end of its progress line (default: the training time)."""
+    results = []
+    for fold in folds:
+        out_dir = fold_dir(workdir, variant, fold)
+        if check is not None:
+            check(out_dir)
+        result = _finished(out_dir, variant, fold, outdated)
+        if result is None:
+            result = run_fold(fold, out_dir)
+            if write:
+                write_json_atomic(result_path(out_dir), result)
+        if progress:
+            t = result["test"]
+            print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} "
+                  f"UA {t['ua']:.3f}" + (describe or _train_time)(result), flush=True)
+        results.append(result)
     return results
 
 
-def _train_variants(config, workdir, variants, dataset, chosen, mesh, progress, results) -> None:
+def _train_time(result: dict) -> str:
+    return f" ({result['train_time_s']:.0f} s)"
+
+
+def _finished(out_dir: Path, variant: str, fold, outdated) -> dict | None:
+    """The fold's stored result when it has one that stands, else None (to run it)."""
+    path = result_path(out_dir)
+    if not path.exists():
+        return None
+    done = read_json(path)
+    why = outdated(done) if outdated is not None else None
+    if why is None:
+        log.info("%s fold %d (%s): finished, skipping", variant, fold.index, fold.test_speaker)
+        return done
+    log.warning("%s fold %d (%s): %s", variant, fold.index, fold.test_speaker, why)
+    return None
+
+
+def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
+                   progress: bool = True) -> list[dict]:
+    """Trains and tests `variants` (default: the config's) on the `chosen` folds of a prepared
+    `dataset` (see `prepare`); returns their result records, variant by variant."""
+    mesh = mesh or sharding.make_mesh()
+    is_writer = jax.process_index() == 0
+    results = []
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         vconfig.model.variant = variant
         check_domains(vconfig, dataset, chosen)
-        # shapes only (no compilation): the fold builds the real parameters
-        counts = param_counts(jax.eval_shape(lambda: init_variables(
-            build_model(vconfig), input_shape(vconfig), jax.random.key(0, impl="rbg")))["params"])
-        print(f"[{variant}] trainable parameters: {counts['total']:,} "
-              f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)
-        for fold in chosen:
-            fdir = fold_dir(workdir, variant, fold)
-            pinning.pin_fold_config(vconfig, fdir, write=jax.process_index() == 0)
-            result = train_fold(vconfig, dataset, fold, fdir, mesh, progress)
+        _print_param_counts(vconfig)
+        domain_column = config.data.domain_column
+
+        def describe(result, column=domain_column):
             t = result["test"]
-            print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} UA {t['ua']:.3f}"
-                  + (f" {config.data.domain_column} {t['gender_accuracy']:.2f}"
-                     if "gender_accuracy" in t else "")
-                  + f" ({result['train_time_s']:.0f} s)", flush=True)
-            results.append(result)
+            return ((f" {column} {t['gender_accuracy']:.2f}" if "gender_accuracy" in t else "")
+                    + _train_time(result))
+
+        results += run_folds(
+            workdir, variant, chosen,
+            lambda fold, fdir, c=vconfig: train_and_test(c, dataset, fold, fdir, mesh, progress),
+            check=lambda fdir, c=vconfig: pinning.pin_fold_config(c, fdir, write=is_writer),
+            describe=describe, write=is_writer)
+    return results
+
+
+def _print_param_counts(vconfig) -> None:
+    # shapes only (no compilation): the fold builds the real parameters
+    counts = param_counts(jax.eval_shape(lambda: init_variables(
+        build_model(vconfig), input_shape(vconfig), jax.random.key(0, impl="rbg")))["params"])
+    print(f"[{vconfig.model.variant}] trainable parameters: {counts['total']:,} "
+          f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)

@@ -1,9 +1,9 @@
 """Training one LOSO fold: batches, the epoch loop, checkpoints, selection and the test.
 
-`train_fold` is resumable: a finished fold (its result.json exists) is skipped; an
-interrupted one restarts from its last epoch checkpoint, and because every epoch's shuffle is
-derived from (seed, fold, epoch) the resumed run ends with the same parameters as an
-uninterrupted one.
+`run_fold` trains and tests a fold; `train_fold` does so unless the fold has finished (its
+result.json exists), and writes the record. An interrupted fold restarts from its last epoch
+checkpoint, and because every epoch's shuffle is derived from (seed, fold, epoch) the resumed
+run ends with the same parameters as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from adarl_jax import sharding
 from adarl_jax.checkpoint import FoldCheckpointer
 from adarl_jax.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
 from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.fold_record import fold_record
 from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
 from adarl_jax.train import create_train_state_from_config, make_predict_fn, make_train_step
+from adarl_jax.workdir import result_path
 
 log = logging.getLogger(__name__)
 
@@ -235,47 +237,42 @@ def result_record(config, dataset, fold, run, trained, state, selected_epoch: in
     rows = utterance_predictions(dataset, fold.test, run.evaluator, state.eval_variables)["utterances"]
     val_rows = (utterance_predictions(dataset, fold.val, run.evaluator, state.eval_variables)
                 ["utterances"] if len(fold.val) else [])
-    return {
-        "variant": config.model.variant,
-        "fold": fold.index,
-        "test_speaker": fold.test_speaker,
-        "train_speakers": list(fold.train_speakers),
-        "val_speakers": list(fold.val_speakers),
-        "classes": list(config.data.classes),
-        "genders": list(config.data.genders),
-        "domains": list(config.data.genders),
-        "domain_column": str(config.data.domain_column),
-        "selection": config.train.selection,
-        "selected_epoch": selected_epoch,
-        "best_val_ua": trained.best["val_ua"] if config.train.selection == "val" else None,
-        "epochs": trained.epochs,
-        "steps": int(state.step),
-        "train_time_s": round(time.time() - trained.t0, 2),
-        "seed": int(config.train.seed),
-        "test": score_utterances(rows, len(config.data.classes)),
-        "utterances": rows,
-        "val_utterances": val_rows,
-    }
+    return fold_record(
+        config, fold, config.model.variant, selection=config.train.selection,
+        selected_epoch=selected_epoch,
+        best_val_ua=trained.best["val_ua"] if config.train.selection == "val" else None,
+        epochs=trained.epochs, steps=int(state.step),
+        train_time_s=round(time.time() - trained.t0, 2),
+        test=score_utterances(rows, len(config.data.classes)), utterances=rows,
+        val_utterances=val_rows)
 
 
-def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
-    """Trains and tests one fold; returns (and writes) its result record."""
+def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
+    """Trains (resuming from the fold's checkpoints) and tests one fold; returns its result
+    record without writing it: whoever decides that the fold is to run writes it."""
     fold_dir = Path(fold_dir)
-    result_path = fold_dir / "result.json"
-    if result_path.exists():
-        log.info("fold %d (%s): finished, skipping", fold.index, fold.test_speaker)
-        return json.loads(result_path.read_text())
-    is_writer = jax.process_index() == 0
     run = setup_run(config, dataset, fold, checked_mesh(config, mesh))
     ckpts = open_checkpoints(config, fold_dir)
-    trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts, progress and is_writer)
+    trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts,
+                         progress and jax.process_index() == 0)
     state, selected_epoch = select_model(trained, ckpts)
     result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
     ckpts.last.close()
     if ckpts.best is not None:
         ckpts.best.close()
-    if is_writer:
-        write_json_atomic(result_path, result)
+    return result
+
+
+def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
+    """Trains and tests one fold; returns (and, on process 0, writes) its result record. A
+    finished fold (its result.json exists) is read back instead."""
+    path = result_path(fold_dir)
+    if path.exists():
+        log.info("fold %d (%s): finished, skipping", fold.index, fold.test_speaker)
+        return json.loads(path.read_text())
+    result = run_fold(config, dataset, fold, fold_dir, mesh, progress)
+    if jax.process_index() == 0:
+        write_json_atomic(path, result)
     return result
 
 
