@@ -73,34 +73,14 @@ def cmd_features(args, overrides) -> int:
 
 
 def _train(args, overrides, variants, baselines=()) -> int:
-    from adarl_jax import loso
     from adarl_jax.report import write_report
 
     config = _load_config(args, overrides)
     progress = config.train.progress and not args.no_progress
     t0 = time.time()
-    rc, n = 0, 1
-    if args.workers != 1 and not args.coordinator:
-        from adarl_jax import workers
-        from adarl_jax.workdir import fold_dir, result_path
-
-        _, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
-                                    baselines=baselines, force_new_config=args.force_new_config)
-        baselines = ()  # done
-        n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
-        if n > 1:
-            rc = workers.run_workers(args.argv, [f.index for f in chosen], n)
-            if rc:
-                return rc
-            missing = [f"{v}/fold {f.index}" for v in (variants or [config.model.variant])
-                       for f in chosen if not result_path(fold_dir(args.workdir, v, f)).exists()]
-            if missing:
-                print(f"adarl-jax {args.command}: error: the workers ended without finishing "
-                      f"{', '.join(missing)}; rerun the command to resume", file=sys.stderr)
-                return 1
-    if n <= 1:
-        loso.run(config, args.workdir, folds=args.folds, variants=variants, progress=progress,
-                 baselines=baselines, force_new_config=args.force_new_config)
+    rc, dataset = _train_folds(args, config, variants, baselines, progress)
+    if rc:
+        return rc
     import jax
 
     if jax.process_index() == 0:
@@ -108,12 +88,47 @@ def _train(args, overrides, variants, baselines=()) -> int:
         print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
         print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
     if args.final:
-        _train_final(args, config, variants or [config.model.variant], progress)
+        _train_final(args, config, variants or [config.model.variant], progress, dataset)
     return rc
 
 
-def _train_final(args, config, variants, progress: bool) -> None:
+def _train_folds(args, config, variants, baselines, progress: bool):
+    """The LOSO folds, in this process or (--workers, one host) in worker processes that
+    this one starts once it has prepared the workdir; returns (exit code, the dataset this
+    process read)."""
+    from adarl_jax import loso
+
+    if args.workers == 1 or args.coordinator:
+        _, dataset = loso.run_job(config, args.workdir, folds=args.folds, variants=variants,
+                                  progress=progress, baselines=baselines,
+                                  force_new_config=args.force_new_config)
+        return 0, dataset
+    from adarl_jax import workers
+    from adarl_jax.workdir import fold_dir, result_path
+
+    dataset, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
+                                      baselines=baselines, force_new_config=args.force_new_config)
+    n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
+    if n <= 1:
+        loso.train_variants(config, args.workdir, dataset, chosen, variants, progress=progress)
+        return 0, dataset
+    rc = workers.run_workers(args.argv, [f.index for f in chosen], n)
+    if rc:
+        return rc, dataset
+    missing = [f"{v}/fold {f.index}" for v in (variants or [config.model.variant])
+               for f in chosen if not result_path(fold_dir(args.workdir, v, f)).exists()]
+    if missing:
+        print(f"adarl-jax {args.command}: error: the workers ended without finishing "
+              f"{', '.join(missing)}; rerun the command to resume", file=sys.stderr)
+        return 1, dataset
+    return 0, dataset
+
+
+def _train_final(args, config, variants, progress: bool, dataset=None) -> None:
+    """One final model per variant; `dataset` (read for `config`) serves each variant that
+    reads the same data (loso.reads_same_data), so that it is not read again."""
     from adarl_jax.final_model import train_final
+    from adarl_jax.loso import reads_same_data
 
     if args.final_out and len(variants) > 1:
         raise ValueError(f"--final-out names one folder, but {len(variants)} variants are "
@@ -122,8 +137,9 @@ def _train_final(args, config, variants, progress: bool) -> None:
         c = config.copy_and_resolve_references()
         c.model.variant = variant
         out = args.final_out or os.path.join(args.workdir, "final", variant)
+        same = dataset is not None and reads_same_data(config, c)
         record = train_final(c, args.workdir, out, progress=progress,
-                             overwrite=args.overwrite_final)
+                             overwrite=args.overwrite_final, dataset=dataset if same else None)
         print(f"[{variant}] final model: {record['epochs']['epochs']} epochs "
               f"({record['epochs']['rule']}); wrote {out} (card: {out}/MODEL.md)")
 

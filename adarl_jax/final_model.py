@@ -124,17 +124,20 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
 
 
 def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, dataset=None) -> dict:
     """Trains the final model of `config.model.variant` and writes its folder `out_dir`;
     returns its model.json record. Raises ValueError when the LOSO run in `loso_workdir` has
     not finished for that variant or was trained with another config, FileExistsError when
-    `out_dir` already holds a model (unless `overwrite`)."""
+    `out_dir` already holds a model (unless `overwrite`). `dataset`: what
+    `loso.load_dataset(config, loso_workdir)` returns, when the caller has read it already
+    (see `loso.reads_same_data`); default: read here."""
     workdir, out_dir = Path(loso_workdir), Path(out_dir)
     check_target(out_dir, overwrite)
     pinning.check_workdir_config(config, workdir)
     config = config.copy_and_resolve_references()
     config.train.selection = "last"
-    dataset = load_dataset(config, workdir, progress)
+    if dataset is None:
+        dataset = load_dataset(config, workdir, progress)
     collected = collect(workdir)
     results = _finished_results(config, workdir, dataset, collected)
     rule = epochs_rule(results)

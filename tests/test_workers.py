@@ -45,3 +45,30 @@ def test_two_workers_give_the_same_results_as_one_process(tmp_path):
             assert "worker 1: folds 1" in out.stdout
     assert runs[1] == runs[2]
     assert [f["fold"] for f in runs[2]["adarl"]["folds"]] == [0, 1, 2]
+
+
+def test_one_worker_reads_the_dataset_once_for_the_folds_and_the_final_model(tmp_path,
+                                                                              monkeypatch):
+    """--workers 0 that comes to one worker: the parent prepares the workdir and trains the
+    folds and the final model itself, with the one dataset it read."""
+    from adarl_jax import cli, final_model, loso, workers
+
+    reads = []
+    original = loso.load_dataset
+
+    def counting(*a, **kw):
+        reads.append(a[0].model.variant)
+        return original(*a, **kw)
+
+    monkeypatch.setattr(loso, "load_dataset", counting)
+    monkeypatch.setattr(final_model, "load_dataset", counting)
+    monkeypatch.setattr(workers, "default_workers", lambda n: 1)
+    manifest = make_corpus(tmp_path / "corpus", speakers=(("s1", "M"), ("s2", "F"), ("s3", "M")),
+                           per_class=2)
+    workdir = tmp_path / "w"
+    argv = ["train", "--config", "smoke", "--workdir", str(workdir), "--variant", "backbone",
+            "--workers", "0", "--no-progress", "--final", *tiny_train_args(manifest)]
+    assert cli.main(argv) == 0
+    assert reads == ["backbone"]
+    assert len(list(workdir.glob("backbone/fold_*/result.json"))) == 3
+    assert (workdir / "final" / "backbone" / "model.json").exists()
