@@ -19,9 +19,6 @@ import optax
 from adarl_jax import losses
 from adarl_jax.augment import mixup
 from adarl_jax.config import input_shape
-# trainer.py still imports make_predict_fn from here; the line goes once trainer.py uses
-# inference.BatchedInference (inference over segments lives in adarl_jax.inference)
-from adarl_jax.inference import make_predict_fn  # noqa: F401
 from adarl_jax.model import build_model, init_variables
 from adarl_jax.optim import averaged_params, make_optimizer
 

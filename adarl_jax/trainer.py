@@ -27,7 +27,8 @@ from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.fold_record import fold_record
 from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
-from adarl_jax.train import create_train_state_from_config, make_predict_fn, make_train_step
+from adarl_jax.inference import BatchedInference
+from adarl_jax.train import create_train_state_from_config, make_train_step
 from adarl_jax.workdir import result_path
 
 log = logging.getLogger(__name__)
@@ -77,31 +78,6 @@ def class_weights_for(config, emotion: np.ndarray) -> np.ndarray | None:
     counts = np.bincount(emotion[emotion >= 0], minlength=k).astype(np.float64)
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / k, 0.0)
     return w.astype(np.float32)
-
-
-class Evaluator:
-    """Jitted inference over segment arrays in fixed-size, padded batches (no recompiles)."""
-
-    def __init__(self, model, mesh, batch_size: int, in_flight: int = 8):
-        self.mesh = mesh
-        self.in_flight = in_flight
-        self.batch_size = batch_size
-        self.predict = sharding.jit_predict(make_predict_fn(model), mesh)
-
-    def __call__(self, variables, features) -> dict[str, np.ndarray]:
-        n = len(features)
-        done, pending = [], []  # up to `in_flight` batches dispatched before one is fetched
-        for start in range(0, n, self.batch_size):
-            x = np.asarray(features[start:start + self.batch_size], np.float32)
-            pad = self.batch_size - len(x)
-            if pad:
-                x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-            pending.append(self.predict(variables, jax.device_put(x, sharding.batch_sharded(self.mesh))))
-            if len(pending) >= self.in_flight:
-                done.extend(jax.device_get(pending))
-                pending = []
-        done.extend(jax.device_get(pending))
-        return {k: np.concatenate([o[k] for o in done])[:n] for k in (done[0] if done else {})}
 
 
 def utterance_predictions(dataset, utt_indices, evaluator, variables) -> dict:
@@ -182,7 +158,7 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNa
     return SimpleNamespace(
         state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
         n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
-        evaluator=Evaluator(model, mesh, int(config.train.eval_batch_size)), seeds=seeds,
+        evaluator=BatchedInference(model, mesh, int(config.train.eval_batch_size)), seeds=seeds,
         label=label or f"fold {fold.index} ({fold.test_speaker})")
 
 
