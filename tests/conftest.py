@@ -20,25 +20,42 @@ EMODB = REPO.parent / "shared" / "data" / "emodb"
 
 
 def tiny_config(variant: str = "adarl"):
-    """A config with a 20 x 15 input and a small model: milliseconds a step on CPU."""
-    from adarl_jax.config import base_config, validate
+    """The smoke config (configs/smoke.py: a 40 x 30 input, a small model) as a unit test runs
+    it: the given variant, no progress bars."""
+    from adarl_jax.config import load_config
 
-    c = base_config()
+    c = load_config("smoke")
     c.model.variant = variant
-    c.data.segment_s = 3.0
-    c.frontend.hop_s = 0.2
-    c.frontend.n_fft = 80
-    c.frontend.n_bins = 20
-    c.frontend.n_frames = 15
-    c.model.block_pools = ((5, 5), (1, 1), (1, 1), (1, 1))
-    c.model.block_features = ((2, 2), (2, 2), (2, 2), (4, 4))
-    c.model.hidden = 8
-    c.optim.batch_size = 8
-    c.optim.epochs = 2
-    c.train.eval_batch_size = 8
     c.train.progress = False
+    return c
+
+
+def distinct_axes_config(variant: str = "adarl"):
+    """tiny_config with F_4's height, width and channels, the hidden size, the attention
+    bottleneck and the class count all different, so that a swapped axis cannot go unnoticed."""
+    from adarl_jax.config import validate
+
+    c = tiny_config(variant)
+    c.model.block_features = (*c.model.block_features[:-1], (6, 6))
+    c.model.hidden = 7
+    c.model.attention_hidden = 3
     validate(c)
     return c
+
+
+def in_float64(state):
+    """A TrainState with its weights, batch statistics and optimiser state in float64 (under
+    jax.enable_x64), for comparisons in which only a real difference may exceed the tolerance;
+    integer leaves (step counts) stay as they are."""
+    import jax
+    import jax.numpy as jnp
+
+    def cast(tree):
+        return jax.tree.map(
+            lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+    return state.replace(params=cast(state.params), batch_stats=cast(state.batch_stats),
+                         opt_state=cast(state.opt_state))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adarl_jax import augment
+from adarl_jax.config import input_shape
 from adarl_jax.trainer import epoch_order, sampling_groups
 from conftest import tiny_config
 
@@ -46,7 +47,7 @@ def test_make_augment_is_off_by_default_and_deterministic_per_key():
     assert augment.make_augment(config) is None
     config.augment.freq_masks, config.augment.freq_warp = 2, 0.1
     aug = augment.make_augment(config)
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 20, 15, 3)), jnp.float32)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, *input_shape(config))), jnp.float32)
     a, b = aug(jax.random.key(3), x), aug(jax.random.key(3), x)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(aug(jax.random.key(4), x), a)
@@ -99,7 +100,6 @@ def test_mixup_mixes_each_sample_with_one_partner_under_one_weight():
 
 def test_train_step_with_mixup_minimises_the_lam_weighted_loss_of_both_label_sets():
     from adarl_jax import losses
-    from adarl_jax.config import input_shape
     from adarl_jax.train import create_train_state_from_config, make_train_step
 
     config = tiny_config()

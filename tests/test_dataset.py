@@ -10,24 +10,12 @@ import pytest
 import soundfile as sf
 
 from adarl_jax.audio import AudioError, load_audio, segment
-from adarl_jax.config import base_config
+from adarl_jax.config import input_shape
 from adarl_jax.corpora import Utterance, read_emodb
-from adarl_jax.dataset import compute_features, prepare_dataset
+from adarl_jax.dataset import compute_features, min_samples_for, prepare_dataset
+from conftest import tiny_config
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
-
-
-def small_config():
-    c = base_config()
-    c.frontend.n_fft = 64
-    c.frontend.n_bins = 16
-    c.frontend.n_frames = 30
-    c.frontend.hop_s = 0.1
-    c.frontend.windows_s = (0.002, 0.003, 0.004)  # min_samples = one 4 ms frame = 64 samples
-    c.frontend.colormap_window_s = 0.002
-    c.data.segment_s = 3.0
-    c.model.block_pools = ((2, 5), (2, 3), (2, 2), (1, 1))
-    return c
 
 
 class StandIn:
@@ -55,8 +43,14 @@ class StandIn:
 
 def expected_features(path, config):
     fe = StandIn(config)
-    segs, lengths, _ = segment(load_audio(path, 16000, min_samples=64), 16000, 3.0, 1.0)
+    d = config.data
+    wave = load_audio(path, d.sample_rate, min_samples=min_samples_for(config))
+    segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
     return fe(segs, lengths)
+
+
+def segment_samples(config):
+    return int(round(config.data.segment_s * config.data.sample_rate))
 
 
 def write(path, seconds, rate=16000, channels=1, freq=220.0, amp=0.3):
@@ -82,17 +76,18 @@ def corpus(tmp_path):
 
 
 def test_segments_features_and_labels(tmp_path, corpus):
-    config = small_config()
+    config = tiny_config()
     fe = StandIn(config)
     ds = prepare_dataset(config, corpus, tmp_path / "cache", frontend=fe, progress=False, batch_size=4)
     assert ds.utterances == corpus
-    assert ds.features.shape == (7, 16, 30, 3) and ds.features.dtype == np.float32
+    assert ds.features.shape == (7, *input_shape(config)) and ds.features.dtype == np.float32
     assert not ds.features.flags.writeable
-    assert all(shape == (4, 48000) for shape in fe.calls) and len(fe.calls) == 2  # padded last batch
+    assert all(shape == (4, segment_samples(config)) for shape in fe.calls)
+    assert len(fe.calls) == 2  # padded last batch
     for i, u in enumerate(corpus):
         rows = np.flatnonzero(ds.segment_utt == i)
         np.testing.assert_allclose(ds.features[rows], expected_features(u.path, config), rtol=1e-6)
-        np.testing.assert_allclose(ds.segment_start_s[rows], 3.0 * np.arange(len(rows)))
+        np.testing.assert_allclose(ds.segment_start_s[rows], config.data.segment_s * np.arange(len(rows)))
     assert [int((ds.segment_utt == i).sum()) for i in range(4)] == [3, 1, 2, 1]
     # lengths reached the front end: the 7.2 s file's last segment has 1.2 s of real audio
     c_rows = np.flatnonzero(ds.segment_utt == 0)
@@ -106,14 +101,15 @@ def test_segments_features_and_labels(tmp_path, corpus):
 
 
 def test_summary_counts(tmp_path, corpus, capsys):
-    ds = prepare_dataset(small_config(), corpus, tmp_path / "cache", frontend=StandIn(small_config()), progress=True)
+    ds = prepare_dataset(tiny_config(), corpus, tmp_path / "cache", frontend=StandIn(tiny_config()), progress=True)
     s = ds.summary()
     assert s["n_utterances"] == 4 and s["n_segments"] == 7 and s["n_skipped"] == 0
     assert s["segments_per_class"] == {"anger": 1, "neutral": 2, "sadness": 3, "unlabelled": 1}
     assert s["utterances_per_class"] == {"anger": 1, "neutral": 1, "sadness": 1, "unlabelled": 1}
     assert s["segments_per_speaker"] == {"s1": 3, "s2": 4}
     files = list(Path(ds.cache_dir).iterdir())
-    assert s["cache_bytes"] == sum(f.stat().st_size for f in files) > 7 * 16 * 30 * 3 * 4
+    assert s["cache_bytes"] == sum(f.stat().st_size for f in files) > 7 * np.prod(
+        input_shape(tiny_config())) * 4
     assert "7 segments" in capsys.readouterr().err
 
 
@@ -125,11 +121,11 @@ def test_bad_files_are_named_skipped_and_the_rest_prepared(tmp_path, corpus, cap
     nan = np.zeros(16000, np.float32)
     nan[500] = np.nan
     sf.write(d / "nan.wav", nan, 16000, subtype="FLOAT")
-    sf.write(d / "short.wav", np.zeros(30, np.float32), 16000)  # < one 4 ms frame (64 samples)
+    sf.write(d / "short.wav", np.zeros(30, np.float32), 16000)  # shorter than one window
     bad = [Utterance(os.fspath(d / n), "s3", "F", "anger", "t") for n in ("corrupt.wav", "empty.wav", "nan.wav", "short.wav")]
     utts = [corpus[0], bad[0], bad[1], corpus[1], bad[2], bad[3]]
     with caplog.at_level(logging.WARNING):
-        ds = prepare_dataset(small_config(), utts, tmp_path / "cache", frontend=StandIn(small_config()), progress=False)
+        ds = prepare_dataset(tiny_config(), utts, tmp_path / "cache", frontend=StandIn(tiny_config()), progress=False)
     reasons = dict(ds.skipped)
     assert sorted(reasons) == sorted(u.path for u in bad)
     assert "corrupt" in reasons[bad[0].path] or "unreadable" in reasons[bad[0].path]
@@ -142,12 +138,12 @@ def test_bad_files_are_named_skipped_and_the_rest_prepared(tmp_path, corpus, cap
     assert len(ds.features) == 4 and set(ds.segment_utt.tolist()) == {0, 1}
     meta = json.loads((Path(ds.cache_dir) / "meta.json").read_text())
     assert sorted(p for p, _ in meta["skipped"]) == sorted(u.path for u in bad)
-    again = prepare_dataset(small_config(), utts, tmp_path / "cache", frontend=StandIn(small_config()), progress=False)
+    again = prepare_dataset(tiny_config(), utts, tmp_path / "cache", frontend=StandIn(tiny_config()), progress=False)
     assert again.from_cache and again.skipped == ds.skipped and again.utterances == ds.utterances
 
 
 def test_second_call_loads_from_cache_without_the_front_end(tmp_path, corpus):
-    config = small_config()
+    config = tiny_config()
     first = prepare_dataset(config, corpus, tmp_path / "cache", frontend=StandIn(config), progress=False)
     features = np.array(first.features)
     crash = StandIn(config, fail_on_call=1)
@@ -169,7 +165,7 @@ def test_second_call_loads_from_cache_without_the_front_end(tmp_path, corpus):
 
 
 def test_cache_key_follows_files_and_frontend_config(tmp_path, corpus):
-    config = small_config()
+    config = tiny_config()
     first = prepare_dataset(config, corpus, tmp_path / "cache", frontend=StandIn(config), progress=False)
     write(corpus[1].path, 2.5)  # the file changes on disk
     fe = StandIn(config)
@@ -186,7 +182,7 @@ def test_cache_key_follows_files_and_frontend_config(tmp_path, corpus):
 
 
 def test_crash_leaves_no_half_written_cache(tmp_path, corpus):
-    config = small_config()
+    config = tiny_config()
     with pytest.raises(RuntimeError, match="simulated"):
         prepare_dataset(config, corpus, tmp_path / "cache", frontend=StandIn(config, fail_on_call=2),
                         progress=False, batch_size=2)
@@ -197,33 +193,33 @@ def test_crash_leaves_no_half_written_cache(tmp_path, corpus):
 
 
 def test_cache_holds_no_pickle(tmp_path, corpus):
-    ds = prepare_dataset(small_config(), corpus, tmp_path / "cache", frontend=StandIn(small_config()), progress=False)
+    ds = prepare_dataset(tiny_config(), corpus, tmp_path / "cache", frontend=StandIn(tiny_config()), progress=False)
     names = sorted(p.name for p in Path(ds.cache_dir).iterdir())
     assert names == ["features.npy", "meta.json"]
     arr = np.load(Path(ds.cache_dir) / "features.npy", allow_pickle=False)
-    assert arr.shape == (7, 16, 30, 3)
+    assert arr.shape == (7, *input_shape(tiny_config()))
     json.loads((Path(ds.cache_dir) / "meta.json").read_text())
 
 
 def test_labels_outside_config_are_refused(tmp_path, corpus):
     odd = corpus + [Utterance(corpus[0].path.replace("c.wav", "a.wav") + "x", "s1", "M", "boredom", "t")]
     with pytest.raises(ValueError, match="select_classes"):
-        prepare_dataset(small_config(), odd, tmp_path / "cache", frontend=StandIn(small_config()), progress=False)
+        prepare_dataset(tiny_config(), odd, tmp_path / "cache", frontend=StandIn(tiny_config()), progress=False)
     with pytest.raises(ValueError, match="twice"):
-        prepare_dataset(small_config(), corpus + corpus[:1], tmp_path / "cache", frontend=StandIn(small_config()))
+        prepare_dataset(tiny_config(), corpus + corpus[:1], tmp_path / "cache", frontend=StandIn(tiny_config()))
 
 
 def test_compute_features_for_files(tmp_path, corpus):
-    config = small_config()
+    config = tiny_config()
     paths = [corpus[0].path, corpus[2].path]
     fe = StandIn(config)
     feats, file_index, starts = compute_features(paths, config, frontend=fe, batch_size=4, with_index=True)
     expect = np.concatenate([expected_features(p, config) for p in paths])
-    assert feats.shape == (5, 16, 30, 3)
+    assert feats.shape == (5, *input_shape(config))
     np.testing.assert_allclose(feats, expect, rtol=1e-4, atol=1e-6)
     assert file_index.tolist() == [0, 0, 0, 1, 1]
     np.testing.assert_allclose(starts, [0, 3, 6, 0, 3])
-    assert all(shape == (4, 48000) for shape in fe.calls)
+    assert all(shape == (4, segment_samples(config)) for shape in fe.calls)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio")
     with pytest.raises(AudioError, match="bad.wav"):
@@ -233,7 +229,7 @@ def test_compute_features_for_files(tmp_path, corpus):
 @pytest.mark.skipif(not EMODB.exists(), reason="EmoDB not present")
 def test_real_emodb_files(tmp_path):
     utts = [u for u in read_emodb(EMODB) if u.speaker in ("03", "08")][:4]
-    config = small_config()
+    config = tiny_config()
     ds = prepare_dataset(config, utts, tmp_path / "cache", frontend=StandIn(config), progress=False)
     assert len(ds.utterances) == 4 and ds.skipped == []
     assert np.isfinite(ds.features).all() and ds.features[:, 1:].max() > 0
@@ -245,8 +241,7 @@ def test_real_emodb_files(tmp_path):
 @pytest.mark.skipif(not EMODB.exists(), reason="EmoDB not present")
 def test_real_frontend_on_real_files(tmp_path):
     pytest.importorskip("adarl_jax.frontend")
-    config = small_config()
-    config.frontend.n_fft = 128  # the windows must fit the FFT
+    config = tiny_config()
     utts = read_emodb(EMODB)[:2]
     ds = prepare_dataset(config, utts, tmp_path / "cache", progress=False, batch_size=2)
-    assert ds.features.shape[1:] == (16, 30, 3) and np.isfinite(ds.features).all()
+    assert ds.features.shape[1:] == input_shape(config) and np.isfinite(ds.features).all()

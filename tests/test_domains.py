@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adarl_jax.config import base_config, config_from_json, load_config
+from adarl_jax.config import base_config, config_from_json
 from adarl_jax.corpora import CorpusError, Utterance, load_corpus
 from adarl_jax.folds import loso_folds
 from adarl_jax.pinning import pinned_differences
+from conftest import tiny_config
 
 CLASSES = ("anger", "happiness", "sadness", "neutral")
 AGES = {"s1": "young", "s2": "young", "s3": "adult", "s4": "adult", "s5": "senior", "s6": "senior"}
@@ -39,22 +40,19 @@ def write_corpus(root: Path, columns=("age_group",), domain=AGES, per_class: int
 
 def smoke(manifest: Path, variant: str = "adarl", column: str = "age_group",
           values=("young", "adult", "senior")):
-    config = load_config("smoke")
+    config = tiny_config(variant)
     config.data.corpus = "csv"
     config.data.manifest = str(manifest)
-    config.data.max_utterances = 0
     config.data.domain_column = column
     config.data.genders = tuple(values)
-    config.model.variant = variant
-    config.train.progress = False
     return config
 
 
 def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
     from adarl_jax import loso
-    from adarl_jax.model import build_model, init_variables
     from adarl_jax.config import input_shape
     from adarl_jax.sharding import make_mesh
+    from adarl_jax.train import create_train_state_from_config
     import jax
 
     config = smoke(write_corpus(tmp_path / "corpus"))
@@ -62,9 +60,8 @@ def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
     assert [r["fold"] for r in results] == [0, 1]
     for r in results:
         assert all(len(u["domain_probs"]) == 3 for u in r["utterances"])
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
-    out = model.apply(variables, np.zeros((2, *input_shape(config)), np.float32), train=False)
+    model, state, _ = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 1)
+    out = model.apply(state.variables, np.zeros((2, *input_shape(config)), np.float32), train=False)
     assert out["domain_logits"].shape == (2, 3)
     dataset = loso.load_dataset(config, tmp_path / "w", progress=False)
     expect = [("young", "adult", "senior").index(AGES[u.speaker]) for u in dataset.utterances]

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 from adarl_jax.config import input_shape
-from adarl_jax.model import build_model, init_variables
-from adarl_jax.optim import learning_rate_schedule, make_optimizer
-from adarl_jax.train import (create_train_state, make_multi_fold_step, make_train_epoch,
-                             make_train_step, stack_states)
+from adarl_jax.optim import learning_rate_schedule
+from adarl_jax.train import (create_train_state_from_config, make_multi_fold_step,
+                             make_train_epoch, make_train_step, stack_states)
 from adarl_jax.trainer import epoch_order
-from conftest import tiny_config
+from conftest import in_float64, tiny_config
 
 
 @pytest.fixture(autouse=True)
@@ -25,12 +24,9 @@ def float64():
 def _setup(seed=0):
     config = tiny_config("adarl")
     config.model.dtype = "float64"
-    model = build_model(config)
-    tx = make_optimizer(config, steps_per_epoch=3)
+    model, state, tx = create_train_state_from_config(config, jax.random.key(seed, impl="rbg"), 3)
     step = make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, 3))
-    variables = init_variables(model, input_shape(config), jax.random.key(seed, impl="rbg"))
-    variables = jax.tree.map(lambda a: a.astype(np.float64), variables)
-    return config, step, create_train_state(variables, tx, 4)
+    return config, step, in_float64(state)
 
 
 def _data(config, n, seed):

@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 
 from adarl_jax import sharding
-from adarl_jax.config import input_shape, load_config
+from adarl_jax.config import input_shape
 from adarl_jax.epochs import ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch
 from adarl_jax.optim import learning_rate_schedule
 from adarl_jax.train import create_train_state_from_config, make_train_epoch, make_train_step
 from adarl_jax.trainer import epoch_order
+from conftest import make_corpus, tiny_config
 
 EPOCHS, N, B = 3, 28, 8  # 4 steps an epoch, the last batch filled by redrawn segments
 
 
 def _smoke(seed=0):
-    config = load_config("smoke")
+    config = tiny_config()
     model, state, tx = create_train_state_from_config(config, jax.random.key(seed, impl="rbg"),
                                                       N // B + 1)
     step = make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, N // B + 1),
@@ -124,8 +125,6 @@ def test_a_diverged_fold_raises_and_writes_no_result(tmp_path):
     from adarl_jax.folds import loso_folds
     from adarl_jax.loso import load_dataset
     from adarl_jax.trainer import train_fold
-    from conftest import make_corpus, tiny_config
-
     config = tiny_config("adarl")
     config.data.corpus = "csv"
     config.data.manifest = str(make_corpus(tmp_path / "corpus"))
@@ -157,10 +156,9 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
     from adarl_jax.folds import loso_folds
     from adarl_jax.loso import load_dataset
     from adarl_jax.trainer import train_fold
-    from conftest import make_corpus
 
-    config = load_config("smoke", ["log.tensorboard=True", "train.selection=val",
-                                   "data.corpus=csv", "data.max_utterances=0"])
+    config = tiny_config()
+    config.log.tensorboard, config.train.selection, config.data.corpus = True, "val", "csv"
     speakers = tuple((f"s{i}", "MF"[i % 2]) for i in range(6))  # a validation speaker per gender
     config.data.manifest = str(make_corpus(tmp_path / "corpus", speakers=speakers, per_class=1))
     dataset = load_dataset(config, tmp_path / "w", progress=False)
@@ -187,5 +185,5 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
 def test_tensorboard_off_by_default_writes_no_events(tmp_path):
     from adarl_jax.tb import open_scalar_log
 
-    assert open_scalar_log(load_config("smoke"), tmp_path) is None
+    assert open_scalar_log(tiny_config(), tmp_path) is None
     assert not any(tmp_path.iterdir())

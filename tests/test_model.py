@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from adarl_jax.config import base_config, input_shape, load_config, validate
-from adarl_jax.model import build_model, init_variables, param_counts
+from adarl_jax.model import build_model, param_counts
 from adarl_jax.model.layers import FeatureHead, gradient_reversal
+from adarl_jax.train import create_train_state_from_config
+from conftest import distinct_axes_config
 
 BN_EPS = 1e-5
 # adarl at the paper's resolution: Table 1's kernels read as (3, 3) and (3, 5) (the default),
@@ -26,24 +28,6 @@ PAPER_TOTAL, SQUARE_TOTAL = 303_954, 345_874
 PAPER_VARIANTS = ("backbone", "domain_invariant", "adarl")
 EVAL_BATCH = 2
 TRAIN_BATCH = 4  # a little more than 2 so batch variances are not degenerate
-
-
-def small_config(variant="adarl", **model_overrides):
-    """40 x 30 input -> F_4 of 8 x 6 x 12: H, W, C, hidden, classes all differ, so a swapped
-    axis cannot go unnoticed."""
-    c = base_config()
-    c.frontend.n_bins = 40
-    c.frontend.n_frames = 30
-    c.data.segment_s = 0.3
-    c.model.variant = variant
-    c.model.block_features = ((4, 4), (4, 4), (4, 4), (6, 6))
-    c.model.block_pools = ((5, 5), (1, 1), (1, 1), (1, 1))
-    c.model.hidden = 7
-    c.model.attention_hidden = 3
-    for k, v in model_overrides.items():
-        setattr(c.model, k, v)
-    validate(c)
-    return c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,10 +188,9 @@ _CACHE = {}
 def setup(variant):
     """(config, model, randomised variables) for the small config, built once per variant."""
     if variant not in _CACHE:
-        config = small_config(variant)
-        model = build_model(config)
-        variables = init_variables(model, input_shape(config), jax.random.key(1, impl="rbg"))
-        _CACHE[variant] = config, model, randomise(variables, seed=3)
+        config = distinct_axes_config(variant)
+        model, state, _ = create_train_state_from_config(config, jax.random.key(1, impl="rbg"), 1)
+        _CACHE[variant] = config, model, randomise(state.variables, seed=3)
     return _CACHE[variant]
 
 
@@ -329,7 +312,7 @@ def test_open_attention_reduces_to_the_backbone():
     """sigmoid -> 1 leaves F_4^E untouched: the emotion outputs equal the backbone's."""
     config, model, variables = setup("adarl")
     opened = _with_attention_bias(variables, 1e4)
-    backbone = build_model(small_config("backbone"))
+    backbone = build_model(distinct_axes_config("backbone"))
     bb_vars = {"params": {k: opened["params"][k] for k in ("emotion", "centers")},
                "batch_stats": {"emotion": opened["batch_stats"]["emotion"]}}
     x = inputs(config, EVAL_BATCH)
@@ -358,7 +341,8 @@ def test_gradient_reversal_is_identity_forward_and_negates_gradient():
 def test_domain_invariant_reverses_domain_gradient_into_emotion_pathway():
     """d(sum domain_logits)/d(emotion params) = -grl_scale * J_feature^T d(head)/d(feature)."""
     scale = 0.5
-    config = small_config("domain_invariant", grl_scale=scale)
+    config = distinct_axes_config("domain_invariant")
+    config.model.grl_scale = scale
     model = build_model(config)
     _, _, variables = setup("domain_invariant")  # same tree; grl_scale is not a parameter
     x = inputs(config, EVAL_BATCH)
@@ -422,18 +406,20 @@ def expected_counts(config):
             "emotion": emotion, "centers": centers}
 
 
+def abstract_state(config):
+    """The train state's shapes and dtypes, from the training set-up (no compute)."""
+    return jax.eval_shape(lambda: create_train_state_from_config(
+        config, jax.random.key(0, impl="rbg"), 1)[1])
+
+
 def abstract_params(config):
-    model = build_model(config)
-    dummy = jax.ShapeDtypeStruct((1, *input_shape(config)), jnp.float32)
-    return jax.eval_shape(lambda x: model.init(jax.random.key(0, impl="rbg"), x, train=False),
-                          dummy)["params"]
+    return abstract_state(config).params
 
 
 def test_paper_model_parameter_count():
     config = base_config()
     assert input_shape(config) == (400, 300, 3)
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
+    variables = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 1)[1].variables
     counts = param_counts(variables["params"])
     assert counts["total"] == PAPER_TOTAL
     assert {k: v for k, v in counts.items() if k != "total"} == expected_counts(config)
@@ -504,7 +490,8 @@ def test_smaller_input_with_same_f4_has_the_same_count():
 
 def test_other_f4_changes_the_domain_fc_width():
     config = _resized(80, 60, ((5, 5), (2, 2), (2, 2), (1, 1)))  # F_4 4 x 3 x 64
-    params = abstract_params(config)
+    state = abstract_state(config)
+    params = state.params
     assert params["domain"]["head"]["fc1"]["kernel"].shape == (4 * 3 * 64, 64)
     assert params["emotion"]["cfc"]["kernel"].shape == (4, 64)
     assert params["attention"]["fc2"]["kernel"].shape == (4, 4)
@@ -513,10 +500,7 @@ def test_other_f4_changes_the_domain_fc_width():
     assert {k: v for k, v in counts.items() if k != "total"} == expected_counts(config)
     # The flax forward really produces that F_4 (shape inference only, no compute).
     model = build_model(config)
-    out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False),
-                         {"params": params, "batch_stats": jax.eval_shape(
-                             lambda x: model.init(jax.random.key(0, impl="rbg"), x),
-                             jax.ShapeDtypeStruct((1, 80, 60, 3), jnp.float32))["batch_stats"]},
+    out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), state.variables,
                          jax.ShapeDtypeStruct((2, 80, 60, 3), jnp.float32))
     assert out["attention"].shape == (2, 4)
 
@@ -550,4 +534,4 @@ def test_n_frames_inconsistent_with_segment_is_rejected():
 def test_base_and_small_configs_validate():
     validate(base_config())
     load_config(None, [])
-    small_config()
+    distinct_axes_config()

@@ -19,13 +19,14 @@ def test_only_fields_that_change_results_count():
     b.data.dir, b.data.manifest, b.model.variant = "/elsewhere", "/elsewhere/m.csv", "backbone"
     b.train.progress, b.train.keep_checkpoints, b.train.checkpoint_every_steps = True, 5, 100
     assert pinning.pinned_differences(a, b) == []
-    b.frontend.log_floor, b.model.block_features = 0.01, ((2, 2), (2, 2), (2, 2), (8, 8))
+    features = [list(f) for f in a.model.block_features]
+    wider = [*features[:-1], [2 * n for n in features[-1]]]  # the last block twice as wide
+    b.frontend.log_floor, b.model.block_features = 0.01, tuple(map(tuple, wider))
     b.train.seed, b.data.classes, b.train.eval_batch_size = 3, ("anger", "sadness"), 64
     assert pinning.pinned_differences(a, b) == [
         ("data.classes", ["anger", "happiness", "sadness", "neutral"], ["anger", "sadness"]),
-        ("frontend.log_floor", 1e-6, 0.01),
-        ("model.block_features", [[2, 2], [2, 2], [2, 2], [4, 4]], [[2, 2], [2, 2], [2, 2], [8, 8]]),
-        ("train.eval_batch_size", 8, 64), ("train.seed", 0, 3)]
+        ("frontend.log_floor", 1e-6, 0.01), ("model.block_features", features, wider),
+        ("train.eval_batch_size", a.train.eval_batch_size, 64), ("train.seed", 0, 3)]
 
 
 def test_a_changed_config_is_refused_naming_the_fields(tmp_path):

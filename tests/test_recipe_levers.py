@@ -222,12 +222,12 @@ def test_ravdess_reader_takes_flac_and_other_libsndfile_formats(tmp_path):
 def test_recipe_configs_keep_the_papers_network(name):
     """Every recipe config keeps F_4 at 8 x 6 x 64, so the network has the paper's 345,874
     trainable parameters (adarl, with conv biases and the 256 centre values)."""
-    from adarl_jax.model import build_model, init_variables, param_counts
-    from adarl_jax.config import input_shape
+    from adarl_jax.model import param_counts
+    from adarl_jax.train import create_train_state_from_config
 
     config = load_config(name)
-    shapes = jax.eval_shape(lambda: init_variables(build_model(config), input_shape(config),
-                                                   jax.random.key(0, impl="rbg")))
-    assert param_counts(shapes["params"])["total"] == 345_874
+    state = jax.eval_shape(lambda: create_train_state_from_config(
+        config, jax.random.key(0, impl="rbg"), 1)[1])
+    assert param_counts(state.params)["total"] == 345_874
     fe = config.frontend
     assert max(fe.windows_s) * config.data.sample_rate <= fe.n_fft or name == "quick_sgd"

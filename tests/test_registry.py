@@ -10,14 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adarl_jax.config import base_config, input_shape, validate
-from adarl_jax.model import (build_model, get_variant, init_variables, register_variant,
-                             variant_names)
+from adarl_jax.config import input_shape
+from adarl_jax.model import build_model, get_variant, register_variant, variant_names
 from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, FeatureHead
 from adarl_jax.model.pathways import ClassCenters, outputs
 from adarl_jax.model.spec import ModelSpec
-from adarl_jax.optim import learning_rate_schedule, make_optimizer
-from adarl_jax.train import create_train_state, make_train_step
+from adarl_jax.optim import learning_rate_schedule
+from adarl_jax.train import create_train_state_from_config, make_train_step
+from conftest import tiny_config
 
 TOY = "toy_squeeze_excite"
 
@@ -40,18 +40,6 @@ class ToySqueezeExcite(nn.Module):
                                       self.spec.bn_momentum, name="head")(cfc, train)
         centers = ClassCenters(self.spec.num_classes, self.spec.hidden, name="centers")()
         return outputs(logits, feature, centers)
-
-
-def tiny_config(variant):
-    c = base_config()
-    c.frontend.n_bins, c.frontend.n_frames, c.data.segment_s = 20, 15, 0.15
-    c.model.variant = variant
-    c.model.block_features = ((4, 4), (4, 4), (4, 4), (4, 4))
-    c.model.block_pools = ((5, 5), (1, 1), (1, 1), (1, 1))
-    c.model.hidden = 8
-    c.optim.lr = 0.05
-    validate(c)
-    return c
 
 
 def tiny_batch(config, batch=4, seed=0):
@@ -105,14 +93,10 @@ def test_toy_variant_builds_from_config_and_trains_one_step():
     config = tiny_config(TOY)
     assert TOY in variant_names()
     assert get_variant(TOY).uses_domain is False
-    model = build_model(config)
+    model, state, tx = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 3)
     assert isinstance(model, ToySqueezeExcite)
     assert model.spec == ModelSpec.from_config(config)
-
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
-    assert {"convs", "squeeze", "excite", "cfc", "head", "centers"} == set(variables["params"])
-    tx = make_optimizer(config, steps_per_epoch=3)
-    state = create_train_state(variables, tx, num_classes=len(config.data.classes))
+    assert {"convs", "squeeze", "excite", "cfc", "head", "centers"} == set(state.params)
     loss_weights = (config.loss.domain_weight, config.loss.emotion_weight, config.loss.center_weight)
     step = jax.jit(make_train_step(model, tx, loss_weights, learning_rate_schedule(config, 3)))
 
@@ -160,8 +144,8 @@ def test_the_lambda1_zero_control_equals_adarl_trained_without_the_domain_loss()
     from adarl_jax import losses
 
     config = tiny_config("adarl")
-    adarl, control = build_model(config), build_model(tiny_config("adarl_no_domain_loss"))
-    variables = init_variables(adarl, input_shape(config), jax.random.key(0, impl="rbg"))
+    adarl, state, _ = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 1)
+    control, variables = build_model(tiny_config("adarl_no_domain_loss")), state.variables
     batch = tiny_batch(config, 4)
 
     def grads(model, weights):

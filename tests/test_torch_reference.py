@@ -21,24 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import torch_model  # noqa: E402
 
 from adarl_jax import losses  # noqa: E402
-from adarl_jax.config import base_config, input_shape, validate  # noqa: E402
-from adarl_jax.model import build_model, init_variables  # noqa: E402
-from adarl_jax.optim import make_optimizer  # noqa: E402
-from adarl_jax.train import create_train_state, make_train_step  # noqa: E402
+from adarl_jax.config import input_shape  # noqa: E402
+from adarl_jax.train import create_train_state_from_config, make_train_step  # noqa: E402
+from conftest import distinct_axes_config  # noqa: E402
 
 OUTPUT_KEYS = ("emotion_logits", "domain_logits", "deep_feature", "attention")
-
-
-def small_config():
-    """40 x 30 input -> F_4 of 8 x 6 x 12; H, W, C, hidden and classes all differ."""
-    c = base_config()
-    c.frontend.n_bins, c.frontend.n_frames, c.data.segment_s = 40, 30, 0.3
-    c.model.block_features = ((4, 4), (4, 4), (4, 4), (6, 6))
-    c.model.block_pools = ((5, 5), (1, 1), (1, 1), (1, 1))
-    c.model.hidden = 7
-    c.model.attention_hidden = 3
-    validate(c)
-    return c
 
 
 def _batch(config, n=6, seed=0):
@@ -50,17 +37,17 @@ def _batch(config, n=6, seed=0):
 
 
 def _setup(config):
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(1, impl="rbg"))
+    """(model, train state, optimiser, the torch model holding the state's weights)."""
+    model, state, tx = create_train_state_from_config(config, jax.random.key(1, impl="rbg"), 10)
     # Non-trivial running statistics, so eval mode is not the identity BatchNorm.
     rng = np.random.default_rng(7)
-    variables["batch_stats"] = jax.tree.map(
+    state = state.replace(batch_stats=jax.tree.map(
         lambda a: (a + rng.uniform(-0.2, 0.2, a.shape) if not a.any() else
                    a * rng.uniform(0.5, 1.5, a.shape)).astype(np.float32),  # means 0, vars 1
-        variables["batch_stats"])
+        state.batch_stats))
     tmodel = torch_model.load_flax_variables(torch_model.ADARL.from_config(config),
-                                             jax.device_get(variables))
-    return model, variables, tmodel
+                                             jax.device_get(state.variables))
+    return model, state, tx, tmodel
 
 
 def _torch_in(batch):
@@ -71,9 +58,9 @@ def _torch_in(batch):
 
 @pytest.mark.parametrize("train", [False, True])
 def test_torch_forward_equals_flax(train):
-    config = small_config()
-    model, variables, tmodel = _setup(config)
-    batch = _batch(config)
+    config = distinct_axes_config()
+    model, state, _, tmodel = _setup(config)
+    variables, batch = state.variables, _batch(config)
     tmodel.train(train)
     if train:
         out, _ = model.apply(variables, batch["x"], train=True, mutable=["batch_stats"])
@@ -91,12 +78,10 @@ def test_torch_forward_equals_flax(train):
 
 
 def test_torch_sgd_step_equals_flax_step():
-    config = small_config()
+    config = distinct_axes_config()
     config.optim.lr = 0.05
-    model, variables, tmodel = _setup(config)
-    batch = _batch(config)
-    tx = make_optimizer(config, steps_per_epoch=10)
-    state = create_train_state(variables, tx, len(config.data.classes))
+    model, state, tx, tmodel = _setup(config)
+    variables, batch = state.variables, _batch(config)
     state, _ = jax.jit(make_train_step(model, tx, (1.0, 1.0, 0.5)))(state, batch)
 
     tmodel.train(True)

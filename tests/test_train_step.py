@@ -6,10 +6,9 @@ import pytest
 
 from adarl_jax import sharding
 from adarl_jax.config import input_shape
-from adarl_jax.model import build_model, init_variables
 from adarl_jax.optim import learning_rate_schedule, make_optimizer
-from adarl_jax.train import create_train_state, make_train_step
-from conftest import tiny_config
+from adarl_jax.train import create_train_state, create_train_state_from_config, make_train_step
+from conftest import in_float64, tiny_config
 
 
 def _batches(config, n_steps, batch_size, seed=0):
@@ -24,12 +23,21 @@ def _batches(config, n_steps, batch_size, seed=0):
                "weight": np.ones(batch_size, np.float32)}
 
 
+def pools_with_a_remainder(config):
+    """The four blocks' pools: 5 x 5, then 2 x 2 until one meets an odd side (and drops its
+    last row or column), then none."""
+    h, w = config.frontend.n_bins // 5, config.frontend.n_frames // 5
+    pools = [(5, 5), (2, 2)]
+    while h % 2 == 0 and w % 2 == 0:
+        h, w = h // 2, w // 2
+        pools.append((2, 2))
+    assert len(pools) <= 4, "the input is too large for a remainder within four blocks"
+    return tuple(pools + [(1, 1)] * (4 - len(pools)))
+
+
 def _train(config, mesh, n_steps=3):
-    model = build_model(config)
-    variables = init_variables(model, input_shape(config), jax.random.key(0, impl="rbg"))
-    variables = jax.tree.map(lambda a: a.astype(np.float64), variables)
-    tx = make_optimizer(config, steps_per_epoch=2)
-    state = sharding.put_replicated(create_train_state(variables, tx, 4), mesh)
+    model, state, tx = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 2)
+    state = sharding.put_replicated(in_float64(state), mesh)
     step = sharding.jit_train_step(
         make_train_step(model, tx, (1.0, 1.0, 0.5), learning_rate_schedule(config, 2)), mesh)
     history = []
@@ -48,7 +56,7 @@ def test_sharded_step_equals_single_device_step(variant):
     config = tiny_config(variant)
     config.optim.momentum = 0.9
     config.model.dtype = "float64"
-    config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))  # 2x2 over 4 x 3 leaves a remainder
+    config.model.block_pools = pools_with_a_remainder(config)
     with jax.enable_x64(True):
         single, h1 = _train(config, sharding.make_mesh(1))
         sharded, h8 = _train(config, sharding.make_mesh(8))
@@ -69,11 +77,11 @@ def test_sharded_step_equals_single_device_step(variant):
 def test_fast_path_step_equals_plain_flax_step(option, variant, conv_bias):
     """Each fast path of the default model trains exactly as the plain Flax model without it
     (3 steps, float64): `fused_bn_pool` (BatchNorm + ReLU + pool as one op, its gradient by
-    hand; every block's pool: 5x5, 2x2 over 4 x 3 dropping a column, none) and
+    hand; every block's pool: 5x5, 2x2 until one drops a row or column, none) and
     `shared_first_conv` (adarl's two pathways' block-1 convolutions as one, from their own
     kernels, with and without conv biases)."""
     config = tiny_config(variant)
-    config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
+    config.model.block_pools = pools_with_a_remainder(config)
     config.model.dtype = "float64"
     config.model.conv_bias = conv_bias
     config.model[option] = True
