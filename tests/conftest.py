@@ -21,12 +21,14 @@ EMODB = REPO.parent / "shared" / "data" / "emodb"
 
 def tiny_config(variant: str = "adarl"):
     """The smoke config (configs/smoke.py: a 40 x 30 input, a small model) as a unit test runs
-    it: the given variant, no progress bars."""
+    it: the given variant, no progress bars, and a test's corpus used whole (smoke keeps 40
+    utterances)."""
     from adarl_jax.config import load_config
 
     c = load_config("smoke")
     c.model.variant = variant
     c.train.progress = False
+    c.data.max_utterances = 0
     return c
 
 
