@@ -49,7 +49,7 @@ from adarl_jax.fold_record import fold_record
 from adarl_jax.folds import loso_folds, parse_folds
 from adarl_jax.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
                                   refitted_on_val)
-from adarl_jax.loso import corpus_dir, run_folds
+from adarl_jax.loso import read_utterances, run_folds, fold_scores
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
@@ -103,19 +103,10 @@ def opensmile_extractor(feature_set: str) -> tuple[Extractor, str, list[str]]:
 
 
 def corpus_utterances(config) -> list[Utterance]:
-    """The utterances `loso.load_dataset` hands to the spectrogram cache (before files that
-    cannot be read are dropped, which `extract_features` does with the same rule)."""
-    from adarl_jax.corpora import load_corpus, select_classes, stratified_subset
-
-    d = config.data
-    data_dir = corpus_dir(config)
-    if not data_dir:
-        raise FileNotFoundError(f"no data folder for corpus {d.corpus!r}: pass --data DIR")
-    utterances = select_classes(load_corpus(d.corpus, data_dir, d.manifest, d.domain_column,
-                                            need_domain=False), d.classes)
-    if d.max_utterances:
-        utterances = stratified_subset(utterances, int(d.max_utterances))
-    return utterances
+    """The utterances the neural runs read (`loso.read_utterances`), the domain column
+    optional (the SVM does not use it). Files that cannot be read are dropped later, by
+    `extract_features`, with the spectrogram cache's rule."""
+    return read_utterances(config, need_domain=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +321,7 @@ def _run(config, workdir, feature_set, *, folds, utterances, c_select, C, extrac
 
 
 def _describe(result: dict) -> str:
-    return f" C {result['baseline']['C']:g} ({result['train_time_s']:.1f} s)"
+    return fold_scores(result) + f" C {result['baseline']['C']:g} ({result['train_time_s']:.1f} s)"
 
 
 def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select, C, refit):

@@ -47,17 +47,21 @@ def corpus_dir(config) -> str:
     return d.dir or (os.path.dirname(d.manifest) if d.manifest else default_data_dir(d.corpus))
 
 
-def load_dataset(config, workdir, progress: bool = True):
-    """Reads the corpus named by the config and prepares (or loads) its cached segments.
+def read_utterances(config, need_domain: bool | None = None) -> list:
+    """The utterances of the corpus named by the config, as every runner reads them: its
+    classes (others kept, unlabelled, under data.other_emotions='domain_only') and at most
+    data.max_utterances of them.
 
-    A CSV manifest's domain label is its column `data.domain_column`; a variant without a
-    domain pathway (registry `uses_domain`) reads manifests without it (domain -1, unknown).
+    A CSV manifest's domain label is its column `data.domain_column`; `need_domain` (default:
+    the variant's registry `uses_domain`) requires it, else a manifest without it reads with
+    domain -1 (unknown).
     """
     data_dir = corpus_dir(config)
     if not data_dir:
         raise FileNotFoundError(
             f"no data folder for corpus {config.data.corpus!r}: pass --data DIR")
-    column, need = config.data.domain_column, variant_of(config).uses_domain
+    column = config.data.domain_column
+    need = variant_of(config).uses_domain if need_domain is None else need_domain
     utterances = load_corpus(config.data.corpus, data_dir, config.data.manifest,
                              domain_column=column, need_domain=need)
     if need and config.data.corpus == "csv":
@@ -67,7 +71,14 @@ def load_dataset(config, workdir, progress: bool = True):
                                 keep_others=config.data.other_emotions == "domain_only")
     if config.data.max_utterances:
         utterances = stratified_subset(utterances, int(config.data.max_utterances))
-    return prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress)
+    return utterances
+
+
+def load_dataset(config, workdir, progress: bool = True):
+    """The corpus named by the config (`read_utterances`) as cached spectrogram segments,
+    prepared or loaded (adarl_jax.dataset)."""
+    return prepare_dataset(config, read_utterances(config), Path(workdir) / "cache",
+                           progress=progress)
 
 
 def check_domains(config, dataset, folds) -> None:
@@ -206,7 +217,8 @@ def reads_same_data(loaded_config, config) -> bool:
 
 
 def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=None,
-              describe=None, progress: bool = True, write: bool = True) -> list[dict]:
+              describe=None, label: str | None = None, progress: bool = True,
+              write: bool = True) -> list[dict]:
     """The one fold loop of every runner: for each fold, in W/<variant>/fold_<k>_<speaker>
     (adarl_jax.workdir), its stored result when it has finished, else `run_fold(fold,
     folder)`'s, written to result.json when `write` (on one process of a multi-process job
@@ -214,7 +226,8 @@ def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=No
 
     `check(folder)` runs first for every fold, finished or not (the fold's config pinning);
     `outdated(result)` says why a finished fold must run again (None: it stands);
-    `describe(result)` is the end of its progress line (default: the training time)."""
+    `describe(result)` is its progress line after '[label] fold k (speaker): ' (default: the
+    test scores and the training time; label: the variant)."""
     results = []
     for fold in folds:
         out_dir = fold_dir(workdir, variant, fold)
@@ -226,15 +239,20 @@ def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=No
             if write:
                 write_json_atomic(result_path(out_dir), result)
         if progress:
-            t = result["test"]
-            print(f"[{variant}] fold {fold.index} ({fold.test_speaker}): WA {t['wa']:.3f} "
-                  f"UA {t['ua']:.3f}" + (describe or _train_time)(result), flush=True)
+            print(f"[{label or variant}] fold {fold.index} ({fold.test_speaker}): "
+                  + (describe or _scores_and_time)(result), flush=True)
         results.append(result)
     return results
 
 
-def _train_time(result: dict) -> str:
-    return f" ({result['train_time_s']:.0f} s)"
+def fold_scores(result: dict) -> str:
+    """'WA 0.812 UA 0.790': the start of a fold's progress line."""
+    t = result["test"]
+    return f"WA {t['wa']:.3f} UA {t['ua']:.3f}"
+
+
+def _scores_and_time(result: dict) -> str:
+    return fold_scores(result) + f" ({result['train_time_s']:.0f} s)"
 
 
 def _finished(out_dir: Path, variant: str, fold, outdated) -> dict | None:
@@ -267,8 +285,9 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
 
         def describe(result, column=domain_column):
             t = result["test"]
-            return ((f" {column} {t['gender_accuracy']:.2f}" if "gender_accuracy" in t else "")
-                    + _train_time(result))
+            return (fold_scores(result)
+                    + (f" {column} {t['gender_accuracy']:.2f}" if "gender_accuracy" in t else "")
+                    + f" ({result['train_time_s']:.0f} s)")
 
         results += run_folds(
             workdir, variant, chosen,

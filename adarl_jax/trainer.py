@@ -1,7 +1,7 @@
 """Training one LOSO fold: batches, the epoch loop, checkpoints, selection and the test.
 
-`run_fold` trains and tests a fold; `train_fold` does so unless the fold has finished (its
-result.json exists), and writes the record. An interrupted fold restarts from its last epoch
+`run_fold` trains and tests a fold and returns its record (`loso.run_folds` decides which
+folds run and writes their result.json). An interrupted fold restarts from its last epoch
 checkpoint, and because every epoch's shuffle is derived from (seed, fold, epoch) the resumed
 run ends with the same parameters as an uninterrupted one.
 """
@@ -23,13 +23,12 @@ from adarl_jax.augment import make_augment
 from adarl_jax import sharding
 from adarl_jax.checkpoint import FoldCheckpointer
 from adarl_jax.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
-from adarl_jax.files import write_json_atomic, write_text_atomic
+from adarl_jax.files import write_text_atomic
 from adarl_jax.fold_record import fold_record
 from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
 from adarl_jax.inference import BatchedInference
 from adarl_jax.train import create_train_state_from_config, make_train_step
-from adarl_jax.workdir import result_path
 
 log = logging.getLogger(__name__)
 
@@ -239,19 +238,6 @@ def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) 
     return result
 
 
-def train_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
-    """Trains and tests one fold; returns (and, on process 0, writes) its result record. A
-    finished fold (its result.json exists) is read back instead."""
-    path = result_path(fold_dir)
-    if path.exists():
-        log.info("fold %d (%s): finished, skipping", fold.index, fold.test_speaker)
-        return json.loads(path.read_text())
-    result = run_fold(config, dataset, fold, fold_dir, mesh, progress)
-    if jax.process_index() == 0:
-        write_json_atomic(path, result)
-    return result
-
-
 def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, epochs,
             progress: bool, t0: float):
     """The epoch loop: train, fetch the epoch's metrics once, validate, log, checkpoint."""
@@ -297,3 +283,4 @@ def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, 
     if scalars is not None:
         scalars.close()
     return state, best
+

@@ -36,7 +36,6 @@ import numpy as np
 from adarl_jax import metrics
 from adarl_jax.config import CONFIG_DIR, apply_override, load_config, load_python_file, to_json, validate
 from adarl_jax.files import write_json_atomic, write_text_atomic
-from adarl_jax.workdir import fold_dir
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
 
@@ -116,7 +115,7 @@ def _pooled(rows: list[dict], num_classes: int) -> dict:
 
 
 def summarise(results: dict[str, dict[int, dict]], classes, order: list[str]) -> dict:
-    """The tune record from {candidate: {fold: result record}} (trainer.train_fold's)."""
+    """The tune record from {candidate: {fold: result record}} (trainer.run_fold's)."""
     val_ua = {n: {k: r["best_val_ua"] for k, r in folds.items()} for n, folds in results.items()}
     winners = choose_winners(val_ua, order)
     nc = len(classes)
@@ -171,9 +170,11 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
              config_spec: str | None = None, progress: bool = True,
              only: list[str] | None = None) -> dict:
     """Trains every candidate on every requested fold (resumable), then writes tune.json/.md."""
+    import jax
+
     from adarl_jax import loso, sharding
     from adarl_jax.folds import loso_folds, parse_folds
-    from adarl_jax.trainer import train_fold
+    from adarl_jax.trainer import run_fold
 
     workdir = Path(workdir)
     configs = candidate_configs(grid, overrides, config_spec, only)
@@ -196,13 +197,12 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
                                int(first.train.split_seed), first.data.domain_column)
         chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
         loso.check_domains(config, dataset, chosen)
-        results[name] = {}
-        for fold in chosen:
-            r = train_fold(config, dataset, fold, fold_dir(cdir, config.model.variant, fold),
-                           mesh, progress)
-            results[name][fold.index] = r
-            print(f"[tune {name}] fold {fold.index} ({fold.test_speaker}): val UA "
-                  f"{r['best_val_ua']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+        records = loso.run_folds(
+            cdir, config.model.variant, chosen,
+            lambda fold, fdir, c=config: run_fold(c, dataset, fold, fdir, mesh, progress),
+            label=f"tune {name}", write=jax.process_index() == 0,
+            describe=lambda r: f"val UA {r['best_val_ua']:.3f} ({time.time() - t0:.0f} s)")
+        results[name] = {r["fold"]: r for r in records}
     record = summarise(results, tuple(first.data.classes), order)
     record.update({"grid": grid["path"], "variant": first.model.variant,
                    "wall_time_s": round(time.time() - t0, 1)})

@@ -1,4 +1,4 @@
-"""Wall and CPU time of one real LOSO fold through `trainer.train_fold` (one JSON line).
+"""Wall and CPU time of one real LOSO fold through `trainer.run_fold` (one JSON line).
 
   taskset -c 1 python benchmarks/bench_fold.py --data ../shared/data/emodb [--config quick]
       [--fold 0] [--variant adarl] [--trainer /tmp/old_trainer.py] [--label before]
@@ -42,7 +42,7 @@ def main(argv=None) -> dict:
     trainer = load_trainer(args.trainer)
     with tempfile.TemporaryDirectory() as tmp:
         t, c = time.perf_counter(), time.process_time()
-        result = trainer.train_fold(config, dataset, folds[0], Path(tmp) / "fold", progress=False)
+        result = trainer.run_fold(config, dataset, folds[0], Path(tmp) / "fold", progress=False)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
     out = {"bench": "fold", "label": args.label, "trainer": args.trainer or "adarl_jax.trainer",
            "config": args.config, "variant": args.variant, "fold": args.fold,

@@ -1,4 +1,4 @@
-"""Host overhead of the real training loop: `trainer.train_fold` with a model so small that
+"""Host overhead of the real training loop: `trainer.run_fold` with a model so small that
 its compute is negligible, so what is left per step is what the host does.
 
   python benchmarks/bench_host.py                       # both loops, one JSON line
@@ -81,7 +81,7 @@ def epoch_seconds(trainer, config, steps: int, epochs: int, workdir: Path) -> di
 
     trainer.epoch_order = marked
     try:
-        trainer.train_fold(config, ds, fold, workdir / f"{config.train.loop}_{steps}", progress=False)
+        trainer.run_fold(config, ds, fold, workdir / f"{config.train.loop}_{steps}", progress=False)
     finally:
         trainer.epoch_order = order_fn
     d = np.diff(np.array(marks[1:]), axis=0)  # epoch 0 compiles

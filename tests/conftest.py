@@ -95,13 +95,14 @@ def make_corpus(root: Path, speakers=(("s1", "M"), ("s2", "F"), ("s3", "M"), ("s
     return manifest
 
 
-TINY_OVERRIDES = [
-    "--config.frontend.hop_s=0.2", "--config.frontend.n_fft=80", "--config.frontend.n_bins=20",
-    "--config.frontend.n_frames=15", "--config.model.block_pools=((5,5),(1,1),(1,1),(1,1))",
-    "--config.model.block_features=((2,2),(2,2),(2,2),(4,4))", "--config.model.hidden=8",
-    "--config.optim.batch_size=8", "--config.train.eval_batch_size=8",
-    "--config.data.max_utterances=0",
-]
+TINY_OVERRIDES = ["--config.data.max_utterances=0"]  # the smoke config, as tiny_config is
+
+
+def tiny_input_shape() -> tuple:
+    """(freq, time, channels) of tiny_config's (and the CLI tests' smoke) spectrograms."""
+    from adarl_jax.config import input_shape
+
+    return tuple(input_shape(tiny_config()))
 
 
 # --- a trained tiny workdir, shared by the inference tests (predict, export, embeddings)

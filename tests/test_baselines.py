@@ -17,7 +17,7 @@ from adarl_jax.corpora import load_corpus, select_classes
 from adarl_jax.folds import loso_folds
 from adarl_jax.report import collect, summarize, write_report
 
-from conftest import make_corpus, tiny_config
+from conftest import make_corpus, tiny_config, tiny_input_shape
 
 SIX = (("s1", "M"), ("s2", "F"), ("s3", "M"), ("s4", "F"), ("s5", "M"), ("s6", "F"))
 FAKE_ID = "fake-peak-v1"
@@ -98,7 +98,7 @@ def test_same_utterances_and_folds_as_the_spectrogram_dataset(tmp_path):
     assert any(u.path.endswith("short.wav") for u in utts)
 
     def frontend(waves, lengths):
-        return np.zeros((len(waves), 20, 15, 3), np.float32)
+        return np.zeros((len(waves), *tiny_input_shape()), np.float32)
 
     dataset = prepare_dataset(config, utts, tmp_path / "w" / "cache", frontend=frontend, progress=False)
     neural = loso_folds(dataset.utterances)

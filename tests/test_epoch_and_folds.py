@@ -84,12 +84,12 @@ def test_vmapped_folds_equal_folds_trained_one_by_one():
     assert not np.allclose(a, b)
 
 
-def test_train_fold_gives_the_same_result_with_either_loop(tmp_path):
-    """trainer.train_fold: train.loop=scan (the accelerator default) and step (the CPU
+def test_a_fold_gives_the_same_result_with_either_loop(tmp_path):
+    """trainer.run_fold: train.loop=scan (the accelerator default) and step (the CPU
     default) train the same fold to the same test probabilities."""
     from adarl_jax.folds import loso_folds
     from adarl_jax.loso import load_dataset
-    from adarl_jax.trainer import train_fold
+    from adarl_jax.trainer import run_fold
     from conftest import make_corpus
 
     from adarl_jax.sharding import make_mesh
@@ -105,7 +105,7 @@ def test_train_fold_gives_the_same_result_with_either_loop(tmp_path):
     for loop in ("scan", "step"):
         c = config.copy_and_resolve_references()
         c.train.loop = loop
-        results[loop] = train_fold(c, dataset, fold, tmp_path / loop, make_mesh(1), progress=False)
+        results[loop] = run_fold(c, dataset, fold, tmp_path / loop, make_mesh(1), progress=False)
     scan, step = results["scan"], results["step"]
     assert scan["steps"] == step["steps"] > 0
     assert len(scan["utterances"]) == len(step["utterances"]) > 0

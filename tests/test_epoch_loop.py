@@ -123,8 +123,9 @@ def test_divergence_message_names_the_step_and_the_loss_terms():
 
 def test_a_diverged_fold_raises_and_writes_no_result(tmp_path):
     from adarl_jax.folds import loso_folds
-    from adarl_jax.loso import load_dataset
-    from adarl_jax.trainer import train_fold
+    from adarl_jax.loso import load_dataset, run_folds
+    from adarl_jax.trainer import run_fold
+    from adarl_jax.workdir import fold_dir, result_path
     config = tiny_config("adarl")
     config.data.corpus = "csv"
     config.data.manifest = str(make_corpus(tmp_path / "corpus"))
@@ -132,8 +133,9 @@ def test_a_diverged_fold_raises_and_writes_no_result(tmp_path):
     dataset = load_dataset(config, tmp_path / "w", progress=False)
     fold = loso_folds(dataset.utterances, 0, 0)[0]
     with pytest.raises(FloatingPointError, match=r"fold 0 .*epoch 0, step \d+: .*diverged"):
-        train_fold(config, dataset, fold, tmp_path / "f", sharding.make_mesh(1), progress=False)
-    assert not (tmp_path / "f" / "result.json").exists()
+        run_folds(tmp_path / "w", "adarl", [fold], lambda f, d: run_fold(
+            config, dataset, f, d, sharding.make_mesh(1), progress=False), progress=False)
+    assert not result_path(fold_dir(tmp_path / "w", "adarl", fold)).exists()
 
 
 def _events(path):
@@ -155,7 +157,7 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
     pytest.importorskip("tensorboardX")
     from adarl_jax.folds import loso_folds
     from adarl_jax.loso import load_dataset
-    from adarl_jax.trainer import train_fold
+    from adarl_jax.trainer import run_fold
 
     config = tiny_config()
     config.log.tensorboard, config.train.selection, config.data.corpus = True, "val", "csv"
@@ -163,7 +165,7 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
     config.data.manifest = str(make_corpus(tmp_path / "corpus", speakers=speakers, per_class=1))
     dataset = load_dataset(config, tmp_path / "w", progress=False)
     fold = loso_folds(dataset.utterances, 1, 0)[0]
-    result = train_fold(config, dataset, fold, tmp_path / "f", sharding.make_mesh(1), progress=False)
+    result = run_fold(config, dataset, fold, tmp_path / "f", sharding.make_mesh(1), progress=False)
     # the selected model's rows for its validation speakers (per-model figures), never scored
     assert {u["speaker"] for u in result["val_utterances"]} == set(fold.val_speakers)
     assert len(result["val_utterances"]) == len(fold.val) and "val" not in result["test"]

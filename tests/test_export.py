@@ -10,7 +10,7 @@ import pytest
 
 from adarl_jax.export import export_predictor, load_exported
 from adarl_jax.predict import Predictor
-from conftest import REPO
+from conftest import REPO, tiny_input_shape
 from conftest import shared_workdir
 
 
@@ -85,7 +85,7 @@ def test_cli_export(tmp_path_factory, tmp_path):
     meta = json.loads((tmp_path / "model.jax.json").read_text())
     assert meta["artifacts"]["b"]["bytes"] == out.stat().st_size > 0
     assert meta["variant"] == "adarl" and "fold 1" in meta["source"]
-    assert meta["input_shape"][1:] == [20, 15, 3]
+    assert meta["input_shape"][1:] == list(tiny_input_shape())
 
 
 def test_a_folds_own_config_wins_over_the_workdirs(tmp_path_factory, tmp_path, predictor):
@@ -98,14 +98,14 @@ def test_a_folds_own_config_wins_over_the_workdirs(tmp_path_factory, tmp_path, p
     shutil.copytree(fold_dir, other / "adarl" / fold_dir.name)
     config = json.loads((workdir / "config.json").read_text())
     (other / "adarl" / fold_dir.name / "config.json").write_text(json.dumps(config))
-    config["frontend"].update(n_bins=40, n_frames=30, hop_s=0.1, n_fft=160)  # another run's
+    config["frontend"].update(n_bins=20, n_frames=15, hop_s=0.2, n_fft=80)  # another run's
     (other / "config.json").write_text(json.dumps(config))
     pinned = Predictor.from_checkpoint(other, fold=0, buckets=(1, 8))
-    assert (pinned.spec.n_bins, pinned.spec.n_frames) == (20, 15)
+    assert (pinned.spec.n_bins, pinned.spec.n_frames) == tiny_input_shape()[:2]
     x = spectrograms(predictor, 3)
     np.testing.assert_array_equal(pinned.probs_of_spectrograms(x), predictor.probs_of_spectrograms(x))
     meta = export_predictor(pinned, tmp_path / "model.jax", platforms=("cpu",))
-    assert meta["input_shape"][1:] == [20, 15, 3]
+    assert meta["input_shape"][1:] == list(tiny_input_shape())
     (other / "adarl" / fold_dir.name / "config.json").unlink()  # without it: the workdir's
     with pytest.raises(ValueError, match="not trained with the config"):
         Predictor.from_checkpoint(other, fold=0)

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import TINY_OVERRIDES, make_corpus
+from conftest import TINY_OVERRIDES, make_corpus, tiny_input_shape
 
 SPEAKERS = (("s1", "M"), ("s2", "F"), ("s3", "M"))
 KEPT = {0: 1, 1: 2, 2: 1}  # selected_epoch + 1 written into the folds' results: median 1
@@ -127,7 +127,7 @@ def test_load_predicts_as_the_parameters_applied_directly(trained):
     # exported from the loaded predictor: the same function of spectrograms
     meta = export_predictor(predictor, out.parent / "m.jax", platforms=("cpu",))
     exported, _ = load_exported(out.parent / "m.jax")
-    x = np.random.default_rng(2).normal(size=(3, 20, 15, 3)).astype(np.float32)
+    x = np.random.default_rng(2).normal(size=(3, *tiny_input_shape())).astype(np.float32)
     np.testing.assert_allclose(np.asarray(exported.call(x)), predictor.probs_of_spectrograms(x),
                                atol=1e-6)
     assert meta["source"] == f"model folder {out}" and meta["variant"] == "backbone"

@@ -10,7 +10,7 @@ from adarl_jax import baselines as B
 from adarl_jax import trainer
 from adarl_jax.fold_record import HEADER
 from adarl_jax.folds import Fold
-from adarl_jax.loso import run_folds
+from adarl_jax.loso import run_folds, fold_scores
 from adarl_jax.utterances import Utterance
 from adarl_jax.workdir import fold_dir, result_path
 
@@ -72,10 +72,18 @@ def test_check_runs_for_every_fold_and_write_false_writes_nothing(tmp_path, caps
     _finish(tmp_path, "v", folds[0])
     checked = []
     run_folds(tmp_path, "v", folds, CountingRun(), check=checked.append, write=False,
-              describe=lambda r: f" C 1 ({r['train_time_s']:.1f} s)")
+              describe=lambda r: fold_scores(r) + f" C 1 ({r['train_time_s']:.1f} s)")
     assert checked == [fold_dir(tmp_path, "v", f) for f in folds]
     assert not result_path(fold_dir(tmp_path, "v", folds[1])).exists()
     assert capsys.readouterr().out.splitlines()[1] == "[v] fold 1 (s1): WA 0.500 UA 0.250 C 1 (3.0 s)"
+
+
+def test_a_label_and_a_line_of_its_own_replace_the_variant_and_the_scores(tmp_path, capsys):
+    folds = _folds(1)
+    run_folds(tmp_path / "cand", "v", folds, CountingRun(), label="tune cand",
+              describe=lambda r: f"UA only {r['test']['ua']:.3f}")
+    assert capsys.readouterr().out.splitlines() == ["[tune cand] fold 0 (s0): UA only 0.250"]
+    assert result_path(fold_dir(tmp_path / "cand", "v", folds[0])).exists()
 
 
 def _synthetic_fold():

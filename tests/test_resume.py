@@ -101,7 +101,7 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, caplog)
     from adarl_jax.folds import loso_folds
     from adarl_jax.loso import load_dataset
     from adarl_jax.sharding import make_mesh
-    from adarl_jax.trainer import train_fold
+    from adarl_jax.trainer import run_fold
     from conftest import tiny_config
 
     config = tiny_config("adarl")
@@ -111,16 +111,16 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, caplog)
     dataset = load_dataset(config, tmp_path / "w", progress=False)
     fold = loso_folds(dataset.utterances, 0, 0)[0]
     fold_dir = tmp_path / "w" / "adarl" / "fold_00"
-    first = train_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
+    first = run_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
 
-    (fold_dir / "result.json").unlink()  # as if killed after the last checkpoint
+    # as if killed after the last checkpoint, before the result was written
     last = fold_dir / "checkpoints" / "2"
     data = max((p for p in last.rglob("*") if p.is_file() and p.parent.name == "d"),
                key=lambda p: p.stat().st_size)
     with open(data, "r+b") as f:
         f.truncate(data.stat().st_size // 2)
     with caplog.at_level(logging.WARNING, logger="adarl_jax.checkpoint"):
-        again = train_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
+        again = run_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
     assert "epoch 2" in caplog.text and data.name in caplog.text
     assert "Falling back to the checkpoint of epoch 1" in caplog.text
     assert again["utterances"] == first["utterances"]
