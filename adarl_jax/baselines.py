@@ -286,13 +286,13 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=blas_threads):
-        return _run(config, workdir, feature_set, folds=folds, utterances=utterances,
-                    c_select=c_select, C=C, extractor=extractor, extractor_id=extractor_id,
-                    progress=progress, write=write)
+        return _fit_folds(config, workdir, feature_set, folds=folds, utterances=utterances,
+                          c_select=c_select, C=C, extractor=extractor,
+                          extractor_id=extractor_id, progress=progress, write=write)
 
 
-def _run(config, workdir, feature_set, *, folds, utterances, c_select, C, extractor, extractor_id,
-         progress, write) -> list[dict]:
+def _fit_folds(config, workdir, feature_set, *, folds, utterances, c_select, C, extractor,
+               extractor_id, progress, write) -> list[dict]:
     variant = variant_name(feature_set)
     c_select = _resolve_c_select(config, c_select)
     refit = refit_on_val(config)

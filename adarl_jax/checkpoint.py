@@ -107,7 +107,7 @@ def tree_shapes(tree) -> dict[str, tuple]:
 
 def abstract_train_state(config):
     """The TrainState's shapes and dtypes, as the trainer builds it, without computing anything."""
-    from adarl_jax.train import create_train_state_from_config
+    from adarl_jax.train_step import create_train_state_from_config
 
     key = jax.random.key(0, impl="rbg")
     return jax.eval_shape(lambda k: create_train_state_from_config(config, k, 1)[1], key)

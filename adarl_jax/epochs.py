@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adarl_jax import sharding
-from adarl_jax.train import make_train_epoch
+from adarl_jax.train_step import make_train_epoch
 
 
 def host_batches(features, segments: np.ndarray, emotion: np.ndarray, domain: np.ndarray,

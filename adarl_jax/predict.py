@@ -168,7 +168,7 @@ class Predictor:
 
     # -- streaming segments through the buckets -------------------------------------------
 
-    def _run(self, sources: Iterable[tuple[str | None, Callable[[list], Iterator]]],
+    def _stream(self, sources: Iterable[tuple[str | None, Callable[[list], Iterator]]],
              on_done: Callable[[int, InputJob], None]) -> dict:
         """Feeds every source's segments through the buckets; calls on_done(i, job) in order."""
         top = self.buckets[-1]
@@ -317,7 +317,7 @@ class Predictor:
         out: list[dict] = []
         job_source = [(None, lambda warnings: zip(segs, lengths, starts))]
         try:
-            self._run(job_source,
+            self._stream(job_source,
                       lambda i, job: out.append(self._record(job, timeline, embeddings)))
         finally:
             self.speaker_norm = saved
@@ -361,7 +361,7 @@ class Predictor:
                     bar.set_postfix(failed=failed)
 
             try:
-                run_stats = self._run(sources, done)
+                run_stats = self._stream(sources, done)
             finally:
                 self.speaker_norm = saved
         if stats is not None:

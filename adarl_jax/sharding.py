@@ -55,7 +55,7 @@ def jit_train_step(train_step, mesh: Mesh, donate: bool = True):
 
 
 def jit_train_epoch(train_epoch, mesh: Mesh, donate: bool = True):
-    """jax.jit of train.make_train_epoch(...): (state, data, order), all replicated; each
+    """jax.jit of train_step.make_train_epoch(...): (state, data, order), all replicated; each
     scanned step gathers its batch and constrains it to the data axis."""
     rep = replicated(mesh)
     return jax.jit(train_epoch, in_shardings=(rep, rep, rep), out_shardings=(rep, rep),

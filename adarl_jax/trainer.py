@@ -28,7 +28,7 @@ from adarl_jax.fold_record import fold_record
 from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
 from adarl_jax.inference import BatchedInference
-from adarl_jax.train import create_train_state_from_config, make_train_step
+from adarl_jax.train_step import create_train_state_from_config, make_train_step
 
 log = logging.getLogger(__name__)
 

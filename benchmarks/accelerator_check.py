@@ -9,7 +9,7 @@ short for it:
   jax         train and inference segments/s at the paper's input (configs/paper.py), batch 32
               and 256, float32 and bfloat16 (`model.dtype`), AOT compile time, peak device
               memory (`device.memory_stats()`, the process's peak so far)
-  multi_fold  the vmapped all-fold step (`train.make_multi_fold_step`) against the same folds
+  multi_fold  the vmapped all-fold step (`train_step.make_multi_fold_step`) against the same folds
               stepped one by one
   torch       the same as `jax` for benchmarks/torch_model.py, eager and torch.compile, when
               torch is importable (bfloat16 through autocast)
@@ -160,7 +160,7 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
 
     import implementations
     from adarl_jax.optim import learning_rate_schedule
-    from adarl_jax.train import (create_train_state_from_config, make_multi_fold_step,
+    from adarl_jax.train_step import (create_train_state_from_config, make_multi_fold_step,
                                  make_train_step, stack_states)
 
     setups = [create_train_state_from_config(config, jax.random.key(f), 100) for f in range(folds)]

@@ -96,7 +96,7 @@ def bare_step_ms(config, reps: int = 300) -> dict:
     from adarl_jax.config import input_shape
     from adarl_jax.model import build_model, init_variables
     from adarl_jax.optim import learning_rate_schedule, make_optimizer
-    from adarl_jax.train import create_train_state, make_train_step
+    from adarl_jax.train_step import create_train_state, make_train_step
 
     mesh = sharding.make_mesh(1)
     model = build_model(config)

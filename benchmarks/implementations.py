@@ -1,6 +1,6 @@
 """The implementations the benchmarks compare, each set up to do one step of the `adarl` model.
 
-jax: the jitted adarl_jax train step / predict fn (`train.make_train_step`,
+jax: the jitted adarl_jax train step / predict fn (`train_step.make_train_step`,
 `inference.make_predict_fn`, `sharding.jit_train_step`, `jit_predict`) on a 1-device mesh,
 donated state, batch already on the device; its variants are config.model overrides
 (`JAX_IMPLS`). torch: benchmarks/torch_model.py, eager or torch.compile, NCHW or channels_last. Each setup returns (run, info);
@@ -88,7 +88,7 @@ def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None)
     from adarl_jax import sharding
     from adarl_jax.optim import learning_rate_schedule
     from adarl_jax.inference import make_predict_fn
-    from adarl_jax.train import create_train_state_from_config, make_train_step
+    from adarl_jax.train_step import create_train_state_from_config, make_train_step
 
     config.model.variant = "adarl"
     mesh = sharding.make_mesh(1)

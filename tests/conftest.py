@@ -20,7 +20,7 @@ EMODB = REPO.parent / "shared" / "data" / "emodb"
 
 
 def tiny_config(variant: str = "adarl"):
-    """The smoke config (configs/smoke.py: a 40 x 30 input, a small model) as a unit test runs
+    """The smoke config (configs/smoke.py: a 20 x 15 input, a small model) as a unit test runs
     it: the given variant, no progress bars, and a test's corpus used whole (smoke keeps 40
     utterances)."""
     from adarl_jax.config import load_config
@@ -34,10 +34,12 @@ def tiny_config(variant: str = "adarl"):
 
 def distinct_axes_config(variant: str = "adarl"):
     """tiny_config with F_4's height, width and channels, the hidden size, the attention
-    bottleneck and the class count all different, so that a swapped axis cannot go unnoticed."""
+    bottleneck and the class count all different, so that a swapped axis cannot go unnoticed:
+    a 40 x 30 input, so F_4 is 8 x 6 x 12 (tiny_config's 4 rows would equal the 4 classes)."""
     from adarl_jax.config import validate
 
     c = tiny_config(variant)
+    c.frontend.update(hop_s=0.1, n_fft=160, n_bins=40, n_frames=30)
     c.model.block_features = (*c.model.block_features[:-1], (6, 6))
     c.model.hidden = 7
     c.model.attention_hidden = 3

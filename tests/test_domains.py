@@ -52,7 +52,7 @@ def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
     from adarl_jax import loso
     from adarl_jax.config import input_shape
     from adarl_jax.sharding import make_mesh
-    from adarl_jax.train import create_train_state_from_config
+    from adarl_jax.train_step import create_train_state_from_config
     import jax
 
     config = smoke(write_corpus(tmp_path / "corpus"))

@@ -6,7 +6,7 @@ import pytest
 
 from adarl_jax.config import input_shape
 from adarl_jax.optim import learning_rate_schedule
-from adarl_jax.train import (create_train_state_from_config, make_multi_fold_step,
+from adarl_jax.train_step import (create_train_state_from_config, make_multi_fold_step,
                              make_train_epoch, make_train_step, stack_states)
 from adarl_jax.trainer import epoch_order
 from conftest import in_float64, tiny_config

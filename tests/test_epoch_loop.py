@@ -11,7 +11,7 @@ from adarl_jax import sharding
 from adarl_jax.config import input_shape
 from adarl_jax.epochs import ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch
 from adarl_jax.optim import learning_rate_schedule
-from adarl_jax.train import create_train_state_from_config, make_train_epoch, make_train_step
+from adarl_jax.train_step import create_train_state_from_config, make_train_epoch, make_train_step
 from adarl_jax.trainer import epoch_order
 from conftest import make_corpus, tiny_config
 

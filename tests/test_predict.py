@@ -52,7 +52,7 @@ def test_file_probabilities_equal_the_training_reports(workdir, predictor):
 def test_weight_average_is_what_the_report_and_the_predictor_evaluate(tmp_path, monkeypatch):
     """optim.ema_decay: the fold's test report and a Predictor on its checkpoint both use the
     averaged weights (equal probabilities); the last weights would give others."""
-    import adarl_jax.train
+    import adarl_jax.train_step
 
     workdir = train_workdir(tmp_path, folds="0", extra=["--config.optim.ema_decay=0.5"])
     rows = result_of(workdir)["utterances"]
@@ -60,7 +60,7 @@ def test_weight_average_is_what_the_report_and_the_predictor_evaluate(tmp_path, 
     got = Predictor.from_checkpoint(workdir, fold=0).predict_files(paths)
     reported = np.array([r["probs"] for r in rows])
     np.testing.assert_allclose([list(g["probs"].values()) for g in got], reported, atol=2e-5)
-    monkeypatch.setattr(adarl_jax.train, "averaged_params", lambda params, opt_state: params)
+    monkeypatch.setattr(adarl_jax.train_step, "averaged_params", lambda params, opt_state: params)
     last = Predictor.from_checkpoint(workdir, fold=0).predict_files(paths)
     assert np.abs(np.array([list(g["probs"].values()) for g in last]) - reported).max() > 1e-3
 

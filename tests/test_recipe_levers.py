@@ -223,7 +223,7 @@ def test_recipe_configs_keep_the_papers_network(name):
     """Every recipe config keeps F_4 at 8 x 6 x 64, so the network has the paper's 345,874
     trainable parameters (adarl, with conv biases and the 256 centre values)."""
     from adarl_jax.model import param_counts
-    from adarl_jax.train import create_train_state_from_config
+    from adarl_jax.train_step import create_train_state_from_config
 
     config = load_config(name)
     state = jax.eval_shape(lambda: create_train_state_from_config(

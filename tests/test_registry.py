@@ -16,7 +16,7 @@ from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, FeatureHead
 from adarl_jax.model.pathways import ClassCenters, outputs
 from adarl_jax.model.spec import ModelSpec
 from adarl_jax.optim import learning_rate_schedule
-from adarl_jax.train import create_train_state_from_config, make_train_step
+from adarl_jax.train_step import create_train_state_from_config, make_train_step
 from conftest import tiny_config
 
 TOY = "toy_squeeze_excite"
