@@ -98,7 +98,7 @@ def test_a_folds_own_config_wins_over_the_workdirs(tmp_path_factory, tmp_path, p
     shutil.copytree(fold_dir, other / "adarl" / fold_dir.name)
     config = json.loads((workdir / "config.json").read_text())
     (other / "adarl" / fold_dir.name / "config.json").write_text(json.dumps(config))
-    config["frontend"].update(n_bins=20, n_frames=15, hop_s=0.2, n_fft=80)  # another run's
+    config["frontend"].update(n_bins=40, n_frames=30, hop_s=0.1, n_fft=160)  # another run's
     (other / "config.json").write_text(json.dumps(config))
     pinned = Predictor.from_checkpoint(other, fold=0, buckets=(1, 8))
     assert (pinned.spec.n_bins, pinned.spec.n_frames) == tiny_input_shape()[:2]
