@@ -46,7 +46,7 @@ from adarl_jax.dataset import domain_labels
 from adarl_jax.feature_cache import min_samples_for, stamps_key
 from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.fold_record import fold_record
-from adarl_jax.folds import loso_folds, parse_folds
+from adarl_jax.folds import config_folds
 from adarl_jax.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
                                   refitted_on_val)
 from adarl_jax.loso import read_utterances, run_folds, fold_scores
@@ -303,10 +303,7 @@ def _fit_folds(config, workdir, feature_set, *, folds, utterances, c_select, C, 
         utterances = corpus_utterances(config)
     table = extract_features(config, utterances, workdir / "cache", feature_set, extractor,
                              extractor_id, progress)
-    val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
-    all_folds = loso_folds(table.utterances, val_k, int(config.train.split_seed),
-                           config.data.domain_column)
-    chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    chosen = config_folds(config, table.utterances, folds)
 
     def fit(fold, out_dir: Path) -> dict:
         model, result = _fit_fold(config, table, fold, variant, feature_set, c_select, C, refit)

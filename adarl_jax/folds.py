@@ -146,3 +146,13 @@ def parse_folds(spec: str | None, n_folds: int) -> list[int]:
             )
         chosen.update(range(lo, hi + 1))
     return sorted(chosen)
+
+
+def config_folds(config, utterances, folds: str | None = None) -> list[Fold]:
+    """The folds a run of `config` makes of `utterances` (validation speakers per domain value
+    under train.selection='val', drawn with train.split_seed; data.domain_column), those that
+    `folds` (a --folds string; None: all) names."""
+    val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
+    all_folds = loso_folds(utterances, val_k, int(config.train.split_seed),
+                           config.data.domain_column)
+    return [all_folds[i] for i in parse_folds(folds, len(all_folds))]

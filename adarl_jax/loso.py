@@ -30,11 +30,11 @@ from adarl_jax.corpora import (check_domain_values, load_corpus, manifest_path, 
                                stratified_subset)
 from adarl_jax.dataset import prepare_dataset
 from adarl_jax.files import read_json, write_json_atomic
-from adarl_jax.folds import loso_folds, parse_folds
+from adarl_jax.folds import config_folds
 from adarl_jax.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
 from adarl_jax.model import build_model, init_variables, param_counts, variant_of
 from adarl_jax.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
-from adarl_jax.trainer import run_fold as train_and_test
+from adarl_jax.trainer import checked_mesh, run_fold as train_and_test
 from adarl_jax.workdir import fold_dir, result_path
 
 log = logging.getLogger(__name__)
@@ -140,17 +140,11 @@ def _take_fold_locks(config, workdir, chosen, diffs):
 
 def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config):
     workdir = Path(workdir)
-    mesh = mesh or sharding.make_mesh()
-    # before the corpus is read: a batch that does not split over the devices fails at once
-    sharding.check_batch_size(int(config.optim.batch_size), mesh)
-    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
+    checked_mesh(config, mesh)  # before the corpus is read: a batch that does not split fails
     workdir.mkdir(parents=True, exist_ok=True)
     diffs = save_run_config(config, workdir, force_new_config)
     dataset = load_dataset(config, workdir, progress)
-    all_folds = loso_folds(dataset.utterances, int(config.train.val_speakers_per_gender)
-                           if config.train.selection == "val" else 0, int(config.train.split_seed),
-                           config.data.domain_column)
-    chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    chosen = config_folds(config, dataset.utterances, folds)
     held = _take_fold_locks(config, workdir, chosen, diffs)
     results = []
     try:
@@ -227,7 +221,7 @@ def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=No
     `check(folder)` runs first for every fold, finished or not (the fold's config pinning);
     `outdated(result)` says why a finished fold must run again (None: it stands);
     `describe(result)` is its progress line after '[label] fold k (speaker): ' (default: the
-    test scores and the training time; label: the variant)."""
+    test scores, the domain accuracy and the training time; label: the variant)."""
     results = []
     for fold in folds:
         out_dir = fold_dir(workdir, variant, fold)
@@ -252,7 +246,11 @@ def fold_scores(result: dict) -> str:
 
 
 def _scores_and_time(result: dict) -> str:
-    return fold_scores(result) + f" ({result['train_time_s']:.0f} s)"
+    """The test scores, the domain accuracy when the model has a domain head, the time."""
+    t = result["test"]
+    domain = (f" {result.get('domain_column', 'gender')} {t['gender_accuracy']:.2f}"
+              if "gender_accuracy" in t else "")
+    return fold_scores(result) + domain + f" ({result['train_time_s']:.0f} s)"
 
 
 def _finished(out_dir: Path, variant: str, fold, outdated) -> dict | None:
@@ -281,19 +279,11 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
         vconfig.model.variant = variant
         check_domains(vconfig, dataset, chosen)
         _print_param_counts(vconfig)
-        domain_column = config.data.domain_column
-
-        def describe(result, column=domain_column):
-            t = result["test"]
-            return (fold_scores(result)
-                    + (f" {column} {t['gender_accuracy']:.2f}" if "gender_accuracy" in t else "")
-                    + f" ({result['train_time_s']:.0f} s)")
-
         results += run_folds(
             workdir, variant, chosen,
             lambda fold, fdir, c=vconfig: train_and_test(c, dataset, fold, fdir, mesh, progress),
             check=lambda fdir, c=vconfig: pinning.pin_fold_config(c, fdir, write=is_writer),
-            describe=describe, write=is_writer)
+            write=is_writer)
     return results
 
 

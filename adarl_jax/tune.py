@@ -173,7 +173,7 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
     import jax
 
     from adarl_jax import loso, sharding
-    from adarl_jax.folds import loso_folds, parse_folds
+    from adarl_jax.folds import config_folds
     from adarl_jax.trainer import run_fold
 
     workdir = Path(workdir)
@@ -193,9 +193,7 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
         cdir.mkdir(exist_ok=True)
         write_text_atomic(cdir / "config.json", to_json(config))
         dataset = loso.load_dataset(config, workdir, progress)
-        all_folds = loso_folds(dataset.utterances, int(first.train.val_speakers_per_gender),
-                               int(first.train.split_seed), first.data.domain_column)
-        chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+        chosen = config_folds(first, dataset.utterances, folds)  # selection 'val' (above)
         loso.check_domains(config, dataset, chosen)
         records = loso.run_folds(
             cdir, config.model.variant, chosen,

@@ -142,3 +142,15 @@ def test_a_dataset_serves_the_variants_that_read_the_same_data():
     other = tiny_config("adarl")
     other.data.max_utterances = 5
     assert not reads_same_data(adarl, other)
+
+
+def test_the_default_line_names_the_domain_column_with_its_accuracy(tmp_path, capsys):
+    folds = _folds(2)
+    path = result_path(fold_dir(tmp_path, "v", folds[0]))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**_result(folds[0]), "domain_column": "age_group",
+                                "test": {"wa": 0.5, "ua": 0.25, "gender_accuracy": 0.75}}))
+    run_folds(tmp_path, "v", folds, CountingRun())
+    assert capsys.readouterr().out.splitlines() == [
+        "[v] fold 0 (s0): WA 0.500 UA 0.250 age_group 0.75 (3 s)",
+        "[v] fold 1 (s1): WA 0.500 UA 0.250 (3 s)"]

@@ -127,3 +127,22 @@ def test_one_speaker_or_no_labels_is_refused_naming_the_corpus_folder():
     with pytest.raises(ValueError, match="no utterance of the corpus in /c has one"):
         loso_folds(unlabelled)
     assert len(loso_folds(corpus(n_male=1, n_female=1))) == 2  # two speakers are enough
+
+
+def test_config_folds_are_the_configs_draw_of_the_named_folds():
+    from adarl_jax.config import base_config
+    from adarl_jax.folds import config_folds
+
+    utts = corpus(3, 3)
+    config = base_config()
+    config.train.selection, config.train.val_speakers_per_gender = "val", 1
+    config.train.split_seed = 7
+    got = config_folds(config, utts, "1,4")
+    want = loso_folds(utts, 1, 7)
+    assert [f.index for f in got] == [1, 4]
+    for g, w in zip(got, [want[1], want[4]]):
+        assert g.val_speakers == w.val_speakers and len(g.val_speakers) == 2
+        np.testing.assert_array_equal(g.train, w.train)
+    config.train.selection = "last"  # no selection: no validation speakers drawn
+    assert all(f.val_speakers == () for f in config_folds(config, utts))
+    assert len(config_folds(config, utts)) == 6
