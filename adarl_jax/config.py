@@ -93,7 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.label_smoothing = 0.0  # emotion targets (1 - s) one-hot + s / classes
     c.loss.class_weighting = "none"  # none | balanced (inverse class frequency, per fold)
 
-    c.augment = ml_collections.ConfigDict()  # adarl_jax.augment; all off = the paper
+    c.augment = ml_collections.ConfigDict()  # adarl_jax.data.augment; all off = the paper
     c.augment.freq_masks = 0
     c.augment.freq_mask_width = 0.1  # max width, fraction of the frequency bins
     c.augment.time_masks = 0
@@ -134,7 +134,7 @@ def base_config() -> ml_collections.ConfigDict:
     # from Python, measured on the quick config), scan on GPU/TPU
     c.train.loop = "auto"
 
-    c.baselines = ml_collections.ConfigDict()  # openSMILE + linear SVM (adarl_jax.baselines)
+    c.baselines = ml_collections.ConfigDict()  # openSMILE + linear SVM (adarl_jax.baselines.opensmile)
     # False: fit on the fold's training speakers, as the CNN trains (C chosen on the validation
     # speakers); True: refit on training + validation speakers (the CNN has no such option yet)
     c.baselines.refit_on_val = False

@@ -14,8 +14,8 @@ short for it:
   torch       the same as `jax` for benchmarks/torch_model.py, eager and torch.compile, when
               torch is importable (bfloat16 through autocast)
   loso        the paper config's EmoDB LOSO of adarl, backbone and domain_invariant through
-              `adarl_jax.loso.run`, fold by fold (all variants of a fold, then the next fold) until
-              the budget ends: wall time, WA/UA pooled and per-fold mean (`adarl_jax.report`)
+              `adarl_jax.experiments.loso.run`, fold by fold (all variants of a fold, then the next fold) until
+              the budget ends: wall time, WA/UA pooled and per-fold mean (`adarl_jax.report.report`)
 The micro-benchmarks (jax, multi_fold, torch) share `--bench-share` of the budget; the LOSO
 gets the rest. `--dry-run`: the smoke config, batches 8 and 16, two steps, one fold.
 """
@@ -159,8 +159,8 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
     import numpy as np
 
     import implementations
-    from adarl_jax.optim import learning_rate_schedule
-    from adarl_jax.train_step import (create_train_state_from_config, make_multi_fold_step,
+    from adarl_jax.train.optim import learning_rate_schedule
+    from adarl_jax.train.train_step import (create_train_state_from_config, make_multi_fold_step,
                                  make_train_step, stack_states)
 
     setups = [create_train_state_from_config(config, jax.random.key(f), 100) for f in range(folds)]
@@ -195,12 +195,12 @@ def multi_fold(config, folds: int, batch: int, args) -> dict:
 
 
 def loso(config, workdir: Path, budget: Budget, folds: list[int] | None) -> dict:
-    """The three variants' LOSO through adarl_jax.loso, fold-major, while the budget lasts."""
-    import adarl_jax.loso
-    from adarl_jax import report
+    """The three variants' LOSO through adarl_jax.experiments.loso, fold-major, while the budget lasts."""
+    import adarl_jax.experiments.loso
+    from adarl_jax.report import report
 
     t = time.perf_counter()
-    dataset, all_folds, _ = adarl_jax.loso.prepare(config, workdir, None, progress=False)
+    dataset, all_folds, _ = adarl_jax.experiments.loso.prepare(config, workdir, None, progress=False)
     out = {"features_s": round(time.perf_counter() - t, 2), "folds_total": len(all_folds),
            "fold_s": []}
     results = []
@@ -210,7 +210,7 @@ def loso(config, workdir: Path, budget: Budget, folds: list[int] | None) -> dict
             out["stopped"] = f"budget: {len(out['fold_s'])} of {len(all_folds)} folds done"
             break
         t = time.perf_counter()
-        results += adarl_jax.loso.run(config, workdir, folds=str(i), variants=list(VARIANTS), progress=False)
+        results += adarl_jax.experiments.loso.run(config, workdir, folds=str(i), variants=list(VARIANTS), progress=False)
         out["fold_s"].append(round(time.perf_counter() - t, 2))
     out["wall_s"] = round(sum(out["fold_s"]) + out["features_s"], 2)
     out["variants"] = {}

@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import scipy.signal  # noqa: E402
 
-from adarl_jax import frontend  # noqa: E402
+from adarl_jax.data import frontend  # noqa: E402
 from adarl_jax.config import load_config  # noqa: E402
 
 

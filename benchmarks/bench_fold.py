@@ -5,7 +5,7 @@
 
 The dataset is prepared (or loaded from its cache) in --workdir before the clock starts; the
 fold trains in a fresh temporary folder, so nothing is resumed. `--trainer` imports another
-copy of adarl_jax/trainer.py, to time two versions of the loop in the same conditions.
+copy of adarl_jax/train/trainer.py, to time two versions of the loop in the same conditions.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main(argv=None) -> dict:
     p.add_argument("--trainer", default="")
     p.add_argument("--label", default="")
     args = p.parse_args(argv)
-    from adarl_jax import loso
+    from adarl_jax.experiments import loso
     from adarl_jax.config import load_config
 
     config = load_config(args.config, [f"data.corpus={args.corpus}", f"data.dir={args.data}",
@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
         t, c = time.perf_counter(), time.process_time()
         result = trainer.run_fold(config, dataset, folds[0], Path(tmp) / "fold", progress=False)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
-    out = {"bench": "fold", "label": args.label, "trainer": args.trainer or "adarl_jax.trainer",
+    out = {"bench": "fold", "label": args.label, "trainer": args.trainer or "adarl_jax.train.trainer",
            "config": args.config, "variant": args.variant, "fold": args.fold,
            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "steps": result["steps"],
            "test_ua": result["test"]["ua"], "test_wa": result["test"]["wa"],

@@ -13,7 +13,7 @@ fixed cost per epoch (fetching metrics, the jsonl record, the shuffle). For the 
 `bare_step_<clock>_ms` is the jitted step alone on device-resident data (dispatch and compute, no
 host work) and `host_<clock>_ms_per_step` is `b - bare_step_<clock>_ms`; the scan loop has
 no per-step host work, its cost is per epoch.
-`--trainer` imports another copy of adarl_jax/trainer.py (e.g. an older commit's) to
+`--trainer` imports another copy of adarl_jax/train/trainer.py (e.g. an older commit's) to
 compare before and after in the same conditions.
 """
 
@@ -48,9 +48,9 @@ def tiny_config(loop: str):
 def synthetic_fold(config, n_train: int, n_test: int = 8, seed: int = 0):
     """A SegmentDataset of random features (one segment an utterance) and its one fold."""
     from adarl_jax.config import input_shape
-    from adarl_jax.corpora import Utterance
-    from adarl_jax.dataset import SegmentDataset
-    from adarl_jax.folds import Fold
+    from adarl_jax.data.corpora import Utterance
+    from adarl_jax.data.dataset import SegmentDataset
+    from adarl_jax.data.folds import Fold
 
     rng = np.random.default_rng(seed)
     n = n_train + n_test
@@ -92,11 +92,11 @@ def bare_step_ms(config, reps: int = 300) -> dict:
     """The jitted, donated step on a batch already on the device: dispatch + compute only."""
     import jax
 
-    from adarl_jax import sharding
+    from adarl_jax.train import sharding
     from adarl_jax.config import input_shape
     from adarl_jax.model import build_model, init_variables
-    from adarl_jax.optim import learning_rate_schedule, make_optimizer
-    from adarl_jax.train_step import create_train_state, make_train_step
+    from adarl_jax.train.optim import learning_rate_schedule, make_optimizer
+    from adarl_jax.train.train_step import create_train_state, make_train_step
 
     mesh = sharding.make_mesh(1)
     model = build_model(config)
@@ -120,7 +120,7 @@ def bare_step_ms(config, reps: int = 300) -> dict:
 
 def load_trainer(path: str | None):
     if not path:
-        from adarl_jax import trainer
+        from adarl_jax.train import trainer
 
         return trainer
     spec = importlib.util.spec_from_file_location("_bench_trainer", path)
@@ -156,7 +156,7 @@ def main(argv=None) -> dict:
     import jax
 
     trainer = load_trainer(args.trainer)
-    out = {"bench": "host", "label": args.label, "trainer": args.trainer or "adarl_jax.trainer",
+    out = {"bench": "host", "label": args.label, "trainer": args.trainer or "adarl_jax.train.trainer",
            "jax": jax.__version__, "backend": jax.default_backend()}
     with tempfile.TemporaryDirectory() as tmp:
         for loop in args.loops.split(","):

@@ -85,10 +85,10 @@ def model_flops(config) -> dict:
 def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None):
     import jax
 
-    from adarl_jax import sharding
-    from adarl_jax.optim import learning_rate_schedule
-    from adarl_jax.inference import make_predict_fn
-    from adarl_jax.train_step import create_train_state_from_config, make_train_step
+    from adarl_jax.train import sharding
+    from adarl_jax.train.optim import learning_rate_schedule
+    from adarl_jax.train.forward import make_predict_fn
+    from adarl_jax.train.train_step import create_train_state_from_config, make_train_step
 
     config.model.variant = "adarl"
     mesh = sharding.make_mesh(1)

@@ -147,7 +147,7 @@ def _masked_mean(values, mask):
 
 
 def total_loss(out: dict, emotion, domain, weight, weights=(1.0, 1.0, 0.5)):
-    """Eq. 9 with adarl_jax.losses' masks: emotion < 0 / domain < 0 / weight 0 drop a term."""
+    """Eq. 9 with adarl_jax.train.losses' masks: emotion < 0 / domain < 0 / weight 0 drop a term."""
     g1, g2, g3 = weights
     emo_mask = weight * (emotion >= 0)
     dom_mask = weight * (domain >= 0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax.audio import (AudioError, iter_segments, load_audio, prepare_wave, segment,
+from adarl_jax.data.audio import (AudioError, iter_segments, load_audio, prepare_wave, segment,
                              segment_count)
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
@@ -272,7 +272,7 @@ def test_silent_and_near_silent_files_get_warnings_and_quiet_speech_does_not(tmp
 
 
 def test_level_warning_threshold_is_minus_60_dbfs():
-    from adarl_jax.audio import SILENCE_DBFS, level_warning
+    from adarl_jax.data.audio import SILENCE_DBFS, level_warning
 
     n = 1000
     just_below = (10 ** (SILENCE_DBFS / 20) * 0.99) ** 2 * n  # sum of squares at RMS -60.09 dBFS

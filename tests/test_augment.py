@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adarl_jax import augment
+from adarl_jax.data import augment
 from adarl_jax.config import input_shape
-from adarl_jax.trainer import epoch_order, sampling_groups
+from adarl_jax.train.trainer import epoch_order, sampling_groups
 from conftest import tiny_config
 
 
@@ -99,8 +99,8 @@ def test_mixup_mixes_each_sample_with_one_partner_under_one_weight():
 
 
 def test_train_step_with_mixup_minimises_the_lam_weighted_loss_of_both_label_sets():
-    from adarl_jax import losses
-    from adarl_jax.train_step import create_train_state_from_config, make_train_step
+    from adarl_jax.train import losses
+    from adarl_jax.train.train_step import create_train_state_from_config, make_train_step
 
     config = tiny_config()
     model, state, tx = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 2)

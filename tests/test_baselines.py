@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax import baselines as B
-from adarl_jax import linear_svm
-from adarl_jax.corpora import load_corpus, select_classes
-from adarl_jax.folds import loso_folds
-from adarl_jax.report import collect, summarize, write_report
+from adarl_jax.baselines import opensmile as B
+from adarl_jax.baselines import linear_svm
+from adarl_jax.data.corpora import load_corpus, select_classes
+from adarl_jax.data.folds import loso_folds
+from adarl_jax.report.report import collect, summarize, write_report
 
 from conftest import make_corpus, tiny_config, tiny_input_shape
 
@@ -91,7 +91,7 @@ def test_results_feed_the_report_and_score_well(tmp_path):
 
 
 def test_same_utterances_and_folds_as_the_spectrogram_dataset(tmp_path):
-    from adarl_jax.dataset import prepare_dataset
+    from adarl_jax.data.dataset import prepare_dataset
 
     config = corpus_config(tmp_path)
     utts = select_classes(load_corpus("csv", "", config.data.manifest), config.data.classes)

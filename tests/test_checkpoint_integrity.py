@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adarl_jax.checkpoint import CheckpointCorruptError, FoldCheckpointer
+from adarl_jax.train.checkpoint import CheckpointCorruptError, FoldCheckpointer
 
 
 def _state(epoch: int):
@@ -78,7 +78,7 @@ def test_damage_is_named_and_restore_falls_back_to_the_previous_epoch(tmp_path, 
     assert str(fold) in msg and "epoch 2" in msg and bad.name in msg, msg
     assert "\n" not in msg and "Traceback" not in msg
 
-    with caplog.at_level(logging.WARNING, logger="adarl_jax.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.train.checkpoint"):
         ck = FoldCheckpointer(d)
         state, meta = ck.restore(_state(0))
     _assert_equal(state, _state(1))

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from adarl_jax import cli, workers
-from adarl_jax.cli_parser import parse
+from adarl_jax.cli import commands as cli
+from adarl_jax.experiments import workers
+from adarl_jax.cli.parser import parse
 from adarl_jax.config import load_config, to_json
 
 COMMANDS = ("reproduce", "train", "report", "tune", "seeds", "predict", "export", "prepare",

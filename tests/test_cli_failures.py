@@ -64,7 +64,7 @@ def test_one_speaker_corpus_says_loso_needs_two_speakers(tmp_path):
 
 
 def _in_process(monkeypatch, capsys, argv):
-    from adarl_jax import cli
+    from adarl_jax.cli import commands as cli
 
     monkeypatch.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
     rc = cli.main(argv)
@@ -107,7 +107,7 @@ def test_read_only_workdir_really(tmp_path):
 
 
 def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
-    from adarl_jax import cli
+    from adarl_jax.cli import commands as cli
 
     def boom(args, overrides):
         raise RuntimeError("a library's long complaint\nwith\nmany lines")
@@ -128,8 +128,9 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch,
 
 
 def test_error_table_maps_named_classes_that_exist(monkeypatch):
-    from adarl_jax import checkpoint, loso
-    from adarl_jax.cli_errors import describe
+    from adarl_jax.train import checkpoint
+    from adarl_jax.experiments import loso
+    from adarl_jax.cli.errors import describe
 
     class ConfigMismatchError(ValueError):
         pass
@@ -139,7 +140,7 @@ def test_error_table_maps_named_classes_that_exist(monkeypatch):
 
     monkeypatch.setattr(loso, "ConfigMismatchError", ConfigMismatchError, raising=False)
     monkeypatch.setattr(checkpoint, "CheckpointCorruptError", CheckpointCorruptError, raising=False)
-    from adarl_jax.locks import WorkdirLockedError
+    from adarl_jax.workdir.locks import WorkdirLockedError
 
     assert describe(WorkdirLockedError("fold 3 is held by pid 12 on h")) == (
         5, "fold 3 is held by pid 12 on h")

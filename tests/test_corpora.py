@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax.corpora import (
+from adarl_jax.data.corpora import (
     CorpusError,
     Utterance,
     load_corpus,
@@ -346,7 +346,7 @@ def test_manifest_unknown_emotion_labels_are_listed_with_their_lines(tmp_path, c
         ["a.wav", "s", "F", "angry"], ["b.wav", "s", "F", "Angyr"], ["c.wav", "s", "F", ""],
         ["d.wav", "s", "F", "frustrated"],
     ])
-    with caplog.at_level(logging.WARNING, logger="adarl_jax.corpora"):
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.data.corpora"):
         utts = read_manifest(m)
     assert [u.emotion for u in utts] == ["anger", "angyr", None, "frustrated"]  # kept as written
     warning = caplog.text

@@ -6,8 +6,8 @@ import numpy as np
 import soundfile as sf
 
 from adarl_jax.config import input_shape
-from adarl_jax.corpora import Utterance
-from adarl_jax.dataset import prepare_dataset
+from adarl_jax.data.corpora import Utterance
+from adarl_jax.data.dataset import prepare_dataset
 from conftest import tiny_config
 
 SR = 16000
@@ -28,7 +28,7 @@ def test_silent_and_truncated_files_are_logged_while_preparing(tmp_path, caplog)
         utts.append(Utterance(str(tmp_path / name), f"s{i}", "F", "anger", "t"))
     whole = (tmp_path / "cut.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(whole[:len(whole) // 2])
-    with caplog.at_level(logging.WARNING, logger="adarl_jax.dataset"):
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.data.dataset"):
         config = tiny_config()
         ds = prepare_dataset(config, utts, tmp_path / "cache", frontend=zeros_frontend(config),
                              progress=False)

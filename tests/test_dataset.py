@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax.audio import AudioError, load_audio, segment
+from adarl_jax.data.audio import AudioError, load_audio, segment
 from adarl_jax.config import input_shape
-from adarl_jax.corpora import Utterance, read_emodb
-from adarl_jax.dataset import compute_features, min_samples_for, prepare_dataset
+from adarl_jax.data.corpora import Utterance, read_emodb
+from adarl_jax.data.dataset import compute_features, min_samples_for, prepare_dataset
 from conftest import tiny_config
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
@@ -240,7 +240,7 @@ def test_real_emodb_files(tmp_path):
 
 @pytest.mark.skipif(not EMODB.exists(), reason="EmoDB not present")
 def test_real_frontend_on_real_files(tmp_path):
-    pytest.importorskip("adarl_jax.frontend")
+    pytest.importorskip("adarl_jax.data.frontend")
     config = tiny_config()
     utts = read_emodb(EMODB)[:2]
     ds = prepare_dataset(config, utts, tmp_path / "cache", progress=False, batch_size=2)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from adarl_jax.config import base_config, config_from_json
-from adarl_jax.corpora import CorpusError, Utterance, load_corpus
-from adarl_jax.folds import loso_folds
-from adarl_jax.pinning import pinned_differences
+from adarl_jax.data.corpora import CorpusError, Utterance, load_corpus
+from adarl_jax.data.folds import loso_folds
+from adarl_jax.workdir.pinning import pinned_differences
 from conftest import tiny_config
 
 CLASSES = ("anger", "happiness", "sadness", "neutral")
@@ -49,10 +49,10 @@ def smoke(manifest: Path, variant: str = "adarl", column: str = "age_group",
 
 
 def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
-    from adarl_jax import loso
+    from adarl_jax.experiments import loso
     from adarl_jax.config import input_shape
-    from adarl_jax.sharding import make_mesh
-    from adarl_jax.train_step import create_train_state_from_config
+    from adarl_jax.train.sharding import make_mesh
+    from adarl_jax.train.train_step import create_train_state_from_config
     import jax
 
     config = smoke(write_corpus(tmp_path / "corpus"))
@@ -69,8 +69,8 @@ def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
 
 
 def test_backbone_trains_on_a_manifest_without_a_domain_column(tmp_path):
-    from adarl_jax import loso
-    from adarl_jax.sharding import make_mesh
+    from adarl_jax.experiments import loso
+    from adarl_jax.train.sharding import make_mesh
 
     manifest = write_corpus(tmp_path / "corpus", columns=())
     config = smoke(manifest, variant="backbone", column="gender", values=("F", "M"))
@@ -82,7 +82,7 @@ def test_backbone_trains_on_a_manifest_without_a_domain_column(tmp_path):
 
 
 def test_a_variant_with_a_domain_names_the_missing_column_and_the_manifest(tmp_path):
-    from adarl_jax import loso
+    from adarl_jax.experiments import loso
 
     manifest = write_corpus(tmp_path / "corpus", columns=("language",))
     config = smoke(manifest)  # asks for age_group
@@ -92,7 +92,7 @@ def test_a_variant_with_a_domain_names_the_missing_column_and_the_manifest(tmp_p
 
 
 def test_a_one_valued_domain_column_is_refused_for_a_domain_variant(tmp_path):
-    from adarl_jax import loso
+    from adarl_jax.experiments import loso
 
     manifest = write_corpus(tmp_path / "corpus", domain={s: "adult" for s in AGES})
     with pytest.raises(CorpusError) as info:
@@ -175,8 +175,8 @@ def _record(fold, speaker, rows, val_rows, domain=None):
 
 
 def _table4(records):
-    from adarl_jax.fold_spaces import gender_center_summary
-    from adarl_jax.report import summarize, table4_markdown
+    from adarl_jax.report.fold_spaces import gender_center_summary
+    from adarl_jax.report.report import summarize, table4_markdown
 
     summary = summarize(records)
     centres = gender_center_summary(records)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax.audio import segment
-from adarl_jax.frontend import spectrogram
-from adarl_jax.predict import Predictor
+from adarl_jax.data.audio import segment
+from adarl_jax.data.frontend import spectrogram
+from adarl_jax.inference.predict import Predictor
 from conftest import REPO
 from conftest import SR, result_of, shared_workdir, tone
 

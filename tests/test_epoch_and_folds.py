@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from adarl_jax.config import input_shape
-from adarl_jax.optim import learning_rate_schedule
-from adarl_jax.train_step import (create_train_state_from_config, make_multi_fold_step,
+from adarl_jax.train.optim import learning_rate_schedule
+from adarl_jax.train.train_step import (create_train_state_from_config, make_multi_fold_step,
                              make_train_epoch, make_train_step, stack_states)
-from adarl_jax.trainer import epoch_order
+from adarl_jax.train.trainer import epoch_order
 from conftest import in_float64, tiny_config
 
 
@@ -87,12 +87,12 @@ def test_vmapped_folds_equal_folds_trained_one_by_one():
 def test_a_fold_gives_the_same_result_with_either_loop(tmp_path):
     """trainer.run_fold: train.loop=scan (the accelerator default) and step (the CPU
     default) train the same fold to the same test probabilities."""
-    from adarl_jax.folds import loso_folds
-    from adarl_jax.loso import load_dataset
-    from adarl_jax.trainer import run_fold
+    from adarl_jax.data.folds import loso_folds
+    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.train.trainer import run_fold
     from conftest import make_corpus
 
-    from adarl_jax.sharding import make_mesh
+    from adarl_jax.train.sharding import make_mesh
 
     config = tiny_config("adarl")
     config.model.dtype = "float64"  # as the fixture: batch statistics stay float32 (cast back)

@@ -1,4 +1,4 @@
-"""The training loop without host stalls (adarl_jax.epochs) trains exactly as a plain loop that
+"""The training loop without host stalls (adarl_jax.train.epochs) trains exactly as a plain loop that
 converts every step's metrics to Python floats at once; divergence is caught per epoch."""
 
 import json
@@ -7,12 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from adarl_jax import sharding
+from adarl_jax.train import sharding
 from adarl_jax.config import input_shape
-from adarl_jax.epochs import ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch
-from adarl_jax.optim import learning_rate_schedule
-from adarl_jax.train_step import create_train_state_from_config, make_train_epoch, make_train_step
-from adarl_jax.trainer import epoch_order
+from adarl_jax.train.epochs import ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch
+from adarl_jax.train.optim import learning_rate_schedule
+from adarl_jax.train.train_step import create_train_state_from_config, make_train_epoch, make_train_step
+from adarl_jax.train.trainer import epoch_order
 from conftest import make_corpus, tiny_config
 
 EPOCHS, N, B = 3, 28, 8  # 4 steps an epoch, the last batch filled by redrawn segments
@@ -122,10 +122,10 @@ def test_divergence_message_names_the_step_and_the_loss_terms():
 
 
 def test_a_diverged_fold_raises_and_writes_no_result(tmp_path):
-    from adarl_jax.folds import loso_folds
-    from adarl_jax.loso import load_dataset, run_folds
-    from adarl_jax.trainer import run_fold
-    from adarl_jax.workdir import fold_dir, result_path
+    from adarl_jax.data.folds import loso_folds
+    from adarl_jax.experiments.loso import load_dataset, run_folds
+    from adarl_jax.train.trainer import run_fold
+    from adarl_jax.workdir.layout import fold_dir, result_path
     config = tiny_config("adarl")
     config.data.corpus = "csv"
     config.data.manifest = str(make_corpus(tmp_path / "corpus"))
@@ -155,9 +155,9 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
     """log.tensorboard=True (smoke config): the fold folder's event file holds every number of
     metrics.jsonl, tagged train/<name> and val/<name>, at its epoch."""
     pytest.importorskip("tensorboardX")
-    from adarl_jax.folds import loso_folds
-    from adarl_jax.loso import load_dataset
-    from adarl_jax.trainer import run_fold
+    from adarl_jax.data.folds import loso_folds
+    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.train.trainer import run_fold
 
     config = tiny_config()
     config.log.tensorboard, config.train.selection, config.data.corpus = True, "val", "csv"
@@ -185,7 +185,7 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
 
 
 def test_tensorboard_off_by_default_writes_no_events(tmp_path):
-    from adarl_jax.tb import open_scalar_log
+    from adarl_jax.train.tb import open_scalar_log
 
     assert open_scalar_log(tiny_config(), tmp_path) is None
     assert not any(tmp_path.iterdir())

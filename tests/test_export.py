@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from adarl_jax.export import export_predictor, load_exported
-from adarl_jax.predict import Predictor
+from adarl_jax.inference.export import export_predictor, load_exported
+from adarl_jax.inference.predict import Predictor
 from conftest import REPO, tiny_input_shape
 from conftest import shared_workdir
 

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from adarl_jax.files import read_json, write_json_atomic, write_text_atomic
+from adarl_jax.workdir.files import read_json, write_json_atomic, write_text_atomic
 
 
 def test_atomic_file_has_the_permissions_of_a_plain_open(tmp_path):
@@ -45,7 +45,7 @@ def test_processes_writing_the_same_figure_never_collide(tmp_path):
 
 
 def _plot_many(args):
-    from adarl_jax.figures import plot_confusion
+    from adarl_jax.report.figures import plot_confusion
 
     path, n = args
     for _ in range(n):

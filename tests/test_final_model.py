@@ -26,9 +26,9 @@ def _config(manifest):
 def trained(tmp_path_factory):
     """A 3-fold LOSO run (refused by train_final while one fold is missing), then the final
     model of it."""
-    from adarl_jax import loso
-    from adarl_jax.final_model import train_final
-    from adarl_jax.sharding import make_mesh
+    from adarl_jax.experiments import loso
+    from adarl_jax.experiments.final_model import train_final
+    from adarl_jax.train.sharding import make_mesh
 
     root = tmp_path_factory.mktemp("final")
     config = _config(make_corpus(root / "corpus", speakers=SPEAKERS, per_class=2))
@@ -46,8 +46,8 @@ def trained(tmp_path_factory):
 
 
 def test_epochs_are_the_median_of_the_folds_selections(trained):
-    from adarl_jax.audio import segment_count
-    from adarl_jax.final_model import epochs_rule
+    from adarl_jax.data.audio import segment_count
+    from adarl_jax.experiments.final_model import epochs_rule
 
     config, workdir, out, record = trained
     assert record["epochs"]["epochs"] == int(np.median(list(KEPT.values()))) == 1
@@ -73,7 +73,7 @@ def _frames(workdir):
 
 
 def test_the_folder_is_complete_and_refused_when_it_exists(trained):
-    from adarl_jax.final_model import train_final
+    from adarl_jax.experiments.final_model import train_final
 
     config, workdir, out, record = trained
     assert sorted(p.name for p in out.iterdir()) == ["MODEL.md", "config.json", "model.json",
@@ -91,9 +91,9 @@ def test_the_folder_is_complete_and_refused_when_it_exists(trained):
 
 def _reference_probs(folder, wave, sr):
     """model.apply on the front end's output, with the arrays read by numpy alone."""
-    from adarl_jax.audio import segment
+    from adarl_jax.data.audio import segment
     from adarl_jax.config import config_from_json
-    from adarl_jax.frontend import FrontendSpec, spectrogram
+    from adarl_jax.data.frontend import FrontendSpec, spectrogram
     from adarl_jax.model import build_model
 
     config = config_from_json((folder / "config.json").read_text())
@@ -111,8 +111,8 @@ def _reference_probs(folder, wave, sr):
 
 
 def test_load_predicts_as_the_parameters_applied_directly(trained):
-    from adarl_jax.export import export_predictor, load_exported
-    from adarl_jax.predict import Predictor
+    from adarl_jax.inference.export import export_predictor, load_exported
+    from adarl_jax.inference.predict import Predictor
 
     _, _, out, _ = trained
     t = np.arange(int(4.5 * 16000)) / 16000
@@ -154,7 +154,7 @@ def test_the_card_names_the_speakers_and_the_loso_figures(trained):
 
 
 def test_the_corpus_licence_is_quoted_from_its_source_file(tmp_path):
-    from adarl_jax.model_card import corpus_licence
+    from adarl_jax.report.model_card import corpus_licence
 
     (tmp_path / "SOURCE.md").write_text("# A corpus\n\nText.\n\n## Licence and citation\n\n"
                                         "CC BY 4.0, cite X.\n\n## Other\n\nNot this.\n")
@@ -169,8 +169,8 @@ def _copy(out, tmp_path):
 
 
 def test_bad_folders_raise_errors_naming_the_file(trained, tmp_path):
-    from adarl_jax.model_folder import ModelFolderError
-    from adarl_jax.predict import Predictor
+    from adarl_jax.inference.model_folder import ModelFolderError
+    from adarl_jax.inference.predict import Predictor
 
     _, _, out, _ = trained
     assert issubclass(ModelFolderError, ValueError)
@@ -207,8 +207,9 @@ def test_the_command_line_trains_predicts_and_exports_a_model_folder(trained, tm
 
     import soundfile as sf
 
-    from adarl_jax import cli, workers
-    from adarl_jax.predict import Predictor
+    from adarl_jax.cli import commands as cli
+    from adarl_jax.experiments import workers
+    from adarl_jax.inference.predict import Predictor
 
     _, workdir, out, record = trained
     folder = tmp_path / "F"

@@ -6,13 +6,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from adarl_jax import baselines as B
-from adarl_jax import trainer
-from adarl_jax.fold_record import HEADER
-from adarl_jax.folds import Fold
-from adarl_jax.loso import run_folds, fold_scores
-from adarl_jax.utterances import Utterance
-from adarl_jax.workdir import fold_dir, result_path
+from adarl_jax.baselines import opensmile as B
+from adarl_jax.train import trainer
+from adarl_jax.workdir.fold_record import HEADER
+from adarl_jax.data.folds import Fold
+from adarl_jax.experiments.loso import run_folds, fold_scores
+from adarl_jax.data.utterances import Utterance
+from adarl_jax.workdir.layout import fold_dir, result_path
 
 from conftest import tiny_config
 
@@ -130,7 +130,7 @@ def test_trainer_and_baseline_records_share_one_header(monkeypatch):
 
 
 def test_a_dataset_serves_the_variants_that_read_the_same_data():
-    from adarl_jax.loso import reads_same_data
+    from adarl_jax.experiments.loso import reads_same_data
 
     adarl, backbone = tiny_config("adarl"), tiny_config("backbone")
     assert reads_same_data(adarl, backbone) and reads_same_data(backbone, backbone)

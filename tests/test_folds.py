@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adarl_jax.corpora import Utterance, read_emodb
-from adarl_jax.folds import loso_folds, parse_folds
+from adarl_jax.data.corpora import Utterance, read_emodb
+from adarl_jax.data.folds import loso_folds, parse_folds
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 
@@ -131,7 +131,7 @@ def test_one_speaker_or_no_labels_is_refused_naming_the_corpus_folder():
 
 def test_config_folds_are_the_configs_draw_of_the_named_folds():
     from adarl_jax.config import base_config
-    from adarl_jax.folds import config_folds
+    from adarl_jax.data.folds import config_folds
 
     utts = corpus(3, 3)
     config = base_config()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from adarl_jax import frontend as F
+from adarl_jax.data import frontend as F
 from adarl_jax.config import base_config, input_shape
 from references import ref_log_spectrogram, ref_zscore
 

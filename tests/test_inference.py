@@ -4,12 +4,12 @@ import jax
 import numpy as np
 import pytest
 
-from adarl_jax import sharding
+from adarl_jax.train import sharding
 from adarl_jax.config import input_shape
-from adarl_jax.frontend import spectrogram
-from adarl_jax.inference import BatchedInference, make_predict_fn
+from adarl_jax.data.frontend import spectrogram
+from adarl_jax.train.forward import BatchedInference, make_predict_fn
 from adarl_jax.model import build_model, init_variables
-from adarl_jax.predict import Predictor
+from adarl_jax.inference.predict import Predictor
 from conftest import tiny_config
 
 

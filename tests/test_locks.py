@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from adarl_jax import locks
-from adarl_jax.locks import FoldLocks, WorkdirLockedError, live_foreign_locks, lock_path
+from adarl_jax.workdir import locks
+from adarl_jax.workdir.locks import FoldLocks, WorkdirLockedError, live_foreign_locks, lock_path
 
-HOLDER = ("import sys, time; from adarl_jax.locks import FoldLocks; "
+HOLDER = ("import sys, time; from adarl_jax.workdir.locks import FoldLocks; "
           "FoldLocks(sys.argv[1], [int(f) for f in sys.argv[2].split(',')], command='holder job')"
           ".acquire(); print('held', flush=True); sys.stdin.read()")
 
@@ -72,7 +72,7 @@ def test_lock_of_a_killed_process_is_taken_over_with_a_warning(tmp_path, holder,
     p = holder("1,2")
     p.send_signal(signal.SIGKILL)
     p.wait()
-    with caplog.at_level(logging.WARNING, logger="adarl_jax.locks"):
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.workdir.locks"):
         with FoldLocks(w, [2]):
             assert json.loads(lock_path(w, 2).read_text())["pid"] == os.getpid()
     assert "taking over the stale lock" in caplog.text and f"pid {p.pid}" in caplog.text

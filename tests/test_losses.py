@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adarl_jax import losses
+from adarl_jax.train import losses
 
 
 def _numpy_ce(logits, labels):

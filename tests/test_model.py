@@ -18,7 +18,7 @@ import pytest
 from adarl_jax.config import base_config, input_shape, load_config, validate
 from adarl_jax.model import build_model, param_counts
 from adarl_jax.model.layers import FeatureHead, gradient_reversal
-from adarl_jax.train_step import create_train_state_from_config
+from adarl_jax.train.train_step import create_train_state_from_config
 from conftest import distinct_axes_config
 
 BN_EPS = 1e-5

@@ -14,7 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from adarl_jax.checkpoint import FoldCheckpointer
+from adarl_jax.train.checkpoint import FoldCheckpointer
 from conftest import REPO, TINY_OVERRIDES, make_corpus
 
 EPOCHS = 1  # 3 steps of batch 8 (24 training utterances)
@@ -114,7 +114,7 @@ def test_two_processes_train_the_same_params_as_one(tmp_path):
 
 
 def _main(argv, monkeypatch):
-    from adarl_jax import cli
+    from adarl_jax.cli import commands as cli
 
     monkeypatch.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
     return cli.main(argv)

@@ -21,7 +21,7 @@ import chex
 import pytest
 
 from adarl_jax.config import load_config, to_json
-from adarl_jax.tune import load_grid
+from adarl_jax.experiments.tune import load_grid
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("adarl_jax", "setup.cfg", "pyproject.toml", "README.md")
@@ -31,7 +31,7 @@ PROBE = r"""
 import json, sys
 import adarl_jax
 from adarl_jax.config import CONFIG_DIR, load_config, to_json
-from adarl_jax.tune import load_grid
+from adarl_jax.experiments.tune import load_grid
 names, custom = json.loads(sys.argv[1])
 print(json.dumps({
     "file": adarl_jax.__file__,

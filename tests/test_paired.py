@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from adarl_jax.paired import comparisons, paired_comparison
+from adarl_jax.report.paired import comparisons, paired_comparison
 
 
 def test_sign_flip_p_value_by_hand():
@@ -51,7 +51,7 @@ def test_which_pairs_are_reported():
 def test_report_carries_the_paired_table(tmp_path):
     import json
 
-    from adarl_jax.report import write_report
+    from adarl_jax.report.report import write_report
     from test_report import utt, write_fold
 
     def rows(correct):  # two classes, each utterance right or wrong

@@ -16,7 +16,7 @@ import pytest
 from adarl_jax.config import base_config, config_from_json, input_shape, load_config, to_json
 from adarl_jax.model import build_model, param_counts
 from adarl_jax.model.layers import ChannelwiseDense, MultiScaleConvBlock
-from adarl_jax.tune import candidate_configs, load_grid
+from adarl_jax.experiments.tune import candidate_configs, load_grid
 
 KEY = jax.random.key(0, impl="rbg")
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from adarl_jax import loso, pinning
+from adarl_jax.experiments import loso
+from adarl_jax.workdir import pinning
 from adarl_jax.config import config_from_json, to_json
-from adarl_jax.pinning import ConfigMismatchError
+from adarl_jax.workdir.pinning import ConfigMismatchError
 from conftest import make_corpus, tiny_config
 
 

@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from adarl_jax.audio import segment_count
-from adarl_jax.predict import (CheckpointError, Predictor, expand_inputs, find_fold, plan_batches,
+from adarl_jax.data.audio import segment_count
+from adarl_jax.inference.predict import (CheckpointError, Predictor, expand_inputs, find_fold, plan_batches,
                                write_predictions)
 from conftest import (EMODB, REPO, SR, TINY_OVERRIDES, make_corpus, result_of, shared_workdir, tone,
                       train_workdir)
@@ -52,7 +52,7 @@ def test_file_probabilities_equal_the_training_reports(workdir, predictor):
 def test_weight_average_is_what_the_report_and_the_predictor_evaluate(tmp_path, monkeypatch):
     """optim.ema_decay: the fold's test report and a Predictor on its checkpoint both use the
     averaged weights (equal probabilities); the last weights would give others."""
-    import adarl_jax.train_step
+    import adarl_jax.train.train_step
 
     workdir = train_workdir(tmp_path, folds="0", extra=["--config.optim.ema_decay=0.5"])
     rows = result_of(workdir)["utterances"]
@@ -60,7 +60,7 @@ def test_weight_average_is_what_the_report_and_the_predictor_evaluate(tmp_path, 
     got = Predictor.from_checkpoint(workdir, fold=0).predict_files(paths)
     reported = np.array([r["probs"] for r in rows])
     np.testing.assert_allclose([list(g["probs"].values()) for g in got], reported, atol=2e-5)
-    monkeypatch.setattr(adarl_jax.train_step, "averaged_params", lambda params, opt_state: params)
+    monkeypatch.setattr(adarl_jax.train.train_step, "averaged_params", lambda params, opt_state: params)
     last = Predictor.from_checkpoint(workdir, fold=0).predict_files(paths)
     assert np.abs(np.array([list(g["probs"].values()) for g in last]) - reported).max() > 1e-3
 
@@ -347,7 +347,7 @@ def test_speaker_normalised_model_predicts_what_training_reported(tmp_path):
     moved = predictor.predict_files(paths)
     assert max(abs(np.array(list(a["probs"].values())) - list(b["probs"].values())).max()
                for a, b in zip(got, moved)) > 1e-4
-    from adarl_jax.export import export_predictor
+    from adarl_jax.inference.export import export_predictor
 
     with pytest.raises(ValueError, match="speaker"):
         export_predictor(predictor, tmp_path / "m.jax", input="waveform")

@@ -12,12 +12,12 @@ import optax
 import pytest
 import soundfile as sf
 
-from adarl_jax import frontend as F
-from adarl_jax import losses
+from adarl_jax.data import frontend as F
+from adarl_jax.train import losses
 from adarl_jax.config import base_config, load_config, validate
-from adarl_jax.corpora import Utterance, read_ravdess, select_classes
-from adarl_jax.dataset import normalize_segments, speaker_normalize, speaker_statistics
-from adarl_jax.optim import learning_rate_schedule, make_optimizer, num_epochs
+from adarl_jax.data.corpora import Utterance, read_ravdess, select_classes
+from adarl_jax.data.dataset import normalize_segments, speaker_normalize, speaker_statistics
+from adarl_jax.train.optim import learning_rate_schedule, make_optimizer, num_epochs
 
 from references import ref_log_spectrogram, ref_zscore
 
@@ -125,7 +125,7 @@ def test_speaker_statistics_and_normalisation_use_only_valid_frames():
 
 
 def test_speaker_normalize_groups_segments_by_their_utterance_speaker():
-    from adarl_jax.dataset import SegmentDataset
+    from adarl_jax.data.dataset import SegmentDataset
 
     rng = np.random.default_rng(3)
     feats = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
@@ -223,7 +223,7 @@ def test_recipe_configs_keep_the_papers_network(name):
     """Every recipe config keeps F_4 at 8 x 6 x 64, so the network has the paper's 345,874
     trainable parameters (adarl, with conv biases and the 256 centre values)."""
     from adarl_jax.model import param_counts
-    from adarl_jax.train_step import create_train_state_from_config
+    from adarl_jax.train.train_step import create_train_state_from_config
 
     config = load_config(name)
     state = jax.eval_shape(lambda: create_train_state_from_config(

@@ -15,8 +15,8 @@ from adarl_jax.model import build_model, get_variant, register_variant, variant_
 from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, FeatureHead
 from adarl_jax.model.pathways import ClassCenters, outputs
 from adarl_jax.model.spec import ModelSpec
-from adarl_jax.optim import learning_rate_schedule
-from adarl_jax.train_step import create_train_state_from_config, make_train_step
+from adarl_jax.train.optim import learning_rate_schedule
+from adarl_jax.train.train_step import create_train_state_from_config, make_train_step
 from conftest import tiny_config
 
 TOY = "toy_squeeze_excite"
@@ -141,7 +141,7 @@ def test_toy_variant_builds_from_config_and_trains_one_step():
 
 def test_the_lambda1_zero_control_equals_adarl_trained_without_the_domain_loss():
     """Same parameters, same batch: the control's gradient is adarl's with domain_weight 0."""
-    from adarl_jax import losses
+    from adarl_jax.train import losses
 
     config = tiny_config("adarl")
     adarl, state, _ = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 1)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adarl_jax import figures as F
-from adarl_jax.fold_spaces import gender_center_summary
-from adarl_jax.report import write_report
+from adarl_jax.report import figures as F
+from adarl_jax.report.fold_spaces import gender_center_summary
+from adarl_jax.report.report import write_report
 from conftest import CLASSES, GENDERS, utt, write_fold
 
 

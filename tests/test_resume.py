@@ -9,7 +9,7 @@ import time
 import jax
 import numpy as np
 
-from adarl_jax.checkpoint import FoldCheckpointer
+from adarl_jax.train.checkpoint import FoldCheckpointer
 from conftest import REPO, TINY_OVERRIDES, make_corpus
 
 
@@ -98,10 +98,10 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, caplog)
     import json
     import logging
 
-    from adarl_jax.folds import loso_folds
-    from adarl_jax.loso import load_dataset
-    from adarl_jax.sharding import make_mesh
-    from adarl_jax.trainer import run_fold
+    from adarl_jax.data.folds import loso_folds
+    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.train.sharding import make_mesh
+    from adarl_jax.train.trainer import run_fold
     from conftest import tiny_config
 
     config = tiny_config("adarl")
@@ -119,7 +119,7 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, caplog)
                key=lambda p: p.stat().st_size)
     with open(data, "r+b") as f:
         f.truncate(data.stat().st_size // 2)
-    with caplog.at_level(logging.WARNING, logger="adarl_jax.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="adarl_jax.train.checkpoint"):
         again = run_fold(config, dataset, fold, fold_dir, make_mesh(1), progress=False)
     assert "epoch 2" in caplog.text and data.name in caplog.text
     assert "Falling back to the checkpoint of epoch 1" in caplog.text

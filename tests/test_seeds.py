@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from adarl_jax.seeds import summarize_seeds, write_seeds_report
+from adarl_jax.report.seeds import summarize_seeds, write_seeds_report
 from conftest import utt, write_fold
 
 

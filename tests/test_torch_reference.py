@@ -20,9 +20,9 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import torch_model  # noqa: E402
 
-from adarl_jax import losses  # noqa: E402
+from adarl_jax.train import losses  # noqa: E402
 from adarl_jax.config import input_shape  # noqa: E402
-from adarl_jax.train_step import create_train_state_from_config, make_train_step  # noqa: E402
+from adarl_jax.train.train_step import create_train_state_from_config, make_train_step  # noqa: E402
 from conftest import distinct_axes_config  # noqa: E402
 
 OUTPUT_KEYS = ("emotion_logits", "domain_logits", "deep_feature", "attention")

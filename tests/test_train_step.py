@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from adarl_jax import sharding
+from adarl_jax.train import sharding
 from adarl_jax.config import input_shape
-from adarl_jax.optim import learning_rate_schedule, make_optimizer
-from adarl_jax.train_step import create_train_state, create_train_state_from_config, make_train_step
+from adarl_jax.train.optim import learning_rate_schedule, make_optimizer
+from adarl_jax.train.train_step import create_train_state, create_train_state_from_config, make_train_step
 from conftest import in_float64, tiny_config
 
 

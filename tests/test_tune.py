@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from adarl_jax import metrics as M
-from adarl_jax.tune import candidate_configs, choose_winners, load_grid, run_tune, summarise
+from adarl_jax.experiments.tune import candidate_configs, choose_winners, load_grid, run_tune, summarise
 
 from conftest import make_corpus
 

@@ -3,7 +3,7 @@
 import json
 from types import SimpleNamespace
 
-from adarl_jax.workdir import collect, fold_dir, fold_dirs, fold_name, parse_fold_name, result_path
+from adarl_jax.workdir.layout import collect, fold_dir, fold_dirs, fold_name, parse_fold_name, result_path
 
 
 def test_names_round_trip():

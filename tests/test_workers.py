@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from adarl_jax.workers import split_folds, worker_argv
+from adarl_jax.experiments.workers import split_folds, worker_argv
 
 from conftest import make_corpus
 from conftest import cli_env, tiny_train_args
@@ -51,7 +51,10 @@ def test_one_worker_reads_the_dataset_once_for_the_folds_and_the_final_model(tmp
                                                                               monkeypatch):
     """--workers 0 that comes to one worker: the parent prepares the workdir and trains the
     folds and the final model itself, with the one dataset it read."""
-    from adarl_jax import cli, final_model, loso, workers
+    from adarl_jax.cli import commands as cli
+    from adarl_jax.experiments import final_model
+    from adarl_jax.experiments import loso
+    from adarl_jax.experiments import workers
 
     reads = []
     original = loso.load_dataset

@@ -1,0 +1,304 @@
+"""Spectrogram segments of a corpus, computed once by the front end and cached on disk.
+
+Each utterance is read (`audio.load_audio`), cut into 3 s segments (`audio.segment`, Sec. 2.4)
+and passed through the jit-compiled front end in fixed-size batches; the features are cached
+on disk (adarl_jax.feature_cache: one memory-mapped `.npy` and JSON metadata, nothing pickled).
+
+The cache key covers what the features depend on: the front-end config, the data fields that
+shape the segments, and every file's (path, size, mtime). Labels are not part of it: they are
+re-attached from the caller's utterances on every load, so relabelling a corpus, changing
+`data.classes` or the domain column reuses the cached spectrograms. The domain label of an
+utterance is its index in `data.genders` (the domain values), -1 when unknown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from adarl_jax.data.audio import AudioError, iter_segments
+from adarl_jax.data.corpora import Utterance
+from adarl_jax.data.feature_cache import (CACHE_FORMAT, Batcher, Frontend, build, cache_key,  # noqa: F401
+                                     default_frontend, file_stamp, load_cached, min_samples_for,
+                                     valid_frame_count)
+
+__all__ = ["SegmentDataset", "prepare_dataset", "compute_features", "cache_key", "min_samples_for",
+           "domain_labels"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentDataset:
+    features: np.ndarray  # (n_seg, F, T, 3) float32, usually a read-only memory map
+    segment_utt: np.ndarray  # (n_seg,) int32 index into `utterances`
+    segment_start_s: np.ndarray  # (n_seg,) float32
+    utterances: list[Utterance]  # those with at least one segment (skipped files are left out)
+    emotion: np.ndarray  # (n_utt,) int32 index in config.data.classes, -1 = unlabelled
+    # (n_utt,) int32 domain label: index in config.data.genders (the domain values of
+    # data.domain_column; gender by default), -1 = unknown. Also read as `domain`.
+    gender: np.ndarray
+    skipped: list[tuple[str, str]]  # (path, reason) of files that could not be used
+    classes: tuple[str, ...] = ()
+    cache_dir: str = ""  # the folder holding this dataset's features and metadata
+    from_cache: bool = False
+    segment_frames: np.ndarray | None = None  # (n_seg,) int32 valid frames (the rest are padding)
+
+    @property
+    def domain(self) -> np.ndarray:
+        """The domain label per utterance (the field keeps its historical name `gender`)."""
+        return self.gender
+
+    def subset_segments(self, utt_indices) -> np.ndarray:
+        """Indices of the segments of the given utterances (sorted)."""
+        mask = np.zeros(len(self.utterances), bool)
+        mask[np.asarray(utt_indices, dtype=np.int64)] = True
+        return np.flatnonzero(mask[self.segment_utt])
+
+    def cache_bytes(self) -> int:
+        if not self.cache_dir or not os.path.isdir(self.cache_dir):
+            return 0
+        return sum(e.stat().st_size for e in os.scandir(self.cache_dir) if e.is_file())
+
+    def summary(self) -> dict:
+        """Counts for a report: utterances and segments per class and per speaker, cache size."""
+        names = list(self.classes) + ["unlabelled"]
+        seg_class = self.emotion[self.segment_utt]
+        speakers = [u.speaker for u in self.utterances]
+        return {
+            "n_utterances": len(self.utterances),
+            "n_segments": int(len(self.segment_utt)),
+            "n_skipped": len(self.skipped),
+            "skipped": [list(s) for s in self.skipped],
+            "utterances_per_class": _count(names[e] for e in self.emotion),
+            "segments_per_class": _count(names[e] for e in seg_class),
+            "utterances_per_speaker": _count(speakers),
+            "segments_per_speaker": _count(speakers[i] for i in self.segment_utt),
+            "feature_shape": list(self.features.shape),
+            "cache_dir": self.cache_dir,
+            "cache_bytes": self.cache_bytes(),
+            "from_cache": self.from_cache,
+        }
+
+
+def _count(items: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(items).items()))
+
+
+def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
+                       eps: float = 1e-5) -> dict:
+    """Mean and std (ddof 0) of each (frequency, channel) over the valid frames of each group.
+
+    features (n, F, T, C), frames (n,) valid frame counts, groups (n,) hashable ids ->
+    {group: (mean (F, 1, C), std + eps (F, 1, C))}, float64 sums over float32 features.
+    """
+    out = {}
+    for g in dict.fromkeys(groups.tolist()):
+        idx = np.flatnonzero(groups == g)
+        total = np.zeros((features.shape[1], features.shape[3]))
+        sq = np.zeros_like(total)
+        count = 0
+        for i in idx:
+            x = np.asarray(features[i, :, :frames[i]], np.float64)
+            total += x.sum(1)
+            sq += np.square(x).sum(1)
+            count += int(frames[i])
+        mean = total / count
+        std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+        out[g] = (mean[:, None, :], std[:, None, :] + eps)
+    return out
+
+
+def normalize_segments(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
+                       stats: dict) -> np.ndarray:
+    """(x - mean_g) / std_g per segment's group; frames past each segment's count set to 0."""
+    out = np.zeros(features.shape, np.float32)
+    for i in range(len(features)):
+        mean, std = stats[groups[i]]
+        n = int(frames[i])
+        out[i, :, :n] = (np.asarray(features[i, :, :n], np.float64) - mean) / std
+    return out
+
+
+def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
+    """frontend.normalize='speaker': each speaker's segments standardised per (frequency,
+    channel) with that speaker's own statistics, in memory. Transductive: a test speaker's
+    statistics come from its (unlabelled) audio; no label is read."""
+    speakers = np.array([u.speaker for u in dataset.utterances], dtype=object)[dataset.segment_utt]
+    stats = speaker_statistics(dataset.features, dataset.segment_frames, speakers)
+    return dataclasses.replace(dataset, features=normalize_segments(
+        dataset.features, dataset.segment_frames, speakers, stats))
+
+
+def domain_labels(config, utterances: list[Utterance]) -> np.ndarray:
+    """(n,) int32 index of each utterance's domain in config.data.genders (the domain
+    values); -1 where the domain is unknown (None: a manifest without the domain column).
+    A value not in the list is a ValueError naming the column and the values."""
+    values = tuple(config.data.genders)
+    column = config.data.get("domain_column", "gender")
+    bad = sorted({u.domain for u in utterances if u.domain is not None and u.domain not in values})
+    if bad:
+        raise ValueError(f"{column} value(s) {', '.join(bad)} are not in config.data.genders "
+                         f"{values} (the domain values of data.domain_column={column!r}); set "
+                         f"data.genders to the values the corpus uses")
+    return np.array([values.index(u.domain) if u.domain is not None else -1 for u in utterances],
+                    np.int32)
+
+
+def _labels(config, utterances: list[Utterance]) -> tuple[np.ndarray, np.ndarray]:
+    classes = tuple(config.data.classes)
+    unknown = sorted({u.emotion for u in utterances if u.emotion is not None and u.emotion not in classes})
+    if unknown:
+        raise ValueError(
+            f"emotion(s) {', '.join(unknown)} are not in config.data.classes {classes}; "
+            "filter the utterances with corpora.select_classes first"
+        )
+    emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1 for u in utterances], np.int32)
+    return emotion, domain_labels(config, utterances)
+
+
+def _check_paths(utterances: list[Utterance]) -> list[str]:
+    paths = [os.path.abspath(u.path) for u in utterances]
+    dup = [p for p, n in Counter(paths).items() if n > 1]
+    if dup:
+        raise ValueError(f"utterance path(s) listed twice: {', '.join(dup[:5])}")
+    return paths
+
+
+def _segment_index(meta: dict, paths: list[str]):
+    """(kept utterance indices, segment -> kept utterance, start s, valid frames) from the
+    cache's metadata; files the cache skipped are left out."""
+    entry = {f["path"]: f for f in meta["files"]}
+    kept = [i for i, p in enumerate(paths) if p in entry]
+    seg_utt = np.zeros((meta["n_segments"],), np.int32)
+    seg_start = np.zeros((meta["n_segments"],), np.float32)
+    seg_frames = np.zeros((meta["n_segments"],), np.int32)
+    for new_index, i in enumerate(kept):
+        f = entry[paths[i]]
+        rows = slice(f["first"], f["first"] + len(f["starts_s"]))
+        seg_utt[rows] = new_index
+        seg_start[rows] = f["starts_s"]
+        seg_frames[rows] = f["frames"]
+    return kept, seg_utt, seg_start, seg_frames
+
+
+def _open_cache(config, paths, cache_dir, frontend, progress, batch_size):
+    """(features, metadata, folder, from_cache): the cache of `paths`, built when absent."""
+    key = cache_key(config, paths)
+    folder = os.path.join(os.fspath(cache_dir), key[:16])
+    feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
+    cached = load_cached(folder, key, feature_shape)
+    from_cache = cached is not None
+    if cached is None:
+        os.makedirs(folder, exist_ok=True)
+        build(config, sorted(paths), folder, key, feature_shape, frontend, progress, batch_size)
+        cached = load_cached(folder, key, feature_shape)
+        if cached is None:
+            raise RuntimeError(f"feature cache {folder} could not be read back after writing it")
+    return (*cached, folder, from_cache)
+
+
+def prepare_dataset(
+    config,
+    utterances: list[Utterance],
+    cache_dir,
+    frontend: Frontend | None = None,
+    progress: bool = True,
+    batch_size: int = 32,
+) -> SegmentDataset:
+    """Segments and spectrograms of `utterances`, from cache_dir/<key[:16]>/ when there.
+
+    `frontend(waves (B, L), lengths (B,)) -> (B, n_bins, n_frames, 3)`; default
+    `adarl_jax.data.frontend.make_frontend(config)`, built only when features must be computed.
+    Files that cannot be read are logged, listed in `skipped` and left out of `utterances`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    paths = _check_paths(utterances)
+    _labels(config, utterances)  # fail before any work on labels that cannot be encoded
+    features, meta, folder, from_cache = _open_cache(config, paths, cache_dir, frontend, progress,
+                                                     batch_size)
+    kept, seg_utt, seg_start, seg_frames = _segment_index(meta, paths)
+    kept_utts = [utterances[i] for i in kept]
+    emotion, domain = _labels(config, kept_utts)
+    dataset = SegmentDataset(
+        features=features, segment_utt=seg_utt, segment_start_s=seg_start, utterances=kept_utts,
+        emotion=emotion, gender=domain, skipped=[(p, r) for p, r in meta["skipped"]],
+        classes=tuple(config.data.classes), cache_dir=folder, from_cache=from_cache,
+        segment_frames=seg_frames,
+    )
+    if config.frontend.normalize == "speaker":
+        dataset = speaker_normalize(dataset)
+    s = dataset.summary()
+    message = (
+        f"dataset: {s['n_utterances']} utterances, {s['n_segments']} segments, "
+        f"{s['n_skipped']} skipped, cache {folder} ({s['cache_bytes'] / 2**20:.1f} MiB"
+        f"{', reused' if from_cache else ''}); segments per class {s['segments_per_class']}"
+    )
+    logger.info(message)
+    if progress:
+        print(message, file=sys.stderr)
+    return dataset
+
+
+def compute_features(
+    paths, config, frontend: Frontend | None = None, batch_size: int = 32, with_index: bool = False,
+    with_frames: bool = False,
+):
+    """Spectrogram segments of the given files, in order: (n_segments, F, T, 3) float32.
+
+    Files are read block by block (`audio.iter_segments`), so long recordings fit in memory.
+    Unusable files raise AudioError. With `with_index`, also returns each segment's file index
+    (int32) and start time in seconds (float32); with `with_frames`, then each segment's count
+    of valid frames (int32).
+    """
+    d = config.data
+    feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
+    seg_len = int(round(d.segment_s * d.sample_rate))
+    frontend = frontend if frontend is not None else default_frontend(config)
+    batcher = Batcher(frontend, batch_size, seg_len, feature_shape)
+    blocks, file_index, starts, frames = [], [], [], []
+    for i, path in enumerate(paths):
+        for wave, length, start in iter_segments(
+            path, d.sample_rate, d.segment_s, d.min_tail_s, min_samples=min_samples_for(config)
+        ):
+            file_index.append(i)
+            starts.append(start)
+            frames.append(valid_frame_count(config, length))
+            block = batcher.add(wave, length)
+            if block is not None:
+                blocks.append(block)
+    block = batcher.flush()
+    if block is not None:
+        blocks.append(block)
+    features = np.concatenate(blocks) if blocks else np.zeros((0, *feature_shape), np.float32)
+    out = (features,)
+    if with_index:
+        out += (np.array(file_index, np.int32), np.array(starts, np.float32))
+    if with_frames:
+        out += (np.array(frames, np.int32),)
+    return out if len(out) > 1 else features
+
+
+def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None):
+    """(mean, std) of `paths` taken as one speaker's audio, as `speaker_normalize` computes
+    them: per (frequency, channel) over every valid frame of every segment."""
+    frontend = frontend if frontend is not None else default_frontend(config)
+    parts = []
+    for path in paths:
+        try:
+            parts.append(compute_features([path], config, frontend, with_frames=True))
+        except AudioError as e:  # predict reports it in the file's row
+            logger.warning("speaker statistics: skipping %s: %s", path, e.reason)
+    if not parts:
+        raise ValueError("no readable audio to compute speaker statistics from")
+    features = np.concatenate([f for f, _ in parts])
+    frames = np.concatenate([n for _, n in parts])
+    return speaker_statistics(features, frames, np.zeros(len(features), np.int64))[0]

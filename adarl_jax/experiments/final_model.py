@@ -1,0 +1,162 @@
+"""One final model to ship: trained on every speaker, for as many epochs as LOSO selected.
+
+LOSO leaves one model per fold, each blind to one speaker: they measure the recipe, and none
+of them is the model to ship. `train_final` reads a finished LOSO run of the config's variant,
+takes the number of epochs as the median over the folds of the epochs their selection kept
+(`selected_epoch + 1`: the validation-selected epoch under train.selection='val', else every
+epoch), rounded half up, and trains one model on all speakers of the corpus (no validation, no
+test: selection 'last') with the same trainer, schedule and seeding rule as the folds (its run
+index is the one after the last fold's). The learning-rate schedule is the LOSO run's,
+stopped after that many epochs, as each fold's selected model was.
+
+The result is a model folder (adarl_jax.inference.model_folder): parameters, config, model.json and the
+model card MODEL.md. Training runs in the folder's staging folder, so it resumes after a kill,
+and the folder appears only once complete.
+
+  record = train_final(config, "runs/emodb", "runs/emodb/final/adarl")
+  Predictor.load("runs/emodb/final/adarl").predict(wave, 16000)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from adarl_jax import __version__
+from adarl_jax.workdir import pinning
+from adarl_jax.config import input_shape, to_json
+from adarl_jax.workdir.files import write_text_atomic
+from adarl_jax.data.folds import Fold, loso_folds
+from adarl_jax.experiments.loso import check_domains, corpus_dir, load_dataset
+from adarl_jax.model import param_counts
+from adarl_jax.report.model_card import model_card
+from adarl_jax.inference.model_folder import FORMAT, FORMAT_VERSION, check_target, staging_dir, write_model_folder
+from adarl_jax.train.trainer import checked_mesh, open_checkpoints, run_epochs, setup_run
+from adarl_jax.workdir.layout import collect, fold_dir
+
+__all__ = ["EPOCHS_RULE", "epochs_rule", "train_final"]
+
+log = logging.getLogger(__name__)
+
+EPOCHS_RULE = ("median over the LOSO folds of the epochs each fold's selection kept "
+               "(selected_epoch + 1), rounded half up")
+
+
+def epochs_rule(fold_results: list[dict]) -> dict:
+    """{'epochs', 'rule', 'median', 'per_fold'} from the folds' result records."""
+    per_fold = [{"fold": r["fold"], "test_speaker": r["test_speaker"],
+                 "selection": r.get("selection"), "selected_epoch": int(r["selected_epoch"]),
+                 "epochs_kept": int(r["selected_epoch"]) + 1, "epochs_trained": r.get("epochs")}
+                for r in fold_results]
+    median = float(np.median([f["epochs_kept"] for f in per_fold]))
+    return {"epochs": max(1, math.floor(median + 0.5)), "rule": EPOCHS_RULE, "median": median,
+            "per_fold": per_fold}
+
+
+def _finished_results(config, workdir: Path, dataset, collected: dict) -> list[dict]:
+    """The variant's fold results (from `collected`, workdir.collect's record), once every
+    LOSO fold of the corpus has one."""
+    variant = config.model.variant
+    done = {r["fold"]: r for r in collected.get(variant, [])}
+    missing = [fold_dir(workdir, variant, f) for f in loso_folds(dataset.utterances, 0, 0)
+               if f.index not in done]
+    if missing:
+        raise ValueError(
+            f"the LOSO run of variant {variant!r} in {workdir} has not finished: {len(missing)} "
+            f"fold(s) without result.json, e.g. {missing[0]}; finish it first (adarl-jax train "
+            f"--workdir {workdir} with the same config)")
+    return [done[k] for k in sorted(done)]
+
+
+def final_fold(dataset, index: int) -> Fold:
+    """Every utterance trains; nothing validates or tests."""
+    speakers = tuple(sorted({u.speaker for u in dataset.utterances}))
+    empty = np.zeros(0, np.int64)
+    return Fold(index=index, test_speaker="", train_speakers=speakers, val_speakers=(),
+                train=np.arange(len(dataset.utterances)), val=empty, test=empty)
+
+
+def _prepare_train_dir(train_dir: Path, plan: str) -> None:
+    """A staging folder's checkpoints resume only the same training (config and epochs)."""
+    path = train_dir / "plan.json"
+    if path.is_file() and path.read_text() == plan:
+        return
+    if train_dir.exists():
+        log.warning("%s holds another final training (other config or epochs): starting afresh",
+                    train_dir)
+        shutil.rmtree(train_dir)
+    train_dir.mkdir(parents=True)
+    write_text_atomic(path, plan)
+
+
+def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
+    classes = list(config.data.classes)
+    emotion = np.asarray(dataset.emotion)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "variant": config.model.variant, "classes": classes, "domains": list(config.data.genders),
+        "input": {"shape": list(input_shape(config)), "sample_rate": int(config.data.sample_rate),
+                  "segment_s": float(config.data.segment_s),
+                  "min_tail_s": float(config.data.min_tail_s),
+                  "frontend": config.frontend.to_dict()},
+        "epochs": {**rule, "schedule": "the LOSO run's learning-rate schedule, stopped after "
+                   f"{rule['epochs']} epoch(s)"},
+        "training": {"speakers": list(fold.train_speakers), "utterances": len(dataset.utterances),
+                     "utterances_per_class": {c: int(np.sum(emotion == i))
+                                              for i, c in enumerate(classes)},
+                     "unlabelled_utterances": int(np.sum(emotion < 0)),
+                     "steps": int(jax.device_get(trained.state.step)),
+                     "seed": int(config.train.seed), "run_index": fold.index,
+                     "time_s": round(time.time() - trained.t0, 2)},
+        "corpus": {"name": config.data.corpus, "folder": os.path.abspath(corpus_dir(config))},
+        "loso_workdir": os.path.abspath(workdir),
+        "parameters": param_counts(variables["params"])["total"],
+        "adarl_jax_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
+                overwrite: bool = False, dataset=None) -> dict:
+    """Trains the final model of `config.model.variant` and writes its folder `out_dir`;
+    returns its model.json record. Raises ValueError when the LOSO run in `loso_workdir` has
+    not finished for that variant or was trained with another config, FileExistsError when
+    `out_dir` already holds a model (unless `overwrite`). `dataset`: what
+    `loso.load_dataset(config, loso_workdir)` returns, when the caller has read it already
+    (see `loso.reads_same_data`); default: read here."""
+    workdir, out_dir = Path(loso_workdir), Path(out_dir)
+    check_target(out_dir, overwrite)
+    pinning.check_workdir_config(config, workdir)
+    config = config.copy_and_resolve_references()
+    config.train.selection = "last"
+    if dataset is None:
+        dataset = load_dataset(config, workdir, progress)
+    collected = collect(workdir)
+    results = _finished_results(config, workdir, dataset, collected)
+    rule = epochs_rule(results)
+    fold = final_fold(dataset, index=max(r["fold"] for r in results) + 1)
+    check_domains(config, dataset, [fold])
+    train_dir, is_writer = staging_dir(out_dir) / "train", jax.process_index() == 0
+    if is_writer:
+        _prepare_train_dir(train_dir, json.dumps({"config": json.loads(to_json(config)),
+                                                  "epochs": rule["epochs"]}, indent=1))
+    run = setup_run(config, dataset, fold, checked_mesh(config, mesh), label="final model")
+    ckpts = open_checkpoints(config, train_dir)
+    trained = run_epochs(config, dataset, fold, train_dir, run, ckpts, progress and is_writer,
+                         epochs=rule["epochs"])
+    ckpts.last.close()
+    variables = jax.device_get(trained.state.eval_variables)
+    record = _record(config, dataset, fold, rule, trained, variables, workdir)
+    others = {v: rs for v, rs in collected.items() if v != config.model.variant}
+    card = model_card(record, results, others)
+    if is_writer:
+        record = write_model_folder(out_dir, config, variables, record, card, overwrite)
+    return record

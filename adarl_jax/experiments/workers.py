@@ -1,0 +1,122 @@
+"""Folds in parallel worker processes on one machine: `train`/`reproduce --workers N`.
+
+XLA:CPU spreads one small model's step poorly over cores, so N single-core processes that
+each train their own folds go nearly N times as fast as one process on N cores. The parent
+prepares the spectrogram cache (so workers never race to write it) and runs the baselines,
+then starts N copies of the same command, each with `--folds` its share (folds i, i+N, ...),
+pinned to its own cores. They write into the one workdir exactly as separate `--folds` jobs
+do; finished folds stay finished whatever happens to the others. The parent holds the folds'
+locks (adarl_jax.workdir.locks) and names itself to the workers, which inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from adarl_jax.workdir import locks
+
+__all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
+
+
+def available_cores() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def default_workers(n_folds: int) -> int:
+    """One worker per core on a CPU-only host (at most one per fold); 1 with an accelerator,
+    where one process fills the device."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, min(len(available_cores()), n_folds))
+
+
+def split_folds(folds: list[int], n: int) -> list[list[int]]:
+    """Folds dealt round-robin to n workers (empty shares dropped)."""
+    return [share for share in (folds[i::n] for i in range(n)) if share]
+
+
+def worker_argv(argv: list[str], share: list[int]) -> list[str]:
+    """The parent's command line for one worker: its folds, one worker, no baselines (the
+    parent ran them), no --force-new-config (the parent has already set the new config up),
+    no --final (the parent trains the final model once every fold is done)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        key = a.split("=", 1)[0]
+        if key in ("--folds", "--workers", "--baselines", "--final-out"):
+            skip = "=" not in a
+            continue
+        if key in ("--force-new-config", "--final", "--overwrite-final"):
+            continue
+        out.append(a)
+    out += ["--folds", ",".join(map(str, share)), "--workers", "1"]
+    return out + (["--baselines", "none"] if "reproduce" in argv else [])
+
+
+def _pin(pid: int, cores: list[int]) -> None:
+    """Pins a just-started process (before its Python has started any thread; threads it
+    starts later inherit the mask). Not in preexec_fn: forking a process that runs JAX's
+    threads is unsafe, and Python warns."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(pid, cores)
+        except ProcessLookupError:  # it already ended; its exit code tells why
+            pass
+
+
+def _forward(stream, done: threading.Event) -> None:
+    """Copies a worker's output to ours, line by line; sets `done` at end of file (the worker
+    has exited: its end of the pipe closes with it, however its exit status is collected)."""
+    for line in iter(stream.readline, b""):
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+    done.set()
+
+
+def run_workers(argv: list[str], folds: list[int], n: int) -> int:
+    """Runs the command `argv` (adarl-jax arguments, without the program) in n workers over
+    `folds`; returns 0 when all succeed, else the first failing worker's exit code (after
+    every worker has ended, so that no finished fold is lost). The caller should still check
+    that every fold finished: an exit status can be lost if a library reaps child processes."""
+    shares = split_folds(folds, n)
+    cores = available_cores()
+    per = max(1, len(cores) // len(shares))
+    procs, ends = [], []
+    for i, share in enumerate(shares):
+        mine = cores[i * per:(i + 1) * per] or cores
+        cmd = [sys.executable, "-m", "adarl_jax.cli", *worker_argv(argv, share)]
+        print(f"worker {i}: folds {','.join(map(str, share))} on core(s) {','.join(map(str, mine))}",
+              flush=True)
+        env = {**os.environ, "ADARL_JAX_WORKER": str(i), locks.PARENT_ENV: locks.parent_marker()}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _pin(proc.pid, mine)
+        done = threading.Event()
+        threading.Thread(target=_forward, args=(proc.stdout, done), daemon=True).start()
+        procs.append(proc)
+        ends.append(done)
+    try:
+        while not all(e.is_set() for e in ends):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+    codes = [p.wait() for p in procs]
+    failed = [(i, c) for i, c in enumerate(codes) if c != 0]
+    for i, c in failed:
+        print(f"worker {i} (folds {','.join(map(str, shares[i]))}) failed with exit code {c}; "
+              "finished folds are kept, rerun the command to resume", file=sys.stderr, flush=True)
+    return failed[0][1] if failed else 0

@@ -1,0 +1,134 @@
+"""A trained model as a serialized `jax.export` artifact: spectrogram in, probabilities out.
+
+Running the artifact needs jax alone, not this package:
+
+    import jax, numpy as np
+    exported = jax.export.deserialize(bytearray(open("model.jax", "rb").read()))
+    probs = np.asarray(exported.call(x))  # x (batch, F, T, 3) float32 -> (batch, K)
+
+The batch dimension is symbolic, so one artifact serves every batch size, and it is lowered
+for several platforms (cpu, cuda, tpu by default); the weights are constants inside it. With
+`input='waveform'` the front end is inside too: `exported.call(waves (batch, L) float32,
+lengths (batch,) int32)`, L samples of a 3 s segment at the config's sample rate, mono.
+An utterance's probabilities are the mean over its segments (the caller's part).
+
+`<out>.json` beside the artifact records what its input means: the classes in output order,
+the input shape, the front end and segmenting fields, and which checkpoint it came from.
+If a model cannot be exported with a symbolic batch, one artifact per bucket size is
+written instead (`model.b8.jax`, ...) and listed in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from adarl_jax.config import input_shape
+from adarl_jax.workdir.files import digest, write_bytes_atomic, write_text_atomic
+from adarl_jax.data.frontend import spectrogram
+
+__all__ = ["DEFAULT_PLATFORMS", "export_predictor", "load_exported"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
+FORMAT = "adarl-jax-export/1"
+
+
+def _function(predictor, input: str):
+    variables = predictor.variables
+    if input == "spectrogram":
+        return jax.jit(lambda x: predictor.spectrogram_probs(variables, x))
+    if input == "waveform":
+        if predictor.uses_speaker_norm:
+            raise ValueError("this model was trained with frontend.normalize='speaker': its input "
+                             "needs the speaker's statistics, which a waveform artifact cannot "
+                             "hold; export --input spectrogram and standardise the spectrograms "
+                             "per speaker (adarl_jax.data.dataset.speaker_normalize), or use Predictor")
+        return jax.jit(lambda waves, lengths: predictor.spectrogram_probs(
+            variables, spectrogram(waves, lengths, predictor.spec)))
+    raise ValueError(f"input={input!r}: expected 'spectrogram' or 'waveform'")
+
+
+def _arg_specs(predictor, input: str, batch):
+    if input == "spectrogram":
+        return (jax.ShapeDtypeStruct((batch, *input_shape(predictor.config)), jnp.float32),)
+    return (jax.ShapeDtypeStruct((batch, predictor.segment_length), jnp.float32),
+            jax.ShapeDtypeStruct((batch,), jnp.int32))
+
+
+def _serialize(fn, specs, platforms) -> bytes:
+    try:
+        exported = jax.export.export(fn, platforms=tuple(platforms))(*specs)
+        return bytes(exported.serialize())
+    except ImportError as e:  # jax needs the flatbuffers package to serialize
+        raise ImportError(f"{e} (pip install flatbuffers)") from e
+
+
+def export_predictor(predictor, out, input: str = "spectrogram",
+                     platforms: Sequence[str] = DEFAULT_PLATFORMS, symbolic: bool | None = None,
+                     buckets: Sequence[int] | None = None) -> dict:
+    """Writes the artifact(s) and `<out>.json`; returns that metadata.
+
+    symbolic=None tries a symbolic batch dimension and falls back to one artifact per bucket
+    (default: the predictor's buckets) if jax cannot export the model that way.
+    """
+    out = Path(out)
+    fn = _function(predictor, input)
+    files = {}
+    if symbolic is not False:
+        try:
+            batch, = jax.export.symbolic_shape("b")
+            files["b"] = _serialize(fn, _arg_specs(predictor, input, batch), platforms)
+        except ImportError:
+            raise
+        except Exception as e:
+            if symbolic:
+                raise
+            log.warning("symbolic batch export failed (%s); writing one artifact per bucket", e)
+    if not files:
+        for b in sorted(set(buckets or predictor.buckets)):
+            files[b] = _serialize(fn, _arg_specs(predictor, input, b), platforms)
+
+    written = {}
+    for b, blob in files.items():
+        path = out if b == "b" else out.with_name(f"{out.stem}.b{b}{out.suffix}")
+        write_bytes_atomic(path, blob)
+        written[str(b)] = {"file": path.name, **digest(blob)}
+    c = predictor.config
+    shape = (list(input_shape(c)) if input == "spectrogram" else [predictor.segment_length])
+    meta = {
+        "format": FORMAT,
+        "input": input,
+        "batch": "symbolic" if "b" in written else "buckets",
+        "artifacts": written,
+        "input_shape": ["batch", *shape],
+        "inputs": (["x float32 (batch, freq, time, 3)"] if input == "spectrogram" else
+                   ["waves float32 (batch, samples)", "lengths int32 (batch,)"]),
+        "output": "probabilities float32 (batch, classes)",
+        "classes": list(c.data.classes),
+        "platforms": list(platforms),
+        "variant": c.model.variant,
+        "source": predictor.source,
+        "n_models": predictor.n_models,
+        "data": {k: c.data[k] for k in ("sample_rate", "segment_s", "min_tail_s")},
+        "frontend": c.frontend.to_dict(),
+        "jax_version": jax.__version__,
+    }
+    text = json.dumps(meta, indent=1, default=list)
+    write_text_atomic(f"{out}.json", text + "\n")
+    return json.loads(text)
+
+
+def load_exported(path):
+    """(jax.export.Exported, metadata dict or None): the reader's side, jax alone."""
+    path = Path(path)
+    exported = jax.export.deserialize(bytearray(path.read_bytes()))
+    meta_path = Path(f"{path}.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    return exported, meta

@@ -1,0 +1,164 @@
+"""Headline figures over seeds: the same run repeated with `--config.train.seed=k`, one workdir
+a seed, summarised as mean and standard deviation per variant. The validation speakers are
+drawn by `train.split_seed` (fixed), so the spread is that of initialisation and batch order
+alone; vary `--config.train.split_seed` too to include which speakers validate.
+
+  adarl-jax seeds runs/s0 runs/s1 runs/s2 --out runs/seeds.md   # also writes runs/seeds.json
+
+Each workdir is read as `report` reads it (every finished `<variant>/fold_*/result.json`); a
+variant is summarised over the workdirs that hold it, on the folds that all of them finished,
+so that a missing fold in one seed never skews the mean. The difference adarl - backbone in UA
+is taken per seed (same seed, same folds) before it is averaged: the paper's claim, with its
+spread. Where a variant has two or more seeds, its seed ensemble is scored too: each test
+utterance's emotion (and gender) probabilities averaged over the seeds, then WA/UA as for one
+run (a system that costs one training run a seed; no test label is used to build it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from adarl_jax import metrics
+from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
+from adarl_jax.report.paired import comparisons, paired_comparison, paired_markdown, speaker_ua
+from adarl_jax.report.report import domain_word, ordered_variants, summarize
+from adarl_jax.workdir.layout import RESULTS_GLOB, collect
+
+METRICS = ("wa_pooled", "ua_pooled", "wa_fold_mean", "ua_fold_mean", "gender_accuracy_fold_mean")
+
+
+def mean_std(values) -> dict:
+    """{'mean', 'std' (sample, ddof=1; 0 for one value), 'n', 'values'}."""
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "n": int(len(v)), "values": [round(float(x), 4) for x in v]}
+
+
+def _common_folds(runs: list[list[dict]]) -> set[int]:
+    return set.intersection(*[{r["fold"] for r in rs} for rs in runs])
+
+
+def _mean_of(rows: list[dict], key: str) -> list[float] | None:
+    if not all(key in r for r in rows):
+        return None
+    return [round(float(x), 6) for x in np.mean([r[key] for r in rows], axis=0)]
+
+
+def ensemble_folds(runs: list[list[dict]], folds) -> list[dict]:
+    """Fold results whose utterances' probabilities are the mean over `runs` (one list of fold
+    results a seed), scored again; every run must have tested the same utterances in order."""
+    out = []
+    for f in sorted(folds):
+        per_run = [next(r for r in rs if r["fold"] == f) for rs in runs]
+        first = per_run[0]
+        keys = [(u["utterance"], u["path"]) for u in first["utterances"]]
+        for r in per_run[1:]:
+            if [(u["utterance"], u["path"]) for u in r["utterances"]] != keys:
+                raise ValueError(f"fold {f}: the seeds tested different utterances "
+                                 f"({first['test_speaker']}); cannot average their predictions")
+        rows = []
+        for same in zip(*(r["utterances"] for r in per_run)):
+            row = {k: v for k, v in same[0].items() if k not in ("probs", "domain_probs", "deep_feature")}
+            row["probs"] = _mean_of(same, "probs")
+            domain = _mean_of(same, "domain_probs")
+            if domain is not None:
+                row["domain_probs"] = domain
+            rows.append(row)
+        out.append({**first, "utterances": rows, "selected_epoch": None,
+                    "test": metrics.score_utterances(rows, len(first["classes"]))})
+    return out
+
+
+def summarize_seeds(workdirs) -> dict:
+    """{variant: {metric: mean_std, 'folds': [...], 'workdirs': [...]}, and
+    'ua_adarl_minus_backbone' when both variants are there}."""
+    collected = [(str(w), collect(w)) for w in workdirs]
+    variants = ordered_variants({v for _, c in collected for v in c})
+    if not variants:
+        raise FileNotFoundError(f"no finished folds ({RESULTS_GLOB}) under "
+                                f"{', '.join(str(w) for w in workdirs)}")
+    out: dict = {}
+    for v in variants:
+        runs = [(w, c[v]) for w, c in collected if v in c]
+        folds = _common_folds([rs for _, rs in runs])
+        if not folds:
+            continue
+        sums = [summarize([r for r in rs if r["fold"] in folds]) for _, rs in runs]
+        entry = {m: mean_std([s[m] for s in sums]) for m in METRICS if all(m in s for s in sums)}
+        entry["folds"] = sorted(folds)
+        entry["workdirs"] = [w for w, _ in runs]
+        entry["seeds"] = [rs[0].get("seed") for _, rs in runs]
+        if "domain_column" in sums[0]:  # a domain other than gender: its accuracy column's name
+            entry["domain_column"] = sums[0]["domain_column"]
+        if len(runs) > 1:
+            ens = summarize(ensemble_folds([rs for _, rs in runs], folds))
+            entry["ensemble"] = {m: ens[m] for m in METRICS + ("per_class_recall",) if m in ens}
+        out[v] = entry
+    pairs = [(c["adarl"], c["backbone"]) for _, c in collected if "adarl" in c and "backbone" in c]
+    if pairs:
+        diffs = []
+        for a, b in pairs:
+            folds = _common_folds([a, b])
+            if folds:
+                diffs.append(summarize([r for r in a if r["fold"] in folds])["ua_pooled"]
+                             - summarize([r for r in b if r["fold"] in folds])["ua_pooled"])
+        if diffs:
+            out["ua_adarl_minus_backbone"] = mean_std(diffs)
+    # paired over speakers and seeds: the workdirs that hold both variants, same seed each
+    table = {}
+    for a, b in comparisons(list(variants)):
+        runs = [(speaker_ua(summarize(c[a])), speaker_ua(summarize(c[b])))
+                for _, c in collected if a in c and b in c]
+        if runs:
+            table[f"{a} vs {b}"] = paired_comparison([x for x, _ in runs], [y for _, y in runs])
+    if table:
+        out["paired"] = table
+    return out
+
+
+def _pm(stat: dict | None) -> str:
+    if stat is None:
+        return "-"
+    return f"{stat['mean']:.3f}" if stat["n"] == 1 else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def seeds_markdown(summary: dict) -> str:
+    lines = ["# Over seeds", "", "Mean ± standard deviation (ddof=1) over the workdirs (one a "
+             "seed; one value where a single workdir holds the variant, e.g. the deterministic baselines); LOSO, utterance level, over the folds every seed of the variant finished.", "",
+             "| variant | seeds | folds | WA pooled | UA pooled | WA fold-mean | UA fold-mean | "
+             f"test-speaker {domain_word(e for e in summary.values() if isinstance(e, dict))} acc. |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v, e in summary.items():
+        if v in ("ua_adarl_minus_backbone", "paired"):
+            continue
+        lines.append(f"| {v} | {e['ua_pooled']['n']} | {len(e['folds'])} | {_pm(e.get('wa_pooled'))} | "
+                     f"{_pm(e.get('ua_pooled'))} | {_pm(e.get('wa_fold_mean'))} | "
+                     f"{_pm(e.get('ua_fold_mean'))} | {_pm(e.get('gender_accuracy_fold_mean'))} |")
+    ensembles = [(v, e) for v, e in summary.items() if "ensemble" in e]
+    for v, e in ensembles:
+        ens, n = e["ensemble"], e["ua_pooled"]["n"]
+        g = ens.get("gender_accuracy_fold_mean")
+        lines.append(f"| {v}, ensemble of the {n} seeds | {n} | {len(e['folds'])} | "
+                     f"{ens['wa_pooled']:.3f} | {ens['ua_pooled']:.3f} | {ens['wa_fold_mean']:.3f} | "
+                     f"{ens['ua_fold_mean']:.3f} | {'-' if g is None else f'{g:.3f}'} |")
+    if ensembles:
+        lines += ["", "An ensemble row averages each test utterance's probabilities over the seeds "
+                      "(one model a seed), then scores the mean."]
+    d = summary.get("ua_adarl_minus_backbone")
+    if d:
+        lines += ["", f"UA pooled, adarl - backbone (per seed, same folds): {d['mean']:+.3f} ± "
+                      f"{d['std']:.3f} over {d['n']} seed(s); per seed "
+                      + ", ".join(f"{x:+.3f}" for x in d["values"]) + "."]
+    lines += paired_markdown(summary.get("paired", {}))
+    return "\n".join(lines) + "\n"
+
+
+def write_seeds_report(workdirs, out) -> dict:
+    """Writes `out` (markdown) and the same summary as JSON beside it (`.json`)."""
+    summary = summarize_seeds(workdirs)
+    out = Path(out)
+    write_text_atomic(out, seeds_markdown(summary))
+    write_json_atomic(out.with_suffix(".json"), summary)
+    return summary

@@ -1,0 +1,99 @@
+"""One training epoch without host stalls: the step loop and the scanned epoch.
+
+Both run an epoch's (steps, batch) order of training-segment indices and leave the metrics
+on the device; `finish_epoch` fetches them, the step count and a finiteness check of the
+parameters in one transfer at the epoch's end. The step loop places the next batch on the
+devices while the current step runs (the step is dispatched asynchronously, so gathering and
+copying batch i+1 overlaps step i). Its epoch means are the per-step float32 metrics summed
+in float64 in step order, exactly as a loop that converts each step's metrics at once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adarl_jax.train import sharding
+from adarl_jax.train.train_step import make_train_epoch
+
+
+def host_batches(features, segments: np.ndarray, emotion: np.ndarray, domain: np.ndarray,
+                 order: np.ndarray):
+    """The epoch's batches on the host: {x, emotion, domain} per row of `order`."""
+    for idx in order:
+        yield {"x": np.asarray(features[segments[idx]], np.float32), "emotion": emotion[idx],
+               "domain": domain[idx]}
+
+
+class StepLoop:
+    """One jitted (donated) step a batch, the next batch prefetched to the devices."""
+
+    def __init__(self, train_step, mesh, features, segments, emotion, domain):
+        self.step = sharding.jit_train_step(train_step, mesh)
+        self.mesh = mesh
+        self.data = (features, segments, emotion, domain)
+
+    def __call__(self, state, order: np.ndarray, on_step: Callable[[], None] = lambda: None):
+        metrics = []
+        # every batch is full (epoch_order), so one placed array of ones serves every step
+        weight = sharding.put_batch({"w": np.ones(order.shape[1], np.float32)}, self.mesh)["w"]
+        for batch in sharding.prefetch_batches(host_batches(*self.data, order), self.mesh):
+            state, m = self.step(state, {**batch, "weight": weight})
+            metrics.append(m)
+            on_step()
+        return state, metrics
+
+
+class ScanLoop:
+    """The epoch as one compiled lax.scan over the training set held on the devices."""
+
+    def __init__(self, train_step, mesh, features, segments, emotion, domain):
+        self.epoch = sharding.jit_train_epoch(
+            make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)
+        self.mesh = mesh
+        self.data = sharding.put_replicated(
+            {"x": np.asarray(features[segments], np.float32), "emotion": emotion,
+             "domain": domain, "weight": np.ones(len(segments), np.float32)}, mesh)
+
+    def __call__(self, state, order: np.ndarray, on_step: Callable[[], None] = lambda: None):
+        state, m = self.epoch(state, self.data, sharding.put_replicated(order, self.mesh))
+        for _ in range(len(order)):
+            on_step()
+        return state, [m]  # already the epoch's means
+
+
+@jax.jit
+def all_finite(tree) -> jax.Array:
+    """One device-side reduction: True when every element of every leaf is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def finish_epoch(metrics: list[dict], state) -> tuple[dict[str, float], int, bool]:
+    """(epoch means, step, params finite) from the device in one transfer.
+
+    `metrics` is one dict per step (their mean is taken here, float64 in step order) or one
+    dict of means (the scanned epoch)."""
+    host, step, finite = jax.device_get((metrics, state.step, all_finite(state.params)))
+    sums: dict[str, float] = {}
+    for m in host:
+        for k, v in m.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    return {k: v / len(host) for k, v in sums.items()}, int(step), bool(finite)
+
+
+def check_diverged(means: dict, finite: bool, where: str, step: int, lr) -> None:
+    """FloatingPointError when the epoch's mean loss or the parameters are not finite."""
+    if np.isfinite(means["loss"]) and finite:
+        return
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in means.items())
+    what = (f"the training loss is {means['loss']}" if not np.isfinite(means["loss"])
+            else "the parameters are not finite")
+    raise FloatingPointError(
+        f"{where}, step {step}: {what} (diverged; epoch means: {terms}); lower optim.lr (now "
+        f"{lr}). Nothing of this fold was kept past its last checkpoint; finished folds are "
+        f"untouched")

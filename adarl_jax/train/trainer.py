@@ -1,0 +1,286 @@
+"""Training one LOSO fold: batches, the epoch loop, checkpoints, selection and the test.
+
+`run_fold` trains and tests a fold and returns its record (`loso.run_folds` decides which
+folds run and writes their result.json). An interrupted fold restarts from its last epoch
+checkpoint, and because every epoch's shuffle is derived from (seed, fold, epoch) the resumed
+run ends with the same parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from adarl_jax.metrics import score_utterances
+from adarl_jax.data.augment import make_augment
+from adarl_jax.train import sharding
+from adarl_jax.train.checkpoint import FoldCheckpointer
+from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
+from adarl_jax.workdir.files import write_text_atomic
+from adarl_jax.workdir.fold_record import fold_record
+from adarl_jax.train.optim import learning_rate_schedule, num_epochs
+from adarl_jax.train.tb import open_scalar_log
+from adarl_jax.train.forward import BatchedInference
+from adarl_jax.train.train_step import create_train_state_from_config, make_train_step
+
+log = logging.getLogger(__name__)
+
+
+def segment_labels(dataset, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    utt = dataset.segment_utt[segments]
+    return dataset.emotion[utt].astype(np.int32), dataset.gender[utt].astype(np.int32)
+
+
+def epoch_order(n: int, batch_size: int, seed: int, fold: int, epoch: int,
+                groups: np.ndarray | None = None) -> np.ndarray:
+    """(steps, batch) indices into the training segments for one epoch.
+
+    A permutation, with the last batch filled by segments drawn again at random so that every
+    batch is full (a short batch would recompile the step and skew BatchNorm). With `groups`
+    (a group id per segment), n draws with replacement, each group equally likely overall.
+    """
+    rng = np.random.default_rng([seed, fold, epoch])
+    if groups is None:
+        order = rng.permutation(n)
+    else:
+        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+        p = 1.0 / counts[inverse]
+        order = rng.choice(n, size=n, replace=True, p=p / p.sum())
+    steps = -(-n // batch_size)
+    extra = steps * batch_size - n
+    if extra:
+        order = np.concatenate([order, rng.choice(n, size=extra, replace=extra > n)])
+    return order.reshape(steps, batch_size)
+
+
+def sampling_groups(config, emotion: np.ndarray, domain: np.ndarray) -> np.ndarray | None:
+    """Group id per training segment for config.train.balance (None = plain shuffling)."""
+    k = len(config.data.classes) + 1  # emotion -1 (unlabelled) is a group of its own
+    return {"none": None, "class": emotion + 1, "gender": domain,
+            "class_gender": domain * k + emotion + 1}[config.train.balance]
+
+
+def class_weights_for(config, emotion: np.ndarray) -> np.ndarray | None:
+    """Per-class emotion-loss weights: inverse frequency in this fold's training data."""
+    k = len(config.data.classes)
+    if config.loss.class_weighting == "none":
+        return None
+    if config.loss.class_weighting != "balanced":
+        raise ValueError(f"loss.class_weighting={config.loss.class_weighting!r}: expected none|balanced")
+    counts = np.bincount(emotion[emotion >= 0], minlength=k).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / k, 0.0)
+    return w.astype(np.float32)
+
+
+def utterance_predictions(dataset, utt_indices, evaluator, variables) -> dict:
+    """Mean segment probabilities per utterance (Sec. 3.1), with deep features and gender."""
+    segs = dataset.subset_segments(utt_indices)
+    out = evaluator(variables, dataset.features[segs]) if len(segs) else {}
+    seg_utt = dataset.segment_utt[segs]
+    rows = []
+    for u in utt_indices:
+        sel = seg_utt == u
+        if not np.any(sel):
+            continue
+        row = {
+            "utterance": int(u),
+            "path": dataset.utterances[u].path,
+            "speaker": dataset.utterances[u].speaker,
+            "emotion": int(dataset.emotion[u]),
+            "gender": int(dataset.gender[u]),
+            "segments": int(sel.sum()),
+            "probs": out["emotion_probs"][sel].mean(0).round(6).tolist(),
+            "deep_feature": out["deep_feature"][sel].mean(0).round(5).tolist(),
+        }
+        if "domain_probs" in out:
+            row["domain_probs"] = out["domain_probs"][sel].mean(0).round(6).tolist()
+        rows.append(row)
+    return {"utterances": rows}
+
+
+def _trim_jsonl(path: Path, keep_before_epoch: int) -> None:
+    if not path.exists():
+        return
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    kept = [l for l in lines if json.loads(l).get("epoch", -1) < keep_before_epoch]
+    write_text_atomic(path, "".join(l + "\n" for l in kept))
+
+
+def run_seeds(config, index: int) -> SimpleNamespace:
+    """The one seeding rule: every random stream of a training run from (train.seed, index),
+    where index is the LOSO fold's (the final model takes the index after the last fold's).
+
+    init: the parameters' PRNG key; augment: the train step's augmentation and mixup seed;
+    order: the prefix of each epoch's shuffle seed (`epoch_order` appends the epoch)."""
+    seed, index = int(config.train.seed), int(index)
+    return SimpleNamespace(init=jax.random.fold_in(jax.random.key(seed, impl="rbg"), index),
+                           augment=seed * 1000 + index, order=(seed, index))
+
+
+def checked_mesh(config, mesh=None):
+    """The device mesh (default: every device), once both batch sizes split over it."""
+    mesh = mesh or sharding.make_mesh()
+    sharding.check_batch_size(int(config.optim.batch_size), mesh)
+    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
+    return mesh
+
+
+def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNamespace:
+    """A run's model, initial (replicated) state, epoch loop (scan or step: the epoch runner
+    hides which), evaluator and seeds, for the training utterances `fold.train`."""
+    batch_size = int(config.optim.batch_size)
+    train_segs = dataset.subset_segments(fold.train)
+    if len(train_segs) == 0:
+        raise ValueError(f"fold {fold.index}: no training segments")
+    train_emotion, train_domain = segment_labels(dataset, train_segs)
+    steps_per_epoch = -(-len(train_segs) // batch_size)
+    seeds = run_seeds(config, fold.index)
+    model, state, tx = create_train_state_from_config(config, seeds.init, steps_per_epoch,
+                                                      class_weights_for(config, train_emotion))
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
+                                             config.loss.center_weight), schedule,
+                                 make_augment(config), seeds.augment,
+                                 float(config.augment.mixup_alpha),
+                                 float(config.loss.label_smoothing))
+    use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
+                                               and jax.default_backend() != "cpu")
+    loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, dataset.features, train_segs,
+                                                 train_emotion, train_domain)
+    return SimpleNamespace(
+        state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
+        n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
+        evaluator=BatchedInference(model, mesh, int(config.train.eval_batch_size)), seeds=seeds,
+        label=label or f"fold {fold.index} ({fold.test_speaker})")
+
+
+def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
+    rows = utterance_predictions(dataset, fold.val, evaluator, state.eval_variables)["utterances"]
+    val = score_utterances(rows, len(config.data.classes))
+    record.update({f"val_{k}": v for k, v in val.items()})
+    return val["ua"]
+
+
+def open_checkpoints(config, run_dir) -> SimpleNamespace:
+    """The run's epoch checkpoints and, under train.selection='val', its best-so-far one."""
+    run_dir = Path(run_dir)
+    return SimpleNamespace(
+        last=FoldCheckpointer(run_dir / "checkpoints", config.train.keep_checkpoints),
+        best=FoldCheckpointer(run_dir / "best", 1) if config.train.selection == "val" else None)
+
+
+def run_epochs(config, dataset, fold, run_dir, run, ckpts, progress: bool,
+               epochs: int | None = None) -> SimpleNamespace:
+    """Trains `epochs` epochs (default: the config's), resuming after the last checkpoint in
+    `run_dir`; returns (state, best, epochs, t0) with every checkpoint written."""
+    run_dir = Path(run_dir)
+    state, start_epoch, best = run.state, 0, {"epoch": -1, "val_ua": -1.0}
+    if ckpts.last.latest_step() is not None:
+        state, meta = ckpts.last.restore(state)
+        start_epoch, best = int(meta["epoch"]) + 1, meta.get("best", best)
+        log.info("%s: resuming after epoch %d", run.label, start_epoch - 1)
+    if jax.process_index() == 0:
+        _trim_jsonl(run_dir / "metrics.jsonl", start_epoch)
+    epochs = num_epochs(config, run.steps_per_epoch) if epochs is None else int(epochs)
+    t0 = time.time()
+    state, best = _epochs(config, dataset, fold, run_dir, run, state, ckpts.last, ckpts.best, best,
+                          range(start_epoch, epochs), progress, t0)
+    ckpts.last.wait()
+    return SimpleNamespace(state=state, best=best, epochs=epochs, t0=t0)
+
+
+def select_model(trained, ckpts) -> tuple:
+    """(state, epoch) of the selected model: the best validation epoch under
+    train.selection='val' (restored from its checkpoint), else the last epoch's."""
+    if ckpts.best is not None and trained.best["epoch"] >= 0:
+        state, _ = ckpts.best.restore(trained.state, trained.best["epoch"])
+        return state, trained.best["epoch"]
+    return trained.state, trained.epochs - 1
+
+
+def result_record(config, dataset, fold, run, trained, state, selected_epoch: int) -> dict:
+    """The fold's result.json: the selected model on the test speaker (scored) and on its
+    validation speakers (never scored: the per-model figures of adarl_jax.report.fold_spaces embed
+    them beside the test speaker)."""
+    rows = utterance_predictions(dataset, fold.test, run.evaluator, state.eval_variables)["utterances"]
+    val_rows = (utterance_predictions(dataset, fold.val, run.evaluator, state.eval_variables)
+                ["utterances"] if len(fold.val) else [])
+    return fold_record(
+        config, fold, config.model.variant, selection=config.train.selection,
+        selected_epoch=selected_epoch,
+        best_val_ua=trained.best["val_ua"] if config.train.selection == "val" else None,
+        epochs=trained.epochs, steps=int(state.step),
+        train_time_s=round(time.time() - trained.t0, 2),
+        test=score_utterances(rows, len(config.data.classes)), utterances=rows,
+        val_utterances=val_rows)
+
+
+def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
+    """Trains (resuming from the fold's checkpoints) and tests one fold; returns its result
+    record without writing it: whoever decides that the fold is to run writes it."""
+    fold_dir = Path(fold_dir)
+    run = setup_run(config, dataset, fold, checked_mesh(config, mesh))
+    ckpts = open_checkpoints(config, fold_dir)
+    trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts,
+                         progress and jax.process_index() == 0)
+    state, selected_epoch = select_model(trained, ckpts)
+    result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    ckpts.last.close()
+    if ckpts.best is not None:
+        ckpts.best.close()
+    return result
+
+
+def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, epochs,
+            progress: bool, t0: float):
+    """The epoch loop: train, fetch the epoch's metrics once, validate, log, checkpoint."""
+    # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
+    # a resumed run restarts from the last one, so this bounds the work a kill can lose
+    every, saved_step, pending_best = int(config.train.checkpoint_every_steps), None, None
+    last = epochs.stop - 1
+    copy = sharding.jit_copy(run.loop.mesh)
+    where = run.label
+    bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
+               desc=f"{config.model.variant} {where}")
+    scalars = open_scalar_log(config, fold_dir, epochs.start) if jax.process_index() == 0 else None
+    for epoch in epochs:
+        order = epoch_order(run.n_train, int(config.optim.batch_size), *run.seeds.order, epoch,
+                            run.groups)
+        state, metrics = run.loop(state, order, lambda: bar.update(1))
+        means, step, finite = finish_epoch(metrics, state)
+        check_diverged(means, finite, f"{where}, epoch {epoch}", step, config.optim.lr)
+        saved_step = step - len(order) if saved_step is None else saved_step
+        bar.set_postfix(epoch=epoch, loss=f"{means['loss']:.3f}", lr=f"{means.get('lr', 0):.4g}")
+        record = {"epoch": epoch, "step": step, "time_s": round(time.time() - t0, 2)}
+        record.update({f"train_{k}": v for k, v in means.items()})
+        if best_ckpt is not None:
+            ua = _validate(config, dataset, fold, run.evaluator, state, record)
+            if ua > best["val_ua"]:
+                best = {"epoch": epoch, "val_ua": ua}
+                # a copy: the next step donates (invalidates) this state's buffers
+                pending_best = (epoch, copy(state), ua)
+        if jax.process_index() == 0:
+            with open(fold_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if scalars is not None:
+                scalars.write(record)
+        if every <= 0 or epoch == last or step - saved_step >= every:
+            if pending_best is not None:  # the best so far goes to disk with the checkpoint
+                e, s, ua = pending_best
+                best_ckpt.save(e, s, {"epoch": e, "val_ua": ua})
+                best_ckpt.wait()
+                pending_best = None
+            ckpt.save(epoch, state, {"epoch": epoch, "best": best})
+            saved_step = step
+    bar.close()
+    if scalars is not None:
+        scalars.close()
+    return state, best
+
