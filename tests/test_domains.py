@@ -50,6 +50,7 @@ def smoke(manifest: Path, variant: str = "adarl", column: str = "age_group",
 
 def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
     from adarl_jax.experiments import loso
+    from adarl_jax.data import reading
     from adarl_jax.config import input_shape
     from adarl_jax.train.sharding import make_mesh
     from adarl_jax.train.train_step import create_train_state_from_config
@@ -63,18 +64,19 @@ def test_adarl_trains_on_a_three_valued_domain_with_a_three_way_head(tmp_path):
     model, state, _ = create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 1)
     out = model.apply(state.variables, np.zeros((2, *input_shape(config)), np.float32), train=False)
     assert out["domain_logits"].shape == (2, 3)
-    dataset = loso.load_dataset(config, tmp_path / "w", progress=False)
+    dataset = reading.load_dataset(config, tmp_path / "w", progress=False)
     expect = [("young", "adult", "senior").index(AGES[u.speaker]) for u in dataset.utterances]
     assert dataset.domain.tolist() == expect
 
 
 def test_backbone_trains_on_a_manifest_without_a_domain_column(tmp_path):
     from adarl_jax.experiments import loso
+    from adarl_jax.data import reading
     from adarl_jax.train.sharding import make_mesh
 
     manifest = write_corpus(tmp_path / "corpus", columns=())
     config = smoke(manifest, variant="backbone", column="gender", values=("F", "M"))
-    dataset = loso.load_dataset(config, tmp_path / "w", progress=False)
+    dataset = reading.load_dataset(config, tmp_path / "w", progress=False)
     assert (dataset.domain == -1).all() and (dataset.gender == -1).all()
     results = loso.run(config, tmp_path / "w", folds="0", mesh=make_mesh(1), progress=False)
     assert results[0]["test"]["n"] == len(CLASSES)
@@ -82,25 +84,25 @@ def test_backbone_trains_on_a_manifest_without_a_domain_column(tmp_path):
 
 
 def test_a_variant_with_a_domain_names_the_missing_column_and_the_manifest(tmp_path):
-    from adarl_jax.experiments import loso
+    from adarl_jax.data import reading
 
     manifest = write_corpus(tmp_path / "corpus", columns=("language",))
     config = smoke(manifest)  # asks for age_group
     with pytest.raises(CorpusError) as info:
-        loso.load_dataset(config, tmp_path / "w", progress=False)
+        reading.load_dataset(config, tmp_path / "w", progress=False)
     assert "age_group" in str(info.value) and str(manifest) in str(info.value)
 
 
 def test_a_one_valued_domain_column_is_refused_for_a_domain_variant(tmp_path):
-    from adarl_jax.experiments import loso
+    from adarl_jax.data import reading
 
     manifest = write_corpus(tmp_path / "corpus", domain={s: "adult" for s in AGES})
     with pytest.raises(CorpusError) as info:
-        loso.load_dataset(smoke(manifest, values=("adult",)), tmp_path / "w", progress=False)
+        reading.load_dataset(smoke(manifest, values=("adult",)), tmp_path / "w", progress=False)
     assert "age_group" in str(info.value) and str(manifest) in str(info.value)
     assert "one value" in str(info.value)
     # the backbone uses no domain: the same manifest is fine
-    dataset = loso.load_dataset(smoke(manifest, "backbone", values=("adult",)), tmp_path / "w2",
+    dataset = reading.load_dataset(smoke(manifest, "backbone", values=("adult",)), tmp_path / "w2",
                                 progress=False)
     assert set(dataset.domain.tolist()) == {0}
 

@@ -88,7 +88,7 @@ def test_a_fold_gives_the_same_result_with_either_loop(tmp_path):
     """trainer.run_fold: train.loop=scan (the accelerator default) and step (the CPU
     default) train the same fold to the same test probabilities."""
     from adarl_jax.data.folds import loso_folds
-    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.data.reading import load_dataset
     from adarl_jax.train.trainer import run_fold
     from conftest import make_corpus
 

@@ -123,7 +123,8 @@ def test_divergence_message_names_the_step_and_the_loss_terms():
 
 def test_a_diverged_fold_raises_and_writes_no_result(tmp_path):
     from adarl_jax.data.folds import loso_folds
-    from adarl_jax.experiments.loso import load_dataset, run_folds
+    from adarl_jax.data.reading import load_dataset
+    from adarl_jax.experiments.loso import run_folds
     from adarl_jax.train.trainer import run_fold
     from adarl_jax.workdir.layout import fold_dir, result_path
     config = tiny_config("adarl")
@@ -156,7 +157,7 @@ def test_tensorboard_events_hold_one_scalar_per_metric_per_epoch(tmp_path):
     metrics.jsonl, tagged train/<name> and val/<name>, at its epoch."""
     pytest.importorskip("tensorboardX")
     from adarl_jax.data.folds import loso_folds
-    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.data.reading import load_dataset
     from adarl_jax.train.trainer import run_fold
 
     config = tiny_config()

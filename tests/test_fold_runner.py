@@ -130,7 +130,7 @@ def test_trainer_and_baseline_records_share_one_header(monkeypatch):
 
 
 def test_a_dataset_serves_the_variants_that_read_the_same_data():
-    from adarl_jax.experiments.loso import reads_same_data
+    from adarl_jax.data.reading import reads_same_data
 
     adarl, backbone = tiny_config("adarl"), tiny_config("backbone")
     assert reads_same_data(adarl, backbone) and reads_same_data(backbone, backbone)

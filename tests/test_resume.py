@@ -99,7 +99,7 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, caplog)
     import logging
 
     from adarl_jax.data.folds import loso_folds
-    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.data.reading import load_dataset
     from adarl_jax.train.sharding import make_mesh
     from adarl_jax.train.trainer import run_fold
     from conftest import tiny_config

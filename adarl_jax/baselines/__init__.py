@@ -1,7 +1,11 @@
 """The classic baselines: openSMILE functionals and a linear SVM on the same LOSO folds.
 """
 
-from adarl_jax.baselines.linear_svm import (
-    C_GRID, C_SELECT, DEFAULT_C, fit_fold, fit_svm, LinearModel, refitted_on_val)
+from adarl_jax.baselines.opensmile import (
+    FEATURE_SETS, corpus_utterances, extract_features, FeatureTable, opensmile_available,
+    opensmile_extractor, run_baselines, run_opensmile_svm, variant_name)
+from adarl_jax.baselines.linear_svm import C_GRID, C_SELECT, DEFAULT_C, fit_fold, fit_svm, LinearModel
 
-__all__ = ["C_GRID", "C_SELECT", "DEFAULT_C", "fit_fold", "fit_svm", "LinearModel", "refitted_on_val"]
+__all__ = ["C_GRID", "C_SELECT", "DEFAULT_C", "FEATURE_SETS", "corpus_utterances", "extract_features",
+           "FeatureTable", "fit_fold", "fit_svm", "LinearModel", "opensmile_available", "opensmile_extractor",
+           "run_baselines", "run_opensmile_svm", "variant_name"]

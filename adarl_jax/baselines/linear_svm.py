@@ -29,7 +29,7 @@ import numpy as np
 from adarl_jax import metrics
 from adarl_jax.workdir.files import write_atomic
 
-__all__ = ["C_GRID", "DEFAULT_C", "C_SELECT", "LinearModel", "fit_svm", "fit_fold", "refitted_on_val"]
+__all__ = ["C_GRID", "DEFAULT_C", "C_SELECT", "LinearModel", "fit_svm", "fit_fold"]
 
 C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 DEFAULT_C = 1.0  # 'fixed' mode only: sklearn's default
@@ -205,12 +205,3 @@ def fit_fold(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarray, fold, num
                          for c, s in scores.items()} or None,
             "fit_speakers": sorted(set(speakers[fit_rows].tolist())), "n_fit": int(len(fit_rows))}
     return model, info
-
-
-def refitted_on_val(result: dict) -> bool:
-    """Whether a baseline result record's final model was fitted on validation speakers too:
-    whether one is among its `baseline.fit_speakers` (recorded since the first baseline run, so
-    this also reads records from before `refit_on_val` was recorded)."""
-    val = set(result.get("val_speakers") or ())
-    fit = set(result.get("baseline", {}).get("fit_speakers") or ())
-    return bool(val & fit)

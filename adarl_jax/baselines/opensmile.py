@@ -40,16 +40,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adarl_jax import metrics
+from adarl_jax.baselines.linear_svm import C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm
 from adarl_jax.data.audio import AudioError, load_audio
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.dataset import domain_labels
 from adarl_jax.data.feature_cache import min_samples_for, stamps_key
-from adarl_jax.workdir.files import read_json, save_npy_atomic, write_json_atomic
-from adarl_jax.workdir.fold_record import fold_record
 from adarl_jax.data.folds import config_folds
-from adarl_jax.baselines.linear_svm import (C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm,
-                                  refitted_on_val)
-from adarl_jax.experiments.loso import read_utterances, run_folds, fold_scores
+from adarl_jax.data.reading import read_utterances
+from adarl_jax.experiments.loso import fold_scores, run_folds
+from adarl_jax.workdir.files import read_json, save_npy_atomic, write_json_atomic
+from adarl_jax.workdir.fold_record import fold_record, refitted_on_val
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
@@ -103,7 +103,7 @@ def opensmile_extractor(feature_set: str) -> tuple[Extractor, str, list[str]]:
 
 
 def corpus_utterances(config) -> list[Utterance]:
-    """The utterances the neural runs read (`loso.read_utterances`), the domain column
+    """The utterances the neural runs read (`reading.read_utterances`), the domain column
     optional (the SVM does not use it). Files that cannot be read are dropped later, by
     `extract_features`, with the spectrogram cache's rule."""
     return read_utterances(config, need_domain=False)
@@ -276,8 +276,8 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
     """openSMILE `feature_set` ('egemaps' | 'compare') functionals + linear SVM over the LOSO
     folds of the neural runs; writes and returns one result record per fold.
 
-    `utterances`: the list the neural runs' folds are made of (`loso.load_dataset(...).utterances`);
-    default: the config's corpus read as `loso.load_dataset` reads it. `folds`: a `--folds`
+    `utterances`: the list the neural runs' folds are made of (`reading.load_dataset(...).utterances`);
+    default: the config's corpus read as `reading.load_dataset` reads it. `folds`: a `--folds`
     string. A fold whose result.json exists is loaded, not refitted, unless it was fitted
     under another C selection or refit rule (`config.baselines.refit_on_val`). `write=False` on all but
     one process of a multi-process run. `blas_threads`: BLAS threads while fitting (the

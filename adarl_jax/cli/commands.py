@@ -46,7 +46,7 @@ def config_from_argv(argv: list[str]):
 
 
 def cmd_prepare(args, overrides) -> int:
-    from adarl_jax.experiments.loso import load_dataset
+    from adarl_jax.data.reading import load_dataset
 
     config = _load_config(args, overrides)
     t0 = time.time()
@@ -98,16 +98,17 @@ def _train_folds(args, config, variants, baselines, progress: bool):
     process read)."""
     from adarl_jax.experiments import loso
 
+    first = _baselines(args, config, baselines, progress) if baselines else None
     if args.workers == 1 or args.coordinator:
         _, dataset = loso.run_job(config, args.workdir, folds=args.folds, variants=variants,
-                                  progress=progress, baselines=baselines,
+                                  progress=progress, first=first,
                                   force_new_config=args.force_new_config)
         return 0, dataset
     from adarl_jax.experiments import workers
     from adarl_jax.workdir.layout import fold_dir, result_path
 
     dataset, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
-                                      baselines=baselines, force_new_config=args.force_new_config)
+                                      first=first, force_new_config=args.force_new_config)
     n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
     if n <= 1:
         loso.train_variants(config, args.workdir, dataset, chosen, variants, progress=progress)
@@ -124,11 +125,28 @@ def _train_folds(args, config, variants, baselines, progress: bool):
     return 0, dataset
 
 
+def _baselines(args, config, feature_sets, progress: bool):
+    """The `reproduce` job's openSMILE baselines ('egemaps', 'compare'; skipped with a message
+    when the optional `opensmile` package is missing), run on the folds once `loso.prepare`
+    has locked them: a function of the prepared dataset returning the baselines' records."""
+    import jax
+
+    from adarl_jax.baselines.opensmile import run_baselines
+
+    def run(dataset) -> list[dict]:
+        found = run_baselines(config, args.workdir, feature_sets=tuple(feature_sets),
+                              folds=args.folds, utterances=dataset.utterances, progress=progress,
+                              write=jax.process_index() == 0)
+        return [record for records in found.values() for record in records]
+
+    return run
+
+
 def _train_final(args, config, variants, progress: bool, dataset=None) -> None:
     """One final model per variant; `dataset` (read for `config`) serves each variant that
-    reads the same data (loso.reads_same_data), so that it is not read again."""
+    reads the same data (reading.reads_same_data), so that it is not read again."""
     from adarl_jax.experiments.final_model import train_final
-    from adarl_jax.experiments.loso import reads_same_data
+    from adarl_jax.data.reading import reads_same_data
 
     if args.final_out and len(variants) > 1:
         raise ValueError(f"--final-out names one folder, but {len(variants)} variants are "

@@ -24,6 +24,7 @@ from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
 from adarl_jax.data.audio import AudioError, load_audio, segment
+from adarl_jax.data.frontend import make_frontend
 from adarl_jax.workdir.files import write_text_atomic
 
 __all__ = ["CACHE_FORMAT", "Frontend", "Batcher", "cache_key", "file_stamp", "stamps_key",
@@ -82,8 +83,6 @@ def cache_key(config, paths: Iterable[str]) -> str:
 
 
 def default_frontend(config) -> Frontend:
-    from adarl_jax.data.frontend import make_frontend  # imported late: jax starts only when needed
-
     return make_frontend(config)
 
 

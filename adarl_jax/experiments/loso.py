@@ -19,90 +19,24 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 from pathlib import Path
 
 import jax
 
-from adarl_jax.workdir import pinning
-from adarl_jax.train import sharding
-from adarl_jax.config import default_data_dir, input_shape
-from adarl_jax.data.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
-                               stratified_subset)
-from adarl_jax.data.dataset import prepare_dataset
-from adarl_jax.workdir.files import read_json, write_json_atomic
+from adarl_jax.config import input_shape
 from adarl_jax.data.folds import config_folds
-from adarl_jax.workdir.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
-from adarl_jax.model import build_model, init_variables, param_counts, variant_of
-from adarl_jax.workdir.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
-from adarl_jax.train.trainer import checked_mesh, run_fold as train_and_test
+from adarl_jax.data.reading import check_domains, load_dataset
+from adarl_jax.model import build_model, init_variables, param_counts
+from adarl_jax.train import sharding
+from adarl_jax.train.sharding import checked_mesh
+from adarl_jax.train.trainer import run_fold as train_and_test
+from adarl_jax.workdir import pinning
+from adarl_jax.workdir.files import read_json, write_json_atomic
 from adarl_jax.workdir.layout import fold_dir, result_path
+from adarl_jax.workdir.locks import FoldLocks, WorkdirLockedError, describe, live_foreign_locks
+from adarl_jax.workdir.pinning import ConfigMismatchError  # noqa: F401  (raised here, for callers)
 
 log = logging.getLogger(__name__)
-
-
-def corpus_dir(config) -> str:
-    """The corpus folder the config reads: data.dir, else the manifest's folder, else the
-    corpus's default location ('' when there is none)."""
-    d = config.data
-    return d.dir or (os.path.dirname(d.manifest) if d.manifest else default_data_dir(d.corpus))
-
-
-def read_utterances(config, need_domain: bool | None = None) -> list:
-    """The utterances of the corpus named by the config, as every runner reads them: its
-    classes (others kept, unlabelled, under data.other_emotions='domain_only') and at most
-    data.max_utterances of them.
-
-    A CSV manifest's domain label is its column `data.domain_column`; `need_domain` (default:
-    the variant's registry `uses_domain`) requires it, else a manifest without it reads with
-    domain -1 (unknown).
-    """
-    data_dir = corpus_dir(config)
-    if not data_dir:
-        raise FileNotFoundError(
-            f"no data folder for corpus {config.data.corpus!r}: pass --data DIR")
-    column = config.data.domain_column
-    need = variant_of(config).uses_domain if need_domain is None else need_domain
-    utterances = load_corpus(config.data.corpus, data_dir, config.data.manifest,
-                             domain_column=column, need_domain=need)
-    if need and config.data.corpus == "csv":
-        check_domain_values(utterances, manifest_path(data_dir, config.data.manifest), column,
-                            config.model.variant)
-    utterances = select_classes(utterances, config.data.classes,
-                                keep_others=config.data.other_emotions == "domain_only")
-    if config.data.max_utterances:
-        utterances = stratified_subset(utterances, int(config.data.max_utterances))
-    return utterances
-
-
-def load_dataset(config, workdir, progress: bool = True):
-    """The corpus named by the config (`read_utterances`) as cached spectrogram segments,
-    prepared or loaded (adarl_jax.data.dataset)."""
-    return prepare_dataset(config, read_utterances(config), Path(workdir) / "cache",
-                           progress=progress)
-
-
-def check_domains(config, dataset, folds) -> None:
-    """A variant with a domain head (gender by default) needs two domain values or more among
-    each fold's training speakers, and a known domain for every utterance."""
-    if not variant_of(config).uses_domain:
-        return
-    column = config.data.domain_column
-    if (dataset.domain < 0).any():
-        raise ValueError(
-            f"model.variant={config.model.variant!r} trains a domain classifier on the column "
-            f"{column!r}, but the corpus was read without it (domain unknown); read it again "
-            f"for this variant (data.domain_column={column!r})")
-    for fold in folds:
-        present = set(dataset.domain[fold.train].tolist())
-        if len(present) < 2:
-            what = ("gender only; use model.variant='backbone' for single-gender data"
-                    if column == "gender" else f"{column} value only; use model.variant='backbone'"
-                    " or another data.domain_column")
-            raise ValueError(
-                f"model.variant={config.model.variant!r} trains a {column} (domain) classifier, but "
-                f"fold {fold.index} (test speaker {fold.test_speaker}) has training data of one "
-                + what)
 
 
 def save_run_config(config, workdir, force_new_config: bool = False) -> list:
@@ -139,7 +73,7 @@ def _take_fold_locks(config, workdir, chosen, diffs):
     return held
 
 
-def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config):
+def _prepare(config, workdir, folds, mesh, progress, first, force_new_config):
     workdir = Path(workdir)
     checked_mesh(config, mesh)  # before the corpus is read: a batch that does not split fails
     workdir.mkdir(parents=True, exist_ok=True)
@@ -149,14 +83,8 @@ def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config
     held = _take_fold_locks(config, workdir, chosen, diffs)
     results = []
     try:
-        if baselines:
-            from adarl_jax.baselines.opensmile import run_baselines
-
-            for records in run_baselines(config, workdir, feature_sets=tuple(baselines),
-                                         folds=folds, utterances=dataset.utterances,
-                                         progress=progress,
-                                         write=jax.process_index() == 0).values():
-                results.extend(records)
+        if first is not None:
+            results.extend(first(dataset))
     except BaseException:
         if held is not None:
             held.release()
@@ -165,14 +93,14 @@ def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config
 
 
 def prepare(config, workdir, folds: str | None = None, mesh=None, progress: bool = True,
-            baselines=(), force_new_config: bool = False):
+            first=None, force_new_config: bool = False):
     """What every fold needs first: the workdir's pinned config (see `save_run_config`), the
     cached dataset, the folds, their locks (adarl_jax.workdir.locks; held until this process exits, so
-    that the worker processes it starts inherit them), and the openSMILE baselines
-    (`baselines`: 'egemaps', 'compare'; skipped with a message when the optional `opensmile`
-    package is missing). Returns (dataset, chosen folds, baseline results).
+    that the worker processes it starts inherit them), then `first(dataset)` when given: what
+    the job runs on the locked folds before the variants (the `reproduce` job's baselines),
+    returning result records. Returns (dataset, chosen folds, `first`'s records).
     """
-    dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, baselines,
+    dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, first,
                                               force_new_config)
     if held is not None:
         atexit.register(held.release)
@@ -180,19 +108,19 @@ def prepare(config, workdir, folds: str | None = None, mesh=None, progress: bool
 
 
 def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
-        progress: bool = True, baselines=(), force_new_config: bool = False) -> list[dict]:
-    """Trains and tests the requested variants x folds; returns their result records (the
-    baselines' first, see `prepare`). The folds' locks are released at the end."""
-    return run_job(config, workdir, folds, variants, mesh, progress, baselines,
+        progress: bool = True, first=None, force_new_config: bool = False) -> list[dict]:
+    """Trains and tests the requested variants x folds; returns their result records (`first`'s
+    first, see `prepare`). The folds' locks are released at the end."""
+    return run_job(config, workdir, folds, variants, mesh, progress, first,
                    force_new_config)[0]
 
 
 def run_job(config, workdir, folds: str | None = None, variants=None, mesh=None,
-            progress: bool = True, baselines=(), force_new_config: bool = False):
+            progress: bool = True, first=None, force_new_config: bool = False):
     """`run`, returning (result records, the dataset it read)."""
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
-    dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, baselines,
+    dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, first,
                                               force_new_config)
     try:
         results += train_variants(config, workdir, dataset, chosen, variants, mesh, progress)
@@ -200,15 +128,6 @@ def run_job(config, workdir, folds: str | None = None, variants=None, mesh=None,
         if held is not None:
             held.release()
     return results, dataset
-
-
-def reads_same_data(loaded_config, config) -> bool:
-    """Whether `load_dataset(config, ...)` reads what `load_dataset(loaded_config, ...)` read:
-    the same data and frontend sections, and the domain column required by `config`'s variant
-    only if `loaded_config`'s required it too (a dataset read without it may lack domains)."""
-    return (loaded_config.data.to_dict() == config.data.to_dict()
-            and loaded_config.frontend.to_dict() == config.frontend.to_dict()
-            and (variant_of(loaded_config).uses_domain or not variant_of(config).uses_domain))
 
 
 def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=None,

@@ -35,6 +35,11 @@ import numpy as np
 
 from adarl_jax import metrics
 from adarl_jax.config import CONFIG_DIR, apply_override, load_config, load_python_file, to_json, validate
+from adarl_jax.data.folds import config_folds
+from adarl_jax.data.reading import check_domains, load_dataset
+from adarl_jax.experiments import loso
+from adarl_jax.train import sharding
+from adarl_jax.train.trainer import run_fold
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
@@ -172,11 +177,6 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
     """Trains every candidate on every requested fold (resumable), then writes tune.json/.md."""
     import jax
 
-    from adarl_jax.experiments import loso
-    from adarl_jax.train import sharding
-    from adarl_jax.data.folds import config_folds
-    from adarl_jax.train.trainer import run_fold
-
     workdir = Path(workdir)
     configs = candidate_configs(grid, overrides, config_spec, only)
     if variant:
@@ -193,9 +193,9 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
         cdir = workdir / name
         cdir.mkdir(exist_ok=True)
         write_text_atomic(cdir / "config.json", to_json(config))
-        dataset = loso.load_dataset(config, workdir, progress)
+        dataset = load_dataset(config, workdir, progress)
         chosen = config_folds(first, dataset.utterances, folds)  # selection 'val' (above)
-        loso.check_domains(config, dataset, chosen)
+        check_domains(config, dataset, chosen)
         records = loso.run_folds(
             cdir, config.model.variant, chosen,
             lambda fold, fdir, c=config: run_fold(c, dataset, fold, fdir, mesh, progress),

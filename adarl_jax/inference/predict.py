@@ -29,6 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adarl_jax.config import input_shape
+from adarl_jax.data.dataset import speaker_statistics, speaker_statistics_of_files
+from adarl_jax.data.feature_cache import min_samples_for, valid_frame_count
+from adarl_jax.model import build_model
 from adarl_jax.data.audio import iter_segments, level_warning, prepare_wave, segment
 from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
@@ -75,9 +79,6 @@ class Predictor:
                  source: str = "", n_models: int = 1):
         """`variables` {'params', 'batch_stats'}; with n_models > 1 every leaf has a leading
         axis of that size (an ensemble, e.g. all LOSO folds) and probabilities are averaged."""
-        from adarl_jax.data.dataset import min_samples_for
-        from adarl_jax.model import build_model
-
         if not buckets or min(buckets) < 1:
             raise ValueError(f"buckets={buckets}: need at least one size >= 1")
         self.config = config
@@ -150,8 +151,6 @@ class Predictor:
         """frontend.normalize='speaker': take the statistics of one speaker's audio (files, or
         one waveform) for the predictions that follow. Transductive, as in training: the
         speaker's own unlabelled audio, ideally more than the utterances being predicted."""
-        from adarl_jax.data.dataset import speaker_statistics, speaker_statistics_of_files, valid_frame_count
-
         if paths is not None:
             mean, std = speaker_statistics_of_files([os.fspath(p) for p in paths], self.config)
         else:
@@ -274,8 +273,6 @@ class Predictor:
     @property
     def embedding_dim(self) -> int:
         """Size of the deep feature (`embed`'s output)."""
-        from adarl_jax.config import input_shape
-
         x = jax.ShapeDtypeStruct((1, *input_shape(self.config)), jnp.float32)
         out = jax.eval_shape(lambda v, x: self.model.apply(v, x, train=False), self.variables, x)
         return int(out["deep_feature"].shape[-1])

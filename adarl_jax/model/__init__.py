@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from adarl_jax.model.registry import (VariantInfo, check_domain_head, get_variant, register_variant, variant_names,
                                       variant_of)
 from adarl_jax.model.spec import ModelSpec
+from adarl_jax.model import variants  # noqa: E402,F401  (last: registers the built-in variants)
 
 __all__ = ["ModelSpec", "VariantInfo", "build_model", "get_variant", "init_variables",
            "param_counts", "register_variant", "variant_names", "variant_of"]

@@ -3,7 +3,7 @@
 A fork adds a variant by writing one file that defines a module taking `spec: ModelSpec` and
 returning `pathways.outputs(...)`, decorated with
 `@register_variant("name", uses_domain=..., defaults={...})`. The file either lives in
-`adarl_jax/model/variants/` (every module there is imported when the registry is first read) or
+`adarl_jax/model/variants/` (every module there is imported with `adarl_jax.model`) or
 anywhere else, named by `config.model.variant_file` (imported before `model.variant` is
 resolved; recorded in a run's config.json, so predict and export load it too).
 
@@ -16,13 +16,10 @@ a domain label for every training utterance and two domain values in every fold)
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.util
-import pkgutil
 from pathlib import Path
 
 _VARIANTS: dict[str, "VariantInfo"] = {}
-_discovered = False
 VARIANT_FILE = "variant_file"  # config.model field naming a variant module outside the package
 
 
@@ -51,17 +48,6 @@ def register_variant(name: str, uses_domain: bool, defaults: dict | None = None)
     return wrap
 
 
-def _discover():
-    global _discovered
-    if _discovered:
-        return
-    from adarl_jax.model import variants
-
-    for info in pkgutil.iter_modules(variants.__path__):
-        importlib.import_module(f"{variants.__name__}.{info.name}")
-    _discovered = True
-
-
 def load_variant_file(path: str) -> None:
     """Imports the variant module at `path` (its decorators register it); '' does nothing."""
     if not path:
@@ -80,7 +66,6 @@ def load_variant_file(path: str) -> None:
 
 
 def get_variant(name: str) -> VariantInfo:
-    _discover()
     if name not in _VARIANTS:
         raise KeyError(f"model.variant={name!r} is not registered; known: {sorted(_VARIANTS)} "
                        f"(a variant outside the package needs model.{VARIANT_FILE})")
@@ -96,7 +81,6 @@ def variant_of(config) -> VariantInfo:
 def declared_settings(config) -> dict:
     """{field: default} of the config.model fields that variants declare (and variant_file)."""
     load_variant_file(config.model.get(VARIANT_FILE, ""))
-    _discover()
     declared = {VARIANT_FILE: ""}
     for info in _VARIANTS.values():
         declared.update(info.defaults)
@@ -115,5 +99,4 @@ def check_domain_head(module: type, outputs: dict) -> None:
 
 
 def variant_names() -> list[str]:
-    _discover()
     return sorted(_VARIANTS)

@@ -41,10 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from adarl_jax import metrics
-from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
+from adarl_jax.report import figures
 from adarl_jax.report.fold_spaces import BASIS_POOLED, GENDER, domain_of, fold_space, gender_center_summary
-from adarl_jax.baselines.linear_svm import refitted_on_val
 from adarl_jax.report.paired import paired_markdown, paired_table, speaker_ua
+from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
+from adarl_jax.workdir.fold_record import refitted_on_val
 from adarl_jax.workdir.layout import RESULTS_GLOB, collect
 
 log = logging.getLogger(__name__)
@@ -318,8 +319,6 @@ def tsne_panels(fold_results: list[dict], embed) -> list[dict]:
 
 
 def _tsne_lines(workdir, v: str, fold_results: list[dict], classes) -> list[str]:
-    from adarl_jax.report import figures
-
     path = Path(workdir) / "figures" / f"tsne_{v}.png"
     panels = tsne_panels(fold_results, figures.tsne_embedding)
     if not any(p["points"] is not None for p in panels):
@@ -341,8 +340,6 @@ def _tsne_lines(workdir, v: str, fold_results: list[dict], classes) -> list[str]
 def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> list[str]:
     """Writes figures/confusion_<variant>.png and figures/tsne_<variant>.png; returns the
     report.md lines that link them."""
-    from adarl_jax.report import figures
-
     fig_dir = Path(workdir) / "figures"
     lines = ["", "## Figures", ""]
     for v in ordered_variants(collected):

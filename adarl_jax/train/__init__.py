@@ -8,9 +8,8 @@ from adarl_jax.train.train_step import (
     make_train_step, stack_states, TrainState)
 from adarl_jax.train.epochs import all_finite, check_diverged, finish_epoch, host_batches, ScanLoop, StepLoop
 from adarl_jax.train.trainer import (
-    checked_mesh, class_weights_for, epoch_order, open_checkpoints, result_record, run_epochs,
-    run_fold, run_seeds, sampling_groups, segment_labels, select_model, setup_run,
-    utterance_predictions)
+    class_weights_for, epoch_order, open_checkpoints, result_record, run_epochs, run_fold,
+    run_seeds, sampling_groups, segment_labels, select_model, setup_run, utterance_predictions)
 from adarl_jax.train.optim import (
     averaged_params, learning_rate_schedule, make_optimizer, num_epochs, param_average,
     ParamAverageState)
@@ -19,8 +18,8 @@ from adarl_jax.train.checkpoint import (
     abstract_train_state, arrays_checksum, CheckpointCorruptError, file_manifest, FoldCheckpointer,
     manifest_problem, shape_problems, tree_key, tree_shapes)
 from adarl_jax.train.sharding import (
-    batch_sharded, check_batch_size, jit_copy, jit_predict, jit_train_epoch, jit_train_step,
-    make_mesh, prefetch_batches, put_batch, put_replicated, replicated)
+    batch_sharded, check_batch_size, checked_mesh, jit_copy, jit_predict, jit_train_epoch,
+    jit_train_step, make_mesh, prefetch_batches, put_batch, put_replicated, replicated)
 from adarl_jax.train.tb import open_scalar_log, ScalarLog, scalars_of
 from adarl_jax.train.forward import BatchedInference, make_predict_fn, segment_outputs
 

@@ -30,6 +30,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from adarl_jax.train.train_step import create_train_state_from_config
 from adarl_jax.workdir.files import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ def tree_shapes(tree) -> dict[str, tuple]:
 
 def abstract_train_state(config):
     """The TrainState's shapes and dtypes, as the trainer builds it, without computing anything."""
-    from adarl_jax.train.train_step import create_train_state_from_config
-
     key = jax.random.key(0, impl="rbg")
     return jax.eval_shape(lambda k: create_train_state_from_config(config, k, 1)[1], key)
 

@@ -113,3 +113,11 @@ def prefetch_batches(batches, mesh: Mesh, size: int = 2):
             yield queue.popleft()
     while queue:
         yield queue.popleft()
+
+
+def checked_mesh(config, mesh=None):
+    """The device mesh (default: every device), once both batch sizes split over it."""
+    mesh = mesh or make_mesh()
+    check_batch_size(int(config.optim.batch_size), mesh)
+    check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
+    return mesh

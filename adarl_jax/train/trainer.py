@@ -124,14 +124,6 @@ def run_seeds(config, index: int) -> SimpleNamespace:
                            augment=seed * 1000 + index, order=(seed, index))
 
 
-def checked_mesh(config, mesh=None):
-    """The device mesh (default: every device), once both batch sizes split over it."""
-    mesh = mesh or sharding.make_mesh()
-    sharding.check_batch_size(int(config.optim.batch_size), mesh)
-    sharding.check_batch_size(int(config.train.eval_batch_size), mesh, "train.eval_batch_size")
-    return mesh
-
-
 def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNamespace:
     """A run's model, initial (replicated) state, epoch loop (scan or step: the epoch runner
     hides which), evaluator and seeds, for the training utterances `fold.train`."""
@@ -226,7 +218,7 @@ def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) 
     """Trains (resuming from the fold's checkpoints) and tests one fold; returns its result
     record without writing it: whoever decides that the fold is to run writes it."""
     fold_dir = Path(fold_dir)
-    run = setup_run(config, dataset, fold, checked_mesh(config, mesh))
+    run = setup_run(config, dataset, fold, sharding.checked_mesh(config, mesh))
     ckpts = open_checkpoints(config, fold_dir)
     trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts,
                          progress and jax.process_index() == 0)

@@ -14,12 +14,12 @@ from adarl_jax.workdir.locks import (
 from adarl_jax.workdir.files import (
     digest, read_json, save_npy_atomic, write_atomic, write_bytes_atomic, write_json_atomic,
     write_text_atomic)
-from adarl_jax.workdir.fold_record import HEADER
+from adarl_jax.workdir.fold_record import HEADER, refitted_on_val
 
 __all__ = ["HEADER", "RESULT_FILE", "RESULTS_GLOB", "check_workdir_config", "collect", "ConfigMismatchError",
            "describe", "digest", "flatten", "fold_dir", "fold_dirs", "fold_name", "FoldLocks",
            "format_differences", "is_stale", "live_foreign_locks", "lock_path", "me", "mismatch_message",
            "parent_marker", "parse_fold_name", "pin_fold_config", "pinned_differences", "read_config",
-           "read_json", "read_owner", "result_path", "save_npy_atomic", "supersede", "workdir_differences",
-           "WorkdirLockedError", "write_atomic", "write_bytes_atomic", "write_json_atomic",
-           "write_text_atomic", "write_workdir_config"]
+           "read_json", "read_owner", "refitted_on_val", "result_path", "save_npy_atomic", "supersede",
+           "workdir_differences", "WorkdirLockedError", "write_atomic", "write_bytes_atomic",
+           "write_json_atomic", "write_text_atomic", "write_workdir_config"]

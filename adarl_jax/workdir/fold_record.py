@@ -12,7 +12,7 @@ adarl_jax.report.report and adarl_jax.experiments.final_model read these fields 
 
 from __future__ import annotations
 
-__all__ = ["HEADER", "fold_record"]
+__all__ = ["HEADER", "fold_record", "refitted_on_val"]
 
 HEADER = ("variant", "fold", "test_speaker", "train_speakers", "val_speakers", "classes",
           "genders", "domains", "domain_column", "selection", "selected_epoch", "best_val_ua",
@@ -43,3 +43,12 @@ def fold_record(config, fold, variant: str, *, selection: str, selected_epoch, b
         "seed": int(config.train.seed),
         **fields,
     }
+
+
+def refitted_on_val(result: dict) -> bool:
+    """Whether a baseline result record's final model was fitted on validation speakers too:
+    whether one is among its `baseline.fit_speakers` (recorded since the first baseline run, so
+    this also reads records from before `refit_on_val` was recorded)."""
+    val = set(result.get("val_speakers") or ())
+    fit = set(result.get("baseline", {}).get("fit_speakers") or ())
+    return bool(val & fit)
