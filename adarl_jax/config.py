@@ -1,8 +1,9 @@
-"""Configs as data: the base config every `configs/*.py` starts from, loading and overrides.
+"""Configs as data: loading, overrides and validation of the configs in `configs/` (the base
+config every shipped one starts from is `configs/base.py`).
 
 A config file is a Python module with `get_config() -> ml_collections.ConfigDict`. Every
-constant of the pipeline (front end, model shapes, loss weights, schedule) is a field here, so
-that a run is fully described by its config, which is saved next to its results.
+constant of the pipeline (front end, model shapes, loss weights, schedule) is a field of the
+base config, so that a run is fully described by its config, which is saved next to its results.
 """
 
 from __future__ import annotations
@@ -15,135 +16,11 @@ from pathlib import Path
 
 import ml_collections
 
+from adarl_jax.configs.base import get_config as base_config
+
 # the config files ship inside the package (adarl_jax/configs/), so a name resolves the same
 # from a wheel as from a clone; the checkout's top-level `configs` links to this folder
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-def base_config() -> ml_collections.ConfigDict:
-    """The paper's setting ('Reading the paper' in the README)."""
-    c = ml_collections.ConfigDict()
-
-    c.data = ml_collections.ConfigDict()
-    c.data.corpus = "emodb"  # emodb | ravdess | iemocap | csv
-    c.data.dir = ""  # corpus folder ('' = ../shared/data/<corpus> or --data)
-    c.data.manifest = ""  # CSV manifest for corpus=csv (path, speaker, <domain_column>, emotion)
-    c.data.classes = ("anger", "happiness", "sadness", "neutral")
-    # the domain pathway's label: a column of the CSV manifest (corpus=csv only; the built-in
-    # corpora's domain is gender), e.g. age_group, language, corpus
-    c.data.domain_column = "gender"
-    # the domain values (of data.domain_column; the name is historical): domain label = index
-    # here, and the domain head has one output per value
-    c.data.genders = ("F", "M")
-    c.data.sample_rate = 16000
-    c.data.segment_s = 3.0
-    c.data.min_tail_s = 1.0
-    # emotions outside `classes`: drop them, or keep them as domain-only samples (their
-    # gender trains the domain pathway; no emotion, centre or test term uses them)
-    c.data.other_emotions = "drop"  # drop | domain_only
-    c.data.max_utterances = 0  # >0: keep only this many (stratified by speaker), for smoke runs
-
-    c.frontend = ml_collections.ConfigDict()
-    c.frontend.kind = "multi_window"  # multi_window | colormap
-    c.frontend.hop_s = 0.010
-    c.frontend.n_fft = 1600  # 10 Hz bins at 16 kHz
-    c.frontend.n_bins = 400  # keep bins 0..n_bins-1 (0-4 kHz)
-    c.frontend.n_frames = 300  # segment_s / hop_s
-    c.frontend.windows_s = (0.020, 0.030, 0.040)  # multi_window: one channel per Hamming window
-    # multi_window's third channel: 'window' (windows_s names 3 windows) | 'mean' (windows_s
-    # names 2, e.g. the paper's 20 and 40 ms; the third is the mean of their log spectrograms)
-    c.frontend.third_channel = "window"
-    c.frontend.colormap_window_s = 0.020  # colormap: the one window drawn through 'jet'
-    # linear: rfft bins 0..n_bins-1 (the paper: 0-4 kHz at n_fft 1600); mel: n_bins HTK-mel
-    # bands from 0 Hz to fmax_hz, the power of the rfft bins summed through triangular filters
-    c.frontend.scale = "linear"
-    c.frontend.fmax_hz = 8000.0  # scale='mel' only
-    # segment: z-score per segment and channel (the paper); speaker: standardise each
-    # (frequency, channel) with the mean and std over all of the speaker's frames, test speaker
-    # included (transductive: uses its unlabelled audio, never its labels); keeps loudness
-    c.frontend.normalize = "segment"
-    c.frontend.log_floor = 1e-6  # log(max(|X|, floor))
-    c.frontend.zscore_eps = 1e-5
-
-    c.model = ml_collections.ConfigDict()
-    c.model.variant = "adarl"  # see adarl_jax.model.registry
-    c.model.block_features = ((16, 16), (16, 16), (16, 16), (32, 32))  # one count per kernel
-    c.model.block_pools = ((5, 5), (2, 2), (5, 5), (1, 1))  # (freq, time), stride = size
-    # (freq, time) per parallel conv; an int k means (k, k). Table 1's legible fragments start
-    # both kernels of every block with 3 ("Conv (3, 16, (3," twice): 3 in frequency, and the two
-    # scales in time, for "the temporal uncertainty of speech" (Sec. 2.4). Square: (3, 5).
-    c.model.kernel_sizes = ((3, 3), (3, 5))
-    c.model.conv_bias = True
-    c.model.hidden = 64  # FC width / deep-feature size
-    c.model.attention_hidden = 4  # Eq. 4 bottleneck
-    c.model.bn_momentum = 0.9
-    c.model.grl_scale = 1.0  # domain_invariant: gradient reversal strength
-    c.model.dtype = "float32"  # compute dtype; 'bfloat16' for accelerators (params stay f32)
-    c.model.fused_bn_pool = True  # BatchNorm+ReLU+pool as one op with its own gradient (same function)
-    # adarl: both pathways' block-1 convs as one conv (same function); slower on CPU (benchmarks/)
-    c.model.shared_first_conv = False
-    # the CFC's 64 FC(8, 1) (Eq. 2): per_channel = Xavier as 64 separate layers (fan-out 1);
-    # joint = Xavier over the (8, 64) kernel as one layer (fan-out 64, ~2.8x smaller weights)
-    c.model.channelwise_init = "per_channel"
-
-    c.loss = ml_collections.ConfigDict()
-    c.loss.domain_weight = 1.0  # gamma_1
-    c.loss.emotion_weight = 1.0  # gamma_2
-    c.loss.center_weight = 0.5  # gamma_3
-    c.loss.label_smoothing = 0.0  # emotion targets (1 - s) one-hot + s / classes
-    c.loss.class_weighting = "none"  # none | balanced (inverse class frequency, per fold)
-
-    c.augment = ml_collections.ConfigDict()  # adarl_jax.data.augment; all off = the paper
-    c.augment.freq_masks = 0
-    c.augment.freq_mask_width = 0.1  # max width, fraction of the frequency bins
-    c.augment.time_masks = 0
-    c.augment.time_mask_width = 0.1  # max width, fraction of the frames
-    c.augment.freq_warp = 0.0  # max relative stretch of the frequency axis (e.g. 0.1)
-    c.augment.mixup_alpha = 0.0  # >0: mixup with lam ~ Beta(alpha, alpha) (e.g. 0.2)
-
-    c.optim = ml_collections.ConfigDict()
-    c.optim.optimizer = "sgd"  # sgd (coupled L2, the paper) | adamw (decoupled weight decay)
-    c.optim.schedule = "step"  # step: x decay every epoch / decay_every_steps | cosine to 0
-    c.optim.lr = 0.2
-    c.optim.decay = 0.7
-    c.optim.decay_every_steps = 0  # 0 = once per epoch (the paper); >0 = every N steps
-    c.optim.momentum = 0.0
-    c.optim.weight_decay = 4e-5
-    c.optim.domain_weight_decay = -1.0  # the domain pathway's L2 (<0: weight_decay), to keep it from learning speakers
-    c.optim.warmup_steps = 0  # >0: lr rises linearly from lr/N to lr over the first N steps
-    c.optim.ema_decay = 0.0  # >0: evaluate a moving average of the weights (per step), not the last ones
-    c.optim.batch_size = 32
-    c.optim.epochs = 50
-    c.optim.train_steps = 0  # >0: train ceil(train_steps / steps per epoch) epochs instead
-
-    c.train = ml_collections.ConfigDict()
-    c.train.seed = 0  # initialisation, batch order and augmentation
-    c.train.split_seed = 0  # which training speakers become validation speakers (fixed across seeds)
-    c.train.keep_checkpoints = 2
-    c.train.checkpoint_every_steps = 0  # 0: a checkpoint every epoch; N: when N steps have passed
-    c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
-    c.train.val_speakers_per_gender = 1
-    # none | class | gender | class_gender: draw each epoch's samples with probability
-    # inversely proportional to their group's size (with replacement), e.g. balanced batches
-    c.train.balance = "none"
-    c.train.eval_batch_size = 32
-    c.train.progress = True
-    # scan: each epoch is one compiled lax.scan over the training set held on the devices;
-    # step: one call a step, the batch copied from the host (for sets that do not fit);
-    # auto: step on CPU (XLA:CPU runs the scanned step ~5x slower than the same step called
-    # from Python, measured on the quick config), scan on GPU/TPU
-    c.train.loop = "auto"
-
-    c.baselines = ml_collections.ConfigDict()  # openSMILE + linear SVM (adarl_jax.baselines.opensmile)
-    # False: fit on the fold's training speakers, as the CNN trains (C chosen on the validation
-    # speakers); True: refit on training + validation speakers (the CNN has no such option yet)
-    c.baselines.refit_on_val = False
-
-    c.log = ml_collections.ConfigDict()
-    # TensorBoard event files per fold (<fold>/tensorboard/, one scalar per metric per epoch);
-    # needs the optional tensorboardX (pip install 'adarl-jax[tensorboard]')
-    c.log.tensorboard = False
-    return c
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

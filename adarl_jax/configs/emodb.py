@@ -7,11 +7,11 @@ EmoDB has ~10x fewer steps per epoch than IEMOCAP, so the lr decays by 0.7 every
 The network is `paper.py`'s (kernels (3, 3) and (3, 5), 303,954 parameters).
 """
 
-from adarl_jax.config import base_config
+from adarl_jax.configs import base
 
 
 def get_config():
-    config = base_config()
+    config = base.get_config()
     config.data.corpus = "emodb"
     config.optim.epochs = 40
     config.optim.decay_every_steps = 150

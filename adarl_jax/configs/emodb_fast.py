@@ -10,11 +10,21 @@ about 8x the cost of a step. Nothing in it names a corpus's speakers or files.
   adarl-jax reproduce --config configs/emodb_fast.py --data ../shared/data/emodb --workdir runs/emodb_fast
 """
 
-from adarl_jax.config import load_config
+from adarl_jax.configs import base
 
 
 def get_config():
-    config = load_config("quick_sgd")
+    config = base.get_config()
+    config.data.corpus = "emodb"
     config.frontend.update(hop_s=0.020, n_fft=800, n_bins=200, n_frames=150)
     config.model.block_pools = ((5, 5), (5, 5), (1, 1), (1, 1))
+    # quick_sgd.py's network and training recipe:
+    config.model.kernel_sizes = ((3, 3), (5, 5))
+    config.model.channelwise_init = "joint"
+    config.optim.lr = 0.05
+    config.optim.epochs = 15
+    config.optim.decay_every_steps = 150
+    config.train.selection = "val"
+    config.train.val_speakers_per_gender = 1
+    config.train.balance = "class_gender"
     return config

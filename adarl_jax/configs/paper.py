@@ -7,10 +7,10 @@ the channel-wise FC initialised as 64 FC(8, 1) layers; 303,954 parameters (adarl
 At 400 x 300 a batch-32 step takes ~9 s on a 2-core CPU: this is a GPU/TPU config.
 """
 
-from adarl_jax.config import base_config
+from adarl_jax.configs import base
 
 
 def get_config():
-    config = base_config()
+    config = base.get_config()
     config.data.corpus = "iemocap"
     return config

@@ -6,13 +6,16 @@ beside the recipe, so that what the recipe changes is measured: the network stay
   adarl-jax reproduce --config configs/quick_paper.py --data ../shared/data/emodb --workdir runs/quick_paper
 """
 
-from adarl_jax.config import base_config, load_config
+from adarl_jax.configs import base
 
 
 def get_config():
-    config = load_config("quick_sgd")
-    paper = base_config()
-    for section in ("optim", "train", "augment"):  # the recipe's sections, back to the paper's
-        config[section] = paper[section]
+    config = base.get_config()
+    config.data.corpus = "emodb"
+    config.frontend.update(hop_s=0.050, n_fft=320, n_bins=80, n_frames=60)
+    config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
+    # quick_sgd.py's network; the optim, train and augment sections stay the base's (the paper's)
+    config.model.kernel_sizes = ((3, 3), (5, 5))
+    config.model.channelwise_init = "joint"
     config.optim.epochs = 15  # as quick.py
     return config

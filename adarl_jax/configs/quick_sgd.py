@@ -9,15 +9,15 @@ emotion x gender.
 It underfits (training accuracy 0.78 on EmoDB, 0.48 on RAVDESS after its ~135 steps).
 """
 
-from adarl_jax.config import base_config
+from adarl_jax.configs import base
 
 
 def get_config():
-    config = base_config()
+    config = base.get_config()
     config.data.corpus = "emodb"
     config.frontend.update(hop_s=0.050, n_fft=320, n_bins=80, n_frames=60)
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
-    # the measured recipe's network (quick.py's tables), not base_config's paper reading:
+    # the measured recipe's network (quick.py's tables), not the base's paper reading:
     config.model.kernel_sizes = ((3, 3), (5, 5))
     config.model.channelwise_init = "joint"
     config.optim.lr = 0.05

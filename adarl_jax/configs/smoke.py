@@ -3,11 +3,11 @@
   adarl-jax train --config configs/smoke.py --data ../shared/data/emodb --workdir /tmp/smoke
 """
 
-from adarl_jax.config import base_config
+from adarl_jax.configs import base
 
 
 def get_config():
-    config = base_config()
+    config = base.get_config()
     config.data.corpus = "emodb"
     config.data.max_utterances = 40
     config.frontend.update(hop_s=0.2, n_fft=80, n_bins=20, n_frames=15)
