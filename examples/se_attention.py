@@ -12,10 +12,7 @@ bottleneck of C / se_ratio units, and gate F_4's channels with the result before
 
 import flax.linen as nn
 
-from adarl_jax.model.layers import ConvPathway
-from adarl_jax.model.pathways import ClassCenters, EmotionHead, outputs
-from adarl_jax.model.registry import register_variant
-from adarl_jax.model.spec import ModelSpec
+from adarl_jax.model import ClassCenters, ConvPathway, EmotionHead, ModelSpec, outputs, register_variant
 
 
 class SqueezeExcite(nn.Module):

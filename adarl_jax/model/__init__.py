@@ -1,17 +1,26 @@
-"""The ADARL model tree (Table 1) and its variants."""
+"""The ADARL model tree (Table 1) and its variants.
+
+A variant outside the package needs this one import (see examples/se_attention.py):
+
+  from adarl_jax.model import ClassCenters, ConvPathway, EmotionHead, ModelSpec, outputs, register_variant
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
+from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, DomainAwareAttention, FeatureHead, gradient_reversal
+from adarl_jax.model.pathways import ClassCenters, DomainPathway, EmotionHead, EmotionPathway, outputs
 from adarl_jax.model.registry import (VariantInfo, check_domain_head, get_variant, register_variant, variant_names,
                                       variant_of)
 from adarl_jax.model.spec import ModelSpec
 from adarl_jax.model import variants  # noqa: E402,F401  (last: registers the built-in variants)
 
-__all__ = ["ModelSpec", "VariantInfo", "build_model", "get_variant", "init_variables",
-           "param_counts", "register_variant", "variant_names", "variant_of"]
+__all__ = ["ChannelwiseDense", "ClassCenters", "ConvPathway", "DomainAwareAttention", "DomainPathway",
+           "EmotionHead", "EmotionPathway", "FeatureHead", "ModelSpec", "VariantInfo", "build_model",
+           "get_variant", "gradient_reversal", "init_variables", "outputs", "param_counts",
+           "register_variant", "variant_names", "variant_of"]
 
 
 def build_model(config):
