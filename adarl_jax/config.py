@@ -112,6 +112,9 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
         config = load_python_file(spec, CONFIG_DIR, "get_config", "config")()
     for item in overrides:
         apply_override(config, item)
+    from adarl_jax.model.registry import with_declared_settings  # jax starts only when a config loads
+
+    with_declared_settings(config)
     validate(config)
     return config
 
@@ -148,7 +151,7 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         node[leaf] = value
     if key == "model.variant_file":  # import it now: a bad file fails here, naming it
         from adarl_jax.model.registry import load_variant_file
-        load_variant_file(value)
+        load_variant_file(value, config.model.get("variant_sha256", ""))
 
 
 class _null:
@@ -168,8 +171,10 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 SAVED_BEFORE = {("model", "channelwise_init"): "joint"}
 
 
-def config_from_json(text: str) -> ml_collections.ConfigDict:
-    """Rebuilds a config saved by `to_json` (lists become tuples, as in the base config)."""
+def config_from_json(text: str, folder=None) -> ml_collections.ConfigDict:
+    """Rebuilds a config saved by `to_json` (lists become tuples, as in the base config), with
+    its variant's settings (a config saved before they were all recorded gets the defaults).
+    `folder`: where a relative `model.variant_file` lies (a model folder's own copy)."""
 
     def fix(v):
         if isinstance(v, dict):
@@ -184,6 +189,12 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
             saved[section].setdefault(key, value)
     config = base_config()
     config.update(ml_collections.ConfigDict(saved))
+    kept = config.model.get("variant_file", "")
+    if folder is not None and kept and not os.path.isabs(kept):
+        config.model["variant_file"] = os.path.join(folder, kept)
+    from adarl_jax.model.registry import with_declared_settings  # jax starts only when a config loads
+
+    with_declared_settings(config)
     return config
 
 

@@ -1,6 +1,7 @@
 """The variant door: a variant module outside the package, with a setting of its own, is
 trained, predicted with and exported through the command line, from its own file alone."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -81,7 +82,9 @@ def test_train_predict_export_an_outside_variant_through_the_cli(tmp_path):
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert len(list(w.glob("se_attention/fold_*/result.json"))) == 2
     saved = config_from_json((w / "config.json").read_text())
-    assert saved.model.variant_file == str(variant_file) and saved.model.se_ratio == 2
+    kept = w / "variants" / hashlib.sha256(variant_file.read_bytes()).hexdigest()[:16] / EXAMPLE.name
+    assert saved.model.variant_file == str(kept.resolve()) and saved.model.se_ratio == 2
+    assert kept.read_bytes() == variant_file.read_bytes()
     assert _se_shapes(saved)["squeeze"]["kernel"] == (8, 4)
 
     wavs = sorted((tmp_path / "corpus" / "wav").glob("*.wav"))[:3]
@@ -91,6 +94,15 @@ def test_train_predict_export_an_outside_variant_through_the_cli(tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     rows = json.loads(preds.read_text())
     assert len(rows) == 3 and all(len([k for k in r if k.startswith("p_")]) == 4 for r in rows)
+
+    # the original edited (same shapes, another gate), then deleted: the run predicts as before
+    variant_file.write_text(EXAMPLE.read_text().replace("nn.sigmoid(", "0.5 * nn.sigmoid("))
+    again = tmp_path / "again.json"
+    predicted = _cli("predict", "--checkpoint", str(w), "--fold", "0", "--buckets", "1",
+                     *map(str, wavs), "--out", str(again), "--no-progress")
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(again.read_text()) == rows
+    variant_file.unlink()
 
     out = tmp_path / "se.jax"
     exported = _cli("export", "--checkpoint", str(w), "--fold", "0", "--buckets", "1",
@@ -111,3 +123,29 @@ def test_uses_domain_and_the_outputs_must_agree(tmp_path):
     config = _config(liar, "--config.model.variant=liar_attention")
     with pytest.raises(ValueError, match="'liar_attention'.*uses_domain=True.*lack 'domain_logits'"):
         init_variables(build_model(config), input_shape(config), jax.random.key(0))
+
+
+def test_every_declared_setting_is_recorded_defaults_included():
+    from adarl_jax.config import config_from_json, to_json
+
+    saved = json.loads(to_json(_config(EXAMPLE)))
+    assert saved["model"]["se_ratio"] == 4  # the default, not overridden
+    assert config_from_json(json.dumps(saved)).model.se_ratio == 4
+
+
+def test_a_kept_copy_is_what_loads_and_a_changed_copy_is_refused_naming_it(tmp_path):
+    from adarl_jax.model.registry import keep_variant_file, variant_of
+
+    original = tmp_path / "mine" / EXAMPLE.name
+    original.parent.mkdir()
+    shutil.copy(EXAMPLE, original)
+    config = _config(original)
+    keep_variant_file(config, tmp_path / "w")
+    copy = tmp_path / "w" / "variants" / hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()[:16] / EXAMPLE.name
+    assert config.model.variant_file == str(copy.resolve())
+    assert config.model.variant_sha256 == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    original.unlink()
+    assert variant_of(config).name == "se_attention"  # the copy serves
+    copy.write_text(copy.read_text().replace("nn.sigmoid(", "0.5 * nn.sigmoid("))
+    with pytest.raises(ValueError, match=f"{copy}: this variant file was changed"):
+        variant_of(config)

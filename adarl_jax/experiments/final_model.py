@@ -37,6 +37,7 @@ from adarl_jax.workdir.files import write_text_atomic
 from adarl_jax.data.folds import Fold, loso_folds
 from adarl_jax.data.reading import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
+from adarl_jax.model.registry import keep_variant_file
 from adarl_jax.report.model_card import model_card
 from adarl_jax.inference.model_folder import FORMAT, FORMAT_VERSION, check_target, staging_dir, write_model_folder
 from adarl_jax.train.sharding import checked_mesh
@@ -135,8 +136,9 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     (see `loso.reads_same_data`); default: read here."""
     workdir, out_dir = Path(loso_workdir), Path(out_dir)
     check_target(out_dir, overwrite)
-    pinning.check_workdir_config(config, workdir)
     config = config.copy_and_resolve_references()
+    keep_variant_file(config, workdir)  # the LOSO run's copy (the same file: the same copy)
+    pinning.check_workdir_config(config, workdir)
     config.train.selection = "last"
     if dataset is None:
         dataset = load_dataset(config, workdir, progress)

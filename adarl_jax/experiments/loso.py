@@ -27,6 +27,7 @@ from adarl_jax.config import input_shape
 from adarl_jax.data.folds import config_folds
 from adarl_jax.data.reading import check_domains, load_dataset
 from adarl_jax.model import build_model, init_variables, param_counts
+from adarl_jax.model.registry import keep_variant_file
 from adarl_jax.train import sharding
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.trainer import run_fold as train_and_test
@@ -77,6 +78,7 @@ def _prepare(config, workdir, folds, mesh, progress, first, force_new_config):
     workdir = Path(workdir)
     checked_mesh(config, mesh)  # before the corpus is read: a batch that does not split fails
     workdir.mkdir(parents=True, exist_ok=True)
+    keep_variant_file(config, workdir)  # the run loads the workdir's copy from here on
     diffs = save_run_config(config, workdir, force_new_config)
     dataset = load_dataset(config, workdir, progress)
     chosen = config_folds(config, dataset.utterances, folds)

@@ -26,6 +26,7 @@ import numpy as np
 
 from adarl_jax.train.checkpoint import abstract_train_state, shape_problems, tree_key, tree_shapes
 from adarl_jax.config import config_from_json, to_json
+from adarl_jax.model.registry import keep_variant_file
 from adarl_jax.workdir.files import digest, write_bytes_atomic, write_json_atomic, write_text_atomic
 from adarl_jax.inference.fold_models import CheckpointError
 
@@ -75,6 +76,8 @@ def write_model_folder(folder, config, variables, record: dict, card: str,
     ready = staging / "model"
     shutil.rmtree(ready, ignore_errors=True)
     ready.mkdir(parents=True)
+    config = config.copy_and_resolve_references()
+    keep_variant_file(config, ready, relative=True)  # the folder holds the variant it was built with
     buf = io.BytesIO()
     np.savez(buf, **flat_arrays(variables))
     params, config_text = buf.getvalue(), to_json(config)
@@ -133,7 +136,7 @@ def read_model_folder(folder):
     config_bytes = _read(folder, CONFIG_FILE)
     _check_hash(folder, CONFIG_FILE, config_bytes, meta)
     try:
-        config = config_from_json(config_bytes.decode())
+        config = config_from_json(config_bytes.decode(), folder)  # its own copy of a variant file
     except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as e:
         raise ModelFolderError(f"{folder / CONFIG_FILE}: not a readable config ({e})") from None
     params = _read(folder, PARAMS_FILE)

@@ -5,10 +5,15 @@ returning `pathways.outputs(...)`, decorated with
 `@register_variant("name", uses_domain=..., defaults={...})`. The file either lives in
 `adarl_jax/model/variants/` (every module there is imported with `adarl_jax.model`) or
 anywhere else, named by `config.model.variant_file` (imported before `model.variant` is
-resolved; recorded in a run's config.json, so predict and export load it too).
+resolved). A run keeps what it trained: `keep_variant_file` copies the file into the workdir
+(`W/variants/<sha256[:16]>/<name>.py`) and points the config at the copy, with its SHA-256
+(`model.variant_sha256`), before config.json is written; predict and export load that copy,
+and refuse it, naming it, once it no longer matches the hash. Moving, editing or deleting the
+original changes nothing. A final model folder holds its own copy (adarl_jax.inference.model_folder).
 
 `defaults` are the variant's own settings: each becomes a `config.model.<key>` field that
-overrides may set (`--config.model.<key>=...`) and that the module reads as `spec.<key>`.
+overrides may set (`--config.model.<key>=...`) and that the module reads as `spec.<key>`;
+`with_declared_settings` writes the defaults into the config, so config.json records them all.
 `uses_domain` is the one answer to "does this variant train a gender head" (so: does it need
 a domain label for every training utterance and two domain values in every fold).
 """
@@ -16,11 +21,16 @@ a domain label for every training utterance and two domain values in every fold)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 from pathlib import Path
 
+from adarl_jax.workdir.files import write_bytes_atomic
+
 _VARIANTS: dict[str, "VariantInfo"] = {}
 VARIANT_FILE = "variant_file"  # config.model field naming a variant module outside the package
+VARIANT_SHA256 = "variant_sha256"  # config.model field: the SHA-256 of the kept copy of that file
+KEPT_DIR = "variants"  # W/variants/<sha256[:16]>/<name>.py, a model folder's variants/...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +58,23 @@ def register_variant(name: str, uses_domain: bool, defaults: dict | None = None)
     return wrap
 
 
-def load_variant_file(path: str) -> None:
-    """Imports the variant module at `path` (its decorators register it); '' does nothing."""
+class VariantFileChangedError(ValueError):
+    """A kept variant file no longer matches the SHA-256 recorded with it."""
+
+
+def load_variant_file(path: str, sha256: str = "") -> None:
+    """Imports the variant module at `path` (its decorators register it); '' does nothing.
+    With `sha256` (a kept copy's), refuses a file whose content no longer matches it."""
     if not path:
         return
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"model.{VARIANT_FILE}={path!r}: no such file")
+    if sha256 and hashlib.sha256(file.read_bytes()).hexdigest() != sha256:
+        raise VariantFileChangedError(
+            f"{file}: this variant file was changed after the run that kept it (its SHA-256 is no "
+            f"longer model.{VARIANT_SHA256}={sha256[:16]}...); refusing to build another model "
+            "than the one trained")
     name = f"adarl_variant_file_{file.stem}"
     try:
         spec = importlib.util.spec_from_file_location(name, file)
@@ -72,16 +92,56 @@ def get_variant(name: str) -> VariantInfo:
     return _VARIANTS[name]
 
 
+def _load_config_variant_file(config) -> None:
+    load_variant_file(config.model.get(VARIANT_FILE, ""), config.model.get(VARIANT_SHA256, ""))
+
+
 def variant_of(config) -> VariantInfo:
     """The variant `config` names, after importing its `model.variant_file` if it has one."""
-    load_variant_file(config.model.get(VARIANT_FILE, ""))
+    _load_config_variant_file(config)
     return get_variant(config.model.variant)
 
 
+def with_declared_settings(config) -> None:
+    """Writes the settings the config's variant declares and the config leaves unset (their
+    defaults) into `config.model`, in place: a saved config then records every setting its
+    model was built with, so a later change of a default changes no saved run."""
+    try:
+        info = variant_of(config)
+    except KeyError:  # an unknown variant fails where the model is built, naming the known ones
+        return
+    missing = {k: v for k, v in info.defaults if k not in config.model}
+    if missing:
+        with config.model.unlocked():
+            config.model.update(missing)
+
+
+def keep_variant_file(config, folder, relative: bool = False) -> None:
+    """Copies `config.model.variant_file` (when set) into `folder`/variants/<sha256[:16]>/ and
+    points the config at the copy, with its SHA-256 in `model.variant_sha256`, in place: the
+    run then loads the copy, and editing or moving the original changes nothing. The copy's
+    path is absolute, or relative to `folder` (a model folder, which may move). A file that no
+    longer matches a SHA-256 the config already records is refused, naming it."""
+    path = config.model.get(VARIANT_FILE, "")
+    if not path:
+        return
+    _load_config_variant_file(config)  # a missing or changed file fails here, naming it
+    data = Path(path).expanduser().read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    kept = Path(KEPT_DIR) / sha256[:16] / Path(path).name
+    target = Path(folder) / kept
+    if not (target.is_file() and target.read_bytes() == data):
+        write_bytes_atomic(target, data)
+    with config.model.unlocked():
+        config.model[VARIANT_FILE] = str(kept) if relative else str(target.resolve())
+        config.model[VARIANT_SHA256] = sha256
+
+
 def declared_settings(config) -> dict:
-    """{field: default} of the config.model fields that variants declare (and variant_file)."""
-    load_variant_file(config.model.get(VARIANT_FILE, ""))
-    declared = {VARIANT_FILE: ""}
+    """{field: default} of the config.model fields that variants declare (and variant_file,
+    variant_sha256)."""
+    _load_config_variant_file(config)
+    declared = {VARIANT_FILE: "", VARIANT_SHA256: ""}
     for info in _VARIANTS.values():
         declared.update(info.defaults)
     return declared

@@ -34,6 +34,7 @@ IGNORED = {
     "data.dir": "a path: the same corpus may move",
     "data.manifest": "a path: the same corpus may move",
     "model.variant": "one workdir holds several variants (each fold folder pins its own)",
+    "model.variant_file": "a path: the kept copy's content is pinned by model.variant_sha256",
     "train.progress": "display only",
     "train.keep_checkpoints": "how many checkpoints stay on disk",
     "train.checkpoint_every_steps": "when state is written, not what is trained",
@@ -65,8 +66,11 @@ def pinned_differences(old, new, ignore=IGNORED) -> list[tuple[str, object, obje
     def ignored(k):
         return k in ignore or any(p.endswith(".") and k.startswith(p) for p in ignore)
 
+    def unrecorded(k):  # saved before runs kept their variant file: nothing to compare
+        return k == "model.variant_sha256" and k not in a
+
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
-            if not ignored(k) and a.get(k) != b.get(k)]
+            if not ignored(k) and not unrecorded(k) and a.get(k) != b.get(k)]
 
 
 def format_differences(diffs) -> str:
