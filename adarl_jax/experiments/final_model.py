@@ -31,13 +31,13 @@ import jax
 import numpy as np
 
 from adarl_jax import __version__
+from adarl_jax.workdir.kept_variant import keep_variant_file
 from adarl_jax.workdir import pinning
 from adarl_jax.config import input_shape, to_json
 from adarl_jax.workdir.files import write_text_atomic
 from adarl_jax.data.folds import Fold, loso_folds
 from adarl_jax.data.reading import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
-from adarl_jax.model.registry import keep_variant_file
 from adarl_jax.report.model_card import model_card
 from adarl_jax.inference.model_folder import FORMAT, FORMAT_VERSION, check_target, staging_dir, write_model_folder
 from adarl_jax.train.sharding import checked_mesh

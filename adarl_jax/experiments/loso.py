@@ -27,10 +27,10 @@ from adarl_jax.config import input_shape
 from adarl_jax.data.folds import config_folds
 from adarl_jax.data.reading import check_domains, load_dataset
 from adarl_jax.model import build_model, init_variables, param_counts
-from adarl_jax.model.registry import keep_variant_file
 from adarl_jax.train import sharding
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.trainer import run_fold as train_and_test
+from adarl_jax.workdir.kept_variant import keep_variant_file
 from adarl_jax.workdir import pinning
 from adarl_jax.workdir.files import read_json, write_json_atomic
 from adarl_jax.workdir.layout import fold_dir, result_path

@@ -26,7 +26,7 @@ import numpy as np
 
 from adarl_jax.train.checkpoint import abstract_train_state, shape_problems, tree_key, tree_shapes
 from adarl_jax.config import config_from_json, to_json
-from adarl_jax.model.registry import keep_variant_file
+from adarl_jax.workdir.kept_variant import keep_variant_file
 from adarl_jax.workdir.files import digest, write_bytes_atomic, write_json_atomic, write_text_atomic
 from adarl_jax.inference.fold_models import CheckpointError
 

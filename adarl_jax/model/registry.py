@@ -6,8 +6,8 @@ returning `pathways.outputs(...)`, decorated with
 `adarl_jax/model/variants/` (every module there is imported with `adarl_jax.model`) or
 anywhere else, named by `config.model.variant_file` (imported before `model.variant` is
 resolved). A run keeps what it trained: `keep_variant_file` copies the file into the workdir
-(`W/variants/<sha256[:16]>/<name>.py`) and points the config at the copy, with its SHA-256
-(`model.variant_sha256`), before config.json is written; predict and export load that copy,
+(`W/variants/<sha256[:16]>/<name>.py`, adarl_jax.workdir.kept_variant) and points the config at
+the copy, with its SHA-256 (`model.variant_sha256`), before config.json is written; predict and export load that copy,
 and refuse it, naming it, once it no longer matches the hash. Moving, editing or deleting the
 original changes nothing. A final model folder holds its own copy (adarl_jax.inference.model_folder).
 
@@ -25,12 +25,9 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-from adarl_jax.workdir.files import write_bytes_atomic
-
 _VARIANTS: dict[str, "VariantInfo"] = {}
 VARIANT_FILE = "variant_file"  # config.model field naming a variant module outside the package
 VARIANT_SHA256 = "variant_sha256"  # config.model field: the SHA-256 of the kept copy of that file
-KEPT_DIR = "variants"  # W/variants/<sha256[:16]>/<name>.py, a model folder's variants/...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,13 +89,14 @@ def get_variant(name: str) -> VariantInfo:
     return _VARIANTS[name]
 
 
-def _load_config_variant_file(config) -> None:
+def load_config_variant_file(config) -> None:
+    """Imports `config.model.variant_file` (when set), checked against `model.variant_sha256`."""
     load_variant_file(config.model.get(VARIANT_FILE, ""), config.model.get(VARIANT_SHA256, ""))
 
 
 def variant_of(config) -> VariantInfo:
     """The variant `config` names, after importing its `model.variant_file` if it has one."""
-    _load_config_variant_file(config)
+    load_config_variant_file(config)
     return get_variant(config.model.variant)
 
 
@@ -116,31 +114,10 @@ def with_declared_settings(config) -> None:
             config.model.update(missing)
 
 
-def keep_variant_file(config, folder, relative: bool = False) -> None:
-    """Copies `config.model.variant_file` (when set) into `folder`/variants/<sha256[:16]>/ and
-    points the config at the copy, with its SHA-256 in `model.variant_sha256`, in place: the
-    run then loads the copy, and editing or moving the original changes nothing. The copy's
-    path is absolute, or relative to `folder` (a model folder, which may move). A file that no
-    longer matches a SHA-256 the config already records is refused, naming it."""
-    path = config.model.get(VARIANT_FILE, "")
-    if not path:
-        return
-    _load_config_variant_file(config)  # a missing or changed file fails here, naming it
-    data = Path(path).expanduser().read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    kept = Path(KEPT_DIR) / sha256[:16] / Path(path).name
-    target = Path(folder) / kept
-    if not (target.is_file() and target.read_bytes() == data):
-        write_bytes_atomic(target, data)
-    with config.model.unlocked():
-        config.model[VARIANT_FILE] = str(kept) if relative else str(target.resolve())
-        config.model[VARIANT_SHA256] = sha256
-
-
 def declared_settings(config) -> dict:
     """{field: default} of the config.model fields that variants declare (and variant_file,
     variant_sha256)."""
-    _load_config_variant_file(config)
+    load_config_variant_file(config)
     declared = {VARIANT_FILE: "", VARIANT_SHA256: ""}
     for info in _VARIANTS.values():
         declared.update(info.defaults)

@@ -15,11 +15,12 @@ from adarl_jax.workdir.files import (
     digest, read_json, save_npy_atomic, write_atomic, write_bytes_atomic, write_json_atomic,
     write_text_atomic)
 from adarl_jax.workdir.fold_record import HEADER, refitted_on_val
+from adarl_jax.workdir.kept_variant import KEPT_DIR, keep_variant_file
 
-__all__ = ["HEADER", "RESULT_FILE", "RESULTS_GLOB", "check_workdir_config", "collect", "ConfigMismatchError",
-           "describe", "digest", "flatten", "fold_dir", "fold_dirs", "fold_name", "FoldLocks",
-           "format_differences", "is_stale", "live_foreign_locks", "lock_path", "me", "mismatch_message",
-           "parent_marker", "parse_fold_name", "pin_fold_config", "pinned_differences", "read_config",
-           "read_json", "read_owner", "refitted_on_val", "result_path", "save_npy_atomic", "supersede",
-           "workdir_differences", "WorkdirLockedError", "write_atomic", "write_bytes_atomic",
-           "write_json_atomic", "write_text_atomic", "write_workdir_config"]
+__all__ = ["HEADER", "KEPT_DIR", "RESULT_FILE", "RESULTS_GLOB", "check_workdir_config", "collect",
+           "ConfigMismatchError", "describe", "digest", "flatten", "fold_dir", "fold_dirs", "fold_name",
+           "FoldLocks", "format_differences", "is_stale", "keep_variant_file", "live_foreign_locks",
+           "lock_path", "me", "mismatch_message", "parent_marker", "parse_fold_name", "pin_fold_config",
+           "pinned_differences", "read_config", "read_json", "read_owner", "refitted_on_val", "result_path",
+           "save_npy_atomic", "supersede", "workdir_differences", "WorkdirLockedError", "write_atomic",
+           "write_bytes_atomic", "write_json_atomic", "write_text_atomic", "write_workdir_config"]
