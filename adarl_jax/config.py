@@ -15,6 +15,8 @@ from pathlib import Path
 
 import ml_collections
 
+from adarl_jax.frontend import NORMALIZE_MODES
+
 # the config files ship inside the package (adarl_jax/configs/), so a name resolves the same
 # from a wheel as from a clone; the checkout's top-level `configs` links to this folder
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -61,6 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
     # segment: z-score per segment and channel (the paper); speaker: standardise each
     # (frequency, channel) with the mean and std over all of the speaker's frames, test speaker
     # included (transductive: uses its unlabelled audio, never its labels); keeps loudness
+    # utterance: the same with the statistics of the utterance itself (one recording is
+    # all a user needs; a file's output never depends on other files)
     c.frontend.normalize = "segment"
     c.frontend.log_floor = 1e-6  # log(max(|X|, floor))
     c.frontend.zscore_eps = 1e-5
@@ -134,10 +138,21 @@ def base_config() -> ml_collections.ConfigDict:
     # from Python, measured on the quick config), scan on GPU/TPU
     c.train.loop = "auto"
 
+    c.eval = ml_collections.ConfigDict()  # adarl_jax.test_statistics
+    # frontend.normalize='speaker': after the test, the fold's model labels the test speaker
+    # again under the statistics a user has: 'utterance', 'enrol:K', 'train' (reported only)
+    c.eval.test_statistics = ("utterance", "enrol:3", "enrol:10", "train")
+    c.eval.enrol_draws = 5  # enrol:K: random draws of the K utterances, each scored
+
     c.baselines = ml_collections.ConfigDict()  # openSMILE + linear SVM (adarl_jax.baselines)
     # False: fit on the fold's training speakers, as the CNN trains (C chosen on the validation
     # speakers); True: refit on training + validation speakers (the CNN has no such option yet)
     c.baselines.refit_on_val = False
+    # the functionals' normalisation, each fitted as a baseline of its own: global (the
+    # scaler of the training speakers only; opensmile_<set>_svm) and speaker (each speaker's
+    # functionals z-scored with that speaker's own mean and std first, the transductive rule of
+    # frontend.normalize='speaker'; opensmile_<set>_spk_svm)
+    c.baselines.normalize = ("global", "speaker")
 
     c.log = ml_collections.ConfigDict()
     # TensorBoard event files per fold (<fold>/tensorboard/, one scalar per metric per epoch);
@@ -160,8 +175,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"frontend.kind={fe.kind!r}: expected 'multi_window' or 'colormap'")
     if fe.scale not in ("linear", "mel"):
         raise ValueError(f"frontend.scale={fe.scale!r}: expected 'linear' or 'mel'")
-    if fe.normalize not in ("segment", "speaker"):
-        raise ValueError(f"frontend.normalize={fe.normalize!r}: expected 'segment' or 'speaker'")
+    if fe.normalize not in NORMALIZE_MODES:
+        raise ValueError(f"frontend.normalize={fe.normalize!r}: expected one of "
+                         f"{', '.join(NORMALIZE_MODES)}")
     if fe.scale == "mel" and not 0 < fe.fmax_hz <= d.sample_rate / 2:
         raise ValueError(f"frontend.fmax_hz={fe.fmax_hz} must be in (0, data.sample_rate/2]")
     if len(m.block_features) != len(m.block_pools):

@@ -50,6 +50,9 @@ class SegmentDataset:
     cache_dir: str = ""  # the folder holding this dataset's features and metadata
     from_cache: bool = False
     segment_frames: np.ndarray | None = None  # (n_seg,) int32 valid frames (the rest are padding)
+    # frontend.normalize='speaker'|'utterance': {group: (mean, std)} that standardised `features`
+    # (the group is the speaker, or the utterance index), so the raw values can be recovered
+    norm_stats: dict | None = None
 
     @property
     def domain(self) -> np.ndarray:
@@ -127,14 +130,40 @@ def normalize_segments(features: np.ndarray, frames: np.ndarray, groups: np.ndar
     return out
 
 
-def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
+def normalization_groups(dataset: "SegmentDataset", normalize: str) -> np.ndarray:
+    """Per segment, the group whose statistics standardise it: its speaker ('speaker') or its
+    utterance ('utterance')."""
+    if normalize == "utterance":
+        return dataset.segment_utt.astype(np.int64)
+    return np.array([u.speaker for u in dataset.utterances], dtype=object)[dataset.segment_utt]
+
+
+def group_normalize(dataset: "SegmentDataset", normalize: str) -> "SegmentDataset":
     """frontend.normalize='speaker': each speaker's segments standardised per (frequency,
     channel) with that speaker's own statistics, in memory. Transductive: a test speaker's
-    statistics come from its (unlabelled) audio; no label is read."""
-    speakers = np.array([u.speaker for u in dataset.utterances], dtype=object)[dataset.segment_utt]
-    stats = speaker_statistics(dataset.features, dataset.segment_frames, speakers)
-    return dataclasses.replace(dataset, features=normalize_segments(
-        dataset.features, dataset.segment_frames, speakers, stats))
+    statistics come from its (unlabelled) audio; no label is read. 'utterance': each
+    utterance's segments with that utterance's own statistics (what a user with one recording
+    has; no other file is involved)."""
+    groups = normalization_groups(dataset, normalize)
+    stats = speaker_statistics(dataset.features, dataset.segment_frames, groups)
+    return dataclasses.replace(dataset, norm_stats=stats, features=normalize_segments(
+        dataset.features, dataset.segment_frames, groups, stats))
+
+
+def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
+    """`group_normalize(dataset, 'speaker')`."""
+    return group_normalize(dataset, "speaker")
+
+
+def raw_segments(dataset: "SegmentDataset", segs: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The front end's values of segments `segs` before their group's standardisation
+    (x * std + mean on valid frames, 0 past them), from `dataset.norm_stats`."""
+    out = np.zeros((len(segs), *dataset.features.shape[1:]), np.float32)
+    for j, i in enumerate(segs):
+        mean, std = dataset.norm_stats[groups[i]]
+        n = int(dataset.segment_frames[i])
+        out[j, :, :n] = np.asarray(dataset.features[i, :, :n], np.float64) * std + mean
+    return out
 
 
 def domain_labels(config, utterances: list[Utterance]) -> np.ndarray:
@@ -234,8 +263,8 @@ def prepare_dataset(
         classes=tuple(config.data.classes), cache_dir=folder, from_cache=from_cache,
         segment_frames=seg_frames,
     )
-    if config.frontend.normalize == "speaker":
-        dataset = speaker_normalize(dataset)
+    if config.frontend.normalize in ("speaker", "utterance"):
+        dataset = group_normalize(dataset, config.frontend.normalize)
     s = dataset.summary()
     message = (
         f"dataset: {s['n_utterances']} utterances, {s['n_segments']} segments, "

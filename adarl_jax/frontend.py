@@ -58,6 +58,10 @@ import numpy as np
 
 from adarl_jax.spec_fields import cast_fields
 
+# frontend.normalize: 'segment' z-scores each segment here; 'speaker' and 'utterance' leave the
+# raw log values for the dataset to standardise with a speaker's or an utterance's statistics
+NORMALIZE_MODES = ("segment", "speaker", "utterance")
+
 __all__ = [
     "FLAT_SPAN",
     "FrontendSpec",
@@ -99,7 +103,7 @@ class FrontendSpec:
     zscore_eps: float = 1e-5
     scale: str = "linear"  # linear: rfft bins 0..n_bins-1; mel: n_bins mel bands up to fmax_hz
     fmax_hz: float = 8000.0
-    normalize: str = "segment"  # segment: z-score each segment; speaker: raw log (dataset.speaker_normalize)
+    normalize: str = "segment"  # segment: z-score each segment; speaker/utterance: raw log (dataset.group_normalize)
 
     @classmethod
     def from_config(cls, config) -> "FrontendSpec":
@@ -124,8 +128,9 @@ class FrontendSpec:
                              "must be >= 1 sample")
         if self.scale not in ("linear", "mel"):
             raise ValueError(f"frontend.scale={self.scale!r}: expected 'linear' or 'mel'")
-        if self.normalize not in ("segment", "speaker"):
-            raise ValueError(f"frontend.normalize={self.normalize!r}: expected 'segment' or 'speaker'")
+        if self.normalize not in NORMALIZE_MODES:
+            raise ValueError(f"frontend.normalize={self.normalize!r}: expected one of "
+                             f"{', '.join(NORMALIZE_MODES)}")
         if self.scale == "linear" and not 1 <= self.n_bins <= self.n_fft // 2 + 1:
             raise ValueError(f"frontend.n_bins={self.n_bins} must be in "
                              f"1..n_fft//2+1={self.n_fft // 2 + 1}")
@@ -321,9 +326,9 @@ def _filterbank(spec: FrontendSpec) -> np.ndarray | None:
 
 
 def _normalise(logs: jax.Array, valid: jax.Array, spec: FrontendSpec) -> jax.Array:
-    """normalize='segment': masked_zscore; 'speaker': the raw values, invalid frames set to 0
-    (the dataset standardises them with the speaker's own statistics)."""
-    if spec.normalize == "speaker":
+    """normalize='segment': masked_zscore; 'speaker'/'utterance': the raw values, invalid frames
+    set to 0 (the dataset standardises them with the speaker's or the utterance's statistics)."""
+    if spec.normalize != "segment":
         return jnp.where(jnp.broadcast_to(valid, logs.shape[:-1])[..., None], logs, 0.0)
     return masked_zscore(logs, valid, spec.zscore_eps)
 

@@ -39,6 +39,7 @@ IGNORED = {
     "train.checkpoint_every_steps": "when state is written, not what is trained",
     "log.": "what is logged (a section: every field in it)",
     "baselines.": "each baseline fold records its fitting rule and is refitted when it differs",
+    "eval.": "what is reported after training (adarl_jax.test_statistics), not what is trained",
 }
 
 

@@ -45,6 +45,7 @@ from adarl_jax.files import write_json_atomic, write_text_atomic
 from adarl_jax.fold_spaces import BASIS_POOLED, GENDER, domain_of, fold_space, gender_center_summary
 from adarl_jax.linear_svm import refitted_on_val
 from adarl_jax.paired import paired_markdown, paired_table, speaker_ua
+from adarl_jax.test_statistics import pooled_ua
 from adarl_jax.workdir import RESULTS_GLOB, collect
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ def summarize(fold_results: list[dict]) -> dict:
     g = [f["gender_accuracy"] for f in folds if "gender_accuracy" in f]
     if g:
         summary["gender_accuracy_fold_mean"] = float(np.mean(g))
+    under = pooled_ua(fold_results, k)
+    if under:
+        summary["ua_under_statistics"] = under
     column = domain_of(fold_results[0])[0]
     if column != GENDER:  # the domain head's accuracy is then that of this column
         summary["domain_column"] = column
@@ -127,6 +131,26 @@ def markdown(results: dict) -> str:
             lines.append(f"| {f['fold']} | {f['speaker']} | {f['n']} | {f['wa']:.3f} | {f['ua']:.3f} | "
                          f"{'' if g is None else f'{g:.2f}'} | {f.get('selected_epoch')} |")
     return "\n".join(lines) + "\n"
+
+
+def statistics_markdown(results: dict) -> list[str]:
+    """UA pooled when the test speaker is standardised with the statistics a user has
+    (adarl_jax.test_statistics): all its utterances (LOSO), each recording alone, K enrolment
+    utterances (mean +- sd over draws), the training speakers' pooled statistics."""
+    rows = {v: s["ua_under_statistics"] for v, s in results.items() if s.get("ua_under_statistics")}
+    if not rows:
+        return []
+    modes = list(dict.fromkeys(m for r in rows.values() for m in r))
+    lines = ["", "## UA under the statistics a user has", "",
+             "The test speaker standardised with: all its utterances (the LOSO figure), each "
+             "recording's own (`utterance`), K of its utterances drawn at random and not scored "
+             "(`enrol:K`, mean ± sd over draws), the training speakers' (`train`).", "",
+             "| variant | all | " + " | ".join(modes) + " |", "|---" * (len(modes) + 2) + "|"]
+    for v, r in rows.items():
+        cells = [f"{r[m]['ua']:.3f}" + (f" ± {r[m]['sd']:.3f}" if r[m]["draws"] > 1 else "")
+                 if m in r else "" for m in modes]
+        lines.append(f"| {v} | {results[v]['ua_pooled']:.3f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def ordered_variants(variants) -> list[str]:
@@ -375,7 +399,7 @@ def write_report(workdir, figures: bool = True) -> dict:
         a, b = name.split(" vs ")
         results[a].setdefault("paired", {})[f"vs {b}"] = c
     text += (ablation_markdown(collected) + paired_markdown(table) + baselines_markdown(collected, results)
-             + table4_markdown(results))
+             + statistics_markdown(results) + table4_markdown(results))
     if figures:
         try:
             text += write_figures(workdir, collected, results)

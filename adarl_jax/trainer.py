@@ -28,6 +28,7 @@ from adarl_jax.fold_record import fold_record
 from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
 from adarl_jax.inference import BatchedInference
+from adarl_jax.test_statistics import predictions_under_modes
 from adarl_jax.train_step import create_train_state_from_config, make_train_step
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,16 @@ def result_record(config, dataset, fold, run, trained, state, selected_epoch: in
         epochs=trained.epochs, steps=int(state.step),
         train_time_s=round(time.time() - trained.t0, 2),
         test=score_utterances(rows, len(config.data.classes)), utterances=rows,
-        val_utterances=val_rows)
+        val_utterances=val_rows,
+        **_under_user_statistics(config, dataset, fold, run.evaluator, state.eval_variables))
+
+
+def _under_user_statistics(config, dataset, fold, evaluator, variables) -> dict:
+    """{'test_statistics': ...} of adarl_jax.test_statistics ({} when no mode applies)."""
+    modes = predictions_under_modes(config, dataset, fold,
+                                    lambda x: evaluator(variables, x)["emotion_probs"],
+                                    int(config.train.seed))
+    return {"test_statistics": modes} if modes else {}
 
 
 def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
