@@ -347,7 +347,7 @@ def _fit_folds(config, workdir, feature_set, *, folds, utterances, c_select, C, 
         model, result = _fit_fold(config, table, fold, variant, feature_set, c_select, C, refit)
         result["baseline"]["normalize"] = normalize
         if normalize == "speaker":
-            result.update(_enrolled(config, raw, fold, model))
+            result.update(_enrolled(config, raw, table.utterances, fold, model))
         if write:  # the model first: result.json (written by run_folds) marks the fold finished
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "model.npz")
@@ -392,7 +392,7 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
         utterances=rows)
 
 
-def _enrolled(config, raw: np.ndarray, fold, model) -> dict:
+def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:
     """{'test_statistics': {'enrol:K': [[class or -1 per test utterance] per draw]}}: the test
     speaker's functionals z-scored with the statistics of K of its utterances (drawn as
     adarl_jax.test_statistics draws them; those K are not scored)."""
@@ -400,7 +400,11 @@ def _enrolled(config, raw: np.ndarray, fold, model) -> dict:
     modes = [m for m in (section.get("test_statistics", ()) if section is not None else ())
              if parse_mode(m)[0] == "enrol"]
     test = np.asarray(fold.test, np.int64)
-    if not modes or len(test) < 2:
+    by_speaker = {}
+    for i in test:
+        by_speaker.setdefault(utterances[i].speaker, []).append(int(i))
+    by_speaker = {s: np.array(v) for s, v in by_speaker.items() if len(v) >= 2}
+    if not modes or not by_speaker:
         return {}
     num_classes, out = len(config.data.classes), {}
     for mode in modes:
@@ -408,11 +412,14 @@ def _enrolled(config, raw: np.ndarray, fold, model) -> dict:
         rng = np.random.default_rng([int(config.train.seed), fold.index, k])
         runs = []
         for _ in range(int(section.get("enrol_draws", 5))):
-            enrolled = rng.choice(test, size=min(k, len(test) - 1), replace=False)
-            ref = raw[enrolled].astype(np.float64)
-            x = ((raw[test] - ref.mean(0)) / (ref.std(0) + 1e-8)).astype(np.float32)
-            pred = np.argmax(model.probs(x, num_classes), axis=1)
-            runs.append([-1 if i in set(enrolled.tolist()) else int(p) for i, p in zip(test, pred)])
+            pred = {}
+            for rows in by_speaker.values():
+                enrolled = set(rng.choice(rows, size=min(k, len(rows) - 1), replace=False).tolist())
+                ref = raw[sorted(enrolled)].astype(np.float64)
+                x = ((raw[rows] - ref.mean(0)) / (ref.std(0) + 1e-8)).astype(np.float32)
+                scored = np.argmax(model.probs(x, num_classes), axis=1)
+                pred.update({int(i): -1 if int(i) in enrolled else int(p) for i, p in zip(rows, scored)})
+            runs.append([pred.get(int(i), -1) for i in test])
         out[mode] = runs
     return {"test_statistics": out}
 

@@ -29,6 +29,10 @@ def _load_config(args, overrides):
             config.data.corpus = args.corpus
         if getattr(args, "manifest", None):
             config.data.manifest = os.path.abspath(args.manifest)
+        if getattr(args, "extra_data", None):
+            config.data.extra = tuple(args.extra_data)
+        if getattr(args, "test_data", None):
+            config.data.test = args.test_data
         if getattr(args, "variant", None):
             config.model.variant = args.variant
         if getattr(args, "no_progress", False):
@@ -163,6 +167,10 @@ def cmd_tune(args, overrides) -> int:
                         (args.manifest and os.path.abspath(args.manifest), "data.manifest")):
         if flag:
             extra.append(f"{field}={flag}")
+    if args.extra_data:
+        extra.append(f"data.extra={tuple(args.extra_data)!r}")
+    if args.test_data:
+        extra.append(f"data.test={args.test_data!r}")
     progress = not args.no_progress
     record = run_tune(grid, args.workdir, extra, folds=args.folds, variant=args.variant,
                       config_spec=args.config, progress=progress,

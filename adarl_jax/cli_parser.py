@@ -84,6 +84,12 @@ def _corpus_args(p) -> None:
                    help="the corpus's layout (sets config.data.corpus)")
     p.add_argument("--manifest", default=None, metavar="CSV",
                    help="path,speaker,gender,emotion manifest for --corpus csv")
+    p.add_argument("--extra-data", action="append", default=None, metavar="[CORPUS:]PATH",
+                   help="another corpus whose every speaker trains in every fold (repeatable; "
+                   "sets config.data.extra), e.g. ravdess:DIR, emodb:DIR or a CSV manifest")
+    p.add_argument("--test-data", default=None, metavar="[CORPUS:]PATH",
+                   help="cross-corpus: train on --data (and --extra-data), test on every "
+                   "speaker of this corpus, as one fold (sets config.data.test)")
 
 
 def _workdir(p, help="the run's folder: cache, fold folders, results") -> None:

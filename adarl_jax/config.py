@@ -43,6 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
     # emotions outside `classes`: drop them, or keep them as domain-only samples (their
     # gender trains the domain pathway; no emotion, centre or test term uses them)
     c.data.other_emotions = "drop"  # drop | domain_only
+    # other corpora, each '[corpus:]PATH' (adarl_jax.corpus_sources): `extra` train in every
+    # fold and are never tested (multi-corpus LOSO); `test` is tested whole, as one fold,
+    # after training on this corpus and the extras (cross-corpus)
+    c.data.extra = ()
+    c.data.test = ""
     c.data.max_utterances = 0  # >0: keep only this many (stratified by speaker), for smoke runs
 
     c.frontend = ml_collections.ConfigDict()

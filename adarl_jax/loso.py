@@ -28,6 +28,7 @@ from adarl_jax import pinning, sharding
 from adarl_jax.config import default_data_dir, input_shape
 from adarl_jax.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
                                stratified_subset)
+from adarl_jax.corpus_sources import read_sources
 from adarl_jax.dataset import prepare_dataset
 from adarl_jax.files import read_json, write_json_atomic
 from adarl_jax.folds import config_folds
@@ -69,6 +70,7 @@ def read_utterances(config, need_domain: bool | None = None) -> list:
                             config.model.variant)
     utterances = select_classes(utterances, config.data.classes,
                                 keep_others=config.data.other_emotions == "domain_only")
+    utterances = read_sources(config, utterances, need)  # data.extra, data.test
     if config.data.max_utterances:
         utterances = stratified_subset(utterances, int(config.data.max_utterances))
     return utterances

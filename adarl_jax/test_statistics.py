@@ -5,9 +5,9 @@ of `predict` rarely has them. After a fold is tested, its selected model labels 
 speaker again under each mode of `config.eval.test_statistics`:
 
   utterance   each recording standardised by its own statistics (one file, nothing else)
-  enrol:K     the statistics of K of the speaker's utterances drawn at random (K <= the
-              speaker's utterances - 1); those K are not scored; `config.eval.enrol_draws`
-              draws, each scored on its own
+  enrol:K     each test speaker's statistics from K of its utterances drawn at random (K <=
+              its utterances - 1); those K are not scored; `config.eval.enrol_draws` draws,
+              each scored on its own
   train       the pooled statistics of the fold's training speakers (no statistics of the
               test speaker at all: the CNN's counterpart of globally standardised functionals)
 
@@ -90,23 +90,41 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
                                  np.array(["train"] * len(segs), object), test_utts, stats, None)]
         else:
             rng = np.random.default_rng([seed, fold.index, k])
-            k_eff = min(k, len(test_utts) - 1)
+            seg_speaker = speakers[segs]
             runs = []
             for _ in range(draws):
-                enrolled = rng.choice(test_utts, size=k_eff, replace=False)
-                sel = np.isin(seg_utt, enrolled)
-                stats = {0: speaker_statistics(raw[sel], frames[sel], np.zeros(sel.sum(), np.int64), eps)[0]}
-                runs.append(_labels(predict_probs, raw, frames, seg_utt, np.zeros(len(segs), np.int64),
-                                    test_utts, stats, set(enrolled.tolist())))
+                enrolled, stats = set(), {}
+                for spk, utts in speaker_utterances(dataset, test_utts).items():
+                    chosen = rng.choice(utts, size=min(k, len(utts) - 1), replace=False)
+                    enrolled.update(chosen.tolist())
+                    sel = np.isin(seg_utt, chosen)
+                    stats[spk] = speaker_statistics(raw[sel], frames[sel], seg_speaker[sel], eps)[spk]
+                runs.append(_labels(predict_probs, raw, frames, seg_utt, seg_speaker, test_utts,
+                                    stats, enrolled))
             out[mode] = runs
     return out
 
 
+def speaker_utterances(dataset, utts) -> dict:
+    """{speaker: its utterances among `utts` (an array)}, in order of first appearance. A
+    speaker with one utterance gives no enrolment statistics and is left out of enrol:K."""
+    by = {}
+    for u in utts:
+        by.setdefault(dataset.utterances[u].speaker, []).append(int(u))
+    return {s: np.array(v) for s, v in by.items() if len(v) >= 2}
+
+
 def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, excluded) -> list[int]:
-    """The argmax of each test utterance's mean segment probabilities (-1: excluded)."""
-    probs = np.asarray(predict_probs(normalize_segments(raw, frames, groups, stats)))
-    return [-1 if excluded and int(u) in excluded else int(np.argmax(probs[seg_utt == u].mean(0)))
-            for u in test_utts]
+    """The argmax of each test utterance's mean segment probabilities (-1: excluded, or its
+    group has no statistics)."""
+    known = np.array([g in stats for g in groups.tolist()], bool)
+    probs = np.zeros((len(raw), 0))
+    if known.any():
+        probs = np.asarray(predict_probs(normalize_segments(raw[known], frames[known],
+                                                            groups[known], stats)))
+    seg_utt = seg_utt[known]
+    return [-1 if (excluded and int(u) in excluded) or not (seg_utt == u).any()
+            else int(np.argmax(probs[seg_utt == u].mean(0))) for u in test_utts]
 
 
 def pooled_ua(fold_results: list[dict], num_classes: int) -> dict:
