@@ -188,6 +188,14 @@ def cmd_report(args, overrides) -> int:
     return 0
 
 
+def cmd_analyze(args, overrides) -> int:
+    from adarl_jax.attention_analysis import analyze_workdir
+
+    md, _ = analyze_workdir(args.workdir, args.variant, sample=args.sample)
+    print(md.read_text())
+    return 0
+
+
 def cmd_seeds(args, overrides) -> int:
     from adarl_jax.seeds import write_seeds_report
 

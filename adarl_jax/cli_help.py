@@ -56,6 +56,16 @@ COMMANDS = {
         "WORKDIR/results.json, WORKDIR/report.md and, unless --no-figures, the PNGs (confusion\n"
         "matrices, t-SNE) beside them.",
         "adarl-jax report --workdir runs/quick"),
+    "analyze": (
+        "what the domain-aware attention does: diagnostics and interventions",
+        "Reads every fold model of a variant with a domain-aware attention (adarl by default)\n"
+        "and records its attention vector I^D on the test, validation and a sample of training\n"
+        "utterances; relabels each test speaker with I^D replaced by its training mean, by the\n"
+        "other gender's mean and by 1 (no retraining). Writes WORKDIR/VARIANT/attention.json\n"
+        "and WORKDIR/attention_VARIANT.md (per-row statistics by gender and class, between-\n"
+        "against within-utterance variance, the gender AUC of I^D, the interventions' UA with\n"
+        "paired differences per test speaker).",
+        "adarl-jax analyze --workdir runs/quick --variant adarl"),
     "tune": (
         "nested recipe selection over a grid of candidate configs",
         "Trains every candidate of a grid on every requested fold, chooses per fold the candidate\n"

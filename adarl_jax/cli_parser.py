@@ -160,6 +160,15 @@ def _report(sub) -> None:
                    help="skip the PNGs (confusion matrices, t-SNE)")
 
 
+def _analyze(sub) -> None:
+    p = _command(sub, "analyze")
+    _workdir(p, help="a trained workdir")
+    p.add_argument("--variant", default=None,
+                   help="the variant to analyse (default: the workdir's, if it has one)")
+    p.add_argument("--sample", type=int, default=64,
+                   help="training utterances per fold whose attention is recorded (default 64)")
+
+
 def _tune(sub) -> None:
     p = _command(sub, "tune", TUNE_CONFIG, default=None)
     p.add_argument("--grid", required=True,
@@ -239,7 +248,7 @@ def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full traceback instead of one line")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_reproduce, _train, _report, _tune, _seeds, _predict, _export, _prepare, _features):
+    for add in (_reproduce, _train, _report, _analyze, _tune, _seeds, _predict, _export, _prepare, _features):
         add(sub)
     for p in sub.choices.values():  # --debug after the command too
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
