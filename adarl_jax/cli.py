@@ -33,6 +33,8 @@ def _load_config(args, overrides):
             config.model.variant = args.variant
         if getattr(args, "no_progress", False):
             config.train.progress = False
+        if getattr(args, "allow_missing_class", False):
+            config.train.allow_missing_class = True
     return config
 
 
@@ -163,6 +165,8 @@ def cmd_tune(args, overrides) -> int:
                         (args.manifest and os.path.abspath(args.manifest), "data.manifest")):
         if flag:
             extra.append(f"{field}={flag}")
+    if args.allow_missing_class:
+        extra.append("train.allow_missing_class=True")
     progress = not args.no_progress
     record = run_tune(grid, args.workdir, extra, folds=args.folds, variant=args.variant,
                       config_spec=args.config, progress=progress,

@@ -90,6 +90,12 @@ def _workdir(p, help="the run's folder: cache, fold folders, results") -> None:
     p.add_argument("--workdir", required=True, metavar="WORKDIR", help=help)
 
 
+def _allow_missing_class(p) -> None:
+    p.add_argument("--allow-missing-class", action="store_true",
+                   help="train a fold whose training speakers lack a class of data.classes, "
+                   "with a warning (sets config.train.allow_missing_class; default: refuse)")
+
+
 def _no_progress(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -104,6 +110,7 @@ def _training_args(p) -> None:
     _workdir(p)
     _folds(p)
     _no_progress(p)
+    _allow_missing_class(p)
     p.add_argument("--force-new-config", action="store_true",
                    help="the workdir was trained under another config: move what it trained to "
                    "WORKDIR/superseded-<time>/ and start afresh (default: refuse)")
@@ -164,6 +171,7 @@ def _tune(sub) -> None:
     p.add_argument("--variant", default=None, help="sets every candidate's model.variant")
     p.add_argument("--candidates", default=None, help="comma list: a subset of the grid's candidates")
     _no_progress(p)
+    _allow_missing_class(p)
 
 
 def _seeds(sub) -> None:

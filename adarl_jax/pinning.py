@@ -35,6 +35,7 @@ IGNORED = {
     "data.manifest": "a path: the same corpus may move",
     "model.variant": "one workdir holds several variants (each fold folder pins its own)",
     "train.progress": "display only",
+    "train.allow_missing_class": "whether a check refuses a fold, not what is trained",
     "train.keep_checkpoints": "how many checkpoints stay on disk",
     "train.checkpoint_every_steps": "when state is written, not what is trained",
     "log.": "what is logged (a section: every field in it)",
