@@ -170,7 +170,8 @@ def cmd_tune(args, overrides) -> int:
     progress = not args.no_progress
     record = run_tune(grid, args.workdir, extra, folds=args.folds, variant=args.variant,
                       config_spec=args.config, progress=progress,
-                      only=args.candidates.split(",") if args.candidates else None)
+                      only=args.candidates.split(",") if args.candidates else None,
+                      force_new_config=args.force_new_config)
     print(open(os.path.join(args.workdir, "tune.md")).read())
     print(f"wall time {record['wall_time_s']:.0f} s; {args.workdir}/tune.json")
     return 0

@@ -96,6 +96,12 @@ def _allow_missing_class(p) -> None:
                    "with a warning (sets config.train.allow_missing_class; default: refuse)")
 
 
+def _force_new_config(p, where="WORKDIR") -> None:
+    p.add_argument("--force-new-config", action="store_true",
+                   help="the workdir was trained under another config: move what it trained to "
+                   f"{where}/superseded-<time>/ and start afresh (default: refuse)")
+
+
 def _no_progress(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -111,9 +117,7 @@ def _training_args(p) -> None:
     _folds(p)
     _no_progress(p)
     _allow_missing_class(p)
-    p.add_argument("--force-new-config", action="store_true",
-                   help="the workdir was trained under another config: move what it trained to "
-                   "WORKDIR/superseded-<time>/ and start afresh (default: refuse)")
+    _force_new_config(p)
     p.add_argument("--workers", type=int, default=0,
                    help="fold-training processes on this machine, each pinned to its own cores "
                    "(default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")
@@ -172,6 +176,7 @@ def _tune(sub) -> None:
     p.add_argument("--candidates", default=None, help="comma list: a subset of the grid's candidates")
     _no_progress(p)
     _allow_missing_class(p)
+    _force_new_config(p, "WORKDIR/CANDIDATE")
 
 
 def _seeds(sub) -> None:

@@ -114,7 +114,7 @@ def save_run_config(config, workdir, force_new_config: bool = False) -> list:
     return diffs
 
 
-def _take_fold_locks(config, workdir, chosen, diffs):
+def take_fold_locks(config, workdir, chosen, diffs):
     """Locks the chosen folds (process 0 only: one job is one writer); with a forced new config,
     moves what the old config trained aside, once no other run is at work in the workdir."""
     if jax.process_index() != 0:
@@ -145,7 +145,7 @@ def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config
     diffs = save_run_config(config, workdir, force_new_config)
     dataset = load_dataset(config, workdir, progress)
     chosen = config_folds(config, dataset.utterances, folds)
-    held = _take_fold_locks(config, workdir, chosen, diffs)
+    held = take_fold_locks(config, workdir, chosen, diffs)
     results = []
     try:
         if baselines:

@@ -98,3 +98,166 @@ def test_speaker_key_ignores_case_spaces_and_leading_zeros_only():
     assert speaker_key("30") != speaker_key("3") and speaker_key("s1") != speaker_key("s10")
     config = tiny_config()
     assert config.train.allow_missing_class is False
+
+
+# --- model folders
+
+
+@pytest.fixture
+def model_folder(tmp_path):
+    """A model folder of the tiny config with zero parameters (reading checks the files, not
+    what the model learnt)."""
+    import jax
+    import numpy as np
+
+    from adarl_jax.checkpoint import abstract_train_state
+    from adarl_jax.model_folder import FORMAT, FORMAT_VERSION, write_model_folder
+
+    config = tiny_config()
+    state = abstract_train_state(config)
+    zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype),
+                         {"params": state.params, "batch_stats": state.batch_stats})
+    folder = tmp_path / "model"
+    write_model_folder(folder, config, zeros, {"format": FORMAT, "format_version": FORMAT_VERSION},
+                       "# card\n")
+    return folder
+
+
+def _edit_meta(folder, change):
+    import json
+
+    meta = json.loads((folder / "model.json").read_text())
+    change(meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("removed", ["files", "params.npz", "sha256"])
+def test_a_model_json_without_the_files_hash_is_an_error_not_a_skip(model_folder, removed,
+                                                                      monkeypatch, capsys):
+    from adarl_jax.model_folder import ModelFolderError, read_model_folder
+
+    read_model_folder(model_folder)  # whole, it reads
+    _edit_meta(model_folder, {"files": lambda m: m.pop("files"),
+                              "params.npz": lambda m: m["files"].pop("params.npz"),
+                              "sha256": lambda m: m["files"]["params.npz"].pop("sha256")}[removed])
+    _flip_a_byte(model_folder / "params.npz")
+    unchecked = "config.json" if removed == "files" else "params.npz"  # the first file read
+    with pytest.raises(ModelFolderError, match=f"records no size and SHA-256 of {unchecked}"):
+        read_model_folder(model_folder)
+    rc, line, _ = _cli(monkeypatch, capsys, ["predict", "--model", str(model_folder), "--out",
+                                             str(model_folder.parent / "p.csv"),
+                                             str(model_folder / "MODEL.md")])
+    assert rc == 2 and str(model_folder / "model.json") in line and unchecked in line, line
+
+
+@pytest.mark.parametrize("version,found", [(0, "is 0"), (None, "is null"), ("1", 'is "1"'),
+                                           (True, "is true"), ("missing", "is missing")])
+def test_format_version_messages_say_what_they_found(model_folder, version, found):
+    from adarl_jax.model_folder import ModelFolderError, read_meta
+
+    def set_version(meta):
+        if version == "missing":
+            meta.pop("format_version")
+        else:
+            meta["format_version"] = version
+
+    _edit_meta(model_folder, set_version)
+    with pytest.raises(ModelFolderError) as info:
+        read_meta(model_folder)
+    text = str(info.value)
+    assert f"format_version {found};" in text and "newer adarl-jax" not in text, text
+    _edit_meta(model_folder, lambda m: m.update(format_version=7))
+    with pytest.raises(ModelFolderError, match="format_version 7 is newer .* upgrade adarl-jax"):
+        read_meta(model_folder)
+
+
+# --- tune
+
+
+SIX = (("s1", "M"), ("s2", "F"), ("s3", "M"), ("s4", "F"), ("s5", "M"), ("s6", "F"))
+GRID = ("def get_grid():\n    return {'config': 'smoke', 'candidates': {\n"
+        "        'a': [],\n        'b': [%r]}}\n")
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A finished tune of two candidates on fold 0 (one epoch), through the command line."""
+    from adarl_jax import cli
+
+    root = tmp_path_factory.mktemp("tune")
+    manifest = make_corpus(root / "corpus", per_class=1, speakers=SIX)
+    grid = root / "grid.py"
+    grid.write_text(GRID % "optim.lr=0.1")
+    argv = ["tune", "--grid", str(grid), "--corpus", "csv", "--manifest", str(manifest),
+            "--workdir", str(root / "W"), "--folds", "0", "--variant", "backbone",
+            "--no-progress", *TINY_OVERRIDES, "--config.optim.epochs=1"]
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
+        assert cli.main(argv) == 0
+    return root, argv
+
+
+def _fold_files(workdir):
+    """{path: bytes} of every file in the candidates' fold folders."""
+    return {p: p.read_bytes() for p in sorted(workdir.glob("*/backbone/fold_*/**/*"))
+            if p.is_file()}
+
+
+def test_tune_rerun_with_a_changed_config_or_grid_is_refused_naming_the_fields(
+        tuned, monkeypatch, capsys):
+    root, argv = tuned
+    w = root / "W"
+    # each candidate's fold folder keeps the config it was trained with
+    from adarl_jax.pinning import read_config
+
+    for name, lr in (("a", None), ("b", 0.1)):
+        fold_config = read_config(next((w / name / "backbone").glob("fold_00_*")) / "config.json")
+        assert fold_config.model.variant == "backbone"
+        assert lr is None or fold_config.optim.lr == lr
+    before, configs = _fold_files(w), {n: (w / n / "config.json").read_bytes() for n in "ab"}
+    rc, line, _ = _cli(monkeypatch, capsys, [*argv, "--config.frontend.log_floor=0.01"])
+    assert rc == 2 and "frontend.log_floor" in line and str(w / "a" / "config.json") in line, line
+    (root / "grid.py").write_text(GRID % "optim.lr=0.05")  # the grid edited
+    rc, line, _ = _cli(monkeypatch, capsys, argv)
+    assert rc == 2 and "optim.lr 0.1 -> 0.05" in line and str(w / "b" / "config.json") in line
+    assert _fold_files(w) == before
+    assert {n: (w / n / "config.json").read_bytes() for n in "ab"} == configs
+    # --force-new-config moves what b's old config trained aside and trains b afresh
+    rc, _, out = _cli(monkeypatch, capsys, [*argv, "--force-new-config"])
+    assert rc == 0 and "--force-new-config" in out
+    assert list(w.glob("b/superseded-*/backbone/fold_00_*/result.json"))
+    assert read_config(w / "b" / "config.json").optim.lr == 0.05
+    assert read_config(next((w / "b" / "backbone").glob("fold_00_*")) / "config.json").optim.lr == 0.05
+    assert {p: d for p, d in _fold_files(w).items() if "/a/" in str(p)} == {
+        p: d for p, d in before.items() if "/a/" in str(p)}  # a's fold stood: resumed, not retrained
+    (root / "grid.py").write_text(GRID % "optim.lr=0.1")
+    assert _cli(monkeypatch, capsys, [*argv, "--force-new-config"])[0] == 0  # back, for others
+
+
+def test_a_second_tune_into_a_busy_workdir_is_refused_before_training(tuned, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    root, argv = tuned
+    w = root / "W"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from adarl_jax.locks import FoldLocks; "
+         "FoldLocks(sys.argv[1], [0], command='other tune').acquire(); print('held', flush=True);"
+         " sys.stdin.read()", str(w / "b")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _fold_files(w)
+        rc, line, _ = _cli(monkeypatch, capsys, argv)
+        assert rc == 5 and f"pid {holder.pid}" in line and "other tune" in line, line
+        assert _fold_files(w) == before
+        assert not (w / "a" / ".locks" / "fold_00.lock").exists()  # taken all or none
+    finally:
+        holder.kill()
+        holder.wait()
