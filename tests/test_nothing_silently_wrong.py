@@ -261,3 +261,68 @@ def test_a_second_tune_into_a_busy_workdir_is_refused_before_training(tuned, mon
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- train --final
+
+
+def _hold(lock_code: str, path):
+    """A process holding a lock (`lock_code` evaluated with `p` the path) until killed."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from adarl_jax.locks import "
+         f"FoldLocks, FolderLock; p = Path(sys.argv[1]); {lock_code}.acquire(); "
+         "print('held', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_train_final_into_one_model_folder_is_refused_before_training(tmp_path):
+    from adarl_jax.cli_errors import EXIT_LOCKED, describe
+    from adarl_jax.final_model import train_final
+    from adarl_jax.locks import WorkdirLockedError
+    from adarl_jax.model_folder import staging_dir
+
+    out = tmp_path / "W" / "final" / "adarl"
+    holder = _hold("FolderLock(p, command='adarl-jax train --final')", out)
+    try:
+        with pytest.raises(WorkdirLockedError) as info:
+            train_final(tiny_config(), tmp_path / "W", out, progress=False)
+        code, message = describe(info.value)
+        assert code == EXIT_LOCKED and str(out) in message and f"pid {holder.pid}" in message
+        assert not staging_dir(out).exists() and not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and taken over (the run then stops at the missing
+    # LOSO run, a usage error), and released: nothing is left beside the folder
+    with pytest.raises(ValueError, match="has not finished"):
+        train_final(*_a_pinned_workdir(tmp_path / "W"), out, progress=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == []
+
+
+def _a_pinned_workdir(workdir):
+    from adarl_jax.pinning import write_workdir_config
+
+    manifest = make_corpus(workdir.parent / "corpus", per_class=1)
+    config = tiny_config()
+    config.data.corpus, config.data.manifest = "csv", str(manifest)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_workdir_config(config, workdir)
+    return config, workdir
+
+
+def test_a_stale_partial_beside_a_complete_model_is_cleaned(model_folder, caplog):
+    from adarl_jax.final_model import train_final
+    from adarl_jax.model_folder import staging_dir
+
+    staging = staging_dir(model_folder)
+    (staging / "train").mkdir(parents=True)
+    (staging / "train" / "plan.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a complete model"):
+        train_final(tiny_config(), model_folder.parent / "W", model_folder, progress=False)
+    assert not staging.exists() and (model_folder / "model.json").is_file()
+    assert "removing what an earlier run left" in caplog.text
