@@ -3,7 +3,8 @@ library call. `adarl-jax --help` lists the commands; `adarl-jax COMMAND --help` 
 does and writes, with an example, the config it defaults to and the override syntax.
 
 A failure prints one line (`--debug`: the traceback) and exits with a code that says what kind
-it is (adarl_jax.cli_errors: 2 bad input, 3 diverged, 4 disk, 5 locked, 6 checkpoint).
+it is (adarl_jax.cli_errors: 2 bad input, 3 diverged, 4 disk, 5 locked, 6 checkpoint, 143
+stopped by SIGTERM).
 """
 
 from __future__ import annotations
@@ -275,11 +276,18 @@ def main(argv=None) -> int:
         return e.code or 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from adarl_jax.cli_errors import EXIT_TERMINATED, Terminated, on_sigterm
+
     try:
         from adarl_jax.runtime import setup_runtime
 
-        setup_runtime(args)
-        return globals()[f"cmd_{args.command}"](args, args.overrides)
+        with on_sigterm():
+            setup_runtime(args)
+            return globals()[f"cmd_{args.command}"](args, args.overrides)
+    except Terminated as e:  # its locks released on the way out (finally clauses)
+        print(f"adarl-jax {args.command}: {e}; finished work is kept and locks are released: "
+              f"rerun the command to resume (exit {EXIT_TERMINATED})", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     except Exception as e:  # one line and an exit code per kind (diverged: 3, finished folds kept)
         if args.debug:
             raise
