@@ -26,6 +26,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -111,9 +112,24 @@ def _io_path(exc: OSError, fallback: str | None) -> str | None:
     return path
 
 
+def _free_space(path: str | None) -> str:
+    """' (N MB free on its disk)' for `path`'s folder (itself when a folder), or '' when
+    there is no such folder."""
+    if not path:
+        return ""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    return "" if free is None else f" ({free / 2**20:,.1f} MB free on its disk)"
+
+
 def _io_message(exc: OSError, path_hint: str | None) -> str:
     path = _io_path(exc, path_hint)
     reason = _IO_HINTS.get(exc.errno) or (exc.strerror or str(exc)).lower()
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = reason.replace(": ", f"{_free_space(path)}: ", 1)
     return f"{path}: {reason}" if path else reason
 
 

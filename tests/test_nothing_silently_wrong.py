@@ -358,3 +358,37 @@ def test_sigterm_during_train_is_one_line_exit_143_and_releases_the_locks(
     monkeypatch.setattr(trainer, "run_epochs", real)
     rc, _, _ = _cli(monkeypatch, capsys, _train_argv(manifest, w, "--folds", "0"))
     assert rc == 0 and list(w.glob("adarl/fold_00_*/result.json"))  # the rerun finishes it
+
+
+def test_a_full_disk_while_writing_embeddings_names_the_file_and_the_free_space(
+        tmp_path, monkeypatch):
+    import numpy as np
+
+    from adarl_jax import predict_io
+    from adarl_jax.cli_errors import EXIT_IO, describe
+
+    def short_write(f, array, allow_pickle=False):  # what numpy raises when the disk fills
+        raise OSError("8000 requested and 992 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    out = tmp_path / "emb.npy"
+    records = [{"path": "a.wav", "embedding": [0.5] * 8, "error": None}]
+    with pytest.raises(OSError) as info:
+        predict_io.write_embeddings(records, out, 8)
+    code, message = describe(info.value, str(tmp_path / "preds.csv"))
+    assert code == EXIT_IO
+    assert message.startswith(f"{out}: no space left on the device (") and "MB free" in message
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+    # any atomic write whose file object fails (no file name in the error) names its file
+    import errno
+
+    from adarl_jax.files import write_atomic
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        write_atomic(tmp_path / "preds.csv", "w", full)
+    code, message = describe(info.value, str(tmp_path / "elsewhere"))
+    assert code == EXIT_IO and message.startswith(f"{tmp_path / 'preds.csv'}: no space left")
+    assert "MB free on its disk" in message
