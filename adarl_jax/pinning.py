@@ -25,7 +25,8 @@ from adarl_jax.workdir import result_path
 
 CONFIG_FILE = "config.json"
 SUPERSEDED_PREFIX = "superseded-"
-KEEP_ON_SUPERSEDE = ("cache", ".locks")
+# data.json: the fingerprint of the data the forcing run reads, written before it supersedes
+KEEP_ON_SUPERSEDE = ("cache", ".locks", "data.json")
 
 # fields that change neither the trained parameters nor the data, with the reason. Not here:
 # train.eval_batch_size and train.loop, which compute the same function but round differently

@@ -199,8 +199,10 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = sharding.make_mesh()
     first = configs[order[0]]
-    chosen = config_folds(first, loso.load_dataset(first, workdir, progress).utterances,
-                          folds)  # selection 'val' (above); the candidates share the data
+    dataset, changed = loso.load_checked_dataset(first, workdir, progress, force_new_config)
+    if changed:  # other recordings (forced): every candidate starts afresh
+        diffs = {n: [*d, loso.data_change(changed)] for n, d in diffs.items()}
+    chosen = config_folds(first, dataset.utterances, folds)  # selection 'val' (above); shared
     is_writer = jax.process_index() == 0
     held = []
     results: dict[str, dict[int, dict]] = {}

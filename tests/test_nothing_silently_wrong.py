@@ -392,3 +392,42 @@ def test_a_full_disk_while_writing_embeddings_names_the_file_and_the_free_space(
     code, message = describe(info.value, str(tmp_path / "elsewhere"))
     assert code == EXIT_IO and message.startswith(f"{tmp_path / 'preds.csv'}: no space left")
     assert "MB free on its disk" in message
+
+
+# --- the data fingerprint
+
+
+def test_other_recordings_laid_out_like_the_corpus_are_refused_naming_what_differs(
+        tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    a = make_corpus(tmp_path / "a", per_class=1)
+    b = make_corpus(tmp_path / "b", per_class=1, seconds=(1.6, 3.3))  # same names, other takes
+    w = tmp_path / "w"
+    assert _cli(monkeypatch, capsys, _train_argv(a, w, "--folds", "0"))[0] == 0
+    trained = {p: p.read_bytes() for p in w.glob("adarl/fold_00_*/result.json")}
+    fingerprint = json.loads((w / "data.json").read_text())
+    assert len(fingerprint["files"]) == 16 and fingerprint["sample"]
+    rc, line, _ = _cli(monkeypatch, capsys, _train_argv(b, w, "--folds", "0"))
+    assert rc == 2 and str(w / "data.json") in line and "16 file(s) differ in size" in line, line
+    assert "s1_anger_0.wav" in line and str(tmp_path / "b") in line
+    assert {p: p.read_bytes() for p in trained} == trained
+    # the same recordings copied elsewhere (new modification times) are the same data
+    shutil.copytree(tmp_path / "a", tmp_path / "moved")
+    prepare = ["prepare", "--config", "smoke", "--corpus", "csv", "--workdir", str(w),
+               "--no-progress", *TINY_OVERRIDES]
+    assert _cli(monkeypatch, capsys, [*prepare, "--manifest", str(tmp_path / "moved" / "manifest.csv")])[0] == 0
+    # a file of the same size with other contents
+    first = sorted((tmp_path / "moved" / "wav").iterdir())[0]
+    data = bytearray(first.read_bytes())
+    data[100:200] = bytes(100)
+    first.write_bytes(bytes(data))
+    rc, line, _ = _cli(monkeypatch, capsys, [*prepare, "--manifest", str(tmp_path / "moved" / "manifest.csv")])
+    assert rc == 2 and "other contents" in line and first.name in line, line
+    # --force-new-config: what the old recordings trained moves aside, the new data trains
+    rc, _, out = _cli(monkeypatch, capsys, _train_argv(b, w, "--folds", "0", "--force-new-config"))
+    assert rc == 0 and "--force-new-config" in out
+    assert [p.read_bytes() for p in w.glob("superseded-*/adarl/fold_00_*/result.json")] == list(
+        trained.values())
+    assert json.loads((w / "data.json").read_text())["root"] == str(tmp_path / "b" / "wav")
