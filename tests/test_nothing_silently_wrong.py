@@ -66,18 +66,19 @@ def test_a_class_absent_from_a_folds_training_speakers_is_refused_naming_fold_an
     assert rc == 2
     assert "fold 0" in line and "'s1'" in line and "neutral" in line, line
     assert "fold 1" not in line and "--allow-missing-class" in line
-    # --allow-missing-class (train.allow_missing_class) trains it, with a warning naming it
-    from adarl_jax.cli import config_from_argv
-    from adarl_jax.corpora import load_corpus
-    from adarl_jax.folds import config_folds
+    # --allow-missing-class (train.allow_missing_class) trains it, with a warning naming it,
+    # and the fold's result and the report mark it
+    import json
 
-    config = config_from_argv(_train_argv(manifest, tmp_path / "w", "--allow-missing-class"))
-    assert config.train.allow_missing_class is True
-    utterances = load_corpus("csv", "", str(manifest))
+    w = tmp_path / "w"
     with caplog.at_level(logging.WARNING):
-        folds = config_folds(config, utterances, "0,1")
-    assert [f.index for f in folds] == [0, 1]
+        rc, _, out = _cli(monkeypatch, capsys, _train_argv(manifest, w, "--folds", "0",
+                                                           "--allow-missing-class"))
+    assert rc == 0
     assert any("fold 0" in r.message and "neutral" in r.message for r in caplog.records)
+    result = json.loads(next(w.glob("adarl/fold_00_*/result.json")).read_text())
+    assert result["missing_classes"] == ["neutral"]
+    assert "Fold 0 (s1) trained without neutral" in (w / "report.md").read_text()
 
 
 def test_a_latin1_manifest_names_the_manifest_and_the_line(tmp_path, monkeypatch, capsys):
