@@ -128,8 +128,9 @@ def read_meta(folder) -> dict:
         raise ModelFolderError(f"{path}: not a model record (format must be {FORMAT!r})")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         found = "missing" if "format_version" not in meta else f"{json.dumps(version)}"
-        raise ModelFolderError(f"{path}: format_version is {found}; adarl-jax writes the whole "
-                               f"number 1 to {FORMAT_VERSION}, so the file was edited or damaged: "
+        raise ModelFolderError(f"{path}: format_version is {found}; adarl-jax writes a whole "
+                               f"number of at least 1 (this one reads up to {FORMAT_VERSION}), so "
+                               "the file was edited or damaged: "
                                "write the folder again (train --final --overwrite-final)")
     if version > FORMAT_VERSION:
         raise ModelFolderError(f"{path}: format_version {version} is newer than this adarl-jax "
