@@ -3,7 +3,8 @@ library call. `adarl-jax --help` lists the commands; `adarl-jax COMMAND --help` 
 does and writes, with an example, the config it defaults to and the override syntax.
 
 A failure prints one line (`--debug`: the traceback) and exits with a code that says what kind
-it is (adarl_jax.cli_errors: 2 bad input, 3 diverged, 4 disk, 5 locked, 6 checkpoint).
+it is (adarl_jax.cli_errors: 2 bad input, 3 diverged, 4 disk, 5 locked, 6 checkpoint, 143
+stopped by SIGTERM).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _load_config(args, overrides):
             config.model.variant = args.variant
         if getattr(args, "no_progress", False):
             config.train.progress = False
+        if getattr(args, "allow_missing_class", False):
+            config.train.allow_missing_class = True
     return config
 
 
@@ -171,10 +174,13 @@ def cmd_tune(args, overrides) -> int:
         extra.append(f"data.extra={tuple(args.extra_data)!r}")
     if args.test_data:
         extra.append(f"data.test={args.test_data!r}")
+    if args.allow_missing_class:
+        extra.append("train.allow_missing_class=True")
     progress = not args.no_progress
     record = run_tune(grid, args.workdir, extra, folds=args.folds, variant=args.variant,
                       config_spec=args.config, progress=progress,
-                      only=args.candidates.split(",") if args.candidates else None)
+                      only=args.candidates.split(",") if args.candidates else None,
+                      force_new_config=args.force_new_config)
     print(open(os.path.join(args.workdir, "tune.md")).read())
     print(f"wall time {record['wall_time_s']:.0f} s; {args.workdir}/tune.json")
     return 0
@@ -286,11 +292,18 @@ def main(argv=None) -> int:
         return e.code or 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from adarl_jax.cli_errors import EXIT_TERMINATED, Terminated, on_sigterm
+
     try:
         from adarl_jax.runtime import setup_runtime
 
-        setup_runtime(args)
-        return globals()[f"cmd_{args.command}"](args, args.overrides)
+        with on_sigterm():
+            setup_runtime(args)
+            return globals()[f"cmd_{args.command}"](args, args.overrides)
+    except Terminated as e:  # its locks released on the way out (finally clauses)
+        print(f"adarl-jax {args.command}: {e}; finished work is kept and locks are released: "
+              f"rerun the command to resume (exit {EXIT_TERMINATED})", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     except Exception as e:  # one line and an exit code per kind (diverged: 3, finished folds kept)
         if args.debug:
             raise

@@ -96,6 +96,18 @@ def _workdir(p, help="the run's folder: cache, fold folders, results") -> None:
     p.add_argument("--workdir", required=True, metavar="WORKDIR", help=help)
 
 
+def _allow_missing_class(p) -> None:
+    p.add_argument("--allow-missing-class", action="store_true",
+                   help="train a fold whose training speakers lack a class of data.classes, "
+                   "with a warning (sets config.train.allow_missing_class; default: refuse)")
+
+
+def _force_new_config(p, where="WORKDIR") -> None:
+    p.add_argument("--force-new-config", action="store_true",
+                   help="the workdir was trained under another config: move what it trained to "
+                   f"{where}/superseded-<time>/ and start afresh (default: refuse)")
+
+
 def _no_progress(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -110,9 +122,8 @@ def _training_args(p) -> None:
     _workdir(p)
     _folds(p)
     _no_progress(p)
-    p.add_argument("--force-new-config", action="store_true",
-                   help="the workdir was trained under another config: move what it trained to "
-                   "WORKDIR/superseded-<time>/ and start afresh (default: refuse)")
+    _allow_missing_class(p)
+    _force_new_config(p)
     p.add_argument("--workers", type=int, default=0,
                    help="fold-training processes on this machine, each pinned to its own cores "
                    "(default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")
@@ -179,6 +190,8 @@ def _tune(sub) -> None:
     p.add_argument("--variant", default=None, help="sets every candidate's model.variant")
     p.add_argument("--candidates", default=None, help="comma list: a subset of the grid's candidates")
     _no_progress(p)
+    _allow_missing_class(p)
+    _force_new_config(p, "WORKDIR/CANDIDATE")
 
 
 def _seeds(sub) -> None:

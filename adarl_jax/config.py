@@ -137,6 +137,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.balance = "none"
     c.train.eval_batch_size = 32
     c.train.progress = True
+    # a fold whose training speakers have no utterance of a class is refused (its model never
+    # sees the class, and its UA counts a recall it cannot have); True: train it, with a warning
+    c.train.allow_missing_class = False
     # scan: each epoch is one compiled lax.scan over the training set held on the devices;
     # step: one call a step, the batch copied from the host (for sets that do not fit);
     # auto: step on CPU (XLA:CPU runs the scanned step ~5x slower than the same step called

@@ -5,6 +5,7 @@ selection never looks at the test speaker.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -12,7 +13,9 @@ import numpy as np
 
 from adarl_jax.corpus_sources import extra_sources, test_source
 
-__all__ = ["Fold", "loso_folds", "parse_folds"]
+__all__ = ["Fold", "loso_folds", "parse_folds", "missing_classes"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -188,15 +191,40 @@ def config_folds(config, utterances, folds: str | None = None) -> list[Fold]:
     """The folds a run of `config` makes of `utterances` (validation speakers per domain value
     under train.selection='val', drawn with train.split_seed; data.domain_column), those that
     `folds` (a --folds string; None: all) names. With data.test, the one cross-corpus fold;
-    with data.extra, the extra corpora's speakers train in every fold and are never tested."""
+    with data.extra, the extra corpora's speakers train in every fold and are never tested.
+    A chosen fold whose training speakers lack a class of data.classes is a ValueError naming
+    the fold and the class, unless train.allow_missing_class (then a warning)."""
     val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
     test = test_source(config)
     if test is not None:
         all_folds = [cross_fold(utterances, test.tag, val_k, int(config.train.split_seed),
                                 config.data.domain_column)]
-        return [all_folds[i] for i in parse_folds(folds, 1)]
-    extra = {s.tag for s in extra_sources(config)}
-    all_folds = loso_folds(utterances, val_k, int(config.train.split_seed),
-                           config.data.domain_column,
-                           frozenset(u.speaker for u in utterances if u.corpus in extra))
-    return [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    else:
+        extra = {s.tag for s in extra_sources(config)}
+        all_folds = loso_folds(utterances, val_k, int(config.train.split_seed),
+                               config.data.domain_column,
+                               frozenset(u.speaker for u in utterances if u.corpus in extra))
+    chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    _check_classes(config, utterances, chosen)
+    return chosen
+
+
+def missing_classes(fold: Fold, utterances, classes) -> list[str]:
+    """The classes of `classes` that no training utterance of `fold` has."""
+    present = {utterances[i].emotion for i in fold.train.tolist()}
+    return [c for c in classes if c not in present]
+
+
+def _check_classes(config, utterances, folds) -> None:
+    gaps = [(f, m) for f in folds if (m := missing_classes(f, utterances, config.data.classes))]
+    if not gaps:
+        return
+    text = "; ".join(f"fold {f.index} (test speaker {f.test_speaker!r}) has no training "
+                     f"utterance of {', '.join(m)}" for f, m in gaps)
+    if config.train.get("allow_missing_class", False):
+        log.warning("%s: trained anyway (train.allow_missing_class); such a fold's model never "
+                    "saw the class, and its UA counts a recall of 0 for it", text)
+        return
+    raise ValueError(f"{text}: its model would never see the class, and its UA would count a "
+                     "recall it cannot have. Add utterances of the class, drop the class from "
+                     "data.classes, or pass --allow-missing-class to train anyway")

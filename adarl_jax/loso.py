@@ -10,6 +10,8 @@ Layout of a workdir:
   W/cache/<hash>/                       spectrogram segments (adarl_jax.dataset)
   W/<variant>/fold_<k>_<speaker>/       config.json, checkpoints/, metrics.jsonl, result.json
                                         (named and found by adarl_jax.workdir)
+  W/data.json                           the recordings' fingerprint (adarl_jax.data_fingerprint;
+                                        other recordings are refused)
   W/.locks/fold_<k>.lock                held by the run training fold k (adarl_jax.locks)
   W/superseded-<time>/                  what an earlier config trained (--force-new-config)
   W/results.json, W/report.md           written by `report` (adarl_jax.report)
@@ -29,6 +31,7 @@ from adarl_jax.config import default_data_dir, input_shape
 from adarl_jax.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
                                stratified_subset)
 from adarl_jax.corpus_sources import read_sources
+from adarl_jax.data_fingerprint import check_fingerprint
 from adarl_jax.dataset import prepare_dataset
 from adarl_jax.files import read_json, write_json_atomic
 from adarl_jax.folds import config_folds
@@ -78,9 +81,23 @@ def read_utterances(config, need_domain: bool | None = None) -> list:
 
 def load_dataset(config, workdir, progress: bool = True):
     """The corpus named by the config (`read_utterances`) as cached spectrogram segments,
-    prepared or loaded (adarl_jax.dataset)."""
-    return prepare_dataset(config, read_utterances(config), Path(workdir) / "cache",
-                           progress=progress)
+    prepared or loaded (adarl_jax.dataset), once its recordings are found to be the ones the
+    workdir was trained on (adarl_jax.data_fingerprint; DataMismatchError if not)."""
+    return load_checked_dataset(config, workdir, progress)[0]
+
+
+def load_checked_dataset(config, workdir, progress: bool = True, force_new_config: bool = False):
+    """`load_dataset`, which with `force_new_config` accepts other recordings than the
+    workdir's: (dataset, the differences in words, or None)."""
+    utterances = read_utterances(config)
+    changed = check_fingerprint(workdir, utterances, force_new_config,
+                                write=jax.process_index() == 0)
+    return prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress), changed
+
+
+def data_change(changed: str) -> tuple:
+    """A changed data fingerprint as one of pinning's (field, old, new) differences."""
+    return ("data", "the recordings in data.json", changed)
 
 
 def check_domains(config, dataset, folds) -> None:
@@ -116,7 +133,7 @@ def save_run_config(config, workdir, force_new_config: bool = False) -> list:
     return diffs
 
 
-def _take_fold_locks(config, workdir, chosen, diffs):
+def take_fold_locks(config, workdir, chosen, diffs):
     """Locks the chosen folds (process 0 only: one job is one writer); with a forced new config,
     moves what the old config trained aside, once no other run is at work in the workdir."""
     if jax.process_index() != 0:
@@ -145,9 +162,11 @@ def _prepare(config, workdir, folds, mesh, progress, baselines, force_new_config
     checked_mesh(config, mesh)  # before the corpus is read: a batch that does not split fails
     workdir.mkdir(parents=True, exist_ok=True)
     diffs = save_run_config(config, workdir, force_new_config)
-    dataset = load_dataset(config, workdir, progress)
+    dataset, changed = load_checked_dataset(config, workdir, progress, force_new_config)
+    if changed:
+        diffs = [*diffs, data_change(changed)]
     chosen = config_folds(config, dataset.utterances, folds)
-    held = _take_fold_locks(config, workdir, chosen, diffs)
+    held = take_fold_locks(config, workdir, chosen, diffs)
     results = []
     try:
         if baselines:

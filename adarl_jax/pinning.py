@@ -25,7 +25,8 @@ from adarl_jax.workdir import result_path
 
 CONFIG_FILE = "config.json"
 SUPERSEDED_PREFIX = "superseded-"
-KEEP_ON_SUPERSEDE = ("cache", ".locks")
+# data.json: the fingerprint of the data the forcing run reads, written before it supersedes
+KEEP_ON_SUPERSEDE = ("cache", ".locks", "data.json")
 
 # fields that change neither the trained parameters nor the data, with the reason. Not here:
 # train.eval_batch_size and train.loop, which compute the same function but round differently
@@ -35,6 +36,7 @@ IGNORED = {
     "data.manifest": "a path: the same corpus may move",
     "model.variant": "one workdir holds several variants (each fold folder pins its own)",
     "train.progress": "display only",
+    "train.allow_missing_class": "whether a check refuses a fold, not what is trained",
     "train.keep_checkpoints": "how many checkpoints stay on disk",
     "train.checkpoint_every_steps": "when state is written, not what is trained",
     "log.": "what is logged (a section: every field in it)",

@@ -72,6 +72,8 @@ def summarize(fold_results: list[dict]) -> dict:
         f = {"fold": r["fold"], "speaker": r["test_speaker"], "n": int(len(y)),
              "wa": metrics.weighted_accuracy(y, p), "ua": metrics.unweighted_accuracy(y, p, k),
              "selected_epoch": r.get("selected_epoch")}
+        if r.get("missing_classes"):
+            f["missing_classes"] = list(r["missing_classes"])
         if "gender_accuracy" in r["test"]:
             f["gender_accuracy"] = r["test"]["gender_accuracy"]
         folds.append(f)
@@ -130,6 +132,9 @@ def markdown(results: dict) -> str:
             g = f.get("gender_accuracy")
             lines.append(f"| {f['fold']} | {f['speaker']} | {f['n']} | {f['wa']:.3f} | {f['ua']:.3f} | "
                          f"{'' if g is None else f'{g:.2f}'} | {f.get('selected_epoch')} |")
+        lines += [f"\n**Fold {f['fold']} ({f['speaker']}) trained without {', '.join(f['missing_classes'])}** "
+                  "(no training speaker has it; train.allow_missing_class): its model cannot "
+                  "predict it" for f in s["folds"] if f.get("missing_classes")]
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ from adarl_jax.checkpoint import FoldCheckpointer
 from adarl_jax.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
 from adarl_jax.files import write_text_atomic
 from adarl_jax.fold_record import fold_record
+from adarl_jax.folds import missing_classes
 from adarl_jax.optim import learning_rate_schedule, num_epochs
 from adarl_jax.tb import open_scalar_log
 from adarl_jax.inference import BatchedInference
@@ -242,6 +243,9 @@ def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) 
                          progress and jax.process_index() == 0)
     state, selected_epoch = select_model(trained, ckpts)
     result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    missing = missing_classes(fold, dataset.utterances, config.data.classes)
+    if missing:  # trained under train.allow_missing_class: the report marks the fold
+        result["missing_classes"] = missing
     ckpts.last.close()
     if ckpts.best is not None:
         ckpts.best.close()
