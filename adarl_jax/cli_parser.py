@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from adarl_jax.cli_help import COMMANDS, CONFIG_HELP, DEFAULT_CONFIG, TOP, TOP_EPILOG, epilog
+from adarl_jax.speakers import DEFAULT_SPEAKER_FROM, MIN_SPEAKER_S, SPEAKER_FROM
 
 __all__ = ["build_parser", "parse", "split_overrides", "DEFAULT_CONFIG"]
 
@@ -190,8 +191,17 @@ def _predict(sub) -> None:
     p = _command(sub, "predict")
     _checkpoint_args(p)
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="audio files, folders (recursive) or .txt lists of paths")
-    p.add_argument("--out", required=True, help="preds.csv or preds.json")
+                   help="audio files, folders (recursive), .txt lists of paths, or .csv files "
+                   "with a header: path[,speaker]")
+    p.add_argument("--out", required=True, help="preds.csv, preds.json, or - (CSV to stdout)")
+    p.add_argument("--speaker-from", choices=SPEAKER_FROM, default=None,
+                   help="who speaks, for a model standardised per speaker (the default recipe): "
+                   "which inputs share the statistics. file: each file alone, so a file's output "
+                   "never depends on the other inputs; folder: a folder is a speaker; call: all "
+                   "inputs are one; column: the speaker column of a .csv input. Default: column "
+                   f"when a .csv input names speakers, else {DEFAULT_SPEAKER_FROM}. Rows show the "
+                   f"group (speaker) and its seconds of audio (speaker_s); under {MIN_SPEAKER_S:g} s "
+                   "they carry a warning")
     p.add_argument("--timeline", action="store_true", help="also one row per 3 s segment")
     p.add_argument("--embeddings", default=None, metavar="OUT.npy",
                    help="also write each input's deep feature (the model's embedding, the mean "
@@ -235,9 +245,11 @@ def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_reproduce, _train, _report, _tune, _seeds, _predict, _export, _prepare, _features):
         add(sub)
-    for p in sub.choices.values():  # --debug after the command too
+    for p in sub.choices.values():  # --debug and -v after the command too
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an error, show the full traceback instead of one line")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log INFO messages")
     return parser
 
 
