@@ -192,6 +192,11 @@ def _predictor(args):
     from adarl_jax.predict import DEFAULT_BUCKETS, Predictor
 
     buckets = args.buckets or DEFAULT_BUCKETS
+    if not args.model and not args.checkpoint:  # the model shipped in the package
+        if args.variant or args.fold is not None:
+            raise ValueError("--variant and --fold choose among a workdir's fold models: give "
+                             "--checkpoint WORKDIR")
+        return Predictor.from_pretrained(buckets=buckets)
     if args.model:
         if args.variant or args.fold is not None:
             raise ValueError("--variant and --fold choose among a workdir's fold models: a "

@@ -174,9 +174,11 @@ def _seeds(sub) -> None:
 
 
 def _checkpoint_args(p) -> None:
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, metavar="FOLDER",
-                        help="a model folder written by train --final")
+                        help="a model folder written by train --final (default, with neither "
+                        "this nor --checkpoint: the model shipped in the package, trained on "
+                        "EmoDB: adarl_jax/pretrained/emodb)")
     source.add_argument("--checkpoint", default=None, metavar="WORKDIR",
                         help="a LOSO workdir (or one of its fold folders): a fold's model")
     p.add_argument("--variant", default=None,
@@ -193,7 +195,8 @@ def _predict(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="audio files, folders (recursive), .txt lists of paths, or .csv files "
                    "with a header: path[,speaker]")
-    p.add_argument("--out", required=True, help="preds.csv, preds.json, or - (CSV to stdout)")
+    p.add_argument("--out", default="-",
+                   help="preds.csv, preds.json, or - (CSV to stdout, the default)")
     p.add_argument("--speaker-from", choices=SPEAKER_FROM, default=None,
                    help="who speaks, for a model standardised per speaker (the default recipe): "
                    "which inputs share the statistics. file: each file alone, so a file's output "

@@ -71,7 +71,22 @@ def plan_batches(n: int, buckets: Sequence[int], overhead: float = 4.0) -> list[
 
 
 class Predictor:
-    """A trained model with its front end, jit-compiled once per bucket size."""
+    """A trained model with its front end, jit-compiled once per bucket size.
+
+      from adarl_jax import Predictor
+      p = Predictor.from_pretrained("emodb")             # shipped in the package
+      p = Predictor.load("runs/emodb/final/adarl")       # a model folder (train --final)
+      p = Predictor.from_checkpoint("runs/emodb", fold=3)  # one LOSO fold's model
+      p.predict_files(["a.wav", "b.wav"])  # one dict per file: emotion, probs, speaker, ...
+      p.predict_batch([w1, w2], 44100)     # in-memory recordings, segments in fixed buckets
+      p.predict(wave, 16000)               # one recording
+      p.classes                            # ('anger', 'happiness', 'sadness', 'neutral')
+
+    A speaker-normalised model (frontend.normalize='speaker', the default recipe) takes each
+    input's statistics from its speaker group: by default the input alone, so its output never
+    depends on the other inputs of a call; `speakers=` says which inputs share a speaker
+    (adarl_jax.speakers), `adapt_to_speaker` fixes one speaker's statistics for what follows.
+    """
 
     def __init__(self, config, variables, buckets: Sequence[int] = DEFAULT_BUCKETS,
                  source: str = "", n_models: int = 1):
@@ -126,6 +141,21 @@ class Predictor:
         Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
         config, variables, _ = read_model_folder(folder)
         return cls(config, variables, buckets, f"model folder {folder}")
+
+    @classmethod
+    def from_pretrained(cls, name: str = "emodb",
+                        buckets: Sequence[int] = DEFAULT_BUCKETS) -> "Predictor":
+        """A model shipped in the package (adarl_jax.pretrained: 'emodb'), hashes checked.
+
+          p = Predictor.from_pretrained()
+          p.predict_files(["clip.wav"])[0]["emotion"]
+        """
+        from adarl_jax.pretrained import pretrained_dir
+
+        folder = pretrained_dir(name)
+        predictor = cls.load(folder, buckets)
+        predictor.source = f"pretrained model {name!r} ({folder})"
+        return predictor
 
     # -- the jitted computation ------------------------------------------------------------
 
