@@ -221,7 +221,9 @@ def _export(sub) -> None:
     _checkpoint_args(p)
     p.add_argument("--out", required=True, help="artifact path, e.g. model.jax")
     p.add_argument("--input", choices=("spectrogram", "waveform"), default="spectrogram",
-                   help="what the artifact takes (waveform: the front end is inside)")
+                   help="what the artifact takes (waveform: the front end is inside; for a model "
+                   "standardised per speaker it takes the statistics of each call's segments: "
+                   "call it with one file's or one speaker's segments)")
     p.add_argument("--platforms", default="cpu,cuda,tpu", help="comma list for jax.export")
 
 

@@ -210,3 +210,20 @@ def test_cli_csv_speakers_stdout_and_rules(model_folder, audio, tmp_path, capsys
     rc = cli.main(["predict", "--model", str(model_folder), audio["a0"], "--out", "-",
                    "--speaker-from", "column", "--no-progress"])
     assert rc == 2 and "no input is a CSV with a speaker column" in capsys.readouterr().err
+
+
+def test_the_waveform_artifact_standardises_with_its_calls_segments(predictor, audio, tmp_path):
+    """export --input waveform of a speaker-normalised model: called with one file's segments
+    it gives the file's probabilities under --speaker-from file (the mean over segments)."""
+    from adarl_jax.audio import segment
+    from adarl_jax.export import export_predictor, load_exported
+
+    meta = export_predictor(predictor, tmp_path / "w.jax", input="waveform", platforms=("cpu",))
+    assert "one speaker, or one file" in meta["speaker_statistics"]
+    exported, _ = load_exported(tmp_path / "w.jax")
+    for key in ("a1", "b0"):
+        wave, _ = sf.read(audio[key], dtype="float32")
+        segs, lengths, _ = segment(wave, SR, predictor.segment_s, predictor.min_tail_s)
+        got = np.asarray(exported.call(segs, lengths)).mean(axis=0)
+        np.testing.assert_allclose(got, probs(predictor.predict_files([audio[key]])[0]),
+                                   atol=1e-5)
