@@ -62,13 +62,21 @@ def cmd_prepare(args, overrides) -> int:
 def cmd_features(args, overrides) -> int:
     import numpy as np
 
-    from adarl_jax.dataset import compute_features
+    from adarl_jax.dataset import compute_features, normalize_segments, speaker_statistics
     from adarl_jax.files import save_npy_atomic
 
     config = _load_config(args, overrides)
-    x = compute_features(args.wav, config)
+    x, index, _, frames = compute_features(args.wav, config, with_index=True, with_frames=True)
+    note = ""
+    if config.frontend.normalize == "speaker":
+        if args.raw:
+            note = " (before the per-speaker standardisation: --raw)"
+        else:  # what the model sees: standardised as predict --speaker-from does
+            groups = index if args.speaker_from == "file" else np.zeros_like(index)
+            x = normalize_segments(x, frames, groups, speaker_statistics(x, frames, groups))
+            note = f" (standardised per speaker, --speaker-from {args.speaker_from})"
     save_npy_atomic(args.out, np.asarray(x))
-    print(f"wrote {args.out}: {x.shape} {x.dtype}")
+    print(f"wrote {args.out}: {x.shape} {x.dtype}{note}")
     return 0
 
 

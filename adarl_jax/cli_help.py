@@ -103,8 +103,9 @@ COMMANDS = {
         "write the model's input for wav files as a .npy array",
         "Cuts each wav file into the config's segments and writes the front end's output, what\n"
         "the model sees, to --out as one float32 (segments, freq, time, 3) array, the files'\n"
-        "segments in order. With frontend.normalize='speaker' (the default config) the values\n"
-        "are before the per-speaker standardisation, which needs a speaker's whole audio.",
+        "segments in order. With frontend.normalize='speaker' (the default config) each file is\n"
+        "standardised with its own statistics, as predict does by default (--speaker-from call:\n"
+        "all files as one speaker; --raw: the values before that standardisation).",
         "adarl-jax features ../shared/data/emodb/wav/03a01Fa.wav --out x.npy"),
 }
 

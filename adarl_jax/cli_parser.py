@@ -238,6 +238,11 @@ def _features(sub) -> None:
     p = _command(sub, "features", DEFAULT_CONFIG)
     p.add_argument("wav", nargs="+", metavar="WAV", help="audio files")
     p.add_argument("--out", required=True, metavar="X.npy", help="the .npy file to write")
+    p.add_argument("--speaker-from", choices=("file", "call"), default="file",
+                   help="a model standardised per speaker (the default recipe): the statistics of "
+                   "each file alone (default) or of all files as one speaker, as predict's")
+    p.add_argument("--raw", action="store_true",
+                   help="write the front end's output before the per-speaker standardisation")
 
 
 def build_parser(version: str = "unknown") -> argparse.ArgumentParser:

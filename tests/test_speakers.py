@@ -227,3 +227,25 @@ def test_the_waveform_artifact_standardises_with_its_calls_segments(predictor, a
         got = np.asarray(exported.call(segs, lengths)).mean(axis=0)
         np.testing.assert_allclose(got, probs(predictor.predict_files([audio[key]])[0]),
                                    atol=1e-5)
+
+
+def test_features_writes_what_the_model_sees(audio, tmp_path, capsys):
+    """features with the speaker-normalised front end: each file standardised with its own
+    statistics (zero mean, unit std per band and channel over its valid frames), the same
+    alone or beside other files; --raw the front end's output before that."""
+    over = ["--config", "smoke", "--config.frontend.normalize=speaker",
+            "--config.data.max_utterances=0"]
+    run = lambda *a: cli.main(["features", *over, *map(str, a)])
+    assert run(audio["a1"], audio["b0"], "--out", tmp_path / "both.npy") == 0
+    assert run(audio["b0"], "--out", tmp_path / "b.npy") == 0
+    assert run(audio["b0"], "--raw", "--out", tmp_path / "raw.npy") == 0
+    assert "--speaker-from file" in capsys.readouterr().out
+    both, alone, raw = (np.load(tmp_path / f"{n}.npy") for n in ("both", "b", "raw"))
+    config = load_config("smoke", ["frontend.normalize=speaker", "data.max_utterances=0"])
+    want_raw, frames = compute_features([audio["b0"]], config, with_frames=True)
+    np.testing.assert_allclose(raw, want_raw, atol=1e-6)
+    np.testing.assert_allclose(both[-len(alone):], alone, atol=1e-5)  # b0's segments come last
+    valid = np.concatenate([a[:, :n].transpose(0, 2, 1) for a, n in zip(alone, frames)],
+                           axis=2)  # (F, C, every valid frame of the file)
+    np.testing.assert_allclose(valid.mean(axis=2), 0.0, atol=1e-4)
+    np.testing.assert_allclose(valid.std(axis=2), 1.0, atol=1e-2)
