@@ -44,6 +44,7 @@ from adarl_jax.audio import AudioError, load_audio
 from adarl_jax.corpora import Utterance
 from adarl_jax.dataset import domain_labels
 from adarl_jax.feature_cache import min_samples_for, stamps_key
+from adarl_jax.extras import MissingExtraError, require
 from adarl_jax.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.fold_record import fold_record
 from adarl_jax.folds import config_folds
@@ -106,20 +107,22 @@ def _check_set(feature_set: str) -> str:
 
 
 def opensmile_available() -> bool:
+    """Whether the `[baselines]` extra is installed: opensmile and scikit-learn."""
     try:
-        import opensmile  # noqa: F401
-    except Exception:  # ImportError, or its native library failing to load
+        opensmile_module()
+        require("sklearn.svm", "baselines", "the SVM baselines")
+    except MissingExtraError:
         return False
     return True
 
 
+def opensmile_module():
+    return require("opensmile", "baselines", "the openSMILE baseline")
+
+
 def opensmile_extractor(feature_set: str) -> tuple[Extractor, str, list[str]]:
     """(extract, identity for the cache key, feature names) for an openSMILE functionals set."""
-    try:
-        import opensmile
-    except ImportError as e:
-        raise ImportError("the openSMILE baseline needs the `opensmile` package: "
-                          "pip install 'adarl-jax[baselines]'") from e
+    opensmile = opensmile_module()
     name = FEATURE_SETS[_check_set(feature_set)]
     smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, name),
                             feature_level=opensmile.FeatureLevel.Functionals)
@@ -432,8 +435,8 @@ def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: s
     if not opensmile_available():
         log.warning("openSMILE baselines skipped: pip install 'adarl-jax[baselines]' to add them")
         if progress:
-            print("openSMILE baselines skipped: the `opensmile` package is not installed "
-                  "(pip install 'adarl-jax[baselines]')", flush=True)
+            print("openSMILE baselines skipped: the `opensmile` or `scikit-learn` package is not "
+                  "installed (pip install 'adarl-jax[baselines]')", flush=True)
         return {}
     if utterances is None:
         utterances = corpus_utterances(config)

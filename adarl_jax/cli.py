@@ -69,13 +69,21 @@ def cmd_prepare(args, overrides) -> int:
 def cmd_features(args, overrides) -> int:
     import numpy as np
 
-    from adarl_jax.dataset import compute_features
+    from adarl_jax.dataset import compute_features, normalize_segments, speaker_statistics
     from adarl_jax.files import save_npy_atomic
 
     config = _load_config(args, overrides)
-    x = compute_features(args.wav, config)
+    x, index, _, frames = compute_features(args.wav, config, with_index=True, with_frames=True)
+    note = ""
+    if config.frontend.normalize == "speaker":
+        if args.raw:
+            note = " (before the per-speaker standardisation: --raw)"
+        else:  # what the model sees: standardised as predict --speaker-from does
+            groups = index if args.speaker_from == "file" else np.zeros_like(index)
+            x = normalize_segments(x, frames, groups, speaker_statistics(x, frames, groups))
+            note = f" (standardised per speaker, --speaker-from {args.speaker_from})"
     save_npy_atomic(args.out, np.asarray(x))
-    print(f"wrote {args.out}: {x.shape} {x.dtype}")
+    print(f"wrote {args.out}: {x.shape} {x.dtype}{note}")
     return 0
 
 
@@ -214,6 +222,11 @@ def _predictor(args):
     from adarl_jax.predict import DEFAULT_BUCKETS, Predictor
 
     buckets = args.buckets or DEFAULT_BUCKETS
+    if not args.model and not args.checkpoint:  # the model shipped in the package
+        if args.variant or args.fold is not None:
+            raise ValueError("--variant and --fold choose among a workdir's fold models: give "
+                             "--checkpoint WORKDIR")
+        return Predictor.from_pretrained(buckets=buckets)
     if args.model:
         if args.variant or args.fold is not None:
             raise ValueError("--variant and --fold choose among a workdir's fold models: a "
@@ -223,42 +236,51 @@ def _predictor(args):
 
 
 def cmd_predict(args, overrides) -> int:
-    from adarl_jax.predict import expand_inputs, write_embeddings, write_predictions
+    from adarl_jax.predict import read_inputs, write_embeddings, write_predictions
+    from adarl_jax.speakers import DEFAULT_SPEAKER_FROM, speaker_groups
 
-    if os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
-        raise ValueError(f"--out {args.out}: expected a .csv or .json file name")
+    if args.out != "-" and os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {args.out}: expected a .csv or .json file name, or - (CSV to "
+                         "stdout)")
     if args.embeddings and os.path.splitext(args.embeddings)[1].lower() != ".npy":
         raise ValueError(f"--embeddings {args.embeddings}: expected a .npy file name")
     if args.embeddings and args.fold == "all":
         raise ValueError("--embeddings with --fold all: the fold models' deep features live in "
                          "different spaces, so their mean is not an embedding; choose one fold "
                          "(--fold K)")
-    paths = expand_inputs(args.paths)
-    if not paths:
+    inputs = read_inputs(args.paths)
+    if not inputs.paths:
         raise FileNotFoundError(f"no audio files in {' '.join(args.paths)}")
+    rule = args.speaker_from or ("column" if inputs.speakers else DEFAULT_SPEAKER_FROM)
+    groups = speaker_groups(inputs.paths, rule, inputs.speakers)
     predictor = _predictor(args)
     print(f"model: {predictor.source}", file=sys.stderr)
     stats: dict = {}
-    records = predictor.predict_files(paths, timeline=args.timeline, progress=not args.no_progress,
-                                      stats=stats, embeddings=bool(args.embeddings))
+    records = predictor.predict_files(inputs.paths, timeline=args.timeline,
+                                      progress=not args.no_progress, stats=stats,
+                                      embeddings=bool(args.embeddings), speakers=groups)
     write_predictions(records, args.out, predictor.classes, timeline=args.timeline)
     if args.embeddings:
         for path in write_embeddings(records, args.embeddings, predictor.embedding_dim):
             print(f"wrote {path}", file=sys.stderr)
     done = stats["files"] - stats["failed"]
+    where = "stdout" if args.out == "-" else args.out
     print(f"predicted {done} files, {stats['failed']} failed, {stats['segments']} segments in "
           f"{stats['seconds']:.1f} s ({stats['files'] / max(stats['seconds'], 1e-9):.2f} files/s, "
-          f"{stats['compilations']} compilations); wrote {args.out}")
+          f"{stats['compilations']} compilations); wrote {where}",
+          file=sys.stderr if args.out == "-" else sys.stdout)
+    if predictor.uses_speaker_norm:
+        print(f"speaker statistics: --speaker-from {rule}", file=sys.stderr)
     if stats["warned"]:
-        print(f"adarl-jax predict: warning: {stats['warned']} of {stats['files']} file(s) are "
-              f"silent or truncated (see the warning column of {args.out})", file=sys.stderr)
+        print(f"adarl-jax predict: warning: {stats['warned']} of {stats['files']} file(s) have "
+              f"warnings (see the warning column of {where})", file=sys.stderr)
     if done == 0:
         print(f"adarl-jax predict: error: every input failed ({stats['failed']} of "
-              f"{stats['files']}; see the error column of {args.out})", file=sys.stderr)
+              f"{stats['files']}; see the error column of {where})", file=sys.stderr)
         return 2
     if stats["failed"]:
         print(f"adarl-jax predict: warning: {stats['failed']} of {stats['files']} input(s) failed "
-              f"(see the error column of {args.out})", file=sys.stderr)
+              f"(see the error column of {where})", file=sys.stderr)
     return 0
 
 

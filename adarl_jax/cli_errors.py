@@ -5,7 +5,8 @@ Exit codes of `adarl-jax`:
   1  an unexpected error (a bug, or a library failing): its first line; `--debug` shows all
   2  bad input: arguments, config, corpus, manifest, audio, a checkpoint that does not fit its
      config, a workdir whose config differs from the run's (`ConfigMismatchError`); also
-     `predict` when every input failed
+     `predict` when every input failed; a missing optional extra (`MissingExtraError`:
+     the message says which to pip install)
   3  training diverged (a non-finite loss or parameter); finished folds are kept
   4  a file or folder cannot be written or read: permission denied, read-only file system,
      disk full (the message names the path)
@@ -66,6 +67,7 @@ NAMED_ERRORS = (
     ("adarl_jax.loso", "ConfigMismatchError", EXIT_USAGE),
     ("adarl_jax.locks", "WorkdirLockedError", EXIT_LOCKED),
     ("adarl_jax.checkpoint", "CheckpointCorruptError", EXIT_CHECKPOINT),
+    ("adarl_jax.extras", "MissingExtraError", EXIT_USAGE),
 )
 BUILTIN_ERRORS = (
     (FloatingPointError, EXIT_DIVERGED),

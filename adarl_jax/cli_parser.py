@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from adarl_jax.cli_help import COMMANDS, CONFIG_HELP, DEFAULT_CONFIG, TOP, TOP_EPILOG, epilog
+from adarl_jax.speakers import DEFAULT_SPEAKER_FROM, MIN_SPEAKER_S, SPEAKER_FROM
 
 __all__ = ["build_parser", "parse", "split_overrides", "DEFAULT_CONFIG"]
 
@@ -201,9 +202,11 @@ def _seeds(sub) -> None:
 
 
 def _checkpoint_args(p) -> None:
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, metavar="FOLDER",
-                        help="a model folder written by train --final")
+                        help="a model folder written by train --final (default, with neither "
+                        "this nor --checkpoint: the model shipped in the package, trained on "
+                        "EmoDB: adarl_jax/pretrained/emodb)")
     source.add_argument("--checkpoint", default=None, metavar="WORKDIR",
                         help="a LOSO workdir (or one of its fold folders): a fold's model")
     p.add_argument("--variant", default=None,
@@ -218,8 +221,18 @@ def _predict(sub) -> None:
     p = _command(sub, "predict")
     _checkpoint_args(p)
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="audio files, folders (recursive) or .txt lists of paths")
-    p.add_argument("--out", required=True, help="preds.csv or preds.json")
+                   help="audio files, folders (recursive), .txt lists of paths, or .csv files "
+                   "with a header: path[,speaker]")
+    p.add_argument("--out", default="-",
+                   help="preds.csv, preds.json, or - (CSV to stdout, the default)")
+    p.add_argument("--speaker-from", choices=SPEAKER_FROM, default=None,
+                   help="who speaks, for a model standardised per speaker (the default recipe): "
+                   "which inputs share the statistics. file: each file alone, so a file's output "
+                   "never depends on the other inputs; folder: a folder is a speaker; call: all "
+                   "inputs are one; column: the speaker column of a .csv input. Default: column "
+                   f"when a .csv input names speakers, else {DEFAULT_SPEAKER_FROM}. Rows show the "
+                   f"group (speaker) and its seconds of audio (speaker_s); under {MIN_SPEAKER_S:g} s "
+                   "they carry a warning")
     p.add_argument("--timeline", action="store_true", help="also one row per 3 s segment")
     p.add_argument("--embeddings", default=None, metavar="OUT.npy",
                    help="also write each input's deep feature (the model's embedding, the mean "
@@ -236,7 +249,9 @@ def _export(sub) -> None:
     _checkpoint_args(p)
     p.add_argument("--out", required=True, help="artifact path, e.g. model.jax")
     p.add_argument("--input", choices=("spectrogram", "waveform"), default="spectrogram",
-                   help="what the artifact takes (waveform: the front end is inside)")
+                   help="what the artifact takes (waveform: the front end is inside; for a model "
+                   "standardised per speaker it takes the statistics of each call's segments: "
+                   "call it with one file's or one speaker's segments)")
     p.add_argument("--platforms", default="cpu,cuda,tpu", help="comma list for jax.export")
 
 
@@ -251,6 +266,11 @@ def _features(sub) -> None:
     p = _command(sub, "features", DEFAULT_CONFIG)
     p.add_argument("wav", nargs="+", metavar="WAV", help="audio files")
     p.add_argument("--out", required=True, metavar="X.npy", help="the .npy file to write")
+    p.add_argument("--speaker-from", choices=("file", "call"), default="file",
+                   help="a model standardised per speaker (the default recipe): the statistics of "
+                   "each file alone (default) or of all files as one speaker, as predict's")
+    p.add_argument("--raw", action="store_true",
+                   help="write the front end's output before the per-speaker standardisation")
 
 
 def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
@@ -263,9 +283,11 @@ def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_reproduce, _train, _report, _analyze, _tune, _seeds, _predict, _export, _prepare, _features):
         add(sub)
-    for p in sub.choices.values():  # --debug after the command too
+    for p in sub.choices.values():  # --debug and -v after the command too
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an error, show the full traceback instead of one line")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log INFO messages")
     return parser
 
 

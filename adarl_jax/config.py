@@ -263,6 +263,14 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
     return config
 
 
+def _did_you_mean(name: str, choices, prefix: str = "") -> str:
+    """'; did you mean X?' for the nearest of `choices` (difflib), or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
+
+
 def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     key, sep, raw = item.removeprefix("--").removeprefix("config.").partition("=")
     if not sep:
@@ -271,15 +279,19 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     node = config
     for p in parents:
         if p not in node:
-            raise KeyError(f"override {item!r}: no config section {p!r}")
+            raise KeyError(f"override {item!r}: no config section {p!r}"
+                           + _did_you_mean(p, [k for k in node.keys()
+                                               if isinstance(node[k], ml_collections.ConfigDict)]))
         node = node[p]
     declared = {}
     if leaf not in node and parents == ["model"]:  # a setting a registered variant declares
         from adarl_jax.model.registry import declared_settings
         declared = declared_settings(config)
     if leaf not in node and leaf not in declared:
+        prefix = ".".join(parents) + "." if parents else ""
         raise KeyError(f"override {item!r}: no config field {key!r}"
-                       + (" and no registered variant declares it" if parents == ["model"] else ""))
+                       + (" and no registered variant declares it" if parents == ["model"] else "")
+                       + _did_you_mean(leaf, [*node.keys(), *declared], prefix))
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):

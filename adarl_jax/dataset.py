@@ -95,6 +95,13 @@ def _count(items: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(items).items()))
 
 
+def _moments(total: np.ndarray, sq: np.ndarray, count: int, eps: float) -> tuple:
+    """(mean (F, 1, C), std + eps (F, 1, C)) from float64 sums over `count` frames."""
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+    return mean[:, None, :], std[:, None, :] + eps
+
+
 def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
                        eps: float = 1e-5) -> dict:
     """Mean and std (ddof 0) of each (frequency, channel) over the valid frames of each group.
@@ -113,9 +120,7 @@ def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndar
             total += x.sum(1)
             sq += np.square(x).sum(1)
             count += int(frames[i])
-        mean = total / count
-        std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
-        out[g] = (mean[:, None, :], std[:, None, :] + eps)
+        out[g] = _moments(total, sq, count, eps)
     return out
 
 
@@ -316,18 +321,70 @@ def compute_features(
     return out if len(out) > 1 else features
 
 
+def group_statistics(sources, groups, config, frontend: Frontend | None = None,
+                     batch_size: int = 32, eps: float = 1e-5) -> dict:
+    """{group: (mean (F, 1, C), std + eps (F, 1, C), seconds)}: `speaker_statistics` of each
+    group of inputs, with the seconds of audio (at the model's rate) they came from.
+
+    sources: one callable per input returning its segments ((L,) wave, real length, start),
+    as `audio.iter_segments` yields them; groups: one hashable per source. The front end runs
+    in fixed-size batches over all inputs together (a segment's features do not depend on
+    its batch), each input's sums are kept apart, and an input whose reading raises AudioError
+    is left out whole (its row reports the error). A group with no readable input is absent.
+    """
+    d = config.data
+    feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
+    seg_len = int(round(d.segment_s * d.sample_rate))
+    batcher = Batcher(frontend if frontend is not None else default_frontend(config), batch_size,
+                      seg_len, feature_shape)
+    # per input: sum and sum of squares over valid frames (F, C), frames, samples
+    sums = [[np.zeros((feature_shape[0], feature_shape[2])),
+             np.zeros((feature_shape[0], feature_shape[2])), 0, 0] for _ in sources]
+    pending: list[tuple[int, int]] = []  # (input, valid frames) of each segment in the batcher
+    failed: set[int] = set()
+
+    def take(block):
+        for x, (i, n) in zip(block, pending[:len(block)]):
+            x = np.asarray(x[:, :n], np.float64)
+            acc = sums[i]
+            acc[0] += x.sum(1)
+            acc[1] += np.square(x).sum(1)
+            acc[2] += n
+        del pending[:len(block)]
+
+    for i, open_segments in enumerate(sources):
+        try:
+            for wave, length, _ in open_segments():
+                pending.append((i, valid_frame_count(config, length)))
+                sums[i][3] += int(length)
+                block = batcher.add(wave, length)
+                if block is not None:
+                    take(block)
+        except AudioError:
+            failed.add(i)
+    block = batcher.flush()
+    if block is not None:
+        take(block)
+    out = {}
+    for g in dict.fromkeys(groups):
+        members = [i for i, gi in enumerate(groups) if gi == g and i not in failed and sums[i][2]]
+        if members:
+            total = sum(sums[i][0] for i in members)
+            sq = sum(sums[i][1] for i in members)
+            count = sum(sums[i][2] for i in members)
+            seconds = sum(sums[i][3] for i in members) / d.sample_rate
+            out[g] = (*_moments(total, sq, count, eps), seconds)
+    return out
+
+
 def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None):
     """(mean, std) of `paths` taken as one speaker's audio, as `speaker_normalize` computes
-    them: per (frequency, channel) over every valid frame of every segment."""
-    frontend = frontend if frontend is not None else default_frontend(config)
-    parts = []
-    for path in paths:
-        try:
-            parts.append(compute_features([path], config, frontend, with_frames=True))
-        except AudioError as e:  # predict reports it in the file's row
-            logger.warning("speaker statistics: skipping %s: %s", path, e.reason)
-    if not parts:
+    them: per (frequency, channel) over every valid frame of every segment. Unreadable files
+    are left out; none readable raises ValueError."""
+    d = config.data
+    sources = [lambda p=p: iter_segments(p, d.sample_rate, d.segment_s, d.min_tail_s,
+                                         min_samples=min_samples_for(config)) for p in paths]
+    stats = group_statistics(sources, [0] * len(sources), config, frontend)
+    if not stats:
         raise ValueError("no readable audio to compute speaker statistics from")
-    features = np.concatenate([f for f, _ in parts])
-    frames = np.concatenate([n for _, n in parts])
-    return speaker_statistics(features, frames, np.zeros(len(features), np.int64))[0]
+    return stats[0][:2]

@@ -170,6 +170,18 @@ def valid_frames(lengths: jax.Array, hop: int, n_frames: int) -> jax.Array:
     return (t * hop < jnp.asarray(lengths, jnp.int32)[..., None]) | (t == 0)
 
 
+def standardize_as_one_speaker(x: jax.Array, lengths: jax.Array, hop: int,
+                               eps: float = 1e-5) -> jax.Array:
+    """(B, F, T, C) raw spectrograms of one speaker's segments, standardised per (band,
+    channel) with the mean and std (ddof 0, + eps) over every valid frame of every segment,
+    as `dataset.speaker_statistics` computes them; invalid frames set to 0."""
+    valid = valid_frames(lengths, hop, x.shape[2])[:, None, :, None]
+    count = jnp.sum(valid, axis=(0, 2), keepdims=True)
+    mean = jnp.sum(jnp.where(valid, x, 0.0), axis=(0, 2), keepdims=True) / count
+    var = jnp.sum(jnp.where(valid, jnp.square(x - mean), 0.0), axis=(0, 2), keepdims=True) / count
+    return jnp.where(valid, (x - mean) / (jnp.sqrt(var) + eps), 0.0)
+
+
 def frame_signal(waves: jax.Array, lengths: jax.Array, frame_length: int, hop: int,
                  n_frames: int) -> jax.Array:
     """(..., L) -> (..., n_frames, frame_length); frame t holds samples t*hop - frame_length//2 + j.
