@@ -75,11 +75,12 @@ def cmd_features(args, overrides) -> int:
     config = _load_config(args, overrides)
     x, index, _, frames = compute_features(args.wav, config, with_index=True, with_frames=True)
     note = ""
-    if config.frontend.normalize == "speaker":
+    if config.frontend.normalize in ("speaker", "utterance"):
         if args.raw:
             note = " (before the per-speaker standardisation: --raw)"
         else:  # what the model sees: standardised as predict --speaker-from does
-            groups = index if args.speaker_from == "file" else np.zeros_like(index)
+            per_file = args.speaker_from == "file" or config.frontend.normalize == "utterance"
+            groups = index if per_file else np.zeros_like(index)
             x = normalize_segments(x, frames, groups, speaker_statistics(x, frames, groups))
             note = f" (standardised per speaker, --speaker-from {args.speaker_from})"
     save_npy_atomic(args.out, np.asarray(x))

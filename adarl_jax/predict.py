@@ -177,7 +177,15 @@ class Predictor:
 
     @property
     def uses_speaker_norm(self) -> bool:
-        return self.spec.normalize == "speaker"
+        """Whether inputs are standardised with a group's statistics: the speaker's under
+        frontend.normalize='speaker', the recording's own under 'utterance'."""
+        return self.spec.normalize in ("speaker", "utterance")
+
+    @property
+    def per_recording(self) -> bool:
+        """frontend.normalize='utterance': each recording is standardised by itself, as in
+        training, whatever speaker groups a caller gives."""
+        return self.spec.normalize == "utterance"
 
     def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
         """frontend.normalize='speaker': take the statistics of one speaker's audio (files, or
@@ -192,6 +200,9 @@ class Predictor:
         if paths is None and waveform is None:
             self.speaker_norm = None
             return
+        if self.per_recording:
+            raise ValueError("this model was trained with frontend.normalize='utterance': each "
+                             "recording is standardised by itself; there is no speaker to adapt to")
         if paths is not None:
             sources = [self._file_segments(os.fspath(p)) for p in paths]
         else:
@@ -467,6 +478,8 @@ class Predictor:
                        embeddings: bool) -> list[dict]:
         """Records of prepared waveforms (at the model's rate; `rate` was the caller's)."""
         sources = [self._wave_segments(w) for w in waves]
+        if self.per_recording:  # each recording its own statistics, as the model was trained
+            groups = [f"wave {i}" for i in range(len(waves))]
         fields = self._speaker_fields(list(range(len(waves))), groups, sources)
         checks = [(short_clip_warning(len(w) / self.sample_rate, self.min_tail_s, self.segment_s),
                    band_warning(rate, self.spec)) for w in waves]
@@ -505,7 +518,9 @@ class Predictor:
         if embeddings:
             self._check_embeddable()
         paths = [os.fspath(p) for p in paths]
-        if speakers is None or isinstance(speakers, str):
+        if self.per_recording:  # each file its own statistics, as the model was trained
+            groups = speaker_groups(paths, "file")
+        elif speakers is None or isinstance(speakers, str):
             groups = speaker_groups(paths, speakers or DEFAULT_SPEAKER_FROM)
         else:
             groups = [str(g) for g in speakers]
