@@ -365,3 +365,21 @@ def test_speaker_normalised_model_predicts_what_training_reported(tmp_path):
     moved = predictor.predict_files(paths)
     assert max(abs(np.array(list(a["probs"].values())) - list(b["probs"].values())).max()
                for a, b in zip(got, moved)) > 1e-4
+
+
+def test_utterance_normalised_model_predicts_what_training_reported_file_by_file(tmp_path):
+    """frontend.normalize='utterance': every recording standardised by itself, in training
+    and in the Predictor, whatever groups the caller names: alone, in one call, or as one
+    speaker, a file's probabilities are the fold's reported ones."""
+    workdir = train_workdir(tmp_path, folds="0", extra=["--config.frontend.normalize=utterance"])
+    rows = result_of(workdir)["utterances"]
+    paths = [r["path"] for r in rows]
+    predictor = Predictor.from_checkpoint(workdir, fold=0)
+    assert predictor.uses_speaker_norm and predictor.per_recording
+    together = predictor.predict_files(paths, speakers="call")
+    alone = predictor.predict_files(paths[:1])
+    for r, g in zip(rows, together):
+        np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
+    np.testing.assert_allclose(list(alone[0]["probs"].values()), rows[0]["probs"], atol=2e-5)
+    with pytest.raises(ValueError, match="normalize='utterance'"):
+        predictor.adapt_to_speaker(paths[:2])
