@@ -18,6 +18,11 @@ import ml_collections
 
 from adarl_jax.configs.base import get_config as base_config
 
+# frontend.normalize: 'segment' z-scores each segment in the front end; 'speaker' and
+# 'utterance' leave the raw log values for the dataset to standardise with a speaker's or an
+# utterance's statistics (adarl_jax.data.dataset.group_normalize)
+NORMALIZE_MODES = ("segment", "speaker", "utterance")
+
 # the config files ship inside the package (adarl_jax/configs/), so a name resolves the same
 # from a wheel as from a clone; the checkout's top-level `configs` links to this folder
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -37,8 +42,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"frontend.kind={fe.kind!r}: expected 'multi_window' or 'colormap'")
     if fe.scale not in ("linear", "mel"):
         raise ValueError(f"frontend.scale={fe.scale!r}: expected 'linear' or 'mel'")
-    if fe.normalize not in ("segment", "speaker"):
-        raise ValueError(f"frontend.normalize={fe.normalize!r}: expected 'segment' or 'speaker'")
+    if fe.normalize not in NORMALIZE_MODES:
+        raise ValueError(f"frontend.normalize={fe.normalize!r}: expected one of "
+                         f"{', '.join(NORMALIZE_MODES)}")
     if fe.scale == "mel" and not 0 < fe.fmax_hz <= d.sample_rate / 2:
         raise ValueError(f"frontend.fmax_hz={fe.fmax_hz} must be in (0, data.sample_rate/2]")
     if len(m.block_features) != len(m.block_pools):
@@ -119,6 +125,14 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
     return config
 
 
+def _did_you_mean(name: str, choices, prefix: str = "") -> str:
+    """'; did you mean X?' for the nearest of `choices` (difflib), or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
+
+
 def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     key, sep, raw = item.removeprefix("--").removeprefix("config.").partition("=")
     if not sep:
@@ -127,15 +141,19 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     node = config
     for p in parents:
         if p not in node:
-            raise KeyError(f"override {item!r}: no config section {p!r}")
+            raise KeyError(f"override {item!r}: no config section {p!r}"
+                           + _did_you_mean(p, [k for k in node.keys()
+                                               if isinstance(node[k], ml_collections.ConfigDict)]))
         node = node[p]
     declared = {}
     if leaf not in node and parents == ["model"]:  # a setting a registered variant declares
         from adarl_jax.model.registry import declared_settings
         declared = declared_settings(config)
     if leaf not in node and leaf not in declared:
+        prefix = ".".join(parents) + "." if parents else ""
         raise KeyError(f"override {item!r}: no config field {key!r}"
-                       + (" and no registered variant declares it" if parents == ["model"] else ""))
+                       + (" and no registered variant declares it" if parents == ["model"] else "")
+                       + _did_you_mean(leaf, [*node.keys(), *declared], prefix))
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):

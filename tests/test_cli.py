@@ -157,3 +157,34 @@ def test_report_takes_the_workdir_as_a_flag_or_positionally(run):
     assert rc == 2 and "--workdir" in err
     rc, _, err = run("report", "runs/a", "--workdir", "runs/b")
     assert rc == 2 and "give the workdir once" in err
+
+
+def test_verbose_is_accepted_before_and_after_the_command():
+    for argv in (["-v", "report", "--workdir", "w"], ["report", "--workdir", "w", "-v"],
+                 ["report", "w", "--verbose"]):
+        assert parse(argv).verbose is True
+    assert parse(["report", "--workdir", "w"]).verbose is False
+
+
+def test_an_unknown_override_names_the_nearest_field(run, tmp_path):
+    rc, _, err = run("prepare", "--config", "smoke", "--workdir", tmp_path / "w",
+                     "--config.optim.lrr=0.1")
+    assert rc == 2 and "no config field 'optim.lrr'; did you mean 'optim.lr'?" in err
+    rc, _, err = run("prepare", "--config", "smoke", "--workdir", tmp_path / "w",
+                     "--config.frontnd.n_bins=3")
+    assert rc == 2 and "no config section 'frontnd'; did you mean 'frontend'?" in err
+    rc, _, err = run("prepare", "--config", "smoke", "--workdir", tmp_path / "w",
+                     "--config.optim.zzzz=1")
+    assert rc == 2 and "did you mean" not in err  # nothing near: no guess
+
+
+def test_the_exit_code_help_says_what_a_missing_input_gives(run, tmp_path):
+    _, out, _ = run("--help")
+    codes = " ".join(out.split("Exit codes:")[1].split())
+    assert "2 bad input (arguments, config, corpus, a missing input file;" in codes
+    assert "4 a file cannot be written or read for want of permission or space" in codes
+    rc, _, err = run("predict", "--model", tmp_path / "no-model", tmp_path / "x.wav")
+    assert rc == 2 and "no-model" in err
+    rc, _, err = run("features", "--config", "smoke", tmp_path / "missing.wav", "--out",
+                     tmp_path / "x.npy")
+    assert rc == 2 and "missing.wav" in err

@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 
 LAUNCH = REPO / "launch"
-SCRIPTS = ["single_host.sh", "local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh", "seeds.sh"]
+SCRIPTS = ["single_host.sh", "local_gpu.sh", "tpu_vm.sh", "tpu_pod.sh", "folds_array.sh", "seeds.sh",
+           "pretrained_emodb.sh"]
 
 
 def _shellcheck() -> str | None:
@@ -138,3 +139,17 @@ def test_seeds_runs_every_seed_x_variant_once_and_the_baselines_once():
         seen.add((seed, job[job.index("--variants") + 1], job[job.index("--baselines") + 1]))
     assert {(s, v) for s, v, _ in seen} == {(s, v) for s in "012" for v in ("backbone", "adarl")}
     assert [(s, v) for s, v, b in seen if b != "none"] == [("0", "backbone")]
+
+
+def test_pretrained_emodb_trains_the_default_recipe_and_copies_the_folder_into_the_package(tmp_path):
+    out = _bash("pretrained_emodb.sh", str(tmp_path), str(tmp_path / "w"), "--workers", "1",
+                ADARL_DRY_RUN="1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["python3", "-m", "adarl_jax.cli", "train", "--config", "quick",
+                                "--variant", "adarl", "--data", str(tmp_path), "--workdir",
+                                str(tmp_path / "w"), "--final", "--no-progress", "--workers", "1"]
+    dest = REPO / "adarl_jax" / "pretrained" / "emodb"
+    assert [line.split() for line in lines[3:]] == [
+        ["cp", str(tmp_path / "w" / "final" / "adarl" / n), str(dest / n)]
+        for n in ("params.npz", "config.json", "model.json", "MODEL.md")]

@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 
 from adarl_jax.data.audio import segment_count
 from adarl_jax.inference.predict import (CheckpointError, Predictor, expand_inputs, find_fold, plan_batches,
-                               write_predictions)
+                               read_inputs, write_predictions)
 from conftest import (EMODB, REPO, SR, TINY_OVERRIDES, make_corpus, result_of, shared_workdir, tone,
                       train_workdir)
 
@@ -121,9 +121,13 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
     rows = list(csv.DictReader(out.open()))
     by_name = {Path(r["path"]).name: r for r in rows}
     assert set(by_name) == {"good1.wav", "good2.flac", "corrupt.wav", "empty.wav", "nan.wav",
-                            "missing.wav", "silent.wav", "cut.wav"}  # good1 listed twice, kept once
+                            "missing.wav", "silent.wav", "cut.wav"}
+    # good1 listed twice: a row each time, the same prediction, each row says so
+    twice = [r for r in rows if Path(r["path"]).name == "good1.wav"]
+    assert len(rows) == 9 and len(twice) == 2 and twice[0]["p_anger"] == twice[1]["p_anger"]
+    assert all(r["warning"] == "given 2 times in this call: predicted once, a row each time" for r in twice)
     assert list(rows[0]) == ["path", "emotion", "p_anger", "p_happiness", "p_sadness", "p_neutral",
-                             "duration_s", "segments", "error", "warning"]
+                             "duration_s", "segments", "speaker", "speaker_s", "error", "warning"]
     for name in ("good1.wav", "good2.flac", "silent.wav", "cut.wav"):
         r = by_name[name]
         assert r["error"] == "" and r["emotion"] in ("anger", "happiness", "sadness", "neutral")
@@ -140,10 +144,12 @@ def test_corrupt_files_are_reported_and_the_rest_predicted(workdir, tmp_path):
     assert by_name["silent.wav"]["warning"] == "silent: every sample is zero"
     assert by_name["cut.wav"]["warning"].startswith("truncated") and "2.00 s claimed" in \
         by_name["cut.wav"]["warning"]
-    assert all(by_name[n]["warning"] == "" for n in by_name if n not in ("silent.wav", "cut.wav"))
+    assert all(by_name[n]["warning"] == "" for n in by_name
+               if n not in ("silent.wav", "cut.wav", "good1.wav"))
+    assert all(r["speaker"] == r["speaker_s"] == "" for r in rows)  # no speaker statistics
     summary = res.stdout.strip().splitlines()[-1]
-    assert summary.startswith("predicted 4 files, 4 failed") and "files/s" in summary
-    assert "4 of 8 input(s) failed" in res.stderr and "2 of 8 file(s) are silent or truncated" \
+    assert summary.startswith("predicted 5 files, 4 failed") and "files/s" in summary
+    assert "4 of 9 input(s) failed" in res.stderr and "4 of 9 file(s) have warnings" \
         in res.stderr
 
 
@@ -240,8 +246,8 @@ def test_waveform_api(predictor, tmp_path):
     sf.write(tmp_path / "w.wav", wave, SR, subtype="FLOAT")
     from_file, = predictor.predict_files([tmp_path / "w.wav"], timeline=True)
     rec = predictor.predict(wave, SR, timeline=True)
-    assert set(rec) == {"emotion", "probs", "duration_s", "segments", "error", "warning",
-                        "timeline"}
+    assert set(rec) == {"emotion", "probs", "duration_s", "segments", "speaker", "speaker_s",
+                        "error", "warning", "timeline"}
     assert rec["segments"] == 3 and rec["duration_s"] == 7.0  # 3 + 3 + a 1 s tail
     np.testing.assert_allclose(list(rec["probs"].values()), list(from_file["probs"].values()),
                                atol=1e-6)
@@ -310,9 +316,21 @@ def test_expand_inputs(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "list.lst").write_text("# again:\na.wav\n\n/abs/x.wav\n")
-    got = expand_inputs([tmp_path / "a.wav", tmp_path / "b", tmp_path / "list.lst"])
-    rel = [os.path.relpath(p, tmp_path) if not p.startswith("/abs") else p for p in got]
-    assert rel == ["a.wav", "b/1.ogg", "b/2.wav", "b/c/3.FLAC", "/abs/x.wav"]
+    (tmp_path / "who.csv").write_text("path,speaker\nb/1.ogg,ann\n/abs/y.wav,\n")
+    got = read_inputs([tmp_path / "a.wav", tmp_path / "b", tmp_path / "list.lst",
+                       tmp_path / "who.csv"])
+    rel = [os.path.relpath(p, tmp_path) if not p.startswith("/abs") else p for p in got.paths]
+    # a repeated path is kept: predict gives it a row each time (with a warning)
+    assert rel == ["a.wav", "b/1.ogg", "b/2.wav", "b/c/3.FLAC", "a.wav", "/abs/x.wav", "b/1.ogg",
+                   "/abs/y.wav"]
+    assert got.speakers == {str(tmp_path / "b" / "1.ogg"): "ann"}  # the folder's spelling too
+    assert expand_inputs([tmp_path / "list.lst"]) == [str(tmp_path / "a.wav"), "/abs/x.wav"]
+    (tmp_path / "bad.csv").write_text("file,speaker\na.wav,ann\n")
+    with pytest.raises(ValueError, match="bad.csv: a CSV input needs a header with a 'path'"):
+        read_inputs([tmp_path / "bad.csv"])
+    (tmp_path / "two.csv").write_text("path,speaker\na.wav,ann\na.wav,bob\n")
+    with pytest.raises(ValueError, match="two speakers, 'ann' and 'bob'"):
+        read_inputs([tmp_path / "two.csv"])
 
 
 def test_a_file_failing_midway_is_reported_and_its_neighbours_are_not_disturbed(predictor, tmp_path):
@@ -340,7 +358,7 @@ def test_speaker_normalised_model_predicts_what_training_reported(tmp_path):
     paths = [r["path"] for r in rows]
     predictor = Predictor.from_checkpoint(workdir, fold=0)
     assert predictor.uses_speaker_norm
-    got = predictor.predict_files(paths)  # the inputs taken as one speaker
+    got = predictor.predict_files(paths, speakers="call")  # the inputs taken as one speaker
     for r, g in zip(rows, got):
         np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
     predictor.adapt_to_speaker(paths[:2])  # other statistics, other probabilities
@@ -349,5 +367,20 @@ def test_speaker_normalised_model_predicts_what_training_reported(tmp_path):
                for a, b in zip(got, moved)) > 1e-4
     from adarl_jax.inference.export import export_predictor
 
-    with pytest.raises(ValueError, match="speaker"):
-        export_predictor(predictor, tmp_path / "m.jax", input="waveform")
+
+def test_utterance_normalised_model_predicts_what_training_reported_file_by_file(tmp_path):
+    """frontend.normalize='utterance': every recording standardised by itself, in training
+    and in the Predictor, whatever groups the caller names: alone, in one call, or as one
+    speaker, a file's probabilities are the fold's reported ones."""
+    workdir = train_workdir(tmp_path, folds="0", extra=["--config.frontend.normalize=utterance"])
+    rows = result_of(workdir)["utterances"]
+    paths = [r["path"] for r in rows]
+    predictor = Predictor.from_checkpoint(workdir, fold=0)
+    assert predictor.uses_speaker_norm and predictor.per_recording
+    together = predictor.predict_files(paths, speakers="call")
+    alone = predictor.predict_files(paths[:1])
+    for r, g in zip(rows, together):
+        np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
+    np.testing.assert_allclose(list(alone[0]["probs"].values()), rows[0]["probs"], atol=2e-5)
+    with pytest.raises(ValueError, match="normalize='utterance'"):
+        predictor.adapt_to_speaker(paths[:2])

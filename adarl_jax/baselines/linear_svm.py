@@ -28,6 +28,7 @@ import numpy as np
 
 from adarl_jax import metrics
 from adarl_jax.workdir.files import write_atomic
+from adarl_jax.extras import require
 
 __all__ = ["C_GRID", "DEFAULT_C", "C_SELECT", "LinearModel", "fit_svm", "fit_fold"]
 
@@ -40,8 +41,7 @@ C_SELECT = ("auto", "val", "inner", "fixed")
 
 def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, scale) as sklearn's StandardScaler: population std, 1 where a feature is constant."""
-    from sklearn.preprocessing import StandardScaler
-
+    StandardScaler = require("sklearn.preprocessing", "baselines", "the SVM baselines").StandardScaler
     s = StandardScaler().fit(x)
     return s.mean_.astype(np.float64), s.scale_.astype(np.float64)
 
@@ -102,8 +102,7 @@ class LinearModel:
 
 
 def _svc(C: float, kernel: str, seed: int):
-    from sklearn.svm import SVC
-
+    SVC = require("sklearn.svm", "baselines", "the SVM baselines").SVC
     return SVC(C=C, kernel=kernel, class_weight="balanced", random_state=seed)
 
 

@@ -48,12 +48,14 @@ from adarl_jax.data.feature_cache import min_samples_for, stamps_key
 from adarl_jax.data.folds import config_folds
 from adarl_jax.data.reading import read_utterances
 from adarl_jax.experiments.loso import fold_scores, run_folds
+from adarl_jax.extras import MissingExtraError, require
+from adarl_jax.train.test_statistics import parse_mode
 from adarl_jax.workdir.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.workdir.fold_record import fold_record, refitted_on_val
 
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
-    "opensmile_extractor", "corpus_utterances", "extract_features", "LinearModel", "fit_svm", "fit_fold",
+    "opensmile_extractor", "corpus_utterances", "speaker_zscore", "normalizations", "extract_features", "LinearModel", "fit_svm", "fit_fold",
     "run_opensmile_svm", "run_baselines",
 ]
 
@@ -67,8 +69,35 @@ FEATURE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
 Extractor = Callable[[np.ndarray, int], np.ndarray]
 
 
-def variant_name(feature_set: str) -> str:
-    return f"opensmile_{_check_set(feature_set)}_svm"
+NORMALIZATIONS = ("global", "speaker")  # config.baselines.normalize
+
+
+def variant_name(feature_set: str, normalize: str = "global") -> str:
+    """opensmile_<set>_svm (global standardisation) or opensmile_<set>_spk_svm (per speaker)."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"baselines.normalize {normalize!r}: expected one of "
+                         f"{', '.join(NORMALIZATIONS)}")
+    return f"opensmile_{_check_set(feature_set)}{'_spk' if normalize == 'speaker' else ''}_svm"
+
+
+def normalizations(config) -> tuple[str, ...]:
+    """config.baselines.normalize (('global',) when a saved config predates the field)."""
+    section = config.get("baselines")
+    chosen = tuple(section.get("normalize", ("global",))) if section is not None else ("global",)
+    for n in chosen:
+        variant_name("egemaps", n)  # names a bad value
+    return chosen
+
+
+def speaker_zscore(features: np.ndarray, speakers: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """Each speaker's rows standardised with that speaker's own mean and std (ddof 0):
+    the functionals' counterpart of frontend.normalize='speaker' (unlabelled rows count)."""
+    out = np.empty_like(features, dtype=np.float64)
+    for s in dict.fromkeys(speakers.tolist()):
+        rows = speakers == s
+        x = features[rows].astype(np.float64)
+        out[rows] = (x - x.mean(0)) / (x.std(0) + eps)
+    return out.astype(np.float32)
 
 
 def _check_set(feature_set: str) -> str:
@@ -78,20 +107,22 @@ def _check_set(feature_set: str) -> str:
 
 
 def opensmile_available() -> bool:
+    """Whether the `[baselines]` extra is installed: opensmile and scikit-learn."""
     try:
-        import opensmile  # noqa: F401
-    except Exception:  # ImportError, or its native library failing to load
+        opensmile_module()
+        require("sklearn.svm", "baselines", "the SVM baselines")
+    except MissingExtraError:
         return False
     return True
 
 
+def opensmile_module():
+    return require("opensmile", "baselines", "the openSMILE baseline")
+
+
 def opensmile_extractor(feature_set: str) -> tuple[Extractor, str, list[str]]:
     """(extract, identity for the cache key, feature names) for an openSMILE functionals set."""
-    try:
-        import opensmile
-    except ImportError as e:
-        raise ImportError("the openSMILE baseline needs the `opensmile` package: "
-                          "pip install 'adarl-jax[baselines]'") from e
+    opensmile = opensmile_module()
     name = FEATURE_SETS[_check_set(feature_set)]
     smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, name),
                             feature_level=opensmile.FeatureLevel.Functionals)
@@ -256,12 +287,14 @@ def refit_on_val(config) -> bool:
     return bool(section.get("refit_on_val", False)) if section is not None else False
 
 
-def _outdated(result: dict, c_select: str, refit: bool) -> str | None:
+def _outdated(result: dict, c_select: str, refit: bool, normalize: str = "global") -> str | None:
     """Why a finished fold's model must be fitted again: fitted with another C selection, or
     on other speakers than this refit rule names (None: it stands)."""
     has_val = bool(result.get("val_speakers"))
     fitted_c = result.get("baseline", {}).get("c_select")
-    if fitted_c == c_select and refitted_on_val(result) == (refit and has_val):
+    fitted_norm = result.get("baseline", {}).get("normalize", "global")
+    if (fitted_c == c_select and refitted_on_val(result) == (refit and has_val)
+            and fitted_norm == normalize):
         return None
     return (f"fitted with c_select={fitted_c}, on validation speakers: "
             f"{refitted_on_val(result)}; refitting with c_select={c_select}, "
@@ -272,7 +305,8 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
                       utterances: list[Utterance] | None = None, c_select: str = "auto",
                       C: float | None = None, extractor: Extractor | None = None,
                       extractor_id: str | None = None, progress: bool = True,
-                      write: bool = True, blas_threads: int | None = 1) -> list[dict]:
+                      write: bool = True, blas_threads: int | None = 1,
+                      normalize: str = "global") -> list[dict]:
     """openSMILE `feature_set` ('egemaps' | 'compare') functionals + linear SVM over the LOSO
     folds of the neural runs; writes and returns one result record per fold.
 
@@ -282,18 +316,22 @@ def run_opensmile_svm(config, workdir, feature_set: str, folds: str | None = Non
     under another C selection or refit rule (`config.baselines.refit_on_val`). `write=False` on all but
     one process of a multi-process run. `blas_threads`: BLAS threads while fitting (the
     matrices are small; on a busy CPU more threads are much slower); None leaves them be.
+    `normalize`: 'global' or 'speaker' (`speaker_zscore` before the scaler; the test speaker
+    is then also scored under each enrol:K of config.eval.test_statistics, its statistics
+    from K of its utterances, as adarl_jax.train.test_statistics does for the CNN).
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=blas_threads):
         return _fit_folds(config, workdir, feature_set, folds=folds, utterances=utterances,
                           c_select=c_select, C=C, extractor=extractor,
-                          extractor_id=extractor_id, progress=progress, write=write)
+                          extractor_id=extractor_id, progress=progress, write=write,
+                          normalize=normalize)
 
 
 def _fit_folds(config, workdir, feature_set, *, folds, utterances, c_select, C, extractor,
-               extractor_id, progress, write) -> list[dict]:
-    variant = variant_name(feature_set)
+               extractor_id, progress, write, normalize) -> list[dict]:
+    variant = variant_name(feature_set, normalize)
     c_select = _resolve_c_select(config, c_select)
     refit = refit_on_val(config)
     if c_select == "fixed" and C is None:
@@ -304,16 +342,22 @@ def _fit_folds(config, workdir, feature_set, *, folds, utterances, c_select, C, 
     table = extract_features(config, utterances, workdir / "cache", feature_set, extractor,
                              extractor_id, progress)
     chosen = config_folds(config, table.utterances, folds)
+    raw = table.features
+    if normalize == "speaker":
+        table.features = speaker_zscore(raw, np.array([u.speaker for u in table.utterances], object))
 
     def fit(fold, out_dir: Path) -> dict:
         model, result = _fit_fold(config, table, fold, variant, feature_set, c_select, C, refit)
+        result["baseline"]["normalize"] = normalize
+        if normalize == "speaker":
+            result.update(_enrolled(config, raw, table.utterances, fold, model))
         if write:  # the model first: result.json (written by run_folds) marks the fold finished
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "model.npz")
         return result
 
     return run_folds(workdir, variant, chosen, fit,
-                     outdated=lambda done: _outdated(done, c_select, refit),
+                     outdated=lambda done: _outdated(done, c_select, refit, normalize),
                      describe=_describe, progress=progress, write=write)
 
 
@@ -351,6 +395,38 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
         utterances=rows)
 
 
+def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:
+    """{'test_statistics': {'enrol:K': [[class or -1 per test utterance] per draw]}}: the test
+    speaker's functionals z-scored with the statistics of K of its utterances (drawn as
+    adarl_jax.train.test_statistics draws them; those K are not scored)."""
+    section = config.get("eval")
+    modes = [m for m in (section.get("test_statistics", ()) if section is not None else ())
+             if parse_mode(m)[0] == "enrol"]
+    test = np.asarray(fold.test, np.int64)
+    by_speaker = {}
+    for i in test:
+        by_speaker.setdefault(utterances[i].speaker, []).append(int(i))
+    by_speaker = {s: np.array(v) for s, v in by_speaker.items() if len(v) >= 2}
+    if not modes or not by_speaker:
+        return {}
+    num_classes, out = len(config.data.classes), {}
+    for mode in modes:
+        k = parse_mode(mode)[1]
+        rng = np.random.default_rng([int(config.train.seed), fold.index, k])
+        runs = []
+        for _ in range(int(section.get("enrol_draws", 5))):
+            pred = {}
+            for rows in by_speaker.values():
+                enrolled = set(rng.choice(rows, size=min(k, len(rows) - 1), replace=False).tolist())
+                ref = raw[sorted(enrolled)].astype(np.float64)
+                x = ((raw[rows] - ref.mean(0)) / (ref.std(0) + 1e-8)).astype(np.float32)
+                scored = np.argmax(model.probs(x, num_classes), axis=1)
+                pred.update({int(i): -1 if int(i) in enrolled else int(p) for i, p in zip(rows, scored)})
+            runs.append([pred.get(int(i), -1) for i in test])
+        out[mode] = runs
+    return {"test_statistics": out}
+
+
 def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: str | None = None,
                   utterances: list[Utterance] | None = None, progress: bool = True,
                   write: bool = True) -> dict[str, list[dict]]:
@@ -359,11 +435,12 @@ def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: s
     if not opensmile_available():
         log.warning("openSMILE baselines skipped: pip install 'adarl-jax[baselines]' to add them")
         if progress:
-            print("openSMILE baselines skipped: the `opensmile` package is not installed "
-                  "(pip install 'adarl-jax[baselines]')", flush=True)
+            print("openSMILE baselines skipped: the `opensmile` or `scikit-learn` package is not "
+                  "installed (pip install 'adarl-jax[baselines]')", flush=True)
         return {}
     if utterances is None:
         utterances = corpus_utterances(config)
-    return {variant_name(fs): run_opensmile_svm(config, workdir, fs, folds, utterances,
-                                                progress=progress, write=write)
-            for fs in feature_sets}
+    return {variant_name(fs, norm): run_opensmile_svm(config, workdir, fs, folds, utterances,
+                                                      progress=progress, write=write,
+                                                      normalize=norm)
+            for norm in normalizations(config) for fs in feature_sets}

@@ -3,7 +3,8 @@ library call. `adarl-jax --help` lists the commands; `adarl-jax COMMAND --help` 
 does and writes, with an example, the config it defaults to and the override syntax.
 
 A failure prints one line (`--debug`: the traceback) and exits with a code that says what kind
-it is (adarl_jax.cli_errors: 2 bad input, 3 diverged, 4 disk, 5 locked, 6 checkpoint).
+it is (adarl_jax.cli.errors: 2 bad input, 3 diverged, 4 disk, 5 locked, 6 checkpoint, 143
+stopped by SIGTERM).
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ def _load_config(args, overrides):
             config.data.corpus = args.corpus
         if getattr(args, "manifest", None):
             config.data.manifest = os.path.abspath(args.manifest)
+        if getattr(args, "extra_data", None):
+            config.data.extra = tuple(args.extra_data)
+        if getattr(args, "test_data", None):
+            config.data.test = args.test_data
         if getattr(args, "variant", None):
             config.model.variant = args.variant
         if getattr(args, "no_progress", False):
             config.train.progress = False
+        if getattr(args, "allow_missing_class", False):
+            config.train.allow_missing_class = True
     return config
 
 
@@ -64,11 +71,21 @@ def cmd_features(args, overrides) -> int:
 
     from adarl_jax.data.dataset import compute_features
     from adarl_jax.workdir.files import save_npy_atomic
+    from adarl_jax.data.dataset import compute_features, normalize_segments, speaker_statistics
 
     config = _load_config(args, overrides)
-    x = compute_features(args.wav, config)
+    x, index, _, frames = compute_features(args.wav, config, with_index=True, with_frames=True)
+    note = ""
+    if config.frontend.normalize in ("speaker", "utterance"):
+        if args.raw:
+            note = " (before the per-speaker standardisation: --raw)"
+        else:  # what the model sees: standardised as predict --speaker-from does
+            per_file = args.speaker_from == "file" or config.frontend.normalize == "utterance"
+            groups = index if per_file else np.zeros_like(index)
+            x = normalize_segments(x, frames, groups, speaker_statistics(x, frames, groups))
+            note = f" (standardised per speaker, --speaker-from {args.speaker_from})"
     save_npy_atomic(args.out, np.asarray(x))
-    print(f"wrote {args.out}: {x.shape} {x.dtype}")
+    print(f"wrote {args.out}: {x.shape} {x.dtype}{note}")
     return 0
 
 
@@ -181,10 +198,17 @@ def cmd_tune(args, overrides) -> int:
                         (args.manifest and os.path.abspath(args.manifest), "data.manifest")):
         if flag:
             extra.append(f"{field}={flag}")
+    if args.extra_data:
+        extra.append(f"data.extra={tuple(args.extra_data)!r}")
+    if args.test_data:
+        extra.append(f"data.test={args.test_data!r}")
+    if args.allow_missing_class:
+        extra.append("train.allow_missing_class=True")
     progress = not args.no_progress
     record = run_tune(grid, args.workdir, extra, folds=args.folds, variant=args.variant,
                       config_spec=args.config, progress=progress,
-                      only=args.candidates.split(",") if args.candidates else None)
+                      only=args.candidates.split(",") if args.candidates else None,
+                      force_new_config=args.force_new_config)
     print(open(os.path.join(args.workdir, "tune.md")).read())
     print(f"wall time {record['wall_time_s']:.0f} s; {args.workdir}/tune.json")
     return 0
@@ -195,6 +219,14 @@ def cmd_report(args, overrides) -> int:
 
     write_report(args.workdir, figures=not args.no_figures)
     print(open(os.path.join(args.workdir, "report.md")).read())
+    return 0
+
+
+def cmd_analyze(args, overrides) -> int:
+    from adarl_jax.report.attention import analyze_workdir
+
+    md, _ = analyze_workdir(args.workdir, args.variant, sample=args.sample)
+    print(md.read_text())
     return 0
 
 
@@ -210,6 +242,11 @@ def _predictor(args):
     from adarl_jax.inference.predict import DEFAULT_BUCKETS, Predictor
 
     buckets = args.buckets or DEFAULT_BUCKETS
+    if not args.model and not args.checkpoint:  # the model shipped in the package
+        if args.variant or args.fold is not None:
+            raise ValueError("--variant and --fold choose among a workdir's fold models: give "
+                             "--checkpoint WORKDIR")
+        return Predictor.from_pretrained(buckets=buckets)
     if args.model:
         if args.variant or args.fold is not None:
             raise ValueError("--variant and --fold choose among a workdir's fold models: a "
@@ -220,41 +257,51 @@ def _predictor(args):
 
 def cmd_predict(args, overrides) -> int:
     from adarl_jax.inference.predict import expand_inputs, write_embeddings, write_predictions
+    from adarl_jax.inference.predict import read_inputs, write_embeddings, write_predictions
+    from adarl_jax.inference.speakers import DEFAULT_SPEAKER_FROM, speaker_groups
 
-    if os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
-        raise ValueError(f"--out {args.out}: expected a .csv or .json file name")
+    if args.out != "-" and os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {args.out}: expected a .csv or .json file name, or - (CSV to "
+                         "stdout)")
     if args.embeddings and os.path.splitext(args.embeddings)[1].lower() != ".npy":
         raise ValueError(f"--embeddings {args.embeddings}: expected a .npy file name")
     if args.embeddings and args.fold == "all":
         raise ValueError("--embeddings with --fold all: the fold models' deep features live in "
                          "different spaces, so their mean is not an embedding; choose one fold "
                          "(--fold K)")
-    paths = expand_inputs(args.paths)
-    if not paths:
+    inputs = read_inputs(args.paths)
+    if not inputs.paths:
         raise FileNotFoundError(f"no audio files in {' '.join(args.paths)}")
+    rule = args.speaker_from or ("column" if inputs.speakers else DEFAULT_SPEAKER_FROM)
+    groups = speaker_groups(inputs.paths, rule, inputs.speakers)
     predictor = _predictor(args)
     print(f"model: {predictor.source}", file=sys.stderr)
     stats: dict = {}
-    records = predictor.predict_files(paths, timeline=args.timeline, progress=not args.no_progress,
-                                      stats=stats, embeddings=bool(args.embeddings))
+    records = predictor.predict_files(inputs.paths, timeline=args.timeline,
+                                      progress=not args.no_progress, stats=stats,
+                                      embeddings=bool(args.embeddings), speakers=groups)
     write_predictions(records, args.out, predictor.classes, timeline=args.timeline)
     if args.embeddings:
         for path in write_embeddings(records, args.embeddings, predictor.embedding_dim):
             print(f"wrote {path}", file=sys.stderr)
     done = stats["files"] - stats["failed"]
+    where = "stdout" if args.out == "-" else args.out
     print(f"predicted {done} files, {stats['failed']} failed, {stats['segments']} segments in "
           f"{stats['seconds']:.1f} s ({stats['files'] / max(stats['seconds'], 1e-9):.2f} files/s, "
-          f"{stats['compilations']} compilations); wrote {args.out}")
+          f"{stats['compilations']} compilations); wrote {where}",
+          file=sys.stderr if args.out == "-" else sys.stdout)
+    if predictor.uses_speaker_norm:
+        print(f"speaker statistics: --speaker-from {rule}", file=sys.stderr)
     if stats["warned"]:
-        print(f"adarl-jax predict: warning: {stats['warned']} of {stats['files']} file(s) are "
-              f"silent or truncated (see the warning column of {args.out})", file=sys.stderr)
+        print(f"adarl-jax predict: warning: {stats['warned']} of {stats['files']} file(s) have "
+              f"warnings (see the warning column of {where})", file=sys.stderr)
     if done == 0:
         print(f"adarl-jax predict: error: every input failed ({stats['failed']} of "
-              f"{stats['files']}; see the error column of {args.out})", file=sys.stderr)
+              f"{stats['files']}; see the error column of {where})", file=sys.stderr)
         return 2
     if stats["failed"]:
         print(f"adarl-jax predict: warning: {stats['failed']} of {stats['files']} input(s) failed "
-              f"(see the error column of {args.out})", file=sys.stderr)
+              f"(see the error column of {where})", file=sys.stderr)
     return 0
 
 
@@ -288,11 +335,18 @@ def main(argv=None) -> int:
         return e.code or 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from adarl_jax.cli.errors import EXIT_TERMINATED, Terminated, on_sigterm
+
     try:
         from adarl_jax.cli.runtime import setup_runtime
 
-        setup_runtime(args)
-        return globals()[f"cmd_{args.command}"](args, args.overrides)
+        with on_sigterm():
+            setup_runtime(args)
+            return globals()[f"cmd_{args.command}"](args, args.overrides)
+    except Terminated as e:  # its locks released on the way out (finally clauses)
+        print(f"adarl-jax {args.command}: {e}; finished work is kept and locks are released: "
+              f"rerun the command to resume (exit {EXIT_TERMINATED})", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     except Exception as e:  # one line and an exit code per kind (diverged: 3, finished folds kept)
         if args.debug:
             raise

@@ -5,12 +5,16 @@ Exit codes of `adarl-jax`:
   1  an unexpected error (a bug, or a library failing): its first line; `--debug` shows all
   2  bad input: arguments, config, corpus, manifest, audio, a checkpoint that does not fit its
      config, a workdir whose config differs from the run's (`ConfigMismatchError`); also
-     `predict` when every input failed
+     `predict` when every input failed; a missing optional extra (`MissingExtraError`:
+     the message says which to pip install)
   3  training diverged (a non-finite loss or parameter); finished folds are kept
   4  a file or folder cannot be written or read: permission denied, read-only file system,
      disk full (the message names the path)
   5  another live run holds the workdir's fold (`WorkdirLockedError`)
   6  a checkpoint is corrupt (`CheckpointCorruptError`)
+  143  stopped by SIGTERM (128 + 15, what a shell reports for a process the signal killed):
+     one line says so; the run's locks are released, finished folds kept, and a rerun resumes
+     from the last checkpoint (`on_sigterm` turns the signal into `Terminated`)
 
 `describe(exc)` maps an exception to (code, message) with the table below. Classes that live
 in modules of this package are looked up by name in the modules already imported, so a class
@@ -19,21 +23,51 @@ that does not exist (yet) costs nothing and an exception of it cannot have been 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
+import shutil
+import signal
 import sys
+import threading
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "EXIT_DIVERGED", "EXIT_IO", "EXIT_LOCKED",
-           "EXIT_CHECKPOINT", "describe"]
+           "EXIT_CHECKPOINT", "EXIT_TERMINATED", "Terminated", "on_sigterm", "describe"]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_IO, EXIT_LOCKED, EXIT_CHECKPOINT = 1, 2, 3, 4, 5, 6
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread, so that every `finally` (locks, checkpoint
+    managers) runs on the way out. A BaseException, as KeyboardInterrupt is: no `except
+    Exception` on the way swallows it."""
+
+
+@contextlib.contextmanager
+def on_sigterm():
+    """Within: SIGTERM raises Terminated in the main thread (elsewhere: nothing changes); the
+    previous handler comes back at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(f"stopped by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 # (module, class name, exit code), first match wins: put subclasses before their bases.
 NAMED_ERRORS = (
     ("adarl_jax.experiments.loso", "ConfigMismatchError", EXIT_USAGE),
     ("adarl_jax.workdir.locks", "WorkdirLockedError", EXIT_LOCKED),
     ("adarl_jax.train.checkpoint", "CheckpointCorruptError", EXIT_CHECKPOINT),
+    ("adarl_jax.extras", "MissingExtraError", EXIT_USAGE),
 )
 BUILTIN_ERRORS = (
     (FloatingPointError, EXIT_DIVERGED),
@@ -80,9 +114,24 @@ def _io_path(exc: OSError, fallback: str | None) -> str | None:
     return path
 
 
+def _free_space(path: str | None) -> str:
+    """' (N MB free on its disk)' for `path`'s folder (itself when a folder), or '' when
+    there is no such folder."""
+    if not path:
+        return ""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    return "" if free is None else f" ({free / 2**20:,.1f} MB free on its disk)"
+
+
 def _io_message(exc: OSError, path_hint: str | None) -> str:
     path = _io_path(exc, path_hint)
     reason = _IO_HINTS.get(exc.errno) or (exc.strerror or str(exc)).lower()
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = reason.replace(": ", f"{_free_space(path)}: ", 1)
     return f"{path}: {reason}" if path else reason
 
 

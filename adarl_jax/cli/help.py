@@ -24,9 +24,10 @@ TOP_EPILOG = f"""\
 Each command's own help (what it writes, an example, its flags): adarl-jax COMMAND --help.
 Configs: commands that read one default to --config {DEFAULT_CONFIG} (tune: its grid's); override
 any field with --config.section.field=value or --config.section.field value.
-Exit codes: 0 done, 1 unexpected error (--debug shows the traceback), 2 bad input,
-3 training diverged, 4 a file cannot be written or read, 5 another run holds the fold,
-6 a corrupt checkpoint.
+Exit codes: 0 done, 1 unexpected error (--debug shows the traceback), 2 bad input (arguments,
+config, corpus, a missing input file; predict: every input failed), 3 training diverged,
+4 a file cannot be written or read for want of permission or space, 5 another run holds the
+fold, 6 a corrupt checkpoint.
 """
 
 # name: (purpose for the command list, description, example)
@@ -56,6 +57,16 @@ COMMANDS = {
         "WORKDIR/results.json, WORKDIR/report.md and, unless --no-figures, the PNGs (confusion\n"
         "matrices, t-SNE) beside them.",
         "adarl-jax report --workdir runs/quick"),
+    "analyze": (
+        "what the domain-aware attention does: diagnostics and interventions",
+        "Reads every fold model of a variant with a domain-aware attention (adarl by default)\n"
+        "and records its attention vector I^D on the test, validation and a sample of training\n"
+        "utterances; relabels each test speaker with I^D replaced by its training mean, by the\n"
+        "other gender's mean and by 1 (no retraining). Writes WORKDIR/VARIANT/attention.json\n"
+        "and WORKDIR/attention_VARIANT.md (per-row statistics by gender and class, between-\n"
+        "against within-utterance variance, the gender AUC of I^D, the interventions' UA with\n"
+        "paired differences per test speaker).",
+        "adarl-jax analyze --workdir runs/quick --variant adarl"),
     "tune": (
         "nested recipe selection over a grid of candidate configs",
         "Trains every candidate of a grid on every requested fold, chooses per fold the candidate\n"
@@ -71,12 +82,20 @@ COMMANDS = {
         "adarl-jax seeds runs/seed_0 runs/seed_1 runs/seed_2 --out runs/seeds.md"),
     "predict": (
         "class probabilities of audio files with a trained model",
-        "Runs a trained fold model over audio files, folders (searched recursively) or .txt lists\n"
-        "of paths and writes one row per input to --out (.csv or .json): path, emotion,\n"
-        "p_<class>..., duration_s, segments, error (--timeline: also a row per segment). A\n"
-        "failed input gets an error row; the exit code is 2 only when every input failed.\n"
-        "The config is the one the model was trained with (saved in the checkpoint's workdir).",
-        "adarl-jax predict --checkpoint runs/quick --fold 0 ../shared/data/emodb/wav --out preds.csv"),
+        "Runs a model over audio files, folders (searched recursively), .txt lists of paths or\n"
+        ".csv files (path[,speaker]) and writes one row per input to --out (.csv, .json, or\n"
+        "CSV on stdout): path, emotion, p_<class>..., duration_s, segments, speaker, speaker_s,\n"
+        "error, warning (--timeline: also a row per segment). The model: --model FOLDER (train\n"
+        "--final), --checkpoint WORKDIR (a LOSO fold), or by default the one shipped in the\n"
+        "package (trained on EmoDB). A model of the default recipe standardises each input with\n"
+        "its speaker's statistics: --speaker-from says who speaks (default: each file alone,\n"
+        "so a file's output never depends on the other inputs). The warning column flags what\n"
+        "the model cannot read as trained: silent, truncated, shorter than the 1 s minimum\n"
+        "segment (padded), band-limited (a low sample rate), repeated, or too little speaker\n"
+        "audio. A failed input gets an error row; the exit code is 2 only when every input\n"
+        "failed (a missing file included).",
+        "adarl-jax predict clip.wav\n"
+        "  adarl-jax predict --model runs/adarl/final/adarl --speaker-from folder clips/ --out preds.csv"),
     "export": (
         "write a jax.export artifact of a trained model",
         "Serialises a trained fold model with jax.export to --out (batch size symbolic, lowered\n"
@@ -94,8 +113,9 @@ COMMANDS = {
         "write the model's input for wav files as a .npy array",
         "Cuts each wav file into the config's segments and writes the front end's output, what\n"
         "the model sees, to --out as one float32 (segments, freq, time, 3) array, the files'\n"
-        "segments in order. With frontend.normalize='speaker' (the default config) the values\n"
-        "are before the per-speaker standardisation, which needs a speaker's whole audio.",
+        "segments in order. With frontend.normalize='speaker' (the default config) each file is\n"
+        "standardised with its own statistics, as predict does by default (--speaker-from call:\n"
+        "all files as one speaker; --raw: the values before that standardisation).",
         "adarl-jax features ../shared/data/emodb/wav/03a01Fa.wav --out x.npy"),
 }
 

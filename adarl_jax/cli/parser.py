@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from adarl_jax.cli.help import COMMANDS, CONFIG_HELP, DEFAULT_CONFIG, TOP, TOP_EPILOG, epilog
+from adarl_jax.inference.speakers import DEFAULT_SPEAKER_FROM, MIN_SPEAKER_S, SPEAKER_FROM
 
 __all__ = ["build_parser", "parse", "split_overrides", "DEFAULT_CONFIG"]
 
@@ -84,10 +85,28 @@ def _corpus_args(p) -> None:
                    help="the corpus's layout (sets config.data.corpus)")
     p.add_argument("--manifest", default=None, metavar="CSV",
                    help="path,speaker,gender,emotion manifest for --corpus csv")
+    p.add_argument("--extra-data", action="append", default=None, metavar="[CORPUS:]PATH",
+                   help="another corpus whose every speaker trains in every fold (repeatable; "
+                   "sets config.data.extra), e.g. ravdess:DIR, emodb:DIR or a CSV manifest")
+    p.add_argument("--test-data", default=None, metavar="[CORPUS:]PATH",
+                   help="cross-corpus: train on --data (and --extra-data), test on every "
+                   "speaker of this corpus, as one fold (sets config.data.test)")
 
 
 def _workdir(p, help="the run's folder: cache, fold folders, results") -> None:
     p.add_argument("--workdir", required=True, metavar="WORKDIR", help=help)
+
+
+def _allow_missing_class(p) -> None:
+    p.add_argument("--allow-missing-class", action="store_true",
+                   help="train a fold whose training speakers lack a class of data.classes, "
+                   "with a warning (sets config.train.allow_missing_class; default: refuse)")
+
+
+def _force_new_config(p, where="WORKDIR") -> None:
+    p.add_argument("--force-new-config", action="store_true",
+                   help="the workdir was trained under another config: move what it trained to "
+                   f"{where}/superseded-<time>/ and start afresh (default: refuse)")
 
 
 def _no_progress(p) -> None:
@@ -104,9 +123,8 @@ def _training_args(p) -> None:
     _workdir(p)
     _folds(p)
     _no_progress(p)
-    p.add_argument("--force-new-config", action="store_true",
-                   help="the workdir was trained under another config: move what it trained to "
-                   "WORKDIR/superseded-<time>/ and start afresh (default: refuse)")
+    _allow_missing_class(p)
+    _force_new_config(p)
     p.add_argument("--workers", type=int, default=0,
                    help="fold-training processes on this machine, each pinned to its own cores "
                    "(default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")
@@ -154,6 +172,15 @@ def _report(sub) -> None:
                    help="skip the PNGs (confusion matrices, t-SNE)")
 
 
+def _analyze(sub) -> None:
+    p = _command(sub, "analyze")
+    _workdir(p, help="a trained workdir")
+    p.add_argument("--variant", default=None,
+                   help="the variant to analyse (default: the workdir's, if it has one)")
+    p.add_argument("--sample", type=int, default=64,
+                   help="training utterances per fold whose attention is recorded (default 64)")
+
+
 def _tune(sub) -> None:
     p = _command(sub, "tune", TUNE_CONFIG, default=None)
     p.add_argument("--grid", required=True,
@@ -164,6 +191,8 @@ def _tune(sub) -> None:
     p.add_argument("--variant", default=None, help="sets every candidate's model.variant")
     p.add_argument("--candidates", default=None, help="comma list: a subset of the grid's candidates")
     _no_progress(p)
+    _allow_missing_class(p)
+    _force_new_config(p, "WORKDIR/CANDIDATE")
 
 
 def _seeds(sub) -> None:
@@ -173,9 +202,11 @@ def _seeds(sub) -> None:
 
 
 def _checkpoint_args(p) -> None:
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, metavar="FOLDER",
-                        help="a model folder written by train --final")
+                        help="a model folder written by train --final (default, with neither "
+                        "this nor --checkpoint: the model shipped in the package, trained on "
+                        "EmoDB: adarl_jax/pretrained/emodb)")
     source.add_argument("--checkpoint", default=None, metavar="WORKDIR",
                         help="a LOSO workdir (or one of its fold folders): a fold's model")
     p.add_argument("--variant", default=None,
@@ -190,8 +221,18 @@ def _predict(sub) -> None:
     p = _command(sub, "predict")
     _checkpoint_args(p)
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="audio files, folders (recursive) or .txt lists of paths")
-    p.add_argument("--out", required=True, help="preds.csv or preds.json")
+                   help="audio files, folders (recursive), .txt lists of paths, or .csv files "
+                   "with a header: path[,speaker]")
+    p.add_argument("--out", default="-",
+                   help="preds.csv, preds.json, or - (CSV to stdout, the default)")
+    p.add_argument("--speaker-from", choices=SPEAKER_FROM, default=None,
+                   help="who speaks, for a model standardised per speaker (the default recipe): "
+                   "which inputs share the statistics. file: each file alone, so a file's output "
+                   "never depends on the other inputs; folder: a folder is a speaker; call: all "
+                   "inputs are one; column: the speaker column of a .csv input. Default: column "
+                   f"when a .csv input names speakers, else {DEFAULT_SPEAKER_FROM}. Rows show the "
+                   f"group (speaker) and its seconds of audio (speaker_s); under {MIN_SPEAKER_S:g} s "
+                   "they carry a warning")
     p.add_argument("--timeline", action="store_true", help="also one row per 3 s segment")
     p.add_argument("--embeddings", default=None, metavar="OUT.npy",
                    help="also write each input's deep feature (the model's embedding, the mean "
@@ -208,7 +249,9 @@ def _export(sub) -> None:
     _checkpoint_args(p)
     p.add_argument("--out", required=True, help="artifact path, e.g. model.jax")
     p.add_argument("--input", choices=("spectrogram", "waveform"), default="spectrogram",
-                   help="what the artifact takes (waveform: the front end is inside)")
+                   help="what the artifact takes (waveform: the front end is inside; for a model "
+                   "standardised per speaker it takes the statistics of each call's segments: "
+                   "call it with one file's or one speaker's segments)")
     p.add_argument("--platforms", default="cpu,cuda,tpu", help="comma list for jax.export")
 
 
@@ -223,6 +266,11 @@ def _features(sub) -> None:
     p = _command(sub, "features", DEFAULT_CONFIG)
     p.add_argument("wav", nargs="+", metavar="WAV", help="audio files")
     p.add_argument("--out", required=True, metavar="X.npy", help="the .npy file to write")
+    p.add_argument("--speaker-from", choices=("file", "call"), default="file",
+                   help="a model standardised per speaker (the default recipe): the statistics of "
+                   "each file alone (default) or of all files as one speaker, as predict's")
+    p.add_argument("--raw", action="store_true",
+                   help="write the front end's output before the per-speaker standardisation")
 
 
 def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
@@ -233,11 +281,13 @@ def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full traceback instead of one line")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_reproduce, _train, _report, _tune, _seeds, _predict, _export, _prepare, _features):
+    for add in (_reproduce, _train, _report, _analyze, _tune, _seeds, _predict, _export, _prepare, _features):
         add(sub)
-    for p in sub.choices.values():  # --debug after the command too
+    for p in sub.choices.values():  # --debug and -v after the command too
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an error, show the full traceback instead of one line")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log INFO messages")
     return parser
 
 

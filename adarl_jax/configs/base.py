@@ -27,6 +27,11 @@ def get_config() -> ml_collections.ConfigDict:
     # emotions outside `classes`: drop them, or keep them as domain-only samples (their
     # gender trains the domain pathway; no emotion, centre or test term uses them)
     c.data.other_emotions = "drop"  # drop | domain_only
+    # other corpora, each '[corpus:]PATH' (adarl_jax.data.corpus_sources): `extra` train in
+    # every fold and are never tested (multi-corpus LOSO); `test` is tested whole, as one fold,
+    # after training on this corpus and the extras (cross-corpus)
+    c.data.extra = ()
+    c.data.test = ""
     c.data.max_utterances = 0  # >0: keep only this many (stratified by speaker), for smoke runs
 
     c.frontend = ml_collections.ConfigDict()
@@ -47,6 +52,8 @@ def get_config() -> ml_collections.ConfigDict:
     # segment: z-score per segment and channel (the paper); speaker: standardise each
     # (frequency, channel) with the mean and std over all of the speaker's frames, test speaker
     # included (transductive: uses its unlabelled audio, never its labels); keeps loudness
+    # utterance: the same with the statistics of the utterance itself (one recording is
+    # all a user needs; a file's output never depends on other files)
     c.frontend.normalize = "segment"
     c.frontend.log_floor = 1e-6  # log(max(|X|, floor))
     c.frontend.zscore_eps = 1e-5
@@ -114,16 +121,30 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.balance = "none"
     c.train.eval_batch_size = 32
     c.train.progress = True
+    # a fold whose training speakers have no utterance of a class is refused (its model never
+    # sees the class, and its UA counts a recall it cannot have); True: train it, with a warning
+    c.train.allow_missing_class = False
     # scan: each epoch is one compiled lax.scan over the training set held on the devices;
     # step: one call a step, the batch copied from the host (for sets that do not fit);
     # auto: step on CPU (XLA:CPU runs the scanned step ~5x slower than the same step called
     # from Python, measured on the quick config), scan on GPU/TPU
     c.train.loop = "auto"
 
+    c.eval = ml_collections.ConfigDict()  # adarl_jax.train.test_statistics
+    # frontend.normalize='speaker': after the test, the fold's model labels the test speaker
+    # again under the statistics a user has: 'utterance', 'enrol:K', 'train' (reported only)
+    c.eval.test_statistics = ("utterance", "enrol:3", "enrol:10", "train")
+    c.eval.enrol_draws = 5  # enrol:K: random draws of the K utterances, each scored
+
     c.baselines = ml_collections.ConfigDict()  # openSMILE + linear SVM (adarl_jax.baselines.opensmile)
     # False: fit on the fold's training speakers, as the CNN trains (C chosen on the validation
     # speakers); True: refit on training + validation speakers (the CNN has no such option yet)
     c.baselines.refit_on_val = False
+    # the functionals' normalisation, each fitted as a baseline of its own: global (the
+    # scaler of the training speakers only; opensmile_<set>_svm) and speaker (each speaker's
+    # functionals z-scored with that speaker's own mean and std first, the transductive rule of
+    # frontend.normalize='speaker'; opensmile_<set>_spk_svm)
+    c.baselines.normalize = ("global", "speaker")
 
     c.log = ml_collections.ConfigDict()
     # TensorBoard event files per fold (<fold>/tensorboard/, one scalar per metric per epoch);

@@ -125,14 +125,21 @@ def _resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 
 def prepare_wave(waveform, sample_rate: int, target_rate: int = 16000,
-                 min_samples: int = 320) -> np.ndarray:
+                 min_samples: int = 320, channels_first: bool = False) -> np.ndarray:
     """An in-memory recording as `load_audio` makes a file: float32 mono at `target_rate`.
 
-    waveform (samples,) or (samples, channels) at `sample_rate`. Raises ValueError for a
-    wrong shape, an empty or non-finite waveform, or one shorter than `min_samples` after
-    resampling.
+    waveform (samples,) or (samples, channels) at `sample_rate` ((channels, samples) with
+    channels_first). Raises ValueError for a wrong shape (a 2-D array with more channels than
+    samples names channels_first), an empty or non-finite waveform, or one shorter than
+    `min_samples` after resampling.
     """
     x = np.asarray(waveform, np.float32)
+    if x.ndim == 2 and channels_first:
+        x = x.T
+    if x.ndim == 2 and x.shape[1] > x.shape[0]:
+        raise ValueError(f"waveform of shape {x.shape}: as (samples, channels) it has more "
+                         f"channels than samples; for (channels, samples) pass "
+                         f"channels_first=True")
     if x.ndim == 2:
         x = _mono(x)
     if x.ndim != 1:

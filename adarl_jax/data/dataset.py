@@ -2,7 +2,7 @@
 
 Each utterance is read (`audio.load_audio`), cut into 3 s segments (`audio.segment`, Sec. 2.4)
 and passed through the jit-compiled front end in fixed-size batches; the features are cached
-on disk (adarl_jax.feature_cache: one memory-mapped `.npy` and JSON metadata, nothing pickled).
+on disk (adarl_jax.data.feature_cache: one memory-mapped `.npy` and JSON metadata, nothing pickled).
 
 The cache key covers what the features depend on: the front-end config, the data fields that
 shape the segments, and every file's (path, size, mtime). Labels are not part of it: they are
@@ -50,6 +50,9 @@ class SegmentDataset:
     cache_dir: str = ""  # the folder holding this dataset's features and metadata
     from_cache: bool = False
     segment_frames: np.ndarray | None = None  # (n_seg,) int32 valid frames (the rest are padding)
+    # frontend.normalize='speaker'|'utterance': {group: (mean, std)} that standardised `features`
+    # (the group is the speaker, or the utterance index), so the raw values can be recovered
+    norm_stats: dict | None = None
 
     @property
     def domain(self) -> np.ndarray:
@@ -92,6 +95,13 @@ def _count(items: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(items).items()))
 
 
+def _moments(total: np.ndarray, sq: np.ndarray, count: int, eps: float) -> tuple:
+    """(mean (F, 1, C), std + eps (F, 1, C)) from float64 sums over `count` frames."""
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+    return mean[:, None, :], std[:, None, :] + eps
+
+
 def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndarray,
                        eps: float = 1e-5) -> dict:
     """Mean and std (ddof 0) of each (frequency, channel) over the valid frames of each group.
@@ -110,9 +120,7 @@ def speaker_statistics(features: np.ndarray, frames: np.ndarray, groups: np.ndar
             total += x.sum(1)
             sq += np.square(x).sum(1)
             count += int(frames[i])
-        mean = total / count
-        std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
-        out[g] = (mean[:, None, :], std[:, None, :] + eps)
+        out[g] = _moments(total, sq, count, eps)
     return out
 
 
@@ -127,14 +135,40 @@ def normalize_segments(features: np.ndarray, frames: np.ndarray, groups: np.ndar
     return out
 
 
-def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
+def normalization_groups(dataset: "SegmentDataset", normalize: str) -> np.ndarray:
+    """Per segment, the group whose statistics standardise it: its speaker ('speaker') or its
+    utterance ('utterance')."""
+    if normalize == "utterance":
+        return dataset.segment_utt.astype(np.int64)
+    return np.array([u.speaker for u in dataset.utterances], dtype=object)[dataset.segment_utt]
+
+
+def group_normalize(dataset: "SegmentDataset", normalize: str) -> "SegmentDataset":
     """frontend.normalize='speaker': each speaker's segments standardised per (frequency,
     channel) with that speaker's own statistics, in memory. Transductive: a test speaker's
-    statistics come from its (unlabelled) audio; no label is read."""
-    speakers = np.array([u.speaker for u in dataset.utterances], dtype=object)[dataset.segment_utt]
-    stats = speaker_statistics(dataset.features, dataset.segment_frames, speakers)
-    return dataclasses.replace(dataset, features=normalize_segments(
-        dataset.features, dataset.segment_frames, speakers, stats))
+    statistics come from its (unlabelled) audio; no label is read. 'utterance': each
+    utterance's segments with that utterance's own statistics (what a user with one recording
+    has; no other file is involved)."""
+    groups = normalization_groups(dataset, normalize)
+    stats = speaker_statistics(dataset.features, dataset.segment_frames, groups)
+    return dataclasses.replace(dataset, norm_stats=stats, features=normalize_segments(
+        dataset.features, dataset.segment_frames, groups, stats))
+
+
+def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
+    """`group_normalize(dataset, 'speaker')`."""
+    return group_normalize(dataset, "speaker")
+
+
+def raw_segments(dataset: "SegmentDataset", segs: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The front end's values of segments `segs` before their group's standardisation
+    (x * std + mean on valid frames, 0 past them), from `dataset.norm_stats`."""
+    out = np.zeros((len(segs), *dataset.features.shape[1:]), np.float32)
+    for j, i in enumerate(segs):
+        mean, std = dataset.norm_stats[groups[i]]
+        n = int(dataset.segment_frames[i])
+        out[j, :, :n] = np.asarray(dataset.features[i, :, :n], np.float64) * std + mean
+    return out
 
 
 def domain_labels(config, utterances: list[Utterance]) -> np.ndarray:
@@ -234,8 +268,8 @@ def prepare_dataset(
         classes=tuple(config.data.classes), cache_dir=folder, from_cache=from_cache,
         segment_frames=seg_frames,
     )
-    if config.frontend.normalize == "speaker":
-        dataset = speaker_normalize(dataset)
+    if config.frontend.normalize in ("speaker", "utterance"):
+        dataset = group_normalize(dataset, config.frontend.normalize)
     s = dataset.summary()
     message = (
         f"dataset: {s['n_utterances']} utterances, {s['n_segments']} segments, "
@@ -287,18 +321,70 @@ def compute_features(
     return out if len(out) > 1 else features
 
 
+def group_statistics(sources, groups, config, frontend: Frontend | None = None,
+                     batch_size: int = 32, eps: float = 1e-5) -> dict:
+    """{group: (mean (F, 1, C), std + eps (F, 1, C), seconds)}: `speaker_statistics` of each
+    group of inputs, with the seconds of audio (at the model's rate) they came from.
+
+    sources: one callable per input returning its segments ((L,) wave, real length, start),
+    as `audio.iter_segments` yields them; groups: one hashable per source. The front end runs
+    in fixed-size batches over all inputs together (a segment's features do not depend on
+    its batch), each input's sums are kept apart, and an input whose reading raises AudioError
+    is left out whole (its row reports the error). A group with no readable input is absent.
+    """
+    d = config.data
+    feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
+    seg_len = int(round(d.segment_s * d.sample_rate))
+    batcher = Batcher(frontend if frontend is not None else default_frontend(config), batch_size,
+                      seg_len, feature_shape)
+    # per input: sum and sum of squares over valid frames (F, C), frames, samples
+    sums = [[np.zeros((feature_shape[0], feature_shape[2])),
+             np.zeros((feature_shape[0], feature_shape[2])), 0, 0] for _ in sources]
+    pending: list[tuple[int, int]] = []  # (input, valid frames) of each segment in the batcher
+    failed: set[int] = set()
+
+    def take(block):
+        for x, (i, n) in zip(block, pending[:len(block)]):
+            x = np.asarray(x[:, :n], np.float64)
+            acc = sums[i]
+            acc[0] += x.sum(1)
+            acc[1] += np.square(x).sum(1)
+            acc[2] += n
+        del pending[:len(block)]
+
+    for i, open_segments in enumerate(sources):
+        try:
+            for wave, length, _ in open_segments():
+                pending.append((i, valid_frame_count(config, length)))
+                sums[i][3] += int(length)
+                block = batcher.add(wave, length)
+                if block is not None:
+                    take(block)
+        except AudioError:
+            failed.add(i)
+    block = batcher.flush()
+    if block is not None:
+        take(block)
+    out = {}
+    for g in dict.fromkeys(groups):
+        members = [i for i, gi in enumerate(groups) if gi == g and i not in failed and sums[i][2]]
+        if members:
+            total = sum(sums[i][0] for i in members)
+            sq = sum(sums[i][1] for i in members)
+            count = sum(sums[i][2] for i in members)
+            seconds = sum(sums[i][3] for i in members) / d.sample_rate
+            out[g] = (*_moments(total, sq, count, eps), seconds)
+    return out
+
+
 def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None):
     """(mean, std) of `paths` taken as one speaker's audio, as `speaker_normalize` computes
-    them: per (frequency, channel) over every valid frame of every segment."""
-    frontend = frontend if frontend is not None else default_frontend(config)
-    parts = []
-    for path in paths:
-        try:
-            parts.append(compute_features([path], config, frontend, with_frames=True))
-        except AudioError as e:  # predict reports it in the file's row
-            logger.warning("speaker statistics: skipping %s: %s", path, e.reason)
-    if not parts:
+    them: per (frequency, channel) over every valid frame of every segment. Unreadable files
+    are left out; none readable raises ValueError."""
+    d = config.data
+    sources = [lambda p=p: iter_segments(p, d.sample_rate, d.segment_s, d.min_tail_s,
+                                         min_samples=min_samples_for(config)) for p in paths]
+    stats = group_statistics(sources, [0] * len(sources), config, frontend)
+    if not stats:
         raise ValueError("no readable audio to compute speaker statistics from")
-    features = np.concatenate([f for f, _ in parts])
-    frames = np.concatenate([n for _, n in parts])
-    return speaker_statistics(features, frames, np.zeros(len(features), np.int64))[0]
+    return stats[0][:2]

@@ -5,12 +5,17 @@ selection never looks at the test speaker.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Fold", "loso_folds", "parse_folds"]
+from adarl_jax.data.corpus_sources import extra_sources, test_source
+
+__all__ = ["Fold", "loso_folds", "parse_folds", "missing_classes"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Fold:
 
 
 def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,
-               domain_name: str = "gender") -> list[Fold]:
+               domain_name: str = "gender", train_only=frozenset()) -> list[Fold]:
     """One fold per speaker (sorted order) that has at least one emotion-labelled utterance.
 
     Training speakers are all other speakers minus the validation speakers, drawn from the
@@ -36,7 +41,8 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,
     - otherwise (the domain varies within a speaker, e.g. several languages, or is unknown),
       k x (number of known domain values, at least 1) speakers drawn at random from all the
       other labelled speakers, keeping one for training: as many as a per-value draw.
-    A speaker with no emotion labels is never tested or validated on, only trained on.
+    A speaker with no emotion labels, or one in `train_only` (another corpus's, data.extra),
+    is never tested or validated on, only trained on.
     Utterances of the test and validation speakers that lack an emotion label are used
     nowhere. Fewer than 2 speakers, or none with an emotion label, is a ValueError naming the
     corpus folder. `domain_name` (data.domain_column) names the domain in error messages.
@@ -44,16 +50,9 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,
     k = int(val_speakers_per_gender)
     if k < 0:
         raise ValueError(f"val_speakers_per_gender={k} must be >= 0")
-    domains: dict[str, set] = {}
-    labelled: dict[str, bool] = {}
-    for u in utterances:
-        domains.setdefault(u.speaker, set()).add(u.domain)
-        labelled[u.speaker] = labelled.get(u.speaker, False) or u.emotion is not None
-    speakers = sorted(domains)
+    speakers, labelled, domain, n_values = _speakers(utterances)
     _check_speakers(utterances, speakers, labelled)
-    per_value = all(len(d) == 1 and None not in d for d in domains.values())
-    domain = {s: next(iter(d)) for s, d in domains.items()} if per_value else None
-    n_values = len({v for d in domains.values() for v in d if v is not None})
+    labelled = {s: v and s not in train_only for s, v in labelled.items()}
     speaker_of = np.array([u.speaker for u in utterances], dtype=object)
     has_label = np.array([u.emotion is not None for u in utterances], dtype=bool)
 
@@ -79,6 +78,20 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,
             )
         )
     return folds
+
+
+def _speakers(utterances):
+    """(sorted speakers, {speaker: has an emotion label}, {speaker: its one domain value} or
+    None when some speaker has several or an unknown one, the number of known domain values)."""
+    domains: dict[str, set] = {}
+    labelled: dict[str, bool] = {}
+    for u in utterances:
+        domains.setdefault(u.speaker, set()).add(u.domain)
+        labelled[u.speaker] = labelled.get(u.speaker, False) or u.emotion is not None
+    per_value = all(len(d) == 1 and None not in d for d in domains.values())
+    domain = {s: next(iter(d)) for s, d in domains.items()} if per_value else None
+    n_values = len({v for d in domains.values() for v in d if v is not None})
+    return sorted(domains), labelled, domain, n_values
 
 
 def _validation_speakers(others, labelled, domain, n_values, k, seed, index, test_speaker,
@@ -148,11 +161,70 @@ def parse_folds(spec: str | None, n_folds: int) -> list[int]:
     return sorted(chosen)
 
 
+def cross_fold(utterances, test_corpus: str, val_speakers_per_gender: int = 0, seed: int = 0,
+               domain_name: str = "gender") -> Fold:
+    """The one fold of a cross-corpus run: every labelled utterance of corpus `test_corpus`
+    tested, the other corpora's speakers trained on (validation speakers drawn from them as
+    `loso_folds` draws them)."""
+    tested = {u.speaker for u in utterances if u.corpus == test_corpus}
+    rest = [u for u in utterances if u.speaker not in tested]
+    if not rest or not tested:
+        raise ValueError(f"cross-corpus: no {'training' if not rest else 'test'} speakers "
+                         f"(test corpus {test_corpus!r})")
+    others, labelled, domain, n_values = _speakers(rest)
+    k = int(val_speakers_per_gender)
+    val_set = set(_validation_speakers(others, labelled, domain, n_values, k, seed, 0, test_corpus,
+                                       domain_name) if k else ())
+    speaker_of = np.array([u.speaker for u in utterances], dtype=object)
+    has_label = np.array([u.emotion is not None for u in utterances], dtype=bool)
+    train_speakers = tuple(sorted({u.speaker for u in rest} - val_set))
+    return Fold(index=0, test_speaker=test_corpus, train_speakers=train_speakers,
+                val_speakers=tuple(sorted(val_set)),
+                train=np.flatnonzero(np.isin(speaker_of, np.array(train_speakers, dtype=object))),
+                val=np.flatnonzero(np.isin(speaker_of, np.array(sorted(val_set), dtype=object))
+                                   & has_label),
+                test=np.flatnonzero(np.isin(speaker_of, np.array(sorted(tested), dtype=object))
+                                    & has_label))
+
+
 def config_folds(config, utterances, folds: str | None = None) -> list[Fold]:
     """The folds a run of `config` makes of `utterances` (validation speakers per domain value
     under train.selection='val', drawn with train.split_seed; data.domain_column), those that
-    `folds` (a --folds string; None: all) names."""
+    `folds` (a --folds string; None: all) names. With data.test, the one cross-corpus fold;
+    with data.extra, the extra corpora's speakers train in every fold and are never tested.
+    A chosen fold whose training speakers lack a class of data.classes is a ValueError naming
+    the fold and the class, unless train.allow_missing_class (then a warning)."""
     val_k = int(config.train.val_speakers_per_gender) if config.train.selection == "val" else 0
-    all_folds = loso_folds(utterances, val_k, int(config.train.split_seed),
-                           config.data.domain_column)
-    return [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    test = test_source(config)
+    if test is not None:
+        all_folds = [cross_fold(utterances, test.tag, val_k, int(config.train.split_seed),
+                                config.data.domain_column)]
+    else:
+        extra = {s.tag for s in extra_sources(config)}
+        all_folds = loso_folds(utterances, val_k, int(config.train.split_seed),
+                               config.data.domain_column,
+                               frozenset(u.speaker for u in utterances if u.corpus in extra))
+    chosen = [all_folds[i] for i in parse_folds(folds, len(all_folds))]
+    _check_classes(config, utterances, chosen)
+    return chosen
+
+
+def missing_classes(fold: Fold, utterances, classes) -> list[str]:
+    """The classes of `classes` that no training utterance of `fold` has."""
+    present = {utterances[i].emotion for i in fold.train.tolist()}
+    return [c for c in classes if c not in present]
+
+
+def _check_classes(config, utterances, folds) -> None:
+    gaps = [(f, m) for f in folds if (m := missing_classes(f, utterances, config.data.classes))]
+    if not gaps:
+        return
+    text = "; ".join(f"fold {f.index} (test speaker {f.test_speaker!r}) has no training "
+                     f"utterance of {', '.join(m)}" for f, m in gaps)
+    if config.train.get("allow_missing_class", False):
+        log.warning("%s: trained anyway (train.allow_missing_class); such a fold's model never "
+                    "saw the class, and its UA counts a recall of 0 for it", text)
+        return
+    raise ValueError(f"{text}: its model would never see the class, and its UA would count a "
+                     "recall it cannot have. Add utterances of the class, drop the class from "
+                     "data.classes, or pass --allow-missing-class to train anyway")

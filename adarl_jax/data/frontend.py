@@ -56,6 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adarl_jax.config import NORMALIZE_MODES
 from adarl_jax.spec_fields import cast_fields
 
 __all__ = [
@@ -99,7 +100,7 @@ class FrontendSpec:
     zscore_eps: float = 1e-5
     scale: str = "linear"  # linear: rfft bins 0..n_bins-1; mel: n_bins mel bands up to fmax_hz
     fmax_hz: float = 8000.0
-    normalize: str = "segment"  # segment: z-score each segment; speaker: raw log (dataset.speaker_normalize)
+    normalize: str = "segment"  # segment: z-score each segment; speaker/utterance: raw log (dataset.group_normalize)
 
     @classmethod
     def from_config(cls, config) -> "FrontendSpec":
@@ -124,8 +125,9 @@ class FrontendSpec:
                              "must be >= 1 sample")
         if self.scale not in ("linear", "mel"):
             raise ValueError(f"frontend.scale={self.scale!r}: expected 'linear' or 'mel'")
-        if self.normalize not in ("segment", "speaker"):
-            raise ValueError(f"frontend.normalize={self.normalize!r}: expected 'segment' or 'speaker'")
+        if self.normalize not in NORMALIZE_MODES:
+            raise ValueError(f"frontend.normalize={self.normalize!r}: expected one of "
+                             f"{', '.join(NORMALIZE_MODES)}")
         if self.scale == "linear" and not 1 <= self.n_bins <= self.n_fft // 2 + 1:
             raise ValueError(f"frontend.n_bins={self.n_bins} must be in "
                              f"1..n_fft//2+1={self.n_fft // 2 + 1}")
@@ -163,6 +165,18 @@ def valid_frames(lengths: jax.Array, hop: int, n_frames: int) -> jax.Array:
     """(...,) lengths -> (..., n_frames) bool: t*hop < length; frame 0 always counts."""
     t = jnp.arange(n_frames)
     return (t * hop < jnp.asarray(lengths, jnp.int32)[..., None]) | (t == 0)
+
+
+def standardize_as_one_speaker(x: jax.Array, lengths: jax.Array, hop: int,
+                               eps: float = 1e-5) -> jax.Array:
+    """(B, F, T, C) raw spectrograms of one speaker's segments, standardised per (band,
+    channel) with the mean and std (ddof 0, + eps) over every valid frame of every segment,
+    as `dataset.speaker_statistics` computes them; invalid frames set to 0."""
+    valid = valid_frames(lengths, hop, x.shape[2])[:, None, :, None]
+    count = jnp.sum(valid, axis=(0, 2), keepdims=True)
+    mean = jnp.sum(jnp.where(valid, x, 0.0), axis=(0, 2), keepdims=True) / count
+    var = jnp.sum(jnp.where(valid, jnp.square(x - mean), 0.0), axis=(0, 2), keepdims=True) / count
+    return jnp.where(valid, (x - mean) / (jnp.sqrt(var) + eps), 0.0)
 
 
 def frame_signal(waves: jax.Array, lengths: jax.Array, frame_length: int, hop: int,
@@ -321,9 +335,9 @@ def _filterbank(spec: FrontendSpec) -> np.ndarray | None:
 
 
 def _normalise(logs: jax.Array, valid: jax.Array, spec: FrontendSpec) -> jax.Array:
-    """normalize='segment': masked_zscore; 'speaker': the raw values, invalid frames set to 0
-    (the dataset standardises them with the speaker's own statistics)."""
-    if spec.normalize == "speaker":
+    """normalize='segment': masked_zscore; 'speaker'/'utterance': the raw values, invalid frames
+    set to 0 (the dataset standardises them with the speaker's or the utterance's statistics)."""
+    if spec.normalize != "segment":
         return jnp.where(jnp.broadcast_to(valid, logs.shape[:-1])[..., None], logs, 0.0)
     return masked_zscore(logs, valid, spec.zscore_eps)
 

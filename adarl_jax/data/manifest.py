@@ -10,8 +10,10 @@ columns are ignored. A variant without a domain pathway reads manifests that lac
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -34,7 +36,9 @@ def read_manifest(csv_path, root=None, corpus: str = "csv", domain_column: str =
     warning listing them; if none exists, CorpusError. Emotion labels that are not a known
     name (EMOTIONS or a common alias) are kept as written, lowercased, and listed with their
     line numbers in a warning: unless `data.classes` names them, they will not be used.
-    A manifest with a header and no rows is a CorpusError of its own. The domain column
+    A manifest with a header and no rows is a CorpusError of its own, and so is one that is not
+    UTF-8 (naming the line), and one where two spellings of a speaker id collide (see
+    `speaker_key`: `3` and `03` would be one person in training and in test). The domain column
     (`domain_column`) must be there with a value on every row (rows without one are listed
     by line) unless `need_domain` is False: then a missing column or an empty cell is an
     unknown domain (None).
@@ -46,13 +50,14 @@ def read_manifest(csv_path, root=None, corpus: str = "csv", domain_column: str =
     if not root.is_dir():
         raise CorpusError(f"manifest root folder {root} does not exist")
     column = domain_column.strip().lower()
-    utterances, missing, seen, unknown, empty = [], [], {}, [], []
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+    utterances, missing, seen, unknown, empty, spellings = [], [], {}, [], [], {}
+    with io.StringIO(_manifest_text(csv_path), newline="") as fh:
         reader = csv.DictReader(fh)
         reader.fieldnames = _manifest_header(reader.fieldnames, csv_path, column, need_domain)
         for row in reader:
             where = f"manifest {csv_path} line {reader.line_num}"
             path, speaker = _path_and_speaker(row, root, where)
+            _check_spelling(spellings, speaker, reader.line_num, where)
             domain = _domain(row, column, where)
             if domain is None and need_domain:
                 empty.append(reader.line_num)
@@ -80,6 +85,36 @@ def read_manifest(csv_path, root=None, corpus: str = "csv", domain_column: str =
         logger.warning("manifest %s: %d listed file(s) do not exist and were skipped: %s",
                        csv_path, len(missing), listing(missing))
     return finish(utterances, root, per_speaker=column == GENDER_COLUMN)
+
+
+def _manifest_text(csv_path: Path) -> str:
+    """The manifest's text (UTF-8, a byte-order mark allowed); another encoding is refused
+    naming the first line that does not decode."""
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise CorpusError(f"manifest {csv_path} line {line}: not UTF-8 (byte 0x{data[e.start]:02x}; "
+                          f"{e.reason}); save the manifest as UTF-8 (it may be latin-1 or "
+                          "cp1252)") from None
+
+
+def speaker_key(speaker: str) -> str:
+    """What two spellings of one speaker id share: case, runs of spaces and the leading zeros
+    of every number ignored ('03' and '3', 'Spk 07' and 'spk  7' are one key)."""
+    key = " ".join(speaker.split()).casefold()
+    return re.sub(r"\d+", lambda m: str(int(m.group())), key)
+
+
+def _check_spelling(spellings: dict, speaker: str, line: int, where: str) -> None:
+    """Refuses a speaker id spelt two ways (`spellings`: {key: (first spelling, its line)})."""
+    first, first_line = spellings.setdefault(speaker_key(speaker), (speaker, line))
+    if first != speaker:
+        raise CorpusError(f"{where}: speaker {speaker!r} and speaker {first!r} (line "
+                          f"{first_line}) differ only in case, spaces or leading zeros: one "
+                          "person would be two speakers (in training and in test); spell each "
+                          "speaker id one way")
 
 
 def _columns(column: str) -> tuple[str, ...]:

@@ -8,13 +8,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jax
+
 from adarl_jax.config import default_data_dir
 from adarl_jax.data.corpora import (check_domain_values, load_corpus, manifest_path, select_classes,
                                     stratified_subset)
+from adarl_jax.data.corpus_sources import read_sources
 from adarl_jax.data.dataset import prepare_dataset
+from adarl_jax.workdir.fingerprint import check_fingerprint
 from adarl_jax.model import variant_of
 
-__all__ = ["corpus_dir", "read_utterances", "load_dataset", "check_domains", "reads_same_data"]
+__all__ = ["corpus_dir", "read_utterances", "load_dataset", "load_checked_dataset", "data_change",
+           "check_domains", "reads_same_data"]
 
 
 def corpus_dir(config) -> str:
@@ -46,6 +51,7 @@ def read_utterances(config, need_domain: bool | None = None) -> list:
                             config.model.variant)
     utterances = select_classes(utterances, config.data.classes,
                                 keep_others=config.data.other_emotions == "domain_only")
+    utterances = read_sources(config, utterances, need)  # data.extra, data.test
     if config.data.max_utterances:
         utterances = stratified_subset(utterances, int(config.data.max_utterances))
     return utterances
@@ -53,9 +59,23 @@ def read_utterances(config, need_domain: bool | None = None) -> list:
 
 def load_dataset(config, workdir, progress: bool = True):
     """The corpus named by the config (`read_utterances`) as cached spectrogram segments,
-    prepared or loaded (adarl_jax.data.dataset)."""
-    return prepare_dataset(config, read_utterances(config), Path(workdir) / "cache",
-                           progress=progress)
+    prepared or loaded (adarl_jax.data.dataset), once its recordings are found to be the ones
+    the workdir was trained on (adarl_jax.workdir.fingerprint; DataMismatchError if not)."""
+    return load_checked_dataset(config, workdir, progress)[0]
+
+
+def load_checked_dataset(config, workdir, progress: bool = True, force_new_config: bool = False):
+    """`load_dataset`, which with `force_new_config` accepts other recordings than the
+    workdir's: (dataset, the differences in words, or None)."""
+    utterances = read_utterances(config)
+    changed = check_fingerprint(workdir, utterances, force_new_config,
+                                write=jax.process_index() == 0)
+    return prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress), changed
+
+
+def data_change(changed: str) -> tuple:
+    """A changed data fingerprint as one of pinning's (field, old, new) differences."""
+    return ("data", "the recordings in data.json", changed)
 
 
 def check_domains(config, dataset, folds) -> None:

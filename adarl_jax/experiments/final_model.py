@@ -39,10 +39,12 @@ from adarl_jax.data.folds import Fold, loso_folds
 from adarl_jax.data.reading import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
 from adarl_jax.report.model_card import model_card
-from adarl_jax.inference.model_folder import FORMAT, FORMAT_VERSION, check_target, staging_dir, write_model_folder
+from adarl_jax.inference.model_folder import (FORMAT, FORMAT_VERSION, MODEL_FILE, check_target,
+                                              staging_dir, write_model_folder)
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.trainer import open_checkpoints, run_epochs, setup_run
 from adarl_jax.workdir.layout import collect, fold_dir
+from adarl_jax.workdir.locks import FolderLock
 
 __all__ = ["EPOCHS_RULE", "epochs_rule", "train_final"]
 
@@ -131,10 +133,35 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     """Trains the final model of `config.model.variant` and writes its folder `out_dir`;
     returns its model.json record. Raises ValueError when the LOSO run in `loso_workdir` has
     not finished for that variant or was trained with another config, FileExistsError when
-    `out_dir` already holds a model (unless `overwrite`). `dataset`: what
+    `out_dir` already holds a model (unless `overwrite`), locks.WorkdirLockedError when another
+    live run writes `out_dir` (its lock `.<name>.lock` beside it is held throughout; a staging
+    folder left beside a complete model is removed, one without a model resumes). `dataset`: what
     `loso.load_dataset(config, loso_workdir)` returns, when the caller has read it already
     (see `loso.reads_same_data`); default: read here."""
-    workdir, out_dir = Path(loso_workdir), Path(out_dir)
+    out_dir = Path(out_dir)
+    lock = FolderLock(out_dir).acquire() if jax.process_index() == 0 else None
+    try:
+        return _train_final(config, loso_workdir, out_dir, mesh, progress, overwrite, dataset)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _clear_leftover_staging(out_dir: Path, overwrite: bool) -> None:
+    """A staging folder beside a complete model is what a run killed after the rename left
+    (or a replacement's training when `overwrite`, which resumes): removed unless replacing."""
+    staging = staging_dir(out_dir)
+    if staging.exists() and (out_dir / MODEL_FILE).is_file() and not overwrite:
+        log.warning("%s: removing what an earlier run left beside the complete model %s",
+                    staging, out_dir)
+        shutil.rmtree(staging)
+
+
+def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite, dataset) -> dict:
+    """train_final under the model folder's lock."""
+    workdir = Path(loso_workdir)
+    if jax.process_index() == 0:
+        _clear_leftover_staging(out_dir, overwrite)
     check_target(out_dir, overwrite)
     config = config.copy_and_resolve_references()
     keep_variant_file(config, workdir)  # the LOSO run's copy (the same file: the same copy)

@@ -10,6 +10,8 @@ Layout of a workdir:
   W/cache/<hash>/                       spectrogram segments (adarl_jax.data.dataset)
   W/<variant>/fold_<k>_<speaker>/       config.json, checkpoints/, metrics.jsonl, result.json
                                         (named and found by adarl_jax.workdir.layout)
+  W/data.json                           the recordings' fingerprint (adarl_jax.workdir.fingerprint;
+                                        other recordings are refused)
   W/.locks/fold_<k>.lock                held by the run training fold k (adarl_jax.workdir.locks)
   W/superseded-<time>/                  what an earlier config trained (--force-new-config)
   W/results.json, W/report.md           written by `report` (adarl_jax.report.report)
@@ -25,7 +27,7 @@ import jax
 
 from adarl_jax.config import input_shape
 from adarl_jax.data.folds import config_folds
-from adarl_jax.data.reading import check_domains, load_dataset
+from adarl_jax.data.reading import check_domains, data_change, load_checked_dataset, load_dataset
 from adarl_jax.model import build_model, init_variables, param_counts
 from adarl_jax.train import sharding
 from adarl_jax.train.sharding import checked_mesh
@@ -50,7 +52,7 @@ def save_run_config(config, workdir, force_new_config: bool = False) -> list:
     return diffs
 
 
-def _take_fold_locks(config, workdir, chosen, diffs):
+def take_fold_locks(config, workdir, chosen, diffs):
     """Locks the chosen folds (process 0 only: one job is one writer); with a forced new config,
     moves what the old config trained aside, once no other run is at work in the workdir."""
     if jax.process_index() != 0:
@@ -80,9 +82,11 @@ def _prepare(config, workdir, folds, mesh, progress, first, force_new_config):
     workdir.mkdir(parents=True, exist_ok=True)
     keep_variant_file(config, workdir)  # the run loads the workdir's copy from here on
     diffs = save_run_config(config, workdir, force_new_config)
-    dataset = load_dataset(config, workdir, progress)
+    dataset, changed = load_checked_dataset(config, workdir, progress, force_new_config)
+    if changed:
+        diffs = [*diffs, data_change(changed)]
     chosen = config_folds(config, dataset.utterances, folds)
-    held = _take_fold_locks(config, workdir, chosen, diffs)
+    held = take_fold_locks(config, workdir, chosen, diffs)
     results = []
     try:
         if first is not None:

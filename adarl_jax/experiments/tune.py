@@ -16,9 +16,17 @@ fold's training speakers minus its validation speakers, its epoch chosen on them
 
 Layout of a tune workdir:
   W/cache/<hash>/                              spectrogram segments, shared by candidates
-  W/<candidate>/config.json                    the candidate's full config
-  W/<candidate>/<variant>/fold_<k>_<speaker>/  as a `train` workdir (result.json, ...)
+  W/<candidate>/config.json                    the candidate's full config, pinned
+  W/<candidate>/<variant>/fold_<k>_<speaker>/  as a `train` workdir (config.json, result.json, ...)
+  W/<candidate>/.locks/fold_<k>.lock           held by the run training the candidate's fold k
   W/tune.json, W/tune.md                       per-fold validation UA, winners, outer scores
+
+Each candidate's folder is a `train` workdir of its own: its config is pinned
+(adarl_jax.workdir.pinning; a rerun whose candidate config differs, by the command line's overrides
+or by an edited grid, is refused naming the fields, and --force-new-config moves what the old
+config trained to W/<candidate>/superseded-<time>/), each fold folder keeps the config it was
+trained with, its folds are locked (adarl_jax.workdir.locks: every candidate's, before any trains) and
+a rerun resumes: finished folds are skipped.
 
 Candidates' own test figures are in their fold folders and in `tune.json` under
 `candidate_test` for the record (what each lever did on test speakers); the procedure never
@@ -31,15 +39,17 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from adarl_jax import metrics
 from adarl_jax.config import CONFIG_DIR, apply_override, load_config, load_python_file, to_json, validate
 from adarl_jax.data.folds import config_folds
-from adarl_jax.data.reading import check_domains, load_dataset
+from adarl_jax.data.reading import check_domains, data_change, load_checked_dataset, load_dataset
 from adarl_jax.experiments import loso
 from adarl_jax.train import sharding
 from adarl_jax.train.trainer import run_fold
+from adarl_jax.workdir import pinning
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
@@ -173,35 +183,52 @@ def tune_markdown(record: dict) -> str:
 
 def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, variant: str | None = None,
              config_spec: str | None = None, progress: bool = True,
-             only: list[str] | None = None) -> dict:
-    """Trains every candidate on every requested fold (resumable), then writes tune.json/.md."""
-    import jax
-
+             only: list[str] | None = None, force_new_config: bool = False) -> dict:
+    """Trains every candidate on every requested fold (resumable), then writes tune.json/.md.
+    Raises pinning.ConfigMismatchError when a candidate's folder was trained under another
+    config (unless `force_new_config`), locks.WorkdirLockedError when another run trains one
+    of its folds."""
     workdir = Path(workdir)
     configs = candidate_configs(grid, overrides, config_spec, only)
     if variant:
         for c in configs.values():
             c.model.variant = variant
     order = list(configs)
+    # every candidate's pinned config first: a refusal leaves the workdir as it was
+    diffs = {n: pinning.check_workdir_config(configs[n], workdir / n, force_new_config)
+             for n in order}
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = sharding.make_mesh()
     first = configs[order[0]]
+    dataset, changed = load_checked_dataset(first, workdir, progress, force_new_config)
+    if changed:  # other recordings (forced): every candidate starts afresh
+        diffs = {n: [*d, data_change(changed)] for n, d in diffs.items()}
+    chosen = config_folds(first, dataset.utterances, folds)  # selection 'val' (above); shared
+    is_writer = jax.process_index() == 0
+    held = []
     results: dict[str, dict[int, dict]] = {}
     t0 = time.time()
-    for name in order:
-        config = configs[name]
-        cdir = workdir / name
-        cdir.mkdir(exist_ok=True)
-        write_text_atomic(cdir / "config.json", to_json(config))
-        dataset = load_dataset(config, workdir, progress)
-        chosen = config_folds(first, dataset.utterances, folds)  # selection 'val' (above)
-        check_domains(config, dataset, chosen)
-        records = loso.run_folds(
-            cdir, config.model.variant, chosen,
-            lambda fold, fdir, c=config: run_fold(c, dataset, fold, fdir, mesh, progress),
-            label=f"tune {name}", write=jax.process_index() == 0,
-            describe=lambda r: f"val UA {r['best_val_ua']:.3f} ({time.time() - t0:.0f} s)")
-        results[name] = {r["fold"]: r for r in records}
+    try:
+        for name in order:
+            (workdir / name).mkdir(exist_ok=True)
+            if is_writer and not diffs[name]:
+                pinning.write_workdir_config(configs[name], workdir / name)
+            held.append(loso.take_fold_locks(configs[name], workdir / name, chosen, diffs[name]))
+        for name in order:
+            config = configs[name]
+            dataset = load_dataset(config, workdir, progress)
+            check_domains(config, dataset, chosen)
+            records = loso.run_folds(
+                workdir / name, config.model.variant, chosen,
+                lambda fold, fdir, c=config: run_fold(c, dataset, fold, fdir, mesh, progress),
+                check=lambda fdir, c=config: pinning.pin_fold_config(c, fdir, write=is_writer),
+                label=f"tune {name}", write=is_writer,
+                describe=lambda r: f"val UA {r['best_val_ua']:.3f} ({time.time() - t0:.0f} s)")
+            results[name] = {r["fold"]: r for r in records}
+    finally:
+        for h in held:
+            if h is not None:
+                h.release()
     record = summarise(results, tuple(first.data.classes), order)
     record.update({"grid": grid["path"], "variant": first.model.variant,
                    "wall_time_s": round(time.time() - t0, 1)})

@@ -18,6 +18,7 @@ import threading
 import time
 
 from adarl_jax.workdir import locks
+from adarl_jax.cli.errors import Terminated
 
 __all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
 
@@ -108,7 +109,7 @@ def run_workers(argv: list[str], folds: list[int], n: int) -> int:
     try:
         while not all(e.is_set() for e in ends):
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):  # the workers stop too (each releases its locks)
         for p in procs:
             p.terminate()
         for p in procs:

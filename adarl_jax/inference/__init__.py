@@ -4,7 +4,7 @@
 
 from adarl_jax.inference.predict import DEFAULT_BUCKETS, plan_batches, Predictor
 from adarl_jax.inference.predict_io import (
-    AUDIO_EXTENSIONS, LIST_EXTENSIONS, expand_inputs, file_duration, InputJob, read_segments,
+    AUDIO_EXTENSIONS, LIST_EXTENSIONS, expand_inputs, file_info, InputJob, read_segments,
     write_embeddings, write_predictions)
 from adarl_jax.inference.fold_models import CheckpointError, find_fold, FoldRef, restore_variables
 from adarl_jax.inference.model_folder import (
@@ -13,7 +13,7 @@ from adarl_jax.inference.model_folder import (
 from adarl_jax.inference.export import DEFAULT_PLATFORMS, export_predictor, load_exported
 
 __all__ = ["AUDIO_EXTENSIONS", "DEFAULT_BUCKETS", "DEFAULT_PLATFORMS", "LIST_EXTENSIONS", "check_target",
-           "CheckpointError", "expand_inputs", "export_predictor", "file_duration", "find_fold", "flat_arrays",
+           "CheckpointError", "expand_inputs", "export_predictor", "file_info", "find_fold", "flat_arrays",
            "FoldRef", "InputJob", "load_exported", "ModelFolderError", "plan_batches", "Predictor",
            "read_meta", "read_model_folder", "read_segments", "restore_variables", "staging_dir",
            "write_embeddings", "write_model_folder", "write_predictions"]

@@ -11,6 +11,11 @@ for several platforms (cpu, cuda, tpu by default); the weights are constants ins
 `input='waveform'` the front end is inside too: `exported.call(waves (batch, L) float32,
 lengths (batch,) int32)`, L samples of a 3 s segment at the config's sample rate, mono.
 An utterance's probabilities are the mean over its segments (the caller's part).
+A model standardised per speaker (frontend.normalize='speaker', the default recipe) takes the
+statistics of the segments of each call: call it with one file's segments (its own
+statistics, as `predict --speaker-from file`) or with all segments of one speaker (as
+`--speaker-from call`), never with padding rows or other speakers' segments. The spectrogram
+artifact leaves that standardisation to the caller (`adarl_jax.data.dataset.speaker_normalize`).
 
 `<out>.json` beside the artifact records what its input means: the classes in output order,
 the input shape, the front end and segmenting fields, and which checkpoint it came from.
@@ -31,6 +36,7 @@ import jax.numpy as jnp
 from adarl_jax.config import input_shape
 from adarl_jax.workdir.files import digest, write_bytes_atomic, write_text_atomic
 from adarl_jax.data.frontend import spectrogram
+from adarl_jax.data.frontend import spectrogram, standardize_as_one_speaker
 
 __all__ = ["DEFAULT_PLATFORMS", "export_predictor", "load_exported"]
 
@@ -45,13 +51,16 @@ def _function(predictor, input: str):
     if input == "spectrogram":
         return jax.jit(lambda x: predictor.spectrogram_probs(variables, x))
     if input == "waveform":
-        if predictor.uses_speaker_norm:
-            raise ValueError("this model was trained with frontend.normalize='speaker': its input "
-                             "needs the speaker's statistics, which a waveform artifact cannot "
-                             "hold; export --input spectrogram and standardise the spectrograms "
-                             "per speaker (adarl_jax.data.dataset.speaker_normalize), or use Predictor")
+        spec = predictor.spec
+
+        def features(waves, lengths):
+            x = spectrogram(waves, lengths, spec)
+            if predictor.uses_speaker_norm:  # the call's segments are one speaker
+                x = standardize_as_one_speaker(x, lengths, spec.hop)
+            return x
+
         return jax.jit(lambda waves, lengths: predictor.spectrogram_probs(
-            variables, spectrogram(waves, lengths, predictor.spec)))
+            variables, features(waves, lengths)))
     raise ValueError(f"input={input!r}: expected 'spectrogram' or 'waveform'")
 
 
@@ -118,6 +127,10 @@ def export_predictor(predictor, out, input: str = "spectrogram",
         "n_models": predictor.n_models,
         "data": {k: c.data[k] for k in ("sample_rate", "segment_s", "min_tail_s")},
         "frontend": c.frontend.to_dict(),
+        "speaker_statistics": (("waveform: of the segments of each call (one speaker, or one "
+                                "file); no padding rows" if input == "waveform" else
+                                "spectrogram: the caller standardises each speaker's input")
+                               if predictor.uses_speaker_norm else None),
         "jax_version": jax.__version__,
     }
     text = json.dumps(meta, indent=1, default=list)

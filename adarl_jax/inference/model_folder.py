@@ -103,8 +103,15 @@ def _read(folder: Path, name: str) -> bytes:
 
 
 def _check_hash(folder: Path, name: str, data: bytes, meta: dict) -> None:
-    want = meta.get("files", {}).get(name)
-    if want and digest(data) != want:
+    """Every file is checked: a record without the file's size and hash cannot vouch for it."""
+    files = meta.get("files")
+    want = files.get(name) if isinstance(files, dict) else None
+    if not isinstance(want, dict) or not {"bytes", "sha256"} <= set(want):
+        raise ModelFolderError(f"{folder / MODEL_FILE}: records no size and SHA-256 of {name} "
+                               f"(its 'files' entry is {'missing' if files is None else 'incomplete'})"
+                               f", so {folder / name} cannot be checked; write the folder again "
+                               "(train --final --overwrite-final)")
+    if digest(data) != want:
         raise ModelFolderError(f"{folder / name}: altered or truncated ({len(data)} bytes; "
                                f"{MODEL_FILE} records {want['bytes']} bytes and another SHA-256)")
 
@@ -122,9 +129,15 @@ def read_meta(folder) -> dict:
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFolderError(f"{path}: not a model record (format must be {FORMAT!r})")
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ModelFolderError(f"{path}: format_version {version!r} is unknown to this adarl-jax "
-                               f"(it reads 1 to {FORMAT_VERSION}); a newer adarl-jax wrote it: "
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        found = "missing" if "format_version" not in meta else f"{json.dumps(version)}"
+        raise ModelFolderError(f"{path}: format_version is {found}; adarl-jax writes a whole "
+                               f"number of at least 1 (this one reads up to {FORMAT_VERSION}), so "
+                               "the file was edited or damaged: "
+                               "write the folder again (train --final --overwrite-final)")
+    if version > FORMAT_VERSION:
+        raise ModelFolderError(f"{path}: format_version {version} is newer than this adarl-jax "
+                               f"reads (1 to {FORMAT_VERSION}); a newer adarl-jax wrote it: "
                                "upgrade adarl-jax")
     return meta
 

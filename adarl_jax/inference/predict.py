@@ -37,13 +37,16 @@ from adarl_jax.data.audio import iter_segments, level_warning, prepare_wave, seg
 from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
 from adarl_jax.train.forward import segment_outputs
+from adarl_jax.inference.input_checks import band_warning, repeat_warning, short_clip_warning
 from adarl_jax.inference.model_folder import ModelFolderError, read_model_folder
-from adarl_jax.inference.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_duration,
-                                  read_segments, write_embeddings, write_predictions)
+from adarl_jax.inference.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_info,
+                                            read_inputs, read_segments, write_embeddings,
+                                            write_predictions)
+from adarl_jax.inference.speakers import DEFAULT_SPEAKER_FROM, speaker_groups, speaker_warning
 
 __all__ = ["AUDIO_EXTENSIONS", "CheckpointError", "DEFAULT_BUCKETS", "FoldRef", "ModelFolderError",
-           "Predictor", "expand_inputs", "find_fold", "plan_batches", "restore_variables",
-           "write_embeddings", "write_predictions"]
+           "Predictor", "expand_inputs", "find_fold", "plan_batches", "read_inputs",
+           "restore_variables", "write_embeddings", "write_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,22 @@ def plan_batches(n: int, buckets: Sequence[int], overhead: float = 4.0) -> list[
 
 
 class Predictor:
-    """A trained model with its front end, jit-compiled once per bucket size."""
+    """A trained model with its front end, jit-compiled once per bucket size.
+
+      from adarl_jax import Predictor
+      p = Predictor.from_pretrained("emodb")             # shipped in the package
+      p = Predictor.load("runs/emodb/final/adarl")       # a model folder (train --final)
+      p = Predictor.from_checkpoint("runs/emodb", fold=3)  # one LOSO fold's model
+      p.predict_files(["a.wav", "b.wav"])  # one dict per file: emotion, probs, speaker, ...
+      p.predict_batch([w1, w2], 44100)     # in-memory recordings, segments in fixed buckets
+      p.predict(wave, 16000)               # one recording
+      p.classes                            # ('anger', 'happiness', 'sadness', 'neutral')
+
+    A speaker-normalised model (frontend.normalize='speaker', the default recipe) takes each
+    input's statistics from its speaker group: by default the input alone, so its output never
+    depends on the other inputs of a call; `speakers=` says which inputs share a speaker
+    (adarl_jax.inference.speakers), `adapt_to_speaker` fixes one speaker's statistics for what follows.
+    """
 
     def __init__(self, config, variables, buckets: Sequence[int] = DEFAULT_BUCKETS,
                  source: str = "", n_models: int = 1):
@@ -95,8 +113,8 @@ class Predictor:
         self.min_samples = min_samples_for(config)
         self.variables = jax.device_put(variables)
         self.compilations = 0  # traces of the jitted function: one per bucket size seen
-        # frontend.normalize='speaker': (mean, std) of the speaker being predicted, set by
-        # adapt_to_speaker (else predict_files takes its inputs, predict its waveform)
+        # frontend.normalize='speaker': (mean, std, seconds) of the speaker being predicted, set
+        # by adapt_to_speaker for every input that follows (else each call's speaker groups)
         self.speaker_norm = None
         # (probabilities, deep features; None for an ensemble): `inference.segment_outputs`
         self._spectrogram_outputs = segment_outputs(self.model, self.n_models)
@@ -121,10 +139,25 @@ class Predictor:
 
     @classmethod
     def load(cls, folder, buckets: Sequence[int] = DEFAULT_BUCKETS) -> "Predictor":
-        """The model of a model folder (adarl_jax.model_folder: `train_final` writes one).
+        """The model of a model folder (adarl_jax.inference.model_folder: `train_final` writes one).
         Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
         config, variables, _ = read_model_folder(folder)
         return cls(config, variables, buckets, f"model folder {folder}")
+
+    @classmethod
+    def from_pretrained(cls, name: str = "emodb",
+                        buckets: Sequence[int] = DEFAULT_BUCKETS) -> "Predictor":
+        """A model shipped in the package (adarl_jax.pretrained: 'emodb'), hashes checked.
+
+          p = Predictor.from_pretrained()
+          p.predict_files(["clip.wav"])[0]["emotion"]
+        """
+        from adarl_jax.pretrained import pretrained_dir
+
+        folder = pretrained_dir(name)
+        predictor = cls.load(folder, buckets)
+        predictor.source = f"pretrained model {name!r} ({folder})"
+        return predictor
 
     # -- the jitted computation ------------------------------------------------------------
 
@@ -136,30 +169,96 @@ class Predictor:
         return self._waves_to_outputs(variables, waves, lengths, norm)[0]
 
     def _waves_to_outputs(self, variables, waves, lengths, norm=None):
+        """norm: None, or (means, stds) of each row's speaker, (B, F, 1, C) each."""
         self.compilations += 1  # Python runs here only while jax traces a new batch shape
         x = spectrogram(waves, lengths, self.spec)
-        if norm is not None:  # the speaker's standardisation, on valid frames only
+        if norm is not None:  # each row's speaker's standardisation, on valid frames only
             valid = valid_frames(lengths, self.spec.hop, self.spec.n_frames)[:, None, :, None]
             x = jnp.where(valid, (x - norm[0]) / norm[1], 0.0)
         return self._spectrogram_outputs(variables, x)
 
     @property
     def uses_speaker_norm(self) -> bool:
-        return self.spec.normalize == "speaker"
+        """Whether inputs are standardised with a group's statistics: the speaker's under
+        frontend.normalize='speaker', the recording's own under 'utterance'."""
+        return self.spec.normalize in ("speaker", "utterance")
+
+    @property
+    def per_recording(self) -> bool:
+        """frontend.normalize='utterance': each recording is standardised by itself, as in
+        training, whatever speaker groups a caller gives."""
+        return self.spec.normalize == "utterance"
 
     def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
         """frontend.normalize='speaker': take the statistics of one speaker's audio (files, or
-        one waveform) for the predictions that follow. Transductive, as in training: the
-        speaker's own unlabelled audio, ideally more than the utterances being predicted."""
+        one waveform) for every prediction that follows, whatever its speaker groups; with
+        neither, forget them (each call's groups give statistics again). Transductive, as in
+        training: the speaker's own unlabelled audio, ideally more than the utterances being
+        predicted.
+
+          p.adapt_to_speaker(["spk1/a.wav", "spk1/b.wav", "spk1/c.wav"])
+          p.predict_files(["spk1/d.wav"])   # standardised with a, b and c's statistics
+        """
+        if paths is None and waveform is None:
+            self.speaker_norm = None
+            return
+        if self.per_recording:
+            raise ValueError("this model was trained with frontend.normalize='utterance': each "
+                             "recording is standardised by itself; there is no speaker to adapt to")
         if paths is not None:
-            mean, std = speaker_statistics_of_files([os.fspath(p) for p in paths], self.config)
+            sources = [self._file_segments(os.fspath(p)) for p in paths]
         else:
-            wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples)
-            segs, lengths, _ = segment(wave, self.sample_rate, self.segment_s, self.min_tail_s)
-            raw = np.asarray(jax.jit(lambda w, n: spectrogram(w, n, self.spec))(segs, lengths))
-            frames = np.array([valid_frame_count(self.config, n) for n in lengths])
-            mean, std = speaker_statistics(raw, frames, np.zeros(len(raw), np.int64))[0]
-        self.speaker_norm = (jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
+            sources = [self._wave_segments(prepare_wave(waveform, sample_rate, self.sample_rate,
+                                                        self.min_samples))]
+        stats = self._statistics(sources, [0] * len(sources))
+        if not stats:
+            raise ValueError("no readable audio to compute speaker statistics from")
+        self.speaker_norm = stats[0]
+
+    def _file_segments(self, path: str) -> Callable[..., Iterator]:
+        d = self.config.data
+        return lambda warnings=None: iter_segments(
+            path, self.sample_rate, d.segment_s, d.min_tail_s, min_samples=self.min_samples,
+            warnings=warnings)
+
+    def _wave_segments(self, wave: np.ndarray) -> Callable[..., Iterator]:
+        return lambda warnings=None: zip(*segment(wave, self.sample_rate, self.segment_s,
+                                                   self.min_tail_s))
+
+    def _statistics(self, sources: list, groups: list) -> dict:
+        """{group: (mean, std, seconds)} (`dataset.group_statistics`) through this model's
+        front end; one entry per group with readable audio."""
+        from adarl_jax.data.dataset import default_frontend, group_statistics
+
+        if not hasattr(self, "_frontend"):  # the training cache's front end, compiled once
+            self._frontend = default_frontend(self.config)
+        return group_statistics(sources, groups, self.config, self._frontend)
+
+    def _speaker_fields(self, keys: list, groups: list, sources: list) -> list[dict]:
+        """Per input: its group's normalisation (`norm`: (mean, std) float32 or None), and the
+        rows' `speaker`, `speaker_s` and warning. `keys` name distinct inputs (a repeated input
+        shares the first one's source and counts once in its group's statistics)."""
+        if not self.uses_speaker_norm:
+            return [{"norm": None, "speaker": None, "speaker_s": None, "warning": None}
+                    for _ in keys]
+        if self.speaker_norm is not None:
+            stats = {None: self.speaker_norm}
+            groups = [None] * len(keys)
+        else:
+            first = dict.fromkeys(keys)
+            index = {k: i for i, k in reversed(list(enumerate(keys)))}
+            stats = self._statistics([sources[index[k]] for k in first],
+                                     [groups[index[k]] for k in first])
+        out = []
+        for g in groups:
+            if g not in stats:  # no readable audio in the group: its rows carry the read error
+                out.append({"norm": None, "speaker": g, "speaker_s": 0.0, "warning": None})
+                continue
+            mean, std, seconds = stats[g]
+            out.append({"norm": (np.asarray(mean, np.float32), np.asarray(std, np.float32)),
+                        "speaker": "adapt_to_speaker" if g is None else str(g),
+                        "speaker_s": round(float(seconds), 3), "warning": speaker_warning(seconds)})
+        return out
 
     def probs_of_spectrograms(self, x) -> np.ndarray:
         """Probabilities of ready-made spectrogram segments (any batch size; not bucketed)."""
@@ -167,12 +266,17 @@ class Predictor:
 
     # -- streaming segments through the buckets -------------------------------------------
 
-    def _stream(self, sources: Iterable[tuple[str | None, Callable[[list], Iterator]]],
+    def _stream(self, sources: Iterable[tuple[str | None, Callable[[list], Iterator], tuple | None]],
              on_done: Callable[[int, InputJob], None]) -> dict:
-        """Feeds every source's segments through the buckets; calls on_done(i, job) in order."""
+        """Feeds every source's segments through the buckets; calls on_done(i, job) in order.
+        A source is (path or None, its segments given a warnings list, its speaker's (mean,
+        std) or None)."""
         top = self.buckets[-1]
         waves = np.zeros((top, self.segment_length), np.float32)
         lengths = np.full((top,), self.segment_length, np.int32)
+        shape = (self.spec.output_shape[0], 1, self.spec.output_shape[2])
+        means = np.zeros((top, *shape), np.float32) if self.uses_speaker_norm else None
+        stds = np.ones((top, *shape), np.float32) if self.uses_speaker_norm else None
         owners: list[tuple[InputJob, int]] = []
         jobs: list[InputJob] = []
         next_out = 0
@@ -190,8 +294,9 @@ class Predictor:
             # Padding rows: silence of full length (the front end maps it to zeros).
             waves[n:size] = 0.0
             lengths[n:size] = self.segment_length
+            norm = None if means is None else (means[:size], stds[:size])
             probs, feats = jax.device_get(self._infer_outputs(self.variables, waves[:size],
-                                                              lengths[:size], self.speaker_norm))
+                                                              lengths[:size], norm))
             for i, (job, k) in enumerate(owners[:n]):
                 job.probs[k] = probs[i]
                 if feats is not None:
@@ -199,26 +304,36 @@ class Predictor:
             del owners[:n]
             waves[:len(owners)] = waves[n:n + len(owners)]
             lengths[:len(owners)] = lengths[n:n + len(owners)]
+            if means is not None:
+                means[:len(owners)] = means[n:n + len(owners)]
+                stds[:len(owners)] = stds[n:n + len(owners)]
             stats["batches"] += 1
             stats["padded"] += size - n
             emit()
 
-        for path, open_segments in sources:
+        for path, open_segments, norm in sources:
             job = InputJob(path)
             jobs.append(job)
+            unnormalised = means is not None and norm is None
             for wave, length, start in read_segments(job, open_segments):
+                if unnormalised:  # read through for the file's own error, predicted never
+                    continue
                 waves[len(owners)] = wave
                 lengths[len(owners)] = length
+                if means is not None:
+                    means[len(owners)], stds[len(owners)] = norm
                 owners.append((job, len(job.starts)))
                 job.starts.append(float(start))
                 job.lengths.append(int(length))
                 stats["segments"] += 1
                 if len(owners) == top:
                     run_batch(top)
+            if unnormalised and job.error is None:
+                job.error = "no speaker statistics: none of its group's audio could be read"
             if job.error is None and not job.starts:
                 job.error = "no segments"
             if job.duration_s is None and path is not None:
-                job.duration_s = file_duration(path)
+                job.duration_s = file_info(path)[0]
             job.read_done = True
             emit()
         for size in plan_batches(len(owners), self.buckets):
@@ -226,14 +341,19 @@ class Predictor:
         emit()
         return stats
 
-    def _record(self, job: InputJob, timeline: bool, embeddings: bool = False) -> dict:
+    def _record(self, job: InputJob, timeline: bool, embeddings: bool = False,
+                speaker: dict | None = None, warnings: Sequence[str | None] = ()) -> dict:
         """The public per-input dict. Non-finite probabilities (a diverged model) are an
-        error, never a result. With embeddings: 'embedding' (D,) and, with timeline,
-        'segment_embeddings' (segments, D), float32 (None for a failed input)."""
+        error, never a result. `speaker`: the input's `_speaker_fields`; `warnings`: lines
+        for the warning column beside the audio's own. With embeddings: 'embedding' (D,) and,
+        with timeline, 'segment_embeddings' (segments, D), float32 (None for a failed input)."""
+        speaker = speaker or {}
+        lines = [*job.warnings, *warnings, speaker.get("warning")]
         rec = {"path": job.path, "emotion": None, "probs": None,
                "duration_s": None if job.duration_s is None else round(job.duration_s, 3),
-               "segments": len(job.starts), "error": job.error,
-               "warning": "; ".join(job.warnings) or None}
+               "segments": len(job.starts), "speaker": speaker.get("speaker"),
+               "speaker_s": speaker.get("speaker_s"), "error": job.error,
+               "warning": "; ".join(w for w in lines if w) or None}
         seg_probs = None
         if job.error is None:
             seg_probs = np.stack([job.probs[k] for k in range(len(job.starts))])
@@ -279,88 +399,165 @@ class Predictor:
 
     # -- public API ------------------------------------------------------------------------
 
-    def predict(self, waveform, sample_rate: int, timeline: bool = False) -> dict:
-        """Probabilities of one recording: waveform (samples,) or (samples, channels), any rate.
+    def predict(self, waveform, sample_rate: int, timeline: bool = False,
+                channels_first: bool = False) -> dict:
+        """Probabilities of one recording: waveform (samples,) or (samples, channels) (with
+        channels_first, (channels, samples)), any rate.
 
-        Channels are averaged and the rate converted as for files (`audio.load_audio`).
+          p = Predictor.from_pretrained("emodb")
+          p.predict(wave, 16000)
+          # {'emotion': 'neutral', 'probs': {'anger': 0.02, ...}, 'duration_s': 2.4,
+          #  'segments': 1, 'speaker': 'wave 0', 'speaker_s': 2.4, 'error': None, 'warning': ...}
+
+        Channels are averaged and the rate converted as for files (`audio.load_audio`); a
+        speaker-normalised model takes the recording's own statistics (or adapt_to_speaker's).
         Raises ValueError for an empty, too short or non-finite waveform (or a model that gives
-        non-finite probabilities); 'warning' says when the recording is (near-)silent.
+        non-finite probabilities); 'warning' says what is suspect (silent, short, band-limited,
+        too little speaker audio).
         """
-        wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples)
-        rec = self._one_wave(wave, timeline, embeddings=False)
-        rec["duration_s"] = round(len(wave) / self.sample_rate, 3)
-        rec["warning"] = level_warning(float(np.max(np.abs(wave))), float(np.dot(wave, wave)),
-                                       wave.size)
-        del rec["path"]
-        return rec
+        return self.predict_batch([waveform], sample_rate, timeline=timeline,
+                                  channels_first=channels_first)[0]
 
-    def embed(self, waveform, sample_rate: int, timeline: bool = False):
+    def predict_batch(self, waveforms, sample_rate: int, speakers=None, timeline: bool = False,
+                      channels_first: bool = False) -> list[dict]:
+        """Probabilities of many in-memory recordings, their segments packed into the fixed
+        batch buckets: one dict per recording, in order, as `predict` returns.
+
+          p.predict_batch([w1, w2, w3], 16000)                    # each its own speaker
+          p.predict_batch([w1, w2, w3], 16000, speakers=["ann", "ann", "bob"])
+          p.predict_batch(np.zeros((4, 32000)), 16000)            # a 2-D array: 4 recordings
+
+        waveforms: a sequence of arrays, each as `predict` takes, or one (n, samples) array.
+        speakers (a speaker-normalised model only changes with it): None, each recording its
+        own group (batch-invariant: a recording's output does not depend on the others); 'call',
+        all of them one speaker; or one label per recording, equal labels one speaker. Raises
+        ValueError naming the recording (waveforms[i]) for input it cannot read.
+        """
+        waves = [np.asarray(w) for w in waveforms]
+        if isinstance(speakers, str):
+            if speakers != "call":
+                raise ValueError(f"speakers={speakers!r}: expected None, 'call' or one label per "
+                                 "recording")
+            groups = ["call"] * len(waves)
+        elif speakers is None:
+            groups = [f"wave {i}" for i in range(len(waves))]
+        else:
+            groups = [str(g) for g in speakers]
+            if len(groups) != len(waves):
+                raise ValueError(f"speakers: {len(groups)} labels for {len(waves)} recordings")
+        prepared = []
+        for i, w in enumerate(waves):
+            try:
+                prepared.append(prepare_wave(w, sample_rate, self.sample_rate, self.min_samples,
+                                             channels_first=channels_first))
+            except ValueError as e:
+                raise ValueError(f"waveforms[{i}]: {e}") from None
+        records = self._predict_waves(prepared, sample_rate, groups, timeline, embeddings=False)
+        for i, rec in enumerate(records):
+            if rec["error"]:
+                raise ValueError(f"waveforms[{i}]: {rec['error']}")
+            del rec["path"]
+        return records
+
+    def embed(self, waveform, sample_rate: int, timeline: bool = False,
+              channels_first: bool = False):
         """The deep feature (D,) float32 of one recording: the mean over its segments, as its
         probabilities are. With timeline: (that mean, (segments, D) per-segment features).
 
         Input and errors as `predict`; a Predictor of several fold models raises ValueError
         (their features live in different spaces)."""
         self._check_embeddable()
-        wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples)
-        rec = self._one_wave(wave, timeline, embeddings=True)
+        wave = prepare_wave(waveform, sample_rate, self.sample_rate, self.min_samples,
+                            channels_first=channels_first)
+        (rec,) = self._predict_waves([wave], sample_rate, ["wave 0"], timeline, embeddings=True)
+        if rec["error"]:
+            raise ValueError(rec["error"])
         return (rec["embedding"], rec["segment_embeddings"]) if timeline else rec["embedding"]
 
-    def _one_wave(self, wave: np.ndarray, timeline: bool, embeddings: bool) -> dict:
-        """The record of one prepared waveform; its error, if any, raised as ValueError."""
-        saved = self.speaker_norm
-        if self.uses_speaker_norm and saved is None:  # the recording is its own speaker
-            self.adapt_to_speaker(waveform=wave, sample_rate=self.sample_rate)
-        segs, lengths, starts = segment(wave, self.sample_rate, self.segment_s, self.min_tail_s)
+    def _predict_waves(self, waves: list, rate: int, groups: list, timeline: bool,
+                       embeddings: bool) -> list[dict]:
+        """Records of prepared waveforms (at the model's rate; `rate` was the caller's)."""
+        sources = [self._wave_segments(w) for w in waves]
+        if self.per_recording:  # each recording its own statistics, as the model was trained
+            groups = [f"wave {i}" for i in range(len(waves))]
+        fields = self._speaker_fields(list(range(len(waves))), groups, sources)
+        checks = [(short_clip_warning(len(w) / self.sample_rate, self.min_tail_s, self.segment_s),
+                   band_warning(rate, self.spec)) for w in waves]
         out: list[dict] = []
-        job_source = [(None, lambda warnings: zip(segs, lengths, starts))]
-        try:
-            self._stream(job_source,
-                      lambda i, job: out.append(self._record(job, timeline, embeddings)))
-        finally:
-            self.speaker_norm = saved
-        if out[0]["error"]:
-            raise ValueError(out[0]["error"])
-        return out[0]
+
+        def done(i, job):
+            job.duration_s = len(waves[i]) / self.sample_rate
+            w = waves[i]
+            job.warnings.append(level_warning(float(np.max(np.abs(w))), float(np.dot(w, w)), w.size))
+            out.append(self._record(job, timeline, embeddings, fields[i], checks[i]))
+
+        self._stream([(None, src, f["norm"]) for src, f in zip(sources, fields)], done)
+        return out
 
     def predict_files(self, paths: Iterable, timeline: bool = False, progress: bool = False,
-                      stats: dict | None = None, embeddings: bool = False) -> list[dict]:
-        """One dict per file, in order: path, emotion, probs {class: p}, duration_s, segments,
-        error (None when fine), warning (None, or why the result is suspect: a silent or
-        truncated file) and, with timeline, one entry per segment. A file that cannot be read
-        gets its error and no probabilities; the others are predicted. With embeddings, the
-        fields of `_record` (a single fold model only)."""
+                      stats: dict | None = None, embeddings: bool = False,
+                      speakers=None) -> list[dict]:
+        """One dict per path, in order: path, emotion, probs {class: p}, duration_s, segments,
+        speaker and speaker_s (the group whose statistics standardised it and the seconds of
+        audio they came from; None for a model without speaker statistics), error (None when
+        fine), warning (None, or why the result is suspect: silent, truncated, short,
+        band-limited, repeated, too little speaker audio) and, with timeline, one entry per
+        segment. A file that cannot be read gets its error and no probabilities; the others
+        are predicted. With embeddings, the fields of `_record` (a single fold model only).
+
+          p.predict_files(["a.wav", "b.wav"])                     # each file its own speaker
+          p.predict_files(paths, speakers="folder")               # a folder is a speaker
+          p.predict_files(paths, speakers=["ann", "ann", "bob"])  # who speaks, per path
+
+        speakers (`adarl_jax.inference.speakers`): None (DEFAULT_SPEAKER_FROM), a rule ('file',
+        'folder', 'call') or one label per path. A path given more than once is predicted
+        once and gets a row each time, with a warning; its audio counts once in its group.
+        """
         from tqdm.auto import tqdm
 
         if embeddings:
             self._check_embeddable()
         paths = [os.fspath(p) for p in paths]
-        saved = self.speaker_norm
-        if self.uses_speaker_norm and saved is None:
-            log.info("frontend.normalize='speaker': statistics from the %d input files, taken "
-                     "as one speaker (Predictor.adapt_to_speaker sets them otherwise)", len(paths))
-            self.adapt_to_speaker(paths)
-        d = self.config.data
-        sources = [(p, lambda warnings, p=p: iter_segments(
-            p, self.sample_rate, d.segment_s, d.min_tail_s, min_samples=self.min_samples,
-            warnings=warnings)) for p in paths]
+        if self.per_recording:  # each file its own statistics, as the model was trained
+            groups = speaker_groups(paths, "file")
+        elif speakers is None or isinstance(speakers, str):
+            groups = speaker_groups(paths, speakers or DEFAULT_SPEAKER_FROM)
+        else:
+            groups = [str(g) for g in speakers]
+            if len(groups) != len(paths):
+                raise ValueError(f"speakers: {len(groups)} labels for {len(paths)} paths")
+        keys = [os.path.abspath(p) for p in paths]
+        times = {k: keys.count(k) for k in set(keys)}
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        for k, g in zip(keys, groups):
+            if g != groups[first[k]]:
+                raise ValueError(f"{paths[first[k]]} is given two speakers, {groups[first[k]]!r} "
+                                 f"and {g!r}")
+        unique = sorted(first.values())  # each distinct input once, in order
+        sources = [self._file_segments(p) for p in paths]
+        fields = self._speaker_fields(keys, groups, sources)
         results: list[dict] = [None] * len(paths)
         failed = warned = 0
         t0 = time.perf_counter()
         with tqdm(total=len(paths), unit="file", disable=not progress, desc="predict",
                   file=sys.stderr) as bar:
-            def done(i, job):
+            def done(j, job):
                 nonlocal failed, warned
-                results[i] = self._record(job, timeline, embeddings)
-                failed += results[i]["error"] is not None
-                warned += results[i]["warning"] is not None
-                bar.update(1)
+                i = unique[j]
+                _, rate = file_info(paths[i])
+                checks = (short_clip_warning(job.duration_s, self.min_tail_s, self.segment_s),
+                          band_warning(rate, self.spec), repeat_warning(times[keys[i]]))
+                for k in (i, *(k for k in range(i + 1, len(paths)) if keys[k] == keys[i])):
+                    results[k] = self._record(job, timeline, embeddings, fields[k], checks)
+                    results[k]["path"] = paths[k]
+                    failed += results[k]["error"] is not None
+                    warned += results[k]["warning"] is not None
+                    bar.update(1)
                 if failed:
                     bar.set_postfix(failed=failed)
 
-            try:
-                run_stats = self._stream(sources, done)
-            finally:
-                self.speaker_norm = saved
+            run_stats = self._stream([(paths[i], sources[i], fields[i]["norm"]) for i in unique],
+                                     done)
         if stats is not None:
             seconds = time.perf_counter() - t0
             stats.update(run_stats, files=len(paths), failed=failed, warned=warned, seconds=seconds,

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -18,8 +19,8 @@ import numpy as np
 from adarl_jax.data.audio import AudioError
 from adarl_jax.workdir.files import save_npy_atomic, write_bytes_atomic, write_text_atomic
 
-__all__ = ["AUDIO_EXTENSIONS", "InputJob", "LIST_EXTENSIONS", "expand_inputs", "file_duration",
-           "read_segments", "write_embeddings", "write_predictions"]
+__all__ = ["AUDIO_EXTENSIONS", "InputJob", "Inputs", "LIST_EXTENSIONS", "expand_inputs",
+           "file_info", "read_inputs", "read_segments", "write_embeddings", "write_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +33,47 @@ LIST_EXTENSIONS = (".txt", ".lst", ".list")
 # Inputs
 
 
-def expand_inputs(paths: Iterable) -> list[str]:
-    """Audio paths from files, folders (recursive, AUDIO_EXTENSIONS) and lists of paths.
+@dataclasses.dataclass
+class Inputs:
+    """What a call's inputs expand to: audio paths in order, and the speaker a CSV input gives
+    a path ({path: speaker})."""
+
+    paths: list
+    speakers: dict
+
+
+def _csv_inputs(path: str) -> list[tuple[str, str | None]]:
+    """(audio path, speaker or None) per row of a `path[,speaker]` CSV with a header."""
+    base = os.path.dirname(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ValueError(f"{path}: a CSV input needs a header with a 'path' column "
+                             f"(and optionally 'speaker'), got {reader.fieldnames}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            p = (row.get("path") or "").strip()
+            if not p:
+                raise ValueError(f"{path}, line {line}: empty path")
+            speaker = (row.get("speaker") or "").strip() or None
+            rows.append((p if os.path.isabs(p) else os.path.join(base, p), speaker))
+    return rows
+
+
+def read_inputs(paths: Iterable) -> Inputs:
+    """Audio paths from files, folders (recursive, AUDIO_EXTENSIONS), lists of paths and CSV
+    inputs.
 
     A list is a text file (.txt, .lst, .list) with one path per line (lines starting with '#'
-    are comments);
-    its relative paths are relative to the list's folder. Anything else is taken as an audio
-    file, so a missing or unreadable one is reported with the predictions. Order is kept,
-    duplicates are dropped.
+    are comments); a CSV input (.csv) has a header with a `path` column and optionally a
+    `speaker` column (who speaks: `--speaker-from column`). Relative paths in both are
+    relative to their file's folder. Anything else is taken as an audio file, so a missing or
+    unreadable one is reported with the predictions. Order is kept, and so is a path given
+    more than once (`Predictor.predict_files` predicts it once and warns in each of its rows).
+    A path given two different speakers is an error.
     """
     out: list[str] = []
+    speakers: dict[str, str] = {}
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
@@ -57,10 +89,24 @@ def expand_inputs(paths: Iterable) -> list[str]:
                     line = line.strip()
                     if line and not line.startswith("#"):
                         out.append(line if os.path.isabs(line) else os.path.join(base, line))
+        elif p.lower().endswith(".csv") and os.path.isfile(p):
+            for audio, speaker in _csv_inputs(p):
+                out.append(audio)
+                key = os.path.abspath(audio)
+                if speaker is not None:
+                    if speakers.get(key, speaker) != speaker:
+                        raise ValueError(f"{p}: {audio} is given two speakers, "
+                                         f"{speakers[key]!r} and {speaker!r}")
+                    speakers[key] = speaker
         else:
             out.append(p)
-    seen: set[str] = set()
-    return [p for p in out if not (os.path.abspath(p) in seen or seen.add(os.path.abspath(p)))]
+    return Inputs(out, {p: speakers[os.path.abspath(p)] for p in out
+                        if os.path.abspath(p) in speakers})
+
+
+def expand_inputs(paths: Iterable) -> list[str]:
+    """The audio paths of `read_inputs`, in order."""
+    return read_inputs(paths).paths
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,14 +144,15 @@ def read_segments(job: InputJob, open_segments: Callable[[list], Iterator]) -> I
         job.error = f"{type(e).__name__}: {e}"
 
 
-def file_duration(path: str) -> float | None:
+def file_info(path: str) -> tuple[float | None, int | None]:
+    """(duration in seconds, sample rate) from the file's header; (None, None) if unreadable."""
     try:
         import soundfile as sf
 
         info = sf.info(path)
-        return info.frames / info.samplerate if info.samplerate else None
+        return (info.frames / info.samplerate, int(info.samplerate)) if info.samplerate else (None, None)
     except Exception:
-        return None
+        return None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,40 +166,46 @@ def _row(rec: dict, classes: Sequence[str], timeline: bool) -> dict:
     row["emotion"] = rec["emotion"]
     for c in classes:
         row[f"p_{c}"] = None if rec["probs"] is None else rec["probs"][c]
-    row.update(duration_s=rec["duration_s"], segments=rec["segments"], error=rec["error"],
-               warning=rec.get("warning"))
+    row.update(duration_s=rec["duration_s"], segments=rec["segments"], speaker=rec.get("speaker"),
+               speaker_s=rec.get("speaker_s"), error=rec["error"], warning=rec.get("warning"))
     return row
 
 
 def _segment_row(path, seg: dict, classes: Sequence[str]) -> dict:
     row = {"path": path, "start_s": seg["start_s"], "emotion": seg["emotion"]}
     row.update({f"p_{c}": seg["probs"][c] for c in classes})
-    row.update(duration_s=seg["duration_s"], segments=1, error=None, warning=None)
+    row.update(duration_s=seg["duration_s"], segments=1, speaker=None, speaker_s=None, error=None,
+               warning=None)
     return row
 
 
 def write_predictions(records: list[dict], out, classes: Sequence[str], timeline: bool = False) -> None:
-    """CSV (by extension .csv) or JSON (.json) of predict_files' records, written atomically.
+    """CSV (by extension .csv, or '-': to stdout) or JSON (.json) of predict_files' records,
+    written atomically.
 
-    CSV columns: path, [start_s,] emotion, p_<class>..., duration_s, segments, error (empty
-    when fine), warning (empty unless the file is silent or truncated); with timeline each file's row (start_s empty) is followed by one row per
-    segment. JSON: a list of objects with the same fields; the segments go in 'timeline'.
+    CSV columns: path, [start_s,] emotion, p_<class>..., duration_s, segments, speaker (the
+    group whose statistics standardised the input; empty for a model without speaker
+    statistics), speaker_s (the seconds of audio they came from), error (empty when fine),
+    warning (empty unless something is suspect: silent, truncated, short, band-limited,
+    repeated, too little speaker audio; '; ' between several); with timeline each file's row
+    (start_s empty) is followed by one row per segment. JSON: a list of objects with the same
+    fields; the segments go in 'timeline'.
     """
     out = os.fspath(out)
-    ext = os.path.splitext(out)[1].lower()
+    ext = ".csv" if out == "-" else os.path.splitext(out)[1].lower()
     if ext == ".json":
         rows = []
         for rec in records:
             row = _row(rec, classes, False)
             if timeline:
                 row["timeline"] = [{k: v for k, v in _segment_row(rec["path"], s, classes).items()
-                                    if k not in ("path", "segments", "error", "warning")}
+                                    if k not in ("path", "segments", "speaker", "speaker_s", "error", "warning")}
                                    for s in rec.get("timeline", [])]
             rows.append(row)
         write_text_atomic(out, json.dumps(rows, indent=1) + "\n")
         return
     if ext != ".csv":
-        raise ValueError(f"--out {out}: expected a .csv or .json file name")
+        raise ValueError(f"--out {out}: expected a .csv or .json file name, or - (CSV to stdout)")
     fields = list(_row({"path": "", "emotion": None, "probs": None, "duration_s": None,
                         "segments": 0, "error": None}, classes, timeline))
     buf = io.StringIO()
@@ -164,7 +217,11 @@ def write_predictions(records: list[dict], out, classes: Sequence[str], timeline
         if timeline:
             for seg in rec.get("timeline", []):
                 writer.writerow(blank(_segment_row(rec["path"], seg, classes)))
-    write_text_atomic(out, buf.getvalue())
+    if out == "-":
+        sys.stdout.write(buf.getvalue())
+        sys.stdout.flush()
+    else:
+        write_text_atomic(out, buf.getvalue())
 
 
 def embedding_arrays(records: list[dict], dim: int) -> dict:

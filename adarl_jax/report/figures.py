@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from adarl_jax.workdir.files import write_atomic
+from adarl_jax.extras import require
 
 __all__ = ["MIN_TSNE_POINTS", "plot_confusion", "plot_tsne_grid", "tsne_embedding"]
 
@@ -22,11 +23,10 @@ _OTHER_MARKERS = ("s", "D", "v", "P")
 
 
 def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=120)
-    FigureCanvasAgg(fig)
+    agg = require("matplotlib.backends.backend_agg", "report", "the report's figures")
+    fig = require("matplotlib.figure", "report", "the report's figures").Figure(
+        figsize=(width, height), dpi=120)
+    agg.FigureCanvasAgg(fig)
     return fig
 
 
@@ -63,8 +63,7 @@ def tsne_embedding(features, seed: int = 0) -> np.ndarray | None:
     x = np.asarray(features, np.float64)
     if x.ndim != 2 or len(x) < MIN_TSNE_POINTS:
         return None
-    from sklearn.manifold import TSNE
-
+    TSNE = require("sklearn.manifold", "report", "the t-SNE figures").TSNE
     perplexity = float(min(30.0, (len(x) - 1) / 3.0))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
     return tsne.fit_transform(x)

@@ -47,6 +47,7 @@ from adarl_jax.report.paired import paired_markdown, paired_table, speaker_ua
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 from adarl_jax.workdir.fold_record import refitted_on_val
 from adarl_jax.workdir.layout import RESULTS_GLOB, collect
+from adarl_jax.train.test_statistics import pooled_ua
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def summarize(fold_results: list[dict]) -> dict:
         f = {"fold": r["fold"], "speaker": r["test_speaker"], "n": int(len(y)),
              "wa": metrics.weighted_accuracy(y, p), "ua": metrics.unweighted_accuracy(y, p, k),
              "selected_epoch": r.get("selected_epoch")}
+        if r.get("missing_classes"):
+            f["missing_classes"] = list(r["missing_classes"])
         if "gender_accuracy" in r["test"]:
             f["gender_accuracy"] = r["test"]["gender_accuracy"]
         folds.append(f)
@@ -94,6 +97,9 @@ def summarize(fold_results: list[dict]) -> dict:
     g = [f["gender_accuracy"] for f in folds if "gender_accuracy" in f]
     if g:
         summary["gender_accuracy_fold_mean"] = float(np.mean(g))
+    under = pooled_ua(fold_results, k)
+    if under:
+        summary["ua_under_statistics"] = under
     column = domain_of(fold_results[0])[0]
     if column != GENDER:  # the domain head's accuracy is then that of this column
         summary["domain_column"] = column
@@ -127,7 +133,30 @@ def markdown(results: dict) -> str:
             g = f.get("gender_accuracy")
             lines.append(f"| {f['fold']} | {f['speaker']} | {f['n']} | {f['wa']:.3f} | {f['ua']:.3f} | "
                          f"{'' if g is None else f'{g:.2f}'} | {f.get('selected_epoch')} |")
+        lines += [f"\n**Fold {f['fold']} ({f['speaker']}) trained without {', '.join(f['missing_classes'])}** "
+                  "(no training speaker has it; train.allow_missing_class): its model cannot "
+                  "predict it" for f in s["folds"] if f.get("missing_classes")]
     return "\n".join(lines) + "\n"
+
+
+def statistics_markdown(results: dict) -> list[str]:
+    """UA pooled when the test speaker is standardised with the statistics a user has
+    (adarl_jax.train.test_statistics): all its utterances (LOSO), each recording alone, K enrolment
+    utterances (mean +- sd over draws), the training speakers' pooled statistics."""
+    rows = {v: s["ua_under_statistics"] for v, s in results.items() if s.get("ua_under_statistics")}
+    if not rows:
+        return []
+    modes = list(dict.fromkeys(m for r in rows.values() for m in r))
+    lines = ["", "## UA under the statistics a user has", "",
+             "The test speaker standardised with: all its utterances (the LOSO figure), each "
+             "recording's own (`utterance`), K of its utterances drawn at random and not scored "
+             "(`enrol:K`, mean ± sd over draws), the training speakers' (`train`).", "",
+             "| variant | all | " + " | ".join(modes) + " |", "|---" * (len(modes) + 2) + "|"]
+    for v, r in rows.items():
+        cells = [f"{r[m]['ua']:.3f}" + (f" ± {r[m]['sd']:.3f}" if r[m]["draws"] > 1 else "")
+                 if m in r else "" for m in modes]
+        lines.append(f"| {v} | {results[v]['ua_pooled']:.3f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def ordered_variants(variants) -> list[str]:
@@ -372,7 +401,7 @@ def write_report(workdir, figures: bool = True) -> dict:
         a, b = name.split(" vs ")
         results[a].setdefault("paired", {})[f"vs {b}"] = c
     text += (ablation_markdown(collected) + paired_markdown(table) + baselines_markdown(collected, results)
-             + table4_markdown(results))
+             + statistics_markdown(results) + table4_markdown(results))
     if figures:
         try:
             text += write_figures(workdir, collected, results)

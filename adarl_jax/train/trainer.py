@@ -29,6 +29,8 @@ from adarl_jax.train.optim import learning_rate_schedule, num_epochs
 from adarl_jax.train.tb import open_scalar_log
 from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.train_step import create_train_state_from_config, make_train_step
+from adarl_jax.data.folds import missing_classes
+from adarl_jax.train.test_statistics import predictions_under_modes
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +213,16 @@ def result_record(config, dataset, fold, run, trained, state, selected_epoch: in
         epochs=trained.epochs, steps=int(state.step),
         train_time_s=round(time.time() - trained.t0, 2),
         test=score_utterances(rows, len(config.data.classes)), utterances=rows,
-        val_utterances=val_rows)
+        val_utterances=val_rows,
+        **_under_user_statistics(config, dataset, fold, run.evaluator, state.eval_variables))
+
+
+def _under_user_statistics(config, dataset, fold, evaluator, variables) -> dict:
+    """{'test_statistics': ...} of adarl_jax.train.test_statistics ({} when no mode applies)."""
+    modes = predictions_under_modes(config, dataset, fold,
+                                    lambda x: evaluator(variables, x)["emotion_probs"],
+                                    int(config.train.seed))
+    return {"test_statistics": modes} if modes else {}
 
 
 def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
@@ -224,6 +235,9 @@ def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) 
                          progress and jax.process_index() == 0)
     state, selected_epoch = select_model(trained, ckpts)
     result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    missing = missing_classes(fold, dataset.utterances, config.data.classes)
+    if missing:  # trained under train.allow_missing_class: the report marks the fold
+        result["missing_classes"] = missing
     ckpts.last.close()
     if ckpts.best is not None:
         ckpts.best.close()

@@ -6,6 +6,7 @@ jobs of one workdir each rewriting its report) never take each other's temporary
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -33,10 +34,20 @@ def write_atomic(path, mode: str, write) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and (e.filename is None or e.errno is None):
+            raise _naming(e, path) from e
         raise
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """The error of a write that carries no file name (a file object's write or flush) or no
+    errno (numpy's short write "8000 requested and 992 written": the disk filled), with both:
+    cli_errors then names the file and the free space."""
+    code = e.errno if e.errno is not None else errno.ENOSPC
+    return OSError(code, f"{os.strerror(code)} ({e})", os.fspath(path))
 
 
 def write_text_atomic(path, text: str) -> None:

@@ -144,13 +144,16 @@ class FoldLocks:
         self.taken: list[Path] = []
         self._stop = threading.Event()
 
+    def _path(self, fold: int) -> Path:
+        return lock_path(self.workdir, fold)
+
     def acquire(self) -> "FoldLocks":
-        (self.workdir / LOCK_DIR).mkdir(parents=True, exist_ok=True)
         record = {**me(), "since": time.time(), "command": self.command}
         busy: dict[str, tuple[dict, list[int]]] = {}
         try:
             for fold in self.folds:
-                owner = self._acquire_one(lock_path(self.workdir, fold), record)
+                self._path(fold).parent.mkdir(parents=True, exist_ok=True)
+                owner = self._acquire_one(self._path(fold), record)
                 if owner is not None:
                     busy.setdefault(describe(owner), (owner, []))[1].append(fold)
         except BaseException:
@@ -165,7 +168,7 @@ class FoldLocks:
 
     def _busy_message(self, busy) -> str:
         parts = [f"fold(s) {', '.join(map(str, folds))} by {who}" for who, (_, folds) in busy.items()]
-        paths = [str(lock_path(self.workdir, f)) for _, folds in busy.values() for f in folds]
+        paths = [str(self._path(f)) for _, folds in busy.values() for f in folds]
         return (f"workdir {self.workdir} is in use: {'; '.join(parts)}. Wait for that run to end, "
                 f"or train other folds with --folds; if it is gone (e.g. killed on another host, "
                 f"whose locks turn stale {self.stale_after_s:.0f} s after their last refresh), "
@@ -223,6 +226,25 @@ class FoldLocks:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+class FolderLock(FoldLocks):
+    """The lock of one output folder (a model folder that `train --final` writes): the file
+    `<parent>/.<name>.lock` beside it, with FoldLocks' owner record, staleness and heartbeat."""
+
+    def __init__(self, folder, command: str | None = None, **kw):
+        self.folder = Path(folder)
+        super().__init__(self.folder.parent, [0], command, **kw)
+
+    def _path(self, fold: int) -> Path:
+        return self.folder.with_name(f".{self.folder.name}.lock")
+
+    def _busy_message(self, busy) -> str:
+        (who, _), = busy.items()
+        return (f"{self.folder} is being written by {who}. Wait for that run to end, or choose "
+                f"another folder; if it is gone (e.g. killed on another host, whose locks turn "
+                f"stale {self.stale_after_s:.0f} s after their last refresh), delete "
+                f"{self._path(0)}")
 
 
 def _same_process(owner: dict, other: dict) -> bool:

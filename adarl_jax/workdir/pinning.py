@@ -25,7 +25,8 @@ from adarl_jax.workdir.layout import result_path
 
 CONFIG_FILE = "config.json"
 SUPERSEDED_PREFIX = "superseded-"
-KEEP_ON_SUPERSEDE = ("cache", ".locks")
+# data.json: the fingerprint of the data the forcing run reads, written before it supersedes
+KEEP_ON_SUPERSEDE = ("cache", ".locks", "data.json")
 
 # fields that change neither the trained parameters nor the data, with the reason. Not here:
 # train.eval_batch_size and train.loop, which compute the same function but round differently
@@ -36,10 +37,12 @@ IGNORED = {
     "model.variant": "one workdir holds several variants (each fold folder pins its own)",
     "model.variant_file": "a path: the kept copy's content is pinned by model.variant_sha256",
     "train.progress": "display only",
+    "train.allow_missing_class": "whether a check refuses a fold, not what is trained",
     "train.keep_checkpoints": "how many checkpoints stay on disk",
     "train.checkpoint_every_steps": "when state is written, not what is trained",
     "log.": "what is logged (a section: every field in it)",
     "baselines.": "each baseline fold records its fitting rule and is refitted when it differs",
+    "eval.": "what is reported after training (adarl_jax.train.test_statistics), not what is trained",
 }
 
 

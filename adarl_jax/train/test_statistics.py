@@ -1,0 +1,154 @@
+"""The test speaker under the statistics a user has (frontend.normalize='speaker').
+
+LOSO standardises the test speaker with the statistics of all its utterances (`all`); a user
+of `predict` rarely has them. After a fold is tested, its selected model labels the test
+speaker again under each mode of `config.eval.test_statistics`:
+
+  utterance   each recording standardised by its own statistics (one file, nothing else)
+  enrol:K     each test speaker's statistics from K of its utterances drawn at random (K <=
+              its utterances - 1); those K are not scored; `config.eval.enrol_draws` draws,
+              each scored on its own
+  train       the pooled statistics of the fold's training speakers (no statistics of the
+              test speaker at all: the CNN's counterpart of globally standardised functionals)
+
+Each mode's predictions go into the fold's result.json under `test_statistics` as one class
+index per test utterance (in the order of `utterances`; -1 where an utterance gave statistics
+and is not scored), one list per draw. `pooled_ua` pools them over folds: per draw, the UA of
+every fold's scored utterances together, then the mean and spread over draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adarl_jax import metrics
+from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw_segments, speaker_statistics
+
+__all__ = ["parse_mode", "test_statistics_modes", "predictions_under_modes", "pooled_ua"]
+
+
+def parse_mode(mode: str) -> tuple[str, int]:
+    """'utterance' | 'train' | 'enrol:K' -> (name, K) (K = 0 unless enrol)."""
+    name, _, k = str(mode).partition(":")
+    if name in ("utterance", "train") and not k:
+        return name, 0
+    if name == "enrol" and k.isdigit() and int(k) >= 1:
+        return name, int(k)
+    raise ValueError(f"eval.test_statistics mode {mode!r}: expected 'utterance', 'train' or "
+                     "'enrol:K' with K >= 1")
+
+
+def test_statistics_modes(config) -> tuple[str, ...]:
+    """The modes to score (none unless the model was trained on speaker-standardised input)."""
+    section = config.get("eval")
+    if config.frontend.normalize != "speaker" or section is None:
+        return ()
+    modes = tuple(section.get("test_statistics", ()))
+    for m in modes:
+        parse_mode(m)
+    return modes
+
+
+def _pooled(stats: dict, counts: dict, groups) -> tuple[np.ndarray, np.ndarray]:
+    """The statistics of several groups together, from each group's (mean, std) and frame count."""
+    n = sum(counts[g] for g in groups)
+    mean = sum(stats[g][0] * counts[g] for g in groups) / n
+    sq = sum((np.square(stats[g][1]) + np.square(stats[g][0])) * counts[g] for g in groups) / n
+    return mean, np.sqrt(np.maximum(sq - mean * mean, 0.0))
+
+
+def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> dict:
+    """{mode: [[class index or -1 per test utterance] per draw]} for the fold's test speaker.
+
+    `predict_probs(features (n, F, T, C)) -> (n, K)` segment probabilities of the fold's
+    selected model; `dataset` is speaker-standardised (its `norm_stats` hold each speaker's
+    statistics)."""
+    modes = test_statistics_modes(config)
+    if not modes or not len(fold.test):
+        return {}
+    speakers = normalization_groups(dataset, "speaker")
+    test_utts = np.asarray(fold.test, np.int64)
+    segs = dataset.subset_segments(test_utts)
+    raw = raw_segments(dataset, segs, speakers)
+    frames = dataset.segment_frames[segs]
+    seg_utt = dataset.segment_utt[segs]
+    eps = float(config.frontend.zscore_eps)
+    draws = int(config.eval.get("enrol_draws", 5))
+    out = {}
+    for mode in modes:
+        name, k = parse_mode(mode)
+        if name == "utterance":
+            per_utt = speaker_statistics(raw, frames, seg_utt, eps)
+            out[mode] = [_labels(predict_probs, raw, frames, seg_utt, seg_utt, test_utts, per_utt,
+                                 None)]
+        elif name == "train":
+            seg_counts = {}
+            for i in dataset.subset_segments(fold.train):
+                seg_counts[speakers[i]] = seg_counts.get(speakers[i], 0) + int(dataset.segment_frames[i])
+            stats = {"train": _pooled(dataset.norm_stats, seg_counts, list(seg_counts))}
+            out[mode] = [_labels(predict_probs, raw, frames, seg_utt,
+                                 np.array(["train"] * len(segs), object), test_utts, stats, None)]
+        else:
+            rng = np.random.default_rng([seed, fold.index, k])
+            seg_speaker = speakers[segs]
+            runs = []
+            for _ in range(draws):
+                enrolled, stats = set(), {}
+                for spk, utts in speaker_utterances(dataset, test_utts).items():
+                    chosen = rng.choice(utts, size=min(k, len(utts) - 1), replace=False)
+                    enrolled.update(chosen.tolist())
+                    sel = np.isin(seg_utt, chosen)
+                    stats[spk] = speaker_statistics(raw[sel], frames[sel], seg_speaker[sel], eps)[spk]
+                runs.append(_labels(predict_probs, raw, frames, seg_utt, seg_speaker, test_utts,
+                                    stats, enrolled))
+            out[mode] = runs
+    return out
+
+
+def speaker_utterances(dataset, utts) -> dict:
+    """{speaker: its utterances among `utts` (an array)}, in order of first appearance. A
+    speaker with one utterance gives no enrolment statistics and is left out of enrol:K."""
+    by = {}
+    for u in utts:
+        by.setdefault(dataset.utterances[u].speaker, []).append(int(u))
+    return {s: np.array(v) for s, v in by.items() if len(v) >= 2}
+
+
+def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, excluded) -> list[int]:
+    """The argmax of each test utterance's mean segment probabilities (-1: excluded, or its
+    group has no statistics)."""
+    known = np.array([g in stats for g in groups.tolist()], bool)
+    probs = np.zeros((len(raw), 0))
+    if known.any():
+        probs = np.asarray(predict_probs(normalize_segments(raw[known], frames[known],
+                                                            groups[known], stats)))
+    seg_utt = seg_utt[known]
+    return [-1 if (excluded and int(u) in excluded) or not (seg_utt == u).any()
+            else int(np.argmax(probs[seg_utt == u].mean(0))) for u in test_utts]
+
+
+def pooled_ua(fold_results: list[dict], num_classes: int) -> dict:
+    """{mode: {'ua': mean over draws, 'sd': spread over draws, 'draws': n, 'n': utterances
+    scored per draw}} from the folds' `test_statistics`, pooled over folds."""
+    modes = {}
+    for r in fold_results:
+        for mode in r.get("test_statistics", {}):
+            modes.setdefault(mode, None)
+    out = {}
+    for mode in modes:
+        per_fold = [r for r in fold_results if mode in r.get("test_statistics", {})]
+        draws = min(len(r["test_statistics"][mode]) for r in per_fold)
+        uas, n = [], 0
+        for d in range(draws):
+            y, p = [], []
+            for r in per_fold:
+                labels = [u["emotion"] for u in r["utterances"]]
+                for t, q in zip(labels, r["test_statistics"][mode][d]):
+                    if q >= 0:
+                        y.append(t)
+                        p.append(q)
+            uas.append(metrics.unweighted_accuracy(np.array(y), np.array(p), num_classes))
+            n = len(y)
+        out[mode] = {"ua": float(np.mean(uas)), "sd": float(np.std(uas, ddof=1)) if draws > 1 else 0.0,
+                     "draws": draws, "n": n, "folds": len(per_fold)}
+    return out

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Rebuild the model shipped in the package, adarl_jax/pretrained/emodb/, from EmoDB.
+#
+# usage: launch/pretrained_emodb.sh DATA_DIR [WORKDIR [adarl-jax train flags...]]
+#   DATA_DIR  the EmoDB folder (e.g. ../shared/data/emodb)
+#   WORKDIR   where the LOSO run and the final model are trained (default runs/pretrained-emodb)
+#   e.g.      launch/pretrained_emodb.sh ../shared/data/emodb
+#
+# Trains the default recipe (--config quick, variant adarl) on every LOSO fold (they choose the
+# number of epochs and give the card its figures; a rerun resumes), then the final model on all
+# ten speakers (train --final; an existing WORKDIR/final/adarl is reused), and copies its folder
+# (params.npz, config.json, model.json, MODEL.md with a note on its use) into
+# adarl_jax/pretrained/emodb/. ADARL_DRY_RUN=1 prints the commands instead of running them.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC1091  # common.sh, checked on its own
+source "$here/common.sh"
+[[ $# -ge 1 && -d $1 ]] || usage
+data=$1
+workdir=${2:-runs/pretrained-emodb}
+shift $(( $# >= 2 ? 2 : 1 ))
+repo=$(dirname "$here")
+python=${PYTHON:-python3}
+export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH}  # this checkout's adarl_jax
+final=$workdir/final/adarl
+dest=$repo/adarl_jax/pretrained/emodb
+
+if [[ -f $final/model.json && -z ${ADARL_DRY_RUN:-} ]]; then
+  echo "reusing the final model in $final (remove it to train it again)" >&2
+else
+  run "$python" -m adarl_jax.cli train --config quick --variant adarl --data "$data" \
+    --workdir "$workdir" --final --no-progress "$@"
+fi
+run rm -rf "$dest"
+run mkdir -p "$dest"
+for name in params.npz config.json model.json MODEL.md; do
+  run cp "$final/$name" "$dest/$name"
+done
+if [[ -z ${ADARL_DRY_RUN:-} ]]; then
+  cat >>"$dest/MODEL.md" <<'NOTE'
+
+## Shipped in the package
+
+This folder is `adarl_jax/pretrained/emodb/`, the model `adarl-jax predict clip.wav` and
+`Predictor.from_pretrained("emodb")` use when no other is given. It was built by
+`launch/pretrained_emodb.sh DATA_DIR` (docs/INFERENCE.md). Known limits:
+
+- Trained on 10 German actors (5 female, 5 male) reading 10 fixed sentences in 4 acted
+  emotions (anger, happiness, sadness, neutral): expect less on spontaneous speech, other
+  languages, other recording conditions and other emotions (every input gets one of these four).
+- 16 kHz input with bands up to 8 kHz: narrower-band audio (telephone, 8 kHz) is flagged in
+  the warning column and is read less well.
+- Each input is standardised with its speaker's statistics (by default the input alone);
+  give more of a speaker's audio with `--speaker-from` (or `speakers=`) when you have it.
+- The figures above are leave-one-speaker-out on EmoDB itself; no cross-corpus figure is
+  measured for this folder yet.
+NOTE
+  echo "wrote $dest" >&2
+fi
