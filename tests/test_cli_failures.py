@@ -88,7 +88,8 @@ def test_unwritable_workdir_is_one_line_naming_the_path(tmp_path, monkeypatch, c
         "--workdir", str(workdir), "--no-progress", *TINY_OVERRIDES])
     assert rc == 4
     line = _one_line_error(err, "prepare")
-    assert words in line and str(workdir / "cache") in line and "k3x9q2ab" not in line
+    # the first file a run writes: the data fingerprint (adarl_jax.workdir.fingerprint)
+    assert words in line and str(workdir / "data.json") in line and "k3x9q2ab" not in line
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

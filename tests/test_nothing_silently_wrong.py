@@ -432,3 +432,23 @@ def test_other_recordings_laid_out_like_the_corpus_are_refused_naming_what_diffe
     assert [p.read_bytes() for p in w.glob("superseded-*/adarl/fold_00_*/result.json")] == list(
         trained.values())
     assert json.loads((w / "data.json").read_text())["root"] == str(tmp_path / "b" / "wav")
+
+
+def test_sigterm_waits_for_a_checkpoint_being_written():
+    import os
+    import signal
+
+    from adarl_jax.termination import Terminated, on_sigterm, uninterrupted
+
+    done = []
+    with pytest.raises(Terminated, match="SIGTERM"):
+        with on_sigterm():
+            with uninterrupted():  # a save under way: held
+                os.kill(os.getpid(), signal.SIGTERM)
+                done.append("saved")
+            done.append("not reached")
+    assert done == ["saved"]
+    with on_sigterm():  # a new section: nothing pending from before
+        with uninterrupted():
+            done.append("again")
+    assert done == ["saved", "again"]

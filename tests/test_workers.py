@@ -55,16 +55,16 @@ def test_one_worker_reads_the_dataset_once_for_the_folds_and_the_final_model(tmp
     from adarl_jax.experiments import final_model
     from adarl_jax.experiments import loso
     from adarl_jax.experiments import workers
+    from adarl_jax import cli, loso, workers
 
     reads = []
-    original = loso.load_dataset
+    original = loso.load_checked_dataset  # every read of a workdir's dataset comes here
 
     def counting(*a, **kw):
         reads.append(a[0].model.variant)
         return original(*a, **kw)
 
-    monkeypatch.setattr(loso, "load_dataset", counting)
-    monkeypatch.setattr(final_model, "load_dataset", counting)
+    monkeypatch.setattr(loso, "load_checked_dataset", counting)
     monkeypatch.setattr(workers, "default_workers", lambda n: 1)
     manifest = make_corpus(tmp_path / "corpus", speakers=(("s1", "M"), ("s2", "F"), ("s3", "M")),
                            per_class=2)

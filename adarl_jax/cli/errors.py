@@ -14,7 +14,7 @@ Exit codes of `adarl-jax`:
   6  a checkpoint is corrupt (`CheckpointCorruptError`)
   143  stopped by SIGTERM (128 + 15, what a shell reports for a process the signal killed):
      one line says so; the run's locks are released, finished folds kept, and a rerun resumes
-     from the last checkpoint (`on_sigterm` turns the signal into `Terminated`)
+     from the last checkpoint (adarl_jax.termination turns the signal into `Terminated`)
 
 `describe(exc)` maps an exception to (code, message) with the table below. Classes that live
 in modules of this package are looked up by name in the modules already imported, so a class
@@ -23,44 +23,20 @@ that does not exist (yet) costs nothing and an exception of it cannot have been 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
 import shutil
 import signal
 import sys
-import threading
+
+from adarl_jax.termination import Terminated, on_sigterm  # exit 143's cause
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE", "EXIT_DIVERGED", "EXIT_IO", "EXIT_LOCKED",
            "EXIT_CHECKPOINT", "EXIT_TERMINATED", "Terminated", "on_sigterm", "describe"]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_IO, EXIT_LOCKED, EXIT_CHECKPOINT = 1, 2, 3, 4, 5, 6
 EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: raised in the main thread, so that every `finally` (locks, checkpoint
-    managers) runs on the way out. A BaseException, as KeyboardInterrupt is: no `except
-    Exception` on the way swallows it."""
-
-
-@contextlib.contextmanager
-def on_sigterm():
-    """Within: SIGTERM raises Terminated in the main thread (elsewhere: nothing changes); the
-    previous handler comes back at the end."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Terminated(f"stopped by {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 # (module, class name, exit code), first match wins: put subclasses before their bases.
 NAMED_ERRORS = (

@@ -42,7 +42,7 @@ from adarl_jax.report.model_card import model_card
 from adarl_jax.inference.model_folder import (FORMAT, FORMAT_VERSION, MODEL_FILE, check_target,
                                               staging_dir, write_model_folder)
 from adarl_jax.train.sharding import checked_mesh
-from adarl_jax.train.trainer import open_checkpoints, run_epochs, setup_run
+from adarl_jax.train.trainer import close_checkpoints, open_checkpoints, run_epochs, setup_run
 from adarl_jax.workdir.layout import collect, fold_dir
 from adarl_jax.workdir.locks import FolderLock
 
@@ -180,9 +180,11 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
                                                   "epochs": rule["epochs"]}, indent=1))
     run = setup_run(config, dataset, fold, checked_mesh(config, mesh), label="final model")
     ckpts = open_checkpoints(config, train_dir)
-    trained = run_epochs(config, dataset, fold, train_dir, run, ckpts, progress and is_writer,
-                         epochs=rule["epochs"])
-    ckpts.last.close()
+    try:
+        trained = run_epochs(config, dataset, fold, train_dir, run, ckpts, progress and is_writer,
+                             epochs=rule["epochs"])
+    finally:
+        close_checkpoints(ckpts)
     variables = jax.device_get(trained.state.eval_variables)
     record = _record(config, dataset, fold, rule, trained, variables, workdir)
     others = {v: rs for v, rs in collected.items() if v != config.model.variant}

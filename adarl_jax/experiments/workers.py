@@ -18,7 +18,7 @@ import threading
 import time
 
 from adarl_jax.workdir import locks
-from adarl_jax.cli.errors import Terminated
+from adarl_jax.termination import Terminated
 
 __all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
 

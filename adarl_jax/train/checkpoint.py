@@ -32,6 +32,7 @@ import orbax.checkpoint as ocp
 
 from adarl_jax.train.train_step import create_train_state_from_config
 from adarl_jax.workdir.files import write_json_atomic
+from adarl_jax.termination import uninterrupted
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,12 @@ class FoldCheckpointer:
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, state, meta: dict) -> None:
-        self._seal()  # the previous save is complete before orbax starts this one
-        meta = {**meta, CHECKSUM_KEY: arrays_checksum(state)}
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-        self._unsealed.append(int(step))
+        with uninterrupted():  # SIGTERM waits until orbax has the save in hand
+            self._seal()  # the previous save is complete before orbax starts this one
+            meta = {**meta, CHECKSUM_KEY: arrays_checksum(state)}
+            self._manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+            self._unsealed.append(int(step))
 
     def _seal(self) -> None:
         """Writes the file manifest of every finished save, and drops those of pruned steps."""
@@ -272,10 +274,12 @@ class FoldCheckpointer:
             return None
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
-        self._seal()
+        with uninterrupted():
+            self._manager.wait_until_finished()
+            self._seal()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._seal()
-        self._manager.close()
+        with uninterrupted():
+            self._manager.wait_until_finished()
+            self._seal()
+            self._manager.close()

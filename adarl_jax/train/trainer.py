@@ -231,17 +231,24 @@ def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) 
     fold_dir = Path(fold_dir)
     run = setup_run(config, dataset, fold, sharding.checked_mesh(config, mesh))
     ckpts = open_checkpoints(config, fold_dir)
-    trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts,
-                         progress and jax.process_index() == 0)
-    state, selected_epoch = select_model(trained, ckpts)
-    result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    try:
+        trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts,
+                             progress and jax.process_index() == 0)
+        state, selected_epoch = select_model(trained, ckpts)
+        result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    finally:  # also when stopped (SIGTERM, divergence): the last save finishes, sealed
+        close_checkpoints(ckpts)
     missing = missing_classes(fold, dataset.utterances, config.data.classes)
     if missing:  # trained under train.allow_missing_class: the report marks the fold
         result["missing_classes"] = missing
+    return result
+
+
+def close_checkpoints(ckpts) -> None:
+    """Closes what `open_checkpoints` opened (waiting for a save under way)."""
     ckpts.last.close()
     if ckpts.best is not None:
         ckpts.best.close()
-    return result
 
 
 def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, epochs,
