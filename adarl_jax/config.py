@@ -17,6 +17,7 @@ from pathlib import Path
 import ml_collections
 
 from adarl_jax.configs.base import get_config as base_config
+from adarl_jax.model.registry import declared_settings, load_variant_file, with_declared_settings
 
 # frontend.normalize: 'segment' z-scores each segment in the front end; 'speaker' and
 # 'utterance' leave the raw log values for the dataset to standardise with a speaker's or an
@@ -118,8 +119,6 @@ def load_config(spec: str | None, overrides: list[str] | tuple[str, ...] = ()) -
         config = load_python_file(spec, CONFIG_DIR, "get_config", "config")()
     for item in overrides:
         apply_override(config, item)
-    from adarl_jax.model.registry import with_declared_settings  # jax starts only when a config loads
-
     with_declared_settings(config)
     validate(config)
     return config
@@ -147,7 +146,6 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         node = node[p]
     declared = {}
     if leaf not in node and parents == ["model"]:  # a setting a registered variant declares
-        from adarl_jax.model.registry import declared_settings
         declared = declared_settings(config)
     if leaf not in node and leaf not in declared:
         prefix = ".".join(parents) + "." if parents else ""
@@ -168,7 +166,6 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     with node.unlocked() if hasattr(node, "unlocked") else _null():
         node[leaf] = value
     if key == "model.variant_file":  # import it now: a bad file fails here, naming it
-        from adarl_jax.model.registry import load_variant_file
         load_variant_file(value, config.model.get("variant_sha256", ""))
 
 
@@ -210,8 +207,6 @@ def config_from_json(text: str, folder=None) -> ml_collections.ConfigDict:
     kept = config.model.get("variant_file", "")
     if folder is not None and kept and not os.path.isabs(kept):
         config.model["variant_file"] = os.path.join(folder, kept)
-    from adarl_jax.model.registry import with_declared_settings  # jax starts only when a config loads
-
     with_declared_settings(config)
     return config
 

@@ -134,7 +134,8 @@ def test_every_declared_setting_is_recorded_defaults_included():
 
 
 def test_a_kept_copy_is_what_loads_and_a_changed_copy_is_refused_naming_it(tmp_path):
-    from adarl_jax.model.registry import keep_variant_file, variant_of
+    from adarl_jax.model.registry import variant_of
+    from adarl_jax.workdir.kept_variant import keep_variant_file
 
     original = tmp_path / "mine" / EXAMPLE.name
     original.parent.mkdir()
