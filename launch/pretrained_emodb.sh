@@ -43,17 +43,14 @@ if [[ -z ${ADARL_DRY_RUN:-} ]]; then
 
 This folder is `adarl_jax/pretrained/emodb/`, the model `adarl-jax predict clip.wav` and
 `Predictor.from_pretrained("emodb")` use when no other is given. It was built by
-`launch/pretrained_emodb.sh DATA_DIR` (docs/INFERENCE.md). Known limits:
+`launch/pretrained_emodb.sh DATA_DIR` (docs/INFERENCE.md). Beside the limits above:
 
-- Trained on 10 German actors (5 female, 5 male) reading 10 fixed sentences in 4 acted
-  emotions (anger, happiness, sadness, neutral): expect less on spontaneous speech, other
-  languages, other recording conditions and other emotions (every input gets one of these four).
+- The LOSO figures standardise each test speaker with all of that speaker's audio (as
+  `--speaker-from call` with one speaker's files, or `column`); under predict's default,
+  `--speaker-from file` (each file its own statistics), accuracy is not measured here.
 - 16 kHz input with bands up to 8 kHz: narrower-band audio (telephone, 8 kHz) is flagged in
   the warning column and is read less well.
-- Each input is standardised with its speaker's statistics (by default the input alone);
-  give more of a speaker's audio with `--speaker-from` (or `speakers=`) when you have it.
-- The figures above are leave-one-speaker-out on EmoDB itself; no cross-corpus figure is
-  measured for this folder yet.
+- No cross-corpus figure is measured for this folder yet.
 NOTE
   echo "wrote $dest" >&2
 fi
