@@ -171,6 +171,9 @@ def main(argv=None) -> dict:
     p.add_argument("--trainer", default="")
     p.add_argument("--label", default="")
     p.add_argument("--predictions", default="", help="write the test predictions here (JSON)")
+    p.add_argument("--cache-min-compile-s", type=float, default=None,
+                   help="the persistent cache's jax_persistent_cache_min_compile_time_secs "
+                        "(default: the CLI's)")
     args = p.parse_args(argv)
 
     import jax
@@ -182,6 +185,8 @@ def main(argv=None) -> dict:
     from adarl_jax.runtime import setup_runtime
 
     setup_runtime(argparse.Namespace())
+    if args.cache_min_compile_s is not None:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", args.cache_min_compile_s)
     jax.devices()
     name, start, _ = phases.stack.pop()
     phases._add(name, start, _usage())
