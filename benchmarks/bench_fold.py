@@ -24,6 +24,7 @@ The line's `phases` split the process's wall time (from its start to the fold's 
   other       the rest of run_fold: model and state set-up, metrics.jsonl, the result record
 each as {wall_s, sys_s, user_s, minflt} (wall excludes the compile inside it; sys, user and
 minor page faults are the whole process's over the phase, background threads included).
+`compiles` counts XLA compilations and persistent compilation cache hits and misses.
 `process` holds the totals of the whole process (getrusage), `sys_share` = sys / (user + sys).
 """
 
@@ -72,8 +73,18 @@ class Phases:
     def __init__(self):
         self.totals = {p: [0.0, 0.0, 0.0, 0] for p in PHASES}
         self.stack: list[list] = []  # [name, start usage, compile seconds inside]
+        self.compiles = {"backend_compiles": 0, "backend_compile_s": 0.0, "cache_hits": 0,
+                         "cache_misses": 0}
+
+    def on_count(self, event: str, **_) -> None:
+        key = event.rsplit("/", 1)[-1]
+        if key in self.compiles:
+            self.compiles[key] += 1
 
     def on_event(self, event: str, duration: float, **_) -> None:
+        if event == COMPILE_EVENTS[-1]:
+            self.compiles["backend_compiles"] += 1
+            self.compiles["backend_compile_s"] = round(self.compiles["backend_compile_s"] + duration, 3)
         if event in COMPILE_EVENTS:
             self.totals["compile"][0] += duration
             if self.stack:
@@ -160,16 +171,22 @@ def main(argv=None) -> dict:
     p.add_argument("--trainer", default="")
     p.add_argument("--label", default="")
     p.add_argument("--predictions", default="", help="write the test predictions here (JSON)")
+    p.add_argument("--cache-min-compile-s", type=float, default=None,
+                   help="the persistent cache's jax_persistent_cache_min_compile_time_secs "
+                        "(default: the CLI's)")
     args = p.parse_args(argv)
 
     import jax
     jax.monitoring.register_event_duration_secs_listener(phases.on_event)
+    jax.monitoring.register_event_listener(phases.on_count)
     from bench_host import load_trainer
     from adarl_jax.experiments import loso
     from adarl_jax.config import load_config
     from adarl_jax.cli.runtime import setup_runtime
 
     setup_runtime(argparse.Namespace())
+    if args.cache_min_compile_s is not None:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", args.cache_min_compile_s)
     jax.devices()
     name, start, _ = phases.stack.pop()
     phases._add(name, start, _usage())
@@ -193,7 +210,7 @@ def main(argv=None) -> dict:
            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "steps": result["steps"],
            "test_ua": result["test"]["ua"], "test_wa": result["test"]["wa"],
            "selected_epoch": result["selected_epoch"],
-           "phases": phases.report(),
+           "phases": phases.report(), "compiles": phases.compiles,
            "process": {"wall_s": round(process_age_s(), 2), "user_s": round(r.ru_utime, 2),
                        "sys_s": round(r.ru_stime, 2), "minflt": r.ru_minflt,
                        "majflt": r.ru_majflt, "max_rss_mb": round(r.ru_maxrss / 1024, 1),

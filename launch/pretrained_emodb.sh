@@ -6,8 +6,10 @@
 #   WORKDIR   where the LOSO run and the final model are trained (default runs/pretrained-emodb)
 #   e.g.      launch/pretrained_emodb.sh ../shared/data/emodb
 #
-# Trains the default recipe (--config quick, variant adarl) on every LOSO fold (they choose the
-# number of epochs and give the card its figures; a rerun resumes), then the final model on all
+# Trains the default recipe with each recording standardised by itself (--config quick,
+# frontend.normalize=utterance, variant adarl: what predict has for one file, so a file's output
+# never depends on other files) on every LOSO fold (they choose the number of epochs and give
+# the card its figures; a rerun resumes), then the final model on all
 # ten speakers (train --final; an existing WORKDIR/final/adarl is reused), and copies its folder
 # (params.npz, config.json, model.json, MODEL.md with a note on its use) into
 # adarl_jax/pretrained/emodb/. ADARL_DRY_RUN=1 prints the commands instead of running them.
@@ -29,7 +31,7 @@ if [[ -f $final/model.json && -z ${ADARL_DRY_RUN:-} ]]; then
   echo "reusing the final model in $final (remove it to train it again)" >&2
 else
   run "$python" -m adarl_jax.cli train --config quick --variant adarl --data "$data" \
-    --workdir "$workdir" --final --no-progress "$@"
+    --config.frontend.normalize=utterance --workdir "$workdir" --final --no-progress "$@"
 fi
 run rm -rf "$dest"
 run mkdir -p "$dest"
@@ -43,17 +45,14 @@ if [[ -z ${ADARL_DRY_RUN:-} ]]; then
 
 This folder is `adarl_jax/pretrained/emodb/`, the model `adarl-jax predict clip.wav` and
 `Predictor.from_pretrained("emodb")` use when no other is given. It was built by
-`launch/pretrained_emodb.sh DATA_DIR` (docs/INFERENCE.md). Known limits:
+`launch/pretrained_emodb.sh DATA_DIR` (docs/INFERENCE.md). Beside the limits above:
 
-- Trained on 10 German actors (5 female, 5 male) reading 10 fixed sentences in 4 acted
-  emotions (anger, happiness, sadness, neutral): expect less on spontaneous speech, other
-  languages, other recording conditions and other emotions (every input gets one of these four).
+- Every recording is standardised with its own statistics, in training, in the LOSO folds'
+  tests and in `predict` (`frontend.normalize='utterance'`; `--speaker-from` has no effect on
+  it): the LOSO figures above are what one file gets, whatever else a call holds.
 - 16 kHz input with bands up to 8 kHz: narrower-band audio (telephone, 8 kHz) is flagged in
   the warning column and is read less well.
-- Each input is standardised with its speaker's statistics (by default the input alone);
-  give more of a speaker's audio with `--speaker-from` (or `speakers=`) when you have it.
-- The figures above are leave-one-speaker-out on EmoDB itself; no cross-corpus figure is
-  measured for this folder yet.
+- No cross-corpus figure is measured for this folder yet.
 NOTE
   echo "wrote $dest" >&2
 fi

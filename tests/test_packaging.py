@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import chex
+import numpy as np
 import pytest
 
 from adarl_jax.config import load_config, to_json
@@ -134,3 +135,47 @@ def test_installed_console_script_runs_outside_the_checkout(installed):
     assert Path(script.read_text().splitlines()[0].removeprefix("#!")).parent == venv / "bin"
     out = _run([script, "--help"], cwd=cwd, env=_clean_env())
     assert "reproduce" in out and "train" in out
+
+
+def _requirements(wheel: Path) -> dict[str | None, set[str]]:
+    """{extra or None (what `pip install .` pulls): {distribution names}} from the wheel's
+    METADATA Requires-Dist lines."""
+    with zipfile.ZipFile(wheel) as z:
+        (name,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        lines = z.read(name).decode().splitlines()
+    out: dict[str | None, set[str]] = {}
+    for line in lines:
+        if not line.startswith("Requires-Dist:"):
+            continue
+        spec, _, marker = line.removeprefix("Requires-Dist:").partition(";")
+        dist = spec.strip().split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        extra = marker.split("extra ==")[1].strip().strip("'\"") if "extra ==" in marker else None
+        out.setdefault(extra, set()).add(dist)
+    return out
+
+
+def test_a_plain_install_pulls_neither_scikit_learn_nor_matplotlib(installed):
+    reqs = _requirements(installed["wheel"])
+    assert {"jax", "flax", "optax", "numpy", "soundfile"} <= reqs[None]
+    assert not reqs[None] & {"scikit-learn", "matplotlib", "opensmile"}
+    assert {"matplotlib", "scikit-learn"} <= reqs["report"]
+    assert {"opensmile", "scikit-learn"} <= reqs["baselines"]
+    assert reqs["report"] | reqs["baselines"] <= reqs["all"]
+    assert {"matplotlib", "scikit-learn", "pytest"} <= reqs["test"]  # what the suite imports
+
+
+def test_the_installed_wheel_predicts_with_its_shipped_model_outside_the_checkout(installed):
+    with zipfile.ZipFile(installed["wheel"]) as z:
+        names = set(z.namelist())
+    for name in ("params.npz", "config.json", "model.json", "MODEL.md"):
+        assert f"adarl_jax/pretrained/emodb/{name}" in names
+    venv, cwd = installed["venv"], installed["cwd"]
+    import soundfile as sf
+
+    t = np.arange(40000) / 16000
+    sf.write(cwd / "clip.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    out = _run([venv / "bin" / "adarl-jax", "predict", "clip.wav", "--no-progress"], cwd=cwd,
+               env=_clean_env())
+    header, row = out.strip().splitlines()
+    assert header.startswith("path,emotion,") and row.split(",")[1] in (
+        "anger", "happiness", "sadness", "neutral")

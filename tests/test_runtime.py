@@ -58,6 +58,8 @@ def test_opting_out_leaves_glibc_returning_blocks():
     assert _faults_per_page(ADARL_JAX_MALLOC="off") > 4
 
 
-def test_malloc_settings_in_the_environment_win():
-    # the user's own tuning (here: glibc's default mmap cap) is kept as given
-    assert _faults_per_page(MALLOC_MMAP_MAX_="65536") > 4
+@pytest.mark.parametrize("env", [{"MALLOC_ARENA_MAX": "8"}, {"MALLOC_MMAP_MAX_": "65536"},
+                                 {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=65536"}])
+def test_malloc_settings_in_the_environment_win(env):
+    # the user's own tuning (here: glibc's defaults, spelt out) is kept as given
+    assert _faults_per_page(**env) > 4

@@ -249,3 +249,18 @@ def test_features_writes_what_the_model_sees(audio, tmp_path, capsys):
                            axis=2)  # (F, C, every valid frame of the file)
     np.testing.assert_allclose(valid.mean(axis=2), 0.0, atol=1e-4)
     np.testing.assert_allclose(valid.std(axis=2), 1.0, atol=1e-2)
+
+
+def test_an_unreadable_file_is_its_rows_error_and_left_out_of_its_groups_statistics(
+        predictor, audio, tmp_path):
+    bad = tmp_path / "corrupt.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
+    good = predictor.predict_files([audio["a0"], audio["a1"]], speakers="call")
+    got = predictor.predict_files([audio["a0"], bad, audio["a1"], tmp_path / "gone.wav"],
+                                  speakers="call")
+    assert "corrupt" in got[1]["error"] and "no such file" in got[3]["error"]
+    for g, w in zip((got[0], got[2]), good):
+        np.testing.assert_allclose(probs(g), probs(w), atol=1e-6)
+        assert g["speaker_s"] == w["speaker_s"] == 6.5
+    alone, = predictor.predict_files([bad])  # a group with no readable audio
+    assert "corrupt" in alone["error"] and alone["probs"] is None

@@ -329,8 +329,8 @@ def group_statistics(sources, groups, config, frontend: Frontend | None = None,
     sources: one callable per input returning its segments ((L,) wave, real length, start),
     as `audio.iter_segments` yields them; groups: one hashable per source. The front end runs
     in fixed-size batches over all inputs together (a segment's features do not depend on
-    its batch), each input's sums are kept apart, and an input whose reading raises AudioError
-    is left out whole (its row reports the error). A group with no readable input is absent.
+    its batch), each input's sums are kept apart, and an input whose reading raises is left
+    out whole (its row reports the error). A group with no readable input is absent.
     """
     d = config.data
     feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
@@ -360,7 +360,7 @@ def group_statistics(sources, groups, config, frontend: Frontend | None = None,
                 block = batcher.add(wave, length)
                 if block is not None:
                     take(block)
-        except AudioError:
+        except Exception:  # AudioError or any odd file: its row reports the error
             failed.add(i)
     block = batcher.flush()
     if block is not None:

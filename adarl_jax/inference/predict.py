@@ -6,15 +6,24 @@ batches of a few fixed sizes (`buckets`, padding the last), and the front end an
 run in one jitted function, so after at most one compilation per bucket no file length causes
 another. Files are streamed block by block (`audio.iter_segments`).
 
+  p = Predictor.from_pretrained("emodb")         # shipped in the package (adarl_jax.pretrained)
   p = Predictor.from_checkpoint("runs/emodb", variant="adarl", fold=3)
   p = Predictor.load("runs/emodb/final/adarl")   # a model folder (adarl_jax.experiments.final_model)
   p.predict(wave, 44100)           # {'emotion': 'anger', 'probs': {...}, 'segments': 2, ...}
+  p.predict_batch([w1, w2], 16000) # one such dict per in-memory recording
   p.embed(wave, 44100)             # (hidden,) float32: the mean deep feature of its segments
   p.predict_files(["a.wav", ...])  # one such dict per file; 'error' says why a file failed,
-                                   # 'warning' what is suspect (silent, truncated)
+                                   # 'warning' what is suspect (silent, truncated, short,
+                                   # band-limited, repeated, too little speaker audio)
+
+A speaker-normalised model (the default recipe) standardises each input with its speaker
+group's statistics (`speakers=`: adarl_jax.speakers; by default each input alone, so an
+input's output never depends on the rest of the call); `dataset.group_statistics` computes
+them in one pass and the jitted step applies each row's own.
 
 Which checkpoint serves a fold: `fold_models`; input lists and output files: `predict_io`;
-the model over spectrogram segments: `inference`; waveform preparation: `audio`.
+the model over spectrogram segments: `inference`; waveform preparation: `audio`; the
+warning lines: `input_checks`.
 """
 
 from __future__ import annotations
@@ -116,6 +125,7 @@ class Predictor:
         # frontend.normalize='speaker': (mean, std, seconds) of the speaker being predicted, set
         # by adapt_to_speaker for every input that follows (else each call's speaker groups)
         self.speaker_norm = None
+        self._frontend = None  # the statistics' front end (`_statistics`), made on first use
         # (probabilities, deep features; None for an ensemble): `inference.segment_outputs`
         self._spectrogram_outputs = segment_outputs(self.model, self.n_models)
         self._infer = jax.jit(self._waves_to_probs)
@@ -230,7 +240,7 @@ class Predictor:
         front end; one entry per group with readable audio."""
         from adarl_jax.data.dataset import default_frontend, group_statistics
 
-        if not hasattr(self, "_frontend"):  # the training cache's front end, compiled once
+        if self._frontend is None:  # the training cache's front end, compiled once
             self._frontend = default_frontend(self.config)
         return group_statistics(sources, groups, self.config, self._frontend)
 
