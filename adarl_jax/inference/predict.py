@@ -17,7 +17,7 @@ another. Files are streamed block by block (`audio.iter_segments`).
                                    # band-limited, repeated, too little speaker audio)
 
 A speaker-normalised model (the default recipe) standardises each input with its speaker
-group's statistics (`speakers=`: adarl_jax.speakers; by default each input alone, so an
+group's statistics (`speakers=`: adarl_jax.inference.speakers; by default each input alone, so an
 input's output never depends on the rest of the call); `dataset.group_statistics` computes
 them in one pass and the jitted step applies each row's own.
 
