@@ -50,3 +50,16 @@ def _plot_many(args):
     path, n = args
     for _ in range(n):
         plot_confusion([[0.5, 0.5], [0.25, 0.75]], ["a", "b"], path)
+
+
+def test_file_sha256_reads_in_blocks_and_matches_hashlib(tmp_path):
+    import hashlib
+
+    from adarl_jax.workdir.files import file_sha256
+
+    data = bytes(range(256)) * 9000  # over two 1 MiB blocks
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    path.write_bytes(data[:-1] + b"\x00")
+    assert file_sha256(path) != hashlib.sha256(data).hexdigest()

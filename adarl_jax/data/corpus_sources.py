@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
 
 from adarl_jax.data.corpora import CORPORA, load_corpus
 from adarl_jax.data.utterances import CorpusError, Utterance
+from adarl_jax.workdir.files import file_sha256
 
 __all__ = ["Source", "parse_source", "extra_sources", "test_source", "read_sources",
            "check_disjoint"]
@@ -131,11 +131,7 @@ def read_sources(config, main: list[Utterance], need_domain: bool) -> list[Utter
 
 @functools.lru_cache(maxsize=None)
 def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def check_disjoint(first: list[Utterance], second: list[Utterance], what: str) -> None:

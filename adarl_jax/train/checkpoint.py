@@ -31,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from adarl_jax.train.train_step import create_train_state_from_config
-from adarl_jax.workdir.files import write_json_atomic
+from adarl_jax.workdir.files import file_sha256, write_json_atomic
 from adarl_jax.termination import uninterrupted
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,6 @@ def arrays_checksum(tree) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_manifest(step_dir: Path) -> dict[str, dict]:
     """{relative path: {'size', 'sha256'}} of every file under a finished step folder."""
     out = {}
@@ -79,7 +71,7 @@ def file_manifest(step_dir: Path) -> dict[str, dict]:
         for name in files:
             p = Path(root) / name
             out[p.relative_to(step_dir).as_posix()] = {"size": p.stat().st_size,
-                                                       "sha256": _file_sha256(p)}
+                                                       "sha256": file_sha256(p)}
     return dict(sorted(out.items()))
 
 
@@ -92,7 +84,7 @@ def manifest_problem(step_dir: Path, manifest: dict[str, dict]) -> str | None:
         size = p.stat().st_size
         if size != want["size"]:
             return f"file {rel} is truncated or overwritten ({size} bytes, {want['size']} saved)"
-        if _file_sha256(p) != want["sha256"]:
+        if file_sha256(p) != want["sha256"]:
             return f"file {rel} was altered (its SHA-256 differs from the one saved with it)"
     return None
 

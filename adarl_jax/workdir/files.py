@@ -64,6 +64,15 @@ def save_npy_atomic(path, array) -> None:
     write_atomic(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
 
 
+def file_sha256(path) -> str:
+    """The SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def digest(data: bytes) -> dict:
     """{'bytes', 'sha256'} of a blob, as model folders and export records list their files."""
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
