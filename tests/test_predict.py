@@ -382,5 +382,7 @@ def test_utterance_normalised_model_predicts_what_training_reported_file_by_file
     for r, g in zip(rows, together):
         np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
     np.testing.assert_allclose(list(alone[0]["probs"].values()), rows[0]["probs"], atol=2e-5)
+    # no "give more of the speaker's audio" notice: the model never uses a speaker's statistics
+    assert all(r["warning"] is None or "speaker statistics" not in r["warning"] for r in together)
     with pytest.raises(ValueError, match="normalize='utterance'"):
         predictor.adapt_to_speaker(paths[:2])

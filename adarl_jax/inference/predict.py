@@ -267,7 +267,9 @@ class Predictor:
             mean, std, seconds = stats[g]
             out.append({"norm": (np.asarray(mean, np.float32), np.asarray(std, np.float32)),
                         "speaker": "adapt_to_speaker" if g is None else str(g),
-                        "speaker_s": round(float(seconds), 3), "warning": speaker_warning(seconds)})
+                        "speaker_s": round(float(seconds), 3),
+                        # a model standardised per recording was trained on one file's statistics
+                        "warning": None if self.per_recording else speaker_warning(seconds)})
         return out
 
     def probs_of_spectrograms(self, x) -> np.ndarray:
