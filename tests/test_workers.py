@@ -52,19 +52,18 @@ def test_one_worker_reads_the_dataset_once_for_the_folds_and_the_final_model(tmp
     """--workers 0 that comes to one worker: the parent prepares the workdir and trains the
     folds and the final model itself, with the one dataset it read."""
     from adarl_jax.cli import commands as cli
-    from adarl_jax.experiments import final_model
-    from adarl_jax.experiments import loso
-    from adarl_jax.experiments import workers
-    from adarl_jax import cli, loso, workers
+    from adarl_jax.data import reading
+    from adarl_jax.experiments import loso, workers
 
     reads = []
-    original = loso.load_checked_dataset  # every read of a workdir's dataset comes here
+    original = reading.load_checked_dataset  # every read of a workdir's dataset comes here
 
     def counting(*a, **kw):
         reads.append(a[0].model.variant)
         return original(*a, **kw)
 
-    monkeypatch.setattr(loso, "load_checked_dataset", counting)
+    monkeypatch.setattr(reading, "load_checked_dataset", counting)  # load_dataset's reads
+    monkeypatch.setattr(loso, "load_checked_dataset", counting)  # the runner's, imported by name
     monkeypatch.setattr(workers, "default_workers", lambda n: 1)
     manifest = make_corpus(tmp_path / "corpus", speakers=(("s1", "M"), ("s2", "F"), ("s3", "M")),
                            per_class=2)

@@ -136,7 +136,7 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     `out_dir` already holds a model (unless `overwrite`), locks.WorkdirLockedError when another
     live run writes `out_dir` (its lock `.<name>.lock` beside it is held throughout; a staging
     folder left beside a complete model is removed, one without a model resumes). `dataset`: what
-    `loso.load_dataset(config, loso_workdir)` returns, when the caller has read it already
+    `data.reading.load_dataset(config, loso_workdir)` returns, when the caller has read it already
     (see `loso.reads_same_data`); default: read here."""
     out_dir = Path(out_dir)
     lock = FolderLock(out_dir).acquire() if jax.process_index() == 0 else None
