@@ -110,7 +110,7 @@ def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None)
     else:
         params = sharding.put_replicated(state.variables, mesh)
         x = jax.block_until_ready(sharding.put_batch({"x": batch_np["x"]}, mesh)["x"])
-        compiled = sharding.jit_predict(make_predict_fn(model), mesh).lower(params, x).compile(
+        compiled = sharding.jit_predict(make_predict_fn(model), mesh).lower(params, x, None).compile(
             compiler_options)
 
         def run():

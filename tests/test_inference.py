@@ -143,7 +143,7 @@ def test_batched_inference_is_make_predict_fn_batch_by_batch(config, model, vari
     run = BatchedInference(model, sharding.make_mesh(), 8)
     got = run(variables, x)
     padded = np.concatenate([x[8:], np.zeros((5, *x.shape[1:]), np.float32)])
-    want = jax.device_get(run.predict(variables, padded))
+    want = jax.device_get(run.predict(variables, padded, None))
     for k in got:
         np.testing.assert_array_equal(got[k][8:], want[k][:3], err_msg=k)
     direct = make_predict_fn(model)(variables, x[:8])

@@ -12,10 +12,23 @@ from conftest import tiny_config
 
 def _init(config, seed=0):
     from adarl_jax.config import input_shape
+    from adarl_jax.data.functionals import functionals_dim
     from adarl_jax.model import build_model, init_variables
 
     model = build_model(config)
-    return model, init_variables(model, input_shape(config), jax.random.key(seed, impl="rbg"))
+    return model, init_variables(model, input_shape(config), jax.random.key(seed, impl="rbg"),
+                                 functionals_dim(config))
+
+
+def _inputs(config, model, n=3, seed=2):
+    """{'functionals': (n, d)} for a variant that reads them, else {}."""
+    from adarl_jax.data.functionals import functionals_dim
+    from adarl_jax.model import reads_functionals
+
+    if not reads_functionals(model):
+        return {}
+    d = functionals_dim(config)
+    return {"functionals": jnp.asarray(np.random.default_rng(seed).normal(size=(n, d)), jnp.float32)}
 
 
 def _x(config, n=3, seed=1):
@@ -38,7 +51,8 @@ def test_every_registered_variant_initialises_trains_and_predicts(variant):
     config = tiny_config(variant)
     model, variables = _init(config)
     x = _x(config)
-    out, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    inputs = _inputs(config, model)
+    out, updates = model.apply(variables, x, train=True, mutable=["batch_stats"], **inputs)
     k, hidden = len(config.data.classes), int(config.model.hidden)
     assert out["emotion_logits"].shape == (3, k)
     assert out["deep_feature"].shape == (3, hidden)
@@ -46,7 +60,7 @@ def test_every_registered_variant_initialises_trains_and_predicts(variant):
     if get_variant(variant).uses_domain:
         assert out["domain_logits"].shape == (3, len(config.data.genders))
     assert jax.tree.structure(updates["batch_stats"]) == jax.tree.structure(variables["batch_stats"])
-    evaluated = model.apply(variables, x, train=False)
+    evaluated = model.apply(variables, x, train=False, **inputs)
     assert all(np.isfinite(np.asarray(v)).all() for v in evaluated.values())
 
 
@@ -122,3 +136,29 @@ def test_domain_invariant_is_the_backbone_plus_a_reversed_gender_head():
     g_plain = jax.grad(plain_head)(shared["params"])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, -0.5 * b, rtol=1e-5, atol=1e-7),
                  g_rev["emotion"], g_plain["emotion"])
+
+
+def test_fusion_adds_a_linear_term_of_the_standardised_functionals_to_adarls_logits():
+    """adarl_fusion = the adarl network (its own parameters, under 'adarl') + FC(BatchNorm(u)):
+    checked against adarl run alone and the head computed in numpy."""
+    from adarl_jax.model import build_model
+
+    config = tiny_config("adarl_fusion")
+    model, variables = _init(config)
+    x = _x(config)
+    u = _inputs(config, model, seed=5)["functionals"]
+    p, stats = variables["params"]["functionals"], variables["batch_stats"]["functionals"]
+    stats = {"bn": {"mean": np.linspace(-1, 1, u.shape[1]), "var": np.linspace(0.5, 2, u.shape[1])}}
+    variables = {"params": variables["params"],
+                 "batch_stats": {**variables["batch_stats"], "functionals": stats}}
+    got = model.apply(variables, x, train=False, functionals=u)["emotion_logits"]
+    config.model.variant = "adarl"
+    alone = build_model(config).apply({"params": variables["params"]["adarl"],
+                                       "batch_stats": variables["batch_stats"]["adarl"]},
+                                      x, train=False)["emotion_logits"]
+    z = ((np.asarray(u, np.float64) - stats["bn"]["mean"]) / np.sqrt(stats["bn"]["var"] + 1e-5)
+         * np.asarray(p["bn"]["scale"]) + np.asarray(p["bn"]["bias"]))
+    want = np.asarray(alone, np.float64) + z @ np.asarray(p["fc"]["kernel"]) + np.asarray(p["fc"]["bias"])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="functionals"):
+        model.apply(variables, x, train=False)

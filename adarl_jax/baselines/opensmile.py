@@ -30,27 +30,23 @@ No deep feature is written (so Table 4 and the t-SNE skip the baselines).
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from adarl_jax import metrics
 from adarl_jax.baselines.linear_svm import C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm
-from adarl_jax.data.audio import AudioError, load_audio
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.dataset import domain_labels
-from adarl_jax.data.feature_cache import min_samples_for, stamps_key
 from adarl_jax.data.folds import config_folds
+from adarl_jax.data.functionals import (FEATURE_SETS, Extractor, FeatureTable, check_feature_set,
+                                        extract_features, opensmile_extractor, opensmile_module,
+                                        speaker_zscore)
 from adarl_jax.data.reading import read_utterances
 from adarl_jax.experiments.loso import fold_scores, run_folds
 from adarl_jax.extras import MissingExtraError, require
 from adarl_jax.train.test_statistics import parse_mode
-from adarl_jax.workdir.files import read_json, save_npy_atomic, write_json_atomic
 from adarl_jax.workdir.fold_record import fold_record, refitted_on_val
 
 __all__ = [
@@ -61,14 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the layout or the meaning of cached features changes
-# short name -> openSMILE FeatureSet member
-FEATURE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
-
-# (wave float32 (n,), sample_rate) -> feature vector (d,)
-Extractor = Callable[[np.ndarray, int], np.ndarray]
-
-
 NORMALIZATIONS = ("global", "speaker")  # config.baselines.normalize
 
 
@@ -77,7 +65,7 @@ def variant_name(feature_set: str, normalize: str = "global") -> str:
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"baselines.normalize {normalize!r}: expected one of "
                          f"{', '.join(NORMALIZATIONS)}")
-    return f"opensmile_{_check_set(feature_set)}{'_spk' if normalize == 'speaker' else ''}_svm"
+    return f"opensmile_{check_feature_set(feature_set)}{'_spk' if normalize == 'speaker' else ''}_svm"
 
 
 def normalizations(config) -> tuple[str, ...]:
@@ -88,22 +76,6 @@ def normalizations(config) -> tuple[str, ...]:
         variant_name("egemaps", n)  # names a bad value
     return chosen
 
-
-def speaker_zscore(features: np.ndarray, speakers: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """Each speaker's rows standardised with that speaker's own mean and std (ddof 0):
-    the functionals' counterpart of frontend.normalize='speaker' (unlabelled rows count)."""
-    out = np.empty_like(features, dtype=np.float64)
-    for s in dict.fromkeys(speakers.tolist()):
-        rows = speakers == s
-        x = features[rows].astype(np.float64)
-        out[rows] = (x - x.mean(0)) / (x.std(0) + eps)
-    return out.astype(np.float32)
-
-
-def _check_set(feature_set: str) -> str:
-    if feature_set not in FEATURE_SETS:
-        raise ValueError(f"feature set {feature_set!r}: expected one of {', '.join(FEATURE_SETS)}")
-    return feature_set
 
 
 def opensmile_available() -> bool:
@@ -116,161 +88,11 @@ def opensmile_available() -> bool:
     return True
 
 
-def opensmile_module():
-    return require("opensmile", "baselines", "the openSMILE baseline")
-
-
-def opensmile_extractor(feature_set: str) -> tuple[Extractor, str, list[str]]:
-    """(extract, identity for the cache key, feature names) for an openSMILE functionals set."""
-    opensmile = opensmile_module()
-    name = FEATURE_SETS[_check_set(feature_set)]
-    smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, name),
-                            feature_level=opensmile.FeatureLevel.Functionals)
-
-    def extract(wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        return smile.process_signal(wave, sample_rate).to_numpy(dtype=np.float32)[0]
-
-    return extract, f"opensmile {opensmile.__version__} {name} Functionals", list(smile.feature_names)
-
-
 def corpus_utterances(config) -> list[Utterance]:
     """The utterances the neural runs read (`reading.read_utterances`), the domain column
     optional (the SVM does not use it). Files that cannot be read are dropped later, by
     `extract_features`, with the spectrogram cache's rule."""
     return read_utterances(config, need_domain=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Features, cached
-
-
-@dataclass
-class FeatureTable:
-    features: np.ndarray  # (n_utt, d) float32, row i = utterances[i]
-    utterances: list[Utterance]  # the usable ones, in the caller's order
-    skipped: list[tuple[str, str]]  # (path, reason)
-    feature_names: list[str] = field(default_factory=list)
-    extractor_id: str = ""
-    cache_path: str = ""
-    from_cache: bool = False
-    extract_time_s: float = 0.0
-
-
-def _key_material(config, feature_set: str, extractor_id: str) -> dict:
-    return {"format": CACHE_FORMAT, "feature_set": feature_set, "extractor": extractor_id,
-            "sample_rate": int(config.data.sample_rate), "min_samples": int(min_samples_for(config))}
-
-
-def feature_cache_key(config, feature_set: str, extractor_id: str, paths) -> str:
-    """sha256 over the feature set, the extractor (package version), the reading rule and each
-    file's (path, size, mtime), as the spectrogram cache's key. Labels are not part of it."""
-    return stamps_key(_key_material(config, feature_set, extractor_id), paths)
-
-
-def _load_cache(npy: Path, index: Path, key: str):
-    if not (npy.is_file() and index.is_file()):
-        return None
-    try:
-        meta = read_json(index)
-        x = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        log.warning("openSMILE feature cache %s is unreadable (%s); recomputing", npy, e)
-        return None
-    if meta.get("key") != key or x.ndim != 2 or x.shape[0] != len(meta.get("files", [])):
-        log.warning("openSMILE feature cache %s does not match its index; recomputing", npy)
-        return None
-    return x, meta
-
-
-def _extract_rows(config, paths, feature_set, extractor, extractor_id, names, progress, npy) -> dict:
-    """Reads and extracts every file of `paths`, writes the matrix to `npy`; returns the index
-    (without its key)."""
-    sr, min_samples = int(config.data.sample_rate), int(min_samples_for(config))
-    rows, files, skipped = [], [], []
-    t0 = time.time()
-    for path in tqdm(paths, desc=f"openSMILE {FEATURE_SETS[feature_set]}", unit="file",
-                     disable=not progress):
-        try:
-            wave = load_audio(path, sr, min_samples=min_samples)
-        except AudioError as e:
-            log.warning("skipping %s: %s", path, e.reason)
-            skipped.append([path, e.reason])
-            continue
-        try:
-            v = np.asarray(extractor(wave, sr), np.float32).reshape(-1)
-        except Exception as e:  # the extractor failing on one file must not lose the rest
-            log.warning("skipping %s: feature extraction failed (%s)", path, e)
-            skipped.append([path, f"feature extraction failed ({type(e).__name__}: {e})"])
-            continue
-        if rows and v.shape != rows[0].shape:
-            raise ValueError(f"{path}: extractor returned {v.shape[0]} features, "
-                             f"earlier files {rows[0].shape[0]}")
-        rows.append(v)
-        files.append(path)
-    d = rows[0].shape[0] if rows else (len(names) or 0)
-    x = np.stack(rows) if rows else np.zeros((0, d), np.float32)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        log.warning("openSMILE %s: %d non-finite feature value(s) set to 0", feature_set, int(bad.sum()))
-        x[bad] = 0.0
-    save_npy_atomic(npy, x)
-    return {"key_material": _key_material(config, feature_set, extractor_id),
-            "feature_set": feature_set, "extractor": extractor_id, "n_features": int(d),
-            "feature_names": names, "files": files, "skipped": skipped,
-            "extract_time_s": round(time.time() - t0, 2)}
-
-
-def extract_features(config, utterances: list[Utterance], cache_dir, feature_set: str,
-                     extractor: Extractor | None = None, extractor_id: str | None = None,
-                     progress: bool = True) -> FeatureTable:
-    """One functionals vector per utterance, from cache_dir when the cache is there.
-
-    Files are read as the spectrogram cache reads them (`load_audio` at data.sample_rate with
-    `dataset.min_samples_for(config)`); those it refuses are skipped and left out, so the kept
-    utterances are the ones `SegmentDataset.utterances` holds. `extractor` (a callable
-    (wave, sample_rate) -> (d,)) replaces openSMILE, for tests; give it an `extractor_id`.
-    """
-    _check_set(feature_set)
-    names: list[str] = []
-    if extractor is None:
-        extractor, default_id, names = opensmile_extractor(feature_set)
-        extractor_id = extractor_id or default_id
-    elif not extractor_id:
-        raise ValueError("a custom extractor needs an extractor_id (it is part of the cache key)")
-    paths = [os.path.abspath(u.path) for u in utterances]
-    if len(set(paths)) != len(paths):
-        raise ValueError("utterance paths listed twice")
-    key = feature_cache_key(config, feature_set, extractor_id, paths)
-    cache_dir = Path(cache_dir)
-    stem = f"opensmile_{feature_set}_{key[:16]}"
-    npy, index = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
-
-    cached = _load_cache(npy, index, key)
-    from_cache = cached is not None
-    if cached is None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        meta = _extract_rows(config, sorted(paths), feature_set, extractor, extractor_id, names,
-                             progress, npy)
-        write_json_atomic(index, {"key": key, **meta})  # last: it names the key that makes the pair valid
-        cached = _load_cache(npy, index, key)
-        if cached is None:
-            raise RuntimeError(f"openSMILE feature cache {npy} could not be read back after writing it")
-    x, meta = cached
-    row_of = {p: i for i, p in enumerate(meta["files"])}
-    kept = [i for i, p in enumerate(paths) if p in row_of]
-    table = FeatureTable(
-        features=x[[row_of[paths[i]] for i in kept]] if kept else x[:0],
-        utterances=[utterances[i] for i in kept],
-        skipped=[(p, r) for p, r in meta["skipped"]],
-        feature_names=list(meta.get("feature_names", [])),
-        extractor_id=meta["extractor"],
-        cache_path=os.fspath(npy),
-        from_cache=from_cache,
-        extract_time_s=float(meta.get("extract_time_s", 0.0)),
-    )
-    log.info("openSMILE %s: %d utterances x %d features, %d skipped, cache %s%s", feature_set,
-             len(table.utterances), x.shape[1], len(table.skipped), npy, " (reused)" if from_cache else "")
-    return table
 
 
 def _resolve_c_select(config, c_select: str) -> str:

@@ -53,6 +53,11 @@ class SegmentDataset:
     # frontend.normalize='speaker'|'utterance': {group: (mean, std)} that standardised `features`
     # (the group is the speaker, or the utterance index), so the raw values can be recovered
     norm_stats: dict | None = None
+    # a model that reads openSMILE functionals (adarl_jax.data.functionals.attach_functionals):
+    # (n_utt, d) as the model reads them, the raw values, and the set's name
+    functionals: np.ndarray | None = None
+    functionals_raw: np.ndarray | None = None
+    functionals_set: str = ""
 
     @property
     def domain(self) -> np.ndarray:

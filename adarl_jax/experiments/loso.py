@@ -27,6 +27,7 @@ import jax
 
 from adarl_jax.config import input_shape
 from adarl_jax.data.folds import config_folds
+from adarl_jax.data.functionals import attach_functionals, functionals_dim
 from adarl_jax.data.reading import check_domains, data_change, load_checked_dataset, load_dataset
 from adarl_jax.model import build_model, init_variables, param_counts
 from adarl_jax.train import sharding
@@ -204,6 +205,7 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
         vconfig = config.copy_and_resolve_references()
         vconfig.model.variant = variant
         check_domains(vconfig, dataset, chosen)
+        attach_functionals(vconfig, dataset, progress)  # once, before its folds (when it reads them)
         _print_param_counts(vconfig)
         results += run_folds(
             workdir, variant, chosen,
@@ -216,6 +218,7 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
 def _print_param_counts(vconfig) -> None:
     # shapes only (no compilation): the fold builds the real parameters
     counts = param_counts(jax.eval_shape(lambda: init_variables(
-        build_model(vconfig), input_shape(vconfig), jax.random.key(0, impl="rbg")))["params"])
+        build_model(vconfig), input_shape(vconfig), jax.random.key(0, impl="rbg"),
+        functionals_dim(vconfig)))["params"])
     print(f"[{vconfig.model.variant}] trainable parameters: {counts['total']:,} "
           f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from adarl_jax.model.layers import ChannelwiseDense, ConvPathway, DomainAwareAttention, FeatureHead, gradient_reversal
+from adarl_jax.model.layers import (ChannelwiseDense, ConvPathway, DomainAwareAttention, FeatureHead,
+                                    FunctionalsHead, gradient_reversal)
 from adarl_jax.model.pathways import ClassCenters, DomainPathway, EmotionHead, EmotionPathway, outputs
-from adarl_jax.model.registry import (VariantInfo, check_domain_head, get_variant, register_variant, variant_names,
-                                      variant_of)
+from adarl_jax.model.registry import (VariantInfo, check_domain_head, get_variant, reads_functionals,
+                                      register_variant, variant_names, variant_of)
 from adarl_jax.model.spec import ModelSpec
 from adarl_jax.model import variants  # noqa: E402,F401  (last: registers the built-in variants)
 
 __all__ = ["ChannelwiseDense", "ClassCenters", "ConvPathway", "DomainAwareAttention", "DomainPathway",
-           "EmotionHead", "EmotionPathway", "FeatureHead", "ModelSpec", "VariantInfo", "build_model",
+           "EmotionHead", "EmotionPathway", "FeatureHead", "FunctionalsHead", "ModelSpec", "VariantInfo", "build_model",
            "get_variant", "gradient_reversal", "init_variables", "outputs", "param_counts",
-           "register_variant", "variant_names", "variant_of"]
+           "reads_functionals", "register_variant", "variant_names", "variant_of"]
 
 
 def build_model(config):
@@ -30,10 +31,16 @@ def build_model(config):
     return info.module(ModelSpec.from_config(config, info.settings(config.model)))
 
 
-def init_variables(model, input_shape, rng):
-    """{'params', 'batch_stats'} for inputs of shape (freq, time, channels)."""
+def init_variables(model, input_shape, rng, functionals_dim: int = 0):
+    """{'params', 'batch_stats'} for inputs of shape (freq, time, channels) (and, for a variant
+    that reads them, `functionals_dim` functionals per segment)."""
     dummy = jnp.zeros((1, *input_shape), jnp.float32)
-    init = jax.jit(lambda r: model.init_with_output(r, dummy, train=False))
+    kwargs = {}
+    if reads_functionals(model):
+        if functionals_dim < 1:
+            raise ValueError(f"{type(model).__name__} reads functionals: give functionals_dim")
+        kwargs["functionals"] = jnp.zeros((1, functionals_dim), jnp.float32)
+    init = jax.jit(lambda r: model.init_with_output(r, dummy, train=False, **kwargs))
     outputs, variables = init(rng)
     check_domain_head(type(model), outputs)
     return dict(variables)

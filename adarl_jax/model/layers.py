@@ -154,6 +154,22 @@ class FeatureHead(nn.Module):
         return feature, logits
 
 
+class FunctionalsHead(nn.Module):
+    """Utterance functionals (B, d) -> BatchNorm (the training statistics, kept for inference)
+    -> FC to class logits. Added to a CNN head's logits it is the concatenation of the deep
+    feature and the functionals before one linear classifier (the fusion variants)."""
+
+    num_classes: int
+    bn_momentum: float = 0.9
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, functionals, train: bool):
+        u = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         dtype=self.dtype, name="bn")(functionals.astype(self.dtype))
+        return nn.Dense(self.num_classes, kernel_init=xavier, dtype=self.dtype, name="fc")(u)
+
+
 # Eq. 2's weights held as one (H, C) kernel, initialised as C separate FC(H, 1) layers would
 # be: Xavier over fan-in H and fan-out 1 (the channel axis is a batch of layers, not outputs).
 per_channel_xavier = jax.nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=-2,

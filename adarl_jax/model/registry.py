@@ -16,6 +16,10 @@ overrides may set (`--config.model.<key>=...`) and that the module reads as `spe
 `with_declared_settings` writes the defaults into the config, so config.json records them all.
 `uses_domain` is the one answer to "does this variant train a gender head" (so: does it need
 a domain label for every training utterance and two domain values in every fold).
+`uses_functionals`: the module's `__call__(x, train, functionals=None)` also reads one vector
+of openSMILE functionals per segment (its utterance's, `config.model.functionals` names the
+set: a setting the variant declares); the pipeline extracts, standardises and passes them
+(adarl_jax.data.functionals), and callers learn whether to from `reads_functionals(model)`.
 """
 
 from __future__ import annotations
@@ -36,20 +40,25 @@ class VariantInfo:
     module: type
     uses_domain: bool  # trains a gender head: needs both genders in the training data
     defaults: tuple = ()  # ((setting, default), ...): the variant's own config.model fields
+    uses_functionals: bool = False  # reads `functionals` (B, d): see the module docstring
 
     def settings(self, model_config) -> dict:
         """{setting: value} of this variant's own fields, from `config.model` or the default."""
         return {k: model_config.get(k, v) for k, v in self.defaults}
 
 
-def register_variant(name: str, uses_domain: bool, defaults: dict | None = None):
+def register_variant(name: str, uses_domain: bool, defaults: dict | None = None,
+                     uses_functionals: bool = False):
     defaults = tuple(sorted((defaults or {}).items()))
+    if uses_functionals and "functionals" not in dict(defaults):
+        raise ValueError(f"variant {name!r} reads functionals: declare the set as a setting, "
+                         "defaults={'functionals': 'egemaps'}")
 
     def wrap(cls):
         old = _VARIANTS.get(name)
         if old is not None and (old.module.__module__, old.module.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"variant {name!r} is already registered by {_VARIANTS[name].module}")
-        _VARIANTS[name] = VariantInfo(name, cls, uses_domain, defaults)
+        _VARIANTS[name] = VariantInfo(name, cls, uses_domain, defaults, uses_functionals)
         return cls
 
     return wrap
@@ -133,6 +142,11 @@ def check_domain_head(module: type, outputs: dict) -> None:
         if info.module is module and info.uses_domain and "domain_logits" not in outputs:
             raise ValueError(f"variant {info.name!r} is registered with uses_domain=True "
                              "but its outputs lack 'domain_logits'")
+
+
+def reads_functionals(model) -> bool:
+    """Whether a built model (a registered variant's module) takes `functionals`."""
+    return any(info.module is type(model) and info.uses_functionals for info in _VARIANTS.values())
 
 
 def variant_names() -> list[str]:

@@ -36,6 +36,7 @@ from adarl_jax import metrics
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 from adarl_jax.inference.fold_models import find_fold, restore_variables
 from adarl_jax.data.folds import config_folds
+from adarl_jax.data.functionals import attach_functionals, segment_functionals
 from adarl_jax.data.reading import load_dataset
 from adarl_jax.train import sharding
 from adarl_jax.train.forward import BatchedInference
@@ -56,7 +57,7 @@ class AttentionReplaced:
     def __init__(self, model):
         self.model = model
 
-    def apply(self, variables, x, train: bool = False):
+    def apply(self, variables, x, train: bool = False, **inputs):
         variables = dict(variables)
         replacement = variables.pop(REPLACEMENT)
 
@@ -67,7 +68,7 @@ class AttentionReplaced:
             return out
 
         with nn.intercept_methods(intercept):
-            return self.model.apply(variables, x, train=train)
+            return self.model.apply(variables, x, train=train, **inputs)
 
 
 def _per_utterance(out: dict, seg_utt: np.ndarray, utts) -> dict:
@@ -90,9 +91,11 @@ def analyze_fold(config, variables, dataset, fold, mesh=None, sample: int = 64, 
     """One fold model's attention record and interventions (see the module docstring)."""
     mesh = mesh or sharding.make_mesh()
     model = build_model(config)
+    attach_functionals(config, dataset, progress=False)
     batch = int(config.train.eval_batch_size)
     plain = BatchedInference(model, mesh, batch)
-    replaced = BatchedInference(AttentionReplaced(model), mesh, batch)
+    replaced = BatchedInference(AttentionReplaced(model), mesh, batch,
+                                functionals=plain.reads_functionals)
     rng = np.random.default_rng([seed, fold.index])
     labelled_train = np.array([u for u in fold.train if dataset.emotion[u] >= 0], np.int64)
     train_sample = np.sort(rng.choice(labelled_train, size=min(sample, len(labelled_train)),
@@ -103,7 +106,7 @@ def analyze_fold(config, variables, dataset, fold, mesh=None, sample: int = 64, 
         segs = dataset.subset_segments(utts)
         if not len(segs):
             continue
-        out = plain(variables, dataset.features[segs])
+        out = plain(variables, dataset.features[segs], segment_functionals(dataset, segs))
         if "attention" not in out:
             raise ValueError(f"model.variant={config.model.variant!r} returns no 'attention': "
                              "nothing to analyse (a variant with a domain-aware attention is needed)")
@@ -131,7 +134,8 @@ def analyze_fold(config, variables, dataset, fold, mesh=None, sample: int = 64, 
             if vector is None or not sel.any():
                 continue
             probs[sel] = replaced({**variables, REPLACEMENT: np.asarray(vector, np.float32)},
-                                  dataset.features[segs[sel]])["emotion_probs"]
+                                  dataset.features[segs[sel]],
+                                  segment_functionals(dataset, segs[sel]))["emotion_probs"]
         record["interventions"][name] = _per_utterance(
             {"attention": np.zeros((len(segs), 1)), "emotion_probs": probs}, seg_utt, test)["pred"]
     record["train_mean"] = mean

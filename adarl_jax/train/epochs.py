@@ -21,20 +21,24 @@ from adarl_jax.train.train_step import make_train_epoch
 
 
 def host_batches(features, segments: np.ndarray, emotion: np.ndarray, domain: np.ndarray,
-                 order: np.ndarray):
-    """The epoch's batches on the host: {x, emotion, domain} per row of `order`."""
+                 functionals: np.ndarray | None, order: np.ndarray):
+    """The epoch's batches on the host: {x, emotion, domain} per row of `order` (and the
+    segments' `functionals` (n_train, d), indexed as emotion is, when the model reads them)."""
     for idx in order:
-        yield {"x": np.asarray(features[segments[idx]], np.float32), "emotion": emotion[idx],
-               "domain": domain[idx]}
+        batch = {"x": np.asarray(features[segments[idx]], np.float32), "emotion": emotion[idx],
+                 "domain": domain[idx]}
+        if functionals is not None:
+            batch["functionals"] = functionals[idx]
+        yield batch
 
 
 class StepLoop:
     """One jitted (donated) step a batch, the next batch prefetched to the devices."""
 
-    def __init__(self, train_step, mesh, features, segments, emotion, domain):
+    def __init__(self, train_step, mesh, features, segments, emotion, domain, functionals=None):
         self.step = sharding.jit_train_step(train_step, mesh)
         self.mesh = mesh
-        self.data = (features, segments, emotion, domain)
+        self.data = (features, segments, emotion, domain, functionals)
 
     def __call__(self, state, order: np.ndarray, on_step: Callable[[], None] = lambda: None):
         metrics = []
@@ -50,13 +54,15 @@ class StepLoop:
 class ScanLoop:
     """The epoch as one compiled lax.scan over the training set held on the devices."""
 
-    def __init__(self, train_step, mesh, features, segments, emotion, domain):
+    def __init__(self, train_step, mesh, features, segments, emotion, domain, functionals=None):
         self.epoch = sharding.jit_train_epoch(
             make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)
         self.mesh = mesh
-        self.data = sharding.put_replicated(
-            {"x": np.asarray(features[segments], np.float32), "emotion": emotion,
-             "domain": domain, "weight": np.ones(len(segments), np.float32)}, mesh)
+        data = {"x": np.asarray(features[segments], np.float32), "emotion": emotion,
+                "domain": domain, "weight": np.ones(len(segments), np.float32)}
+        if functionals is not None:
+            data["functionals"] = functionals
+        self.data = sharding.put_replicated(data, mesh)
 
     def __call__(self, state, order: np.ndarray, on_step: Callable[[], None] = lambda: None):
         state, m = self.epoch(state, self.data, sharding.put_replicated(order, self.mesh))

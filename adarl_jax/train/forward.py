@@ -1,7 +1,7 @@
 """Inference over spectrogram segments: the one function from (variables, x) to outputs.
 
-`make_predict_fn(model)` is pure: (variables, x (B, F, T, 3)) -> the model's outputs with the
-softmax probabilities added (`emotion_probs`, and `domain_probs` for a model with a domain
+`make_predict_fn(model)` is pure: (variables, x (B, F, T, 3), functionals (B, d) or None) -> the
+model's outputs with the softmax probabilities added (`emotion_probs`, and `domain_probs` for a model with a domain
 head). An utterance's probabilities are the mean of its segments' (Sec. 3.1); that mean is the
 caller's part. Everything that infers builds on this function:
 
@@ -19,16 +19,19 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from adarl_jax.model import reads_functionals
 from adarl_jax.train import sharding
 
 __all__ = ["BatchedInference", "make_predict_fn", "segment_outputs"]
 
 
 def make_predict_fn(model) -> Callable:
-    """Pure inference: (variables, x) -> outputs dict (softmax probabilities added)."""
+    """Pure inference: (variables, x, functionals=None) -> outputs dict (softmax probabilities
+    added). `functionals` (B, d): each segment's utterance's, for a variant that reads them."""
 
-    def predict(variables, x):
-        out = model.apply(variables, x, train=False)
+    def predict(variables, x, functionals=None):
+        inputs = {} if functionals is None else {"functionals": functionals}
+        out = model.apply(variables, x, train=False, **inputs)
         out = dict(out)
         out.pop("centers", None)
         out["emotion_probs"] = jax.nn.softmax(out["emotion_logits"], axis=-1)
@@ -49,14 +52,14 @@ def segment_outputs(model, n_models: int = 1) -> Callable:
     """
     predict = make_predict_fn(model)
 
-    def one(variables, x):
-        out = predict(variables, x)
+    def one(variables, x, functionals=None):
+        out = predict(variables, x, functionals)
         return out["emotion_probs"], out["deep_feature"]
 
-    def outputs(variables, x):
+    def outputs(variables, x, functionals=None):
         if n_models == 1:
-            return one(variables, x)
-        return jax.vmap(one, in_axes=(0, None))(variables, x)[0].mean(axis=0), None
+            return one(variables, x, functionals)
+        return jax.vmap(one, in_axes=(0, None, None))(variables, x, functionals)[0].mean(axis=0), None
 
     return outputs
 
@@ -64,31 +67,41 @@ def segment_outputs(model, n_models: int = 1) -> Callable:
 class BatchedInference:
     """Jitted inference over segment arrays in fixed-size, padded batches (no recompiles).
 
-    `__call__(variables, features (n, F, T, 3))` -> {output name: (n, ...) numpy array}, the
-    outputs of `make_predict_fn` ({} for n = 0). Every batch has `batch_size` rows (the last
+    `__call__(variables, features (n, F, T, 3), functionals (n, d) or None)` -> {output name:
+    (n, ...) numpy array}, the outputs of `make_predict_fn` ({} for n = 0). Every batch has `batch_size` rows (the last
     one zero-padded, its padding cut from the result), split over the mesh's data axis; up to
     `in_flight` batches are dispatched before the first of them is fetched, so the host copies
     one batch while the devices compute the next.
     """
 
-    def __init__(self, model, mesh, batch_size: int, in_flight: int = 8):
+    def __init__(self, model, mesh, batch_size: int, in_flight: int = 8,
+                 functionals: bool | None = None):
         self.mesh = mesh
         self.in_flight = in_flight
         self.batch_size = batch_size
         self.predict = sharding.jit_predict(make_predict_fn(model), mesh)
+        # whether to pass functionals (default: whether `model`, a registered variant, reads them)
+        self.reads_functionals = reads_functionals(model) if functionals is None else functionals
 
-    def __call__(self, variables, features) -> dict[str, np.ndarray]:
+    def __call__(self, variables, features, functionals=None) -> dict[str, np.ndarray]:
         n = len(features)
+        if self.reads_functionals and functionals is None:
+            raise ValueError("this model reads functionals: pass one row per segment")
         done, pending = [], []  # up to `in_flight` batches dispatched before one is fetched
         for start in range(0, n, self.batch_size):
-            x = np.asarray(features[start:start + self.batch_size], np.float32)
-            pad = self.batch_size - len(x)
-            if pad:
-                x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-            x = jax.device_put(x, sharding.batch_sharded(self.mesh))
-            pending.append(self.predict(variables, x))
+            x, u = (None if a is None else self._padded(a[start:start + self.batch_size])
+                    for a in (features, functionals if self.reads_functionals else None))
+            pending.append(self.predict(variables, x, u))
             if len(pending) >= self.in_flight:
                 done.extend(jax.device_get(pending))
                 pending = []
         done.extend(jax.device_get(pending))
         return {k: np.concatenate([o[k] for o in done])[:n] for k in (done[0] if done else {})}
+
+    def _padded(self, rows):
+        """`rows` as a full batch (zero rows appended) on the devices, split over the mesh."""
+        x = np.asarray(rows, np.float32)
+        pad = self.batch_size - len(x)
+        if pad:
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+        return jax.device_put(x, sharding.batch_sharded(self.mesh))

@@ -63,10 +63,11 @@ def jit_train_epoch(train_epoch, mesh: Mesh, donate: bool = True):
 
 
 def jit_predict(predict_fn, mesh: Mesh):
-    """The batch is split over the data axis; the (small) outputs are gathered onto every
-    device, so that every process, on one host or many, can read all of them."""
+    """predict_fn(variables, x, functionals) jitted: the batch (x, and functionals unless None)
+    is split over the data axis; the (small) outputs are gathered onto every device, so that
+    every process, on one host or many, can read all of them."""
     rep, data = replicated(mesh), batch_sharded(mesh)
-    return jax.jit(predict_fn, in_shardings=(rep, data), out_shardings=rep)
+    return jax.jit(predict_fn, in_shardings=(rep, data, data), out_shardings=rep)
 
 
 def _copy_tree(tree):

@@ -15,6 +15,11 @@ Each mode's predictions go into the fold's result.json under `test_statistics` a
 index per test utterance (in the order of `utterances`; -1 where an utterance gave statistics
 and is not scored), one list per draw. `pooled_ua` pools them over folds: per draw, the UA of
 every fold's scored utterances together, then the mean and spread over draws.
+
+A model that reads openSMILE functionals (adarl_jax.data.functionals) gets its test utterances'
+functionals standardised under the same mode: with the K enrolled utterances' statistics
+(enrol:K), else with the pooled statistics of the fold's training speakers ('train', and
+'utterance': one recording's functionals give no statistics of their own).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 
 from adarl_jax import metrics
 from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw_segments, speaker_statistics
+from adarl_jax.data.functionals import group_zscore, moments
 
 __all__ = ["parse_mode", "test_statistics_modes", "predictions_under_modes", "pooled_ua"]
 
@@ -60,9 +66,9 @@ def _pooled(stats: dict, counts: dict, groups) -> tuple[np.ndarray, np.ndarray]:
 def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> dict:
     """{mode: [[class index or -1 per test utterance] per draw]} for the fold's test speaker.
 
-    `predict_probs(features (n, F, T, C)) -> (n, K)` segment probabilities of the fold's
-    selected model; `dataset` is speaker-standardised (its `norm_stats` hold each speaker's
-    statistics)."""
+    `predict_probs(features (n, F, T, C), functionals (n, d) or None) -> (n, K)` segment
+    probabilities of the fold's selected model; `dataset` is speaker-standardised (its
+    `norm_stats` hold each speaker's statistics)."""
     modes = test_statistics_modes(config)
     if not modes or not len(fold.test):
         return {}
@@ -74,20 +80,22 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
     seg_utt = dataset.segment_utt[segs]
     eps = float(config.frontend.zscore_eps)
     draws = int(config.eval.get("enrol_draws", 5))
+    functionals = _TestFunctionals(dataset, fold, seg_utt)
     out = {}
     for mode in modes:
         name, k = parse_mode(mode)
         if name == "utterance":
             per_utt = speaker_statistics(raw, frames, seg_utt, eps)
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt, seg_utt, test_utts, per_utt,
-                                 None)]
+                                 None, functionals.train_standardised())]
         elif name == "train":
             seg_counts = {}
             for i in dataset.subset_segments(fold.train):
                 seg_counts[speakers[i]] = seg_counts.get(speakers[i], 0) + int(dataset.segment_frames[i])
             stats = {"train": _pooled(dataset.norm_stats, seg_counts, list(seg_counts))}
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt,
-                                 np.array(["train"] * len(segs), object), test_utts, stats, None)]
+                                 np.array(["train"] * len(segs), object), test_utts, stats, None,
+                                 functionals.train_standardised())]
         else:
             rng = np.random.default_rng([seed, fold.index, k])
             seg_speaker = speakers[segs]
@@ -100,7 +108,7 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
                     sel = np.isin(seg_utt, chosen)
                     stats[spk] = speaker_statistics(raw[sel], frames[sel], seg_speaker[sel], eps)[spk]
                 runs.append(_labels(predict_probs, raw, frames, seg_utt, seg_speaker, test_utts,
-                                    stats, enrolled))
+                                    stats, enrolled, functionals.enrolled(seg_speaker, enrolled)))
             out[mode] = runs
     return out
 
@@ -114,14 +122,51 @@ def speaker_utterances(dataset, utts) -> dict:
     return {s: np.array(v) for s, v in by.items() if len(v) >= 2}
 
 
-def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, excluded) -> list[int]:
+class _TestFunctionals:
+    """The test segments' functionals standardised as a mode has them (None: the model reads
+    none)."""
+
+    def __init__(self, dataset, fold, seg_utt):
+        self.raw = dataset.functionals_raw
+        if self.raw is None:
+            return
+        self.seg_raw = self.raw[seg_utt]
+        self.seg_utt = seg_utt
+        self.train = moments(self.raw[np.asarray(fold.train, np.int64)])
+
+    def train_standardised(self):
+        """Every test segment's functionals with the training speakers' pooled statistics."""
+        if self.raw is None:
+            return None
+        return group_zscore(self.seg_raw, np.zeros(len(self.seg_raw), np.int8),
+                            {0: self.train})
+
+    def enrolled(self, seg_speaker, enrolled: set):
+        """Each test speaker's functionals with the statistics of its enrolled utterances."""
+        if self.raw is None:
+            return None
+        stats = {}
+        for spk in dict.fromkeys(seg_speaker.tolist()):
+            utts = sorted(u for u in enrolled if u in set(self.seg_utt[seg_speaker == spk].tolist()))
+            if utts:
+                stats[spk] = moments(self.raw[utts])
+        known = np.array([s in stats for s in seg_speaker.tolist()], bool)
+        out = np.zeros(self.seg_raw.shape, np.float32)
+        if known.any():
+            out[known] = group_zscore(self.seg_raw[known], seg_speaker[known], stats)
+        return out
+
+
+def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, excluded,
+            functionals=None) -> list[int]:
     """The argmax of each test utterance's mean segment probabilities (-1: excluded, or its
     group has no statistics)."""
     known = np.array([g in stats for g in groups.tolist()], bool)
     probs = np.zeros((len(raw), 0))
     if known.any():
-        probs = np.asarray(predict_probs(normalize_segments(raw[known], frames[known],
-                                                            groups[known], stats)))
+        probs = np.asarray(predict_probs(
+            normalize_segments(raw[known], frames[known], groups[known], stats),
+            None if functionals is None else functionals[known]))
     seg_utt = seg_utt[known]
     return [-1 if (excluded and int(u) in excluded) or not (seg_utt == u).any()
             else int(np.argmax(probs[seg_utt == u].mean(0))) for u in test_utts]

@@ -19,6 +19,7 @@ import optax
 from adarl_jax.train import losses
 from adarl_jax.data.augment import mixup
 from adarl_jax.config import input_shape
+from adarl_jax.data.functionals import functionals_dim
 from adarl_jax.model import build_model, init_variables
 from adarl_jax.train.optim import averaged_params, make_optimizer
 
@@ -56,7 +57,7 @@ def create_train_state_from_config(config, key, steps_per_epoch: int, class_weig
     initialised from `key`, the optimiser for `steps_per_epoch` and the state holding them.
     The one set-up shared by training, checkpoint shapes and benchmarks."""
     model = build_model(config)
-    variables = init_variables(model, input_shape(config), key)
+    variables = init_variables(model, input_shape(config), key, functionals_dim(config))
     tx = make_optimizer(config, steps_per_epoch)
     state = create_train_state(variables, tx, len(config.data.classes), class_weights)
     return model, state, tx
@@ -74,6 +75,11 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
 
     def train_step(state: TrainState, batch: dict):
         x = batch["x"]
+        # a variant that reads functionals gets its utterances' (batch['functionals'])
+        inputs = {"functionals": batch["functionals"]} if "functionals" in batch else {}
+        if inputs and mixup_alpha > 0:
+            raise ValueError("augment.mixup_alpha > 0 does not mix functionals: set it to 0 for "
+                             "a variant that reads them")
         key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), state.step)
         if augment is not None:
             x = augment(key, x)
@@ -82,7 +88,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
 
         def loss_fn(params):
             out, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
-                                       x, train=True, mutable=["batch_stats"])
+                                       x, train=True, mutable=["batch_stats"], **inputs)
             if mixup_alpha > 0:
                 mixed = [losses.total_loss(out, labels, loss_weights, state.class_weights,
                                              label_smoothing)

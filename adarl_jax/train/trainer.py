@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from adarl_jax.metrics import score_utterances
 from adarl_jax.data.augment import make_augment
+from adarl_jax.data.functionals import attach_functionals, segment_functionals
 from adarl_jax.train import sharding
 from adarl_jax.train.checkpoint import FoldCheckpointer
 from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
@@ -84,7 +85,8 @@ def class_weights_for(config, emotion: np.ndarray) -> np.ndarray | None:
 def utterance_predictions(dataset, utt_indices, evaluator, variables) -> dict:
     """Mean segment probabilities per utterance (Sec. 3.1), with deep features and gender."""
     segs = dataset.subset_segments(utt_indices)
-    out = evaluator(variables, dataset.features[segs]) if len(segs) else {}
+    out = (evaluator(variables, dataset.features[segs], segment_functionals(dataset, segs))
+           if len(segs) else {})
     seg_utt = dataset.segment_utt[segs]
     rows = []
     for u in utt_indices:
@@ -130,6 +132,7 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNa
     """A run's model, initial (replicated) state, epoch loop (scan or step: the epoch runner
     hides which), evaluator and seeds, for the training utterances `fold.train`."""
     batch_size = int(config.optim.batch_size)
+    attach_functionals(config, dataset, progress=False)  # a variant that reads functionals gets them
     train_segs = dataset.subset_segments(fold.train)
     if len(train_segs) == 0:
         raise ValueError(f"fold {fold.index}: no training segments")
@@ -147,7 +150,8 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNa
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
                                                and jax.default_backend() != "cpu")
     loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, dataset.features, train_segs,
-                                                 train_emotion, train_domain)
+                                                 train_emotion, train_domain,
+                                                 segment_functionals(dataset, train_segs))
     return SimpleNamespace(
         state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
         n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
@@ -220,7 +224,7 @@ def result_record(config, dataset, fold, run, trained, state, selected_epoch: in
 def _under_user_statistics(config, dataset, fold, evaluator, variables) -> dict:
     """{'test_statistics': ...} of adarl_jax.train.test_statistics ({} when no mode applies)."""
     modes = predictions_under_modes(config, dataset, fold,
-                                    lambda x: evaluator(variables, x)["emotion_probs"],
+                                    lambda x, u: evaluator(variables, x, u)["emotion_probs"],
                                     int(config.train.seed))
     return {"test_statistics": modes} if modes else {}
 
