@@ -200,3 +200,41 @@ def test_baselines_fit_both_normalisations(tmp_path):
     assert len(draws) == config.eval.enrol_draws
     assert all(sum(p == -1 for p in d) == 2 for d in draws)
     assert (tmp_path / "W" / "opensmile_egemaps_spk_svm").is_dir()
+
+
+def test_functionals_follow_each_mode_by_predicts_group_rule():
+    """A model that reads functionals gets the test utterances' raw functionals standardised
+    as `predict` would: each recording alone (zeros), the training speakers' pooled statistics
+    ('train'), the enrolled utterances' statistics (zeros for one: no spread)."""
+    ds = _dataset(np.random.default_rng(4))
+    rng = np.random.default_rng(5)
+    ds.functionals_raw = (rng.normal(size=(len(ds.utterances), 5)) * 3 + 2).astype(np.float32)
+    normed = group_normalize(ds, "speaker")
+    config = tiny_config()
+    config.frontend.normalize = "speaker"
+    config.eval.test_statistics = ("utterance", "enrol:1", "train")
+    config.eval.enrol_draws = 2
+    fold = loso_folds(ds.utterances)[0]
+    seen = []
+
+    def probe(x, functionals):
+        seen.append(np.asarray(functionals, np.float64))
+        return _mean_probe(x)
+
+    predictions_under_modes(config, normed, fold, probe, seed=0)
+    utterance, enrol_a, enrol_b, train = seen
+    assert not utterance.any() and not enrol_a.any() and not enrol_b.any()
+    pool = ds.functionals_raw[np.asarray(fold.train)].astype(np.float64)
+    mean, std = pool.mean(0), pool.std(0) + 1e-8
+    test_segs = np.flatnonzero(np.isin(ds.segment_utt, fold.test))
+    want = (ds.functionals_raw[ds.segment_utt[test_segs]] - mean) / std
+    np.testing.assert_allclose(train, want, rtol=1e-5, atol=1e-5)
+
+
+def test_group_zscore_standardises_groups_of_two_or_more_and_zeroes_single_recordings():
+    from adarl_jax.data.functionals import group_zscore
+
+    x = np.array([[1.0, 10.0], [3.0, 30.0], [5.0, 7.0], [2.0, 2.0]], np.float32)
+    got = group_zscore(x, np.array(["a", "a", "b", "c"]))
+    np.testing.assert_allclose(got[:2], [[-1, -1], [1, 1]], atol=1e-6)
+    assert not got[2:].any()

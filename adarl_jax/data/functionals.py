@@ -45,21 +45,26 @@ FEATURE_DIMS = {"egemaps": 88, "compare": 6373}  # features per utterance of eac
 Extractor = Callable[[np.ndarray, int], np.ndarray]
 
 
-def moments(rows: np.ndarray, eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std + eps) over the rows of a (n, d) array (ddof 0, float64)."""
+def moments(rows: np.ndarray, eps: float = 1e-8):
+    """(mean, std + eps) over the rows of a (n, d) array (ddof 0, float64); None for fewer than
+    two rows (one recording gives no spread to standardise others with)."""
     x = np.asarray(rows, np.float64)
+    if len(x) < 2:
+        return None
     return x.mean(0), x.std(0) + eps
 
 
 def group_zscore(features: np.ndarray, groups: np.ndarray, stats: dict | None = None,
                  eps: float = 1e-8) -> np.ndarray:
     """Each row standardised with its group's (mean, std): from `stats` ({group: moments})
-    when given, else the group's own rows (ddof 0). float32 out."""
-    out = np.empty(features.shape, np.float64)
-    for g in dict.fromkeys(groups.tolist()):
-        rows = groups == g
-        mean, std = stats[g] if stats is not None else moments(features[rows], eps)
-        out[rows] = (np.asarray(features[rows], np.float64) - mean) / std
+    when given, else the group's own rows (ddof 0). A group without statistics (one row, or
+    None in `stats`) gets zeros: the functionals then say nothing. float32 out."""
+    out = np.zeros(features.shape, np.float64)
+    for g in dict.fromkeys(np.asarray(groups).tolist()):
+        rows = np.asarray(groups) == g
+        m = stats.get(g) if stats is not None else moments(features[rows], eps)
+        if m is not None:
+            out[rows] = (np.asarray(features[rows], np.float64) - m[0]) / m[1]
     return out.astype(np.float32)
 
 

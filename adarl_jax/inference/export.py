@@ -35,8 +35,8 @@ import jax.numpy as jnp
 
 from adarl_jax.config import input_shape
 from adarl_jax.workdir.files import digest, write_bytes_atomic, write_text_atomic
-from adarl_jax.data.frontend import spectrogram
 from adarl_jax.data.frontend import spectrogram, standardize_as_one_speaker
+from adarl_jax.data.functionals import functionals_dim
 
 __all__ = ["DEFAULT_PLATFORMS", "export_predictor", "load_exported"]
 
@@ -48,27 +48,40 @@ FORMAT = "adarl-jax-export/1"
 
 def _function(predictor, input: str):
     variables = predictor.variables
+    if predictor.functionals_set:  # the model reads each segment's utterance's functionals too
+        if input == "spectrogram":
+            return jax.jit(lambda x, u: predictor.spectrogram_probs(variables, x, u))
+        if input == "waveform":
+            return jax.jit(lambda waves, lengths, u: predictor.spectrogram_probs(
+                variables, _waveform_features(predictor, waves, lengths), u))
     if input == "spectrogram":
         return jax.jit(lambda x: predictor.spectrogram_probs(variables, x))
     if input == "waveform":
-        spec = predictor.spec
-
-        def features(waves, lengths):
-            x = spectrogram(waves, lengths, spec)
-            if predictor.uses_speaker_norm:  # the call's segments are one speaker
-                x = standardize_as_one_speaker(x, lengths, spec.hop)
-            return x
-
         return jax.jit(lambda waves, lengths: predictor.spectrogram_probs(
-            variables, features(waves, lengths)))
+            variables, _waveform_features(predictor, waves, lengths)))
     raise ValueError(f"input={input!r}: expected 'spectrogram' or 'waveform'")
+
+
+def _waveform_features(predictor, waves, lengths):
+    """The model's input of waveform segments (the call's segments standardised as one speaker
+    for a speaker-normalised model)."""
+    x = spectrogram(waves, lengths, predictor.spec)
+    if predictor.uses_speaker_norm:  # the call's segments are one speaker
+        x = standardize_as_one_speaker(x, lengths, predictor.spec.hop)
+    return x
 
 
 def _arg_specs(predictor, input: str, batch):
     if input == "spectrogram":
-        return (jax.ShapeDtypeStruct((batch, *input_shape(predictor.config)), jnp.float32),)
-    return (jax.ShapeDtypeStruct((batch, predictor.segment_length), jnp.float32),
-            jax.ShapeDtypeStruct((batch,), jnp.int32))
+        specs = (jax.ShapeDtypeStruct((batch, *input_shape(predictor.config)), jnp.float32),)
+    elif input == "waveform":
+        specs = (jax.ShapeDtypeStruct((batch, predictor.segment_length), jnp.float32),
+                 jax.ShapeDtypeStruct((batch,), jnp.int32))
+    else:
+        raise ValueError(f"input={input!r}: expected 'spectrogram' or 'waveform'")
+    if predictor.functionals_set:
+        specs += (jax.ShapeDtypeStruct((batch, functionals_dim(predictor.config)), jnp.float32),)
+    return specs
 
 
 def _serialize(fn, specs, platforms) -> bytes:
@@ -118,7 +131,12 @@ def export_predictor(predictor, out, input: str = "spectrogram",
         "artifacts": written,
         "input_shape": ["batch", *shape],
         "inputs": (["x float32 (batch, freq, time, 3)"] if input == "spectrogram" else
-                   ["waves float32 (batch, samples)", "lengths int32 (batch,)"]),
+                   ["waves float32 (batch, samples)", "lengths int32 (batch,)"]) + (
+            [f"functionals float32 (batch, {functionals_dim(c)}): openSMILE "
+             f"{predictor.functionals_set} of each segment's whole recording"
+             + (", standardised with its speaker's statistics (zeros for one recording)"
+                if c.frontend.normalize == "speaker" else ", raw")]
+            if predictor.functionals_set else []),
         "output": "probabilities float32 (batch, classes)",
         "classes": list(c.data.classes),
         "platforms": list(platforms),

@@ -21,6 +21,11 @@ group's statistics (`speakers=`: adarl_jax.inference.speakers; by default each i
 input's output never depends on the rest of the call); `dataset.group_statistics` computes
 them in one pass and the jitted step applies each row's own.
 
+A model that reads openSMILE functionals (`adarl_fusion`) gets each input's, extracted from
+the whole recording and standardised by the same rule: with its speaker group's statistics
+under frontend.normalize='speaker' (zeros when the group is one recording: they then say
+nothing), raw otherwise (the model's BatchNorm holds the training statistics).
+
 Which checkpoint serves a fold: `fold_models`; input lists and output files: `predict_io`;
 the model over spectrogram segments: `inference`; waveform preparation: `audio`; the
 warning lines: `input_checks`.
@@ -38,11 +43,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adarl_jax.config import input_shape
-from adarl_jax.data.dataset import speaker_statistics, speaker_statistics_of_files
-from adarl_jax.data.feature_cache import min_samples_for, valid_frame_count
+from adarl_jax.data.feature_cache import min_samples_for
 from adarl_jax.model import build_model
-from adarl_jax.data.audio import iter_segments, level_warning, prepare_wave, segment
+from adarl_jax.data.audio import AudioError, iter_segments, level_warning, load_audio, prepare_wave, segment
+from adarl_jax.data.functionals import functionals_of, group_zscore, moments, opensmile_extractor
 from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
 from adarl_jax.train.forward import segment_outputs
@@ -125,6 +129,11 @@ class Predictor:
         # frontend.normalize='speaker': (mean, std, seconds) of the speaker being predicted, set
         # by adapt_to_speaker for every input that follows (else each call's speaker groups)
         self.speaker_norm = None
+        # a model that reads functionals: the set, its extractor (made on first use) and,
+        # under adapt_to_speaker, the adapted speaker's functionals statistics
+        self.functionals_set = functionals_of(config)
+        self._extractor = None
+        self.speaker_functionals = None
         self._frontend = None  # the statistics' front end (`_statistics`), made on first use
         # (probabilities, deep features; None for an ensemble): `inference.segment_outputs`
         self._spectrogram_outputs = segment_outputs(self.model, self.n_models)
@@ -171,21 +180,23 @@ class Predictor:
 
     # -- the jitted computation ------------------------------------------------------------
 
-    def spectrogram_probs(self, variables, x):
-        """(B, F, T, 3) spectrograms -> (B, K) class probabilities (what `export` saves)."""
-        return self._spectrogram_outputs(variables, x)[0]
+    def spectrogram_probs(self, variables, x, functionals=None):
+        """(B, F, T, 3) spectrograms (and (B, d) functionals, for a model that reads them) ->
+        (B, K) class probabilities (what `export` saves)."""
+        return self._spectrogram_outputs(variables, x, functionals)[0]
 
-    def _waves_to_probs(self, variables, waves, lengths, norm=None):
-        return self._waves_to_outputs(variables, waves, lengths, norm)[0]
+    def _waves_to_probs(self, variables, waves, lengths, norm=None, functionals=None):
+        return self._waves_to_outputs(variables, waves, lengths, norm, functionals)[0]
 
-    def _waves_to_outputs(self, variables, waves, lengths, norm=None):
-        """norm: None, or (means, stds) of each row's speaker, (B, F, 1, C) each."""
+    def _waves_to_outputs(self, variables, waves, lengths, norm=None, functionals=None):
+        """norm: None, or (means, stds) of each row's speaker, (B, F, 1, C) each; functionals:
+        None, or each row's input's (B, d) for a model that reads them."""
         self.compilations += 1  # Python runs here only while jax traces a new batch shape
         x = spectrogram(waves, lengths, self.spec)
         if norm is not None:  # each row's speaker's standardisation, on valid frames only
             valid = valid_frames(lengths, self.spec.hop, self.spec.n_frames)[:, None, :, None]
             x = jnp.where(valid, (x - norm[0]) / norm[1], 0.0)
-        return self._spectrogram_outputs(variables, x)
+        return self._spectrogram_outputs(variables, x, functionals)
 
     @property
     def uses_speaker_norm(self) -> bool:
@@ -210,7 +221,7 @@ class Predictor:
           p.predict_files(["spk1/d.wav"])   # standardised with a, b and c's statistics
         """
         if paths is None and waveform is None:
-            self.speaker_norm = None
+            self.speaker_norm = self.speaker_functionals = None
             return
         if self.per_recording:
             raise ValueError("this model was trained with frontend.normalize='utterance': each "
@@ -224,6 +235,12 @@ class Predictor:
         if not stats:
             raise ValueError("no readable audio to compute speaker statistics from")
         self.speaker_norm = stats[0]
+        if self.functionals_set:
+            loaders = ([self._file_loader(os.fspath(p)) for p in paths] if paths is not None
+                       else [lambda: prepare_wave(waveform, sample_rate, self.sample_rate,
+                                                  self.min_samples)])
+            rows = [r for r in (self._raw_functionals(load) for load in loaders) if r is not None]
+            self.speaker_functionals = moments(np.stack(rows)) if rows else None
 
     def _file_segments(self, path: str) -> Callable[..., Iterator]:
         d = self.config.data
@@ -243,6 +260,39 @@ class Predictor:
         if self._frontend is None:  # the training cache's front end, compiled once
             self._frontend = default_frontend(self.config)
         return group_statistics(sources, groups, self.config, self._frontend)
+
+    def _file_loader(self, path: str) -> Callable[[], np.ndarray]:
+        return lambda: load_audio(path, self.sample_rate, min_samples=self.min_samples)
+
+    def _raw_functionals(self, load: Callable[[], np.ndarray]) -> np.ndarray | None:
+        """The openSMILE functionals of one input's whole audio; None when it cannot be read."""
+        if self._extractor is None:
+            self._extractor = opensmile_extractor(self.functionals_set)[0]
+        try:
+            return np.asarray(self._extractor(load(), self.sample_rate), np.float32).reshape(-1)
+        except AudioError:
+            return None  # its segments' read error names the problem
+
+    def _functionals_rows(self, keys: list, groups: list, loaders: list) -> list:
+        """Per input, the functionals row the model reads (None: the model reads none, or the
+        input's audio could not be described). Standardised with the input's speaker group
+        (adapt_to_speaker's statistics when set) under frontend.normalize='speaker'."""
+        if not self.functionals_set:
+            return [None] * len(keys)
+        raw = {}
+        for k, load in zip(keys, loaders):
+            if k not in raw:
+                raw[k] = self._raw_functionals(load)
+        if self.spec.normalize != "speaker":
+            return [raw[k] for k in keys]
+        stats = {}
+        for g in dict.fromkeys(groups):
+            members = [raw[k] for k in dict.fromkeys(k for k, h in zip(keys, groups) if h == g)
+                       if raw[k] is not None]
+            stats[g] = (self.speaker_functionals if self.speaker_norm is not None
+                        else moments(np.stack(members)) if members else None)
+        return [None if raw[k] is None else group_zscore(raw[k][None], np.zeros(1), {0: stats[g]})[0]
+                for k, g in zip(keys, groups)]
 
     def _speaker_fields(self, keys: list, groups: list, sources: list) -> list[dict]:
         """Per input: its group's normalisation (`norm`: (mean, std) float32 or None), and the
@@ -272,9 +322,13 @@ class Predictor:
                         "warning": None if self.per_recording else speaker_warning(seconds)})
         return out
 
-    def probs_of_spectrograms(self, x) -> np.ndarray:
-        """Probabilities of ready-made spectrogram segments (any batch size; not bucketed)."""
-        return np.asarray(self._spectrogram_probs(self.variables, jnp.asarray(x, jnp.float32)))
+    def probs_of_spectrograms(self, x, functionals=None) -> np.ndarray:
+        """Probabilities of ready-made spectrogram segments (any batch size; not bucketed);
+        `functionals` (n, d), standardised, for a model that reads them."""
+        if self.functionals_set and functionals is None:
+            raise ValueError(f"this model reads {self.functionals_set} functionals: pass them")
+        u = None if functionals is None else jnp.asarray(functionals, jnp.float32)
+        return np.asarray(self._spectrogram_probs(self.variables, jnp.asarray(x, jnp.float32), u))
 
     # -- streaming segments through the buckets -------------------------------------------
 
@@ -282,13 +336,15 @@ class Predictor:
              on_done: Callable[[int, InputJob], None]) -> dict:
         """Feeds every source's segments through the buckets; calls on_done(i, job) in order.
         A source is (path or None, its segments given a warnings list, its speaker's (mean,
-        std) or None)."""
+        std) or None, its functionals row or None)."""
         top = self.buckets[-1]
         waves = np.zeros((top, self.segment_length), np.float32)
         lengths = np.full((top,), self.segment_length, np.int32)
         shape = (self.spec.output_shape[0], 1, self.spec.output_shape[2])
         means = np.zeros((top, *shape), np.float32) if self.uses_speaker_norm else None
         stds = np.ones((top, *shape), np.float32) if self.uses_speaker_norm else None
+        reads = bool(self.functionals_set)  # the model reads each input's functionals
+        funcs = None
         owners: list[tuple[InputJob, int]] = []
         jobs: list[InputJob] = []
         next_out = 0
@@ -307,8 +363,11 @@ class Predictor:
             waves[n:size] = 0.0
             lengths[n:size] = self.segment_length
             norm = None if means is None else (means[:size], stds[:size])
-            probs, feats = jax.device_get(self._infer_outputs(self.variables, waves[:size],
-                                                              lengths[:size], norm))
+            if funcs is not None:
+                funcs[n:size] = 0.0
+            probs, feats = jax.device_get(self._infer_outputs(
+                self.variables, waves[:size], lengths[:size], norm,
+                None if funcs is None else funcs[:size]))
             for i, (job, k) in enumerate(owners[:n]):
                 job.probs[k] = probs[i]
                 if feats is not None:
@@ -319,14 +378,19 @@ class Predictor:
             if means is not None:
                 means[:len(owners)] = means[n:n + len(owners)]
                 stds[:len(owners)] = stds[n:n + len(owners)]
+            if funcs is not None:
+                funcs[:len(owners)] = funcs[n:n + len(owners)]
             stats["batches"] += 1
             stats["padded"] += size - n
             emit()
 
-        for path, open_segments, norm in sources:
+        for path, open_segments, norm, row in sources:
             job = InputJob(path)
             jobs.append(job)
-            unnormalised = means is not None and norm is None
+            if row is not None and funcs is None:
+                funcs = np.zeros((top, len(row)), np.float32)
+            undescribed = reads and row is None
+            unnormalised = (means is not None and norm is None) or undescribed
             for wave, length, start in read_segments(job, open_segments):
                 if unnormalised:  # read through for the file's own error, predicted never
                     continue
@@ -334,6 +398,8 @@ class Predictor:
                 lengths[len(owners)] = length
                 if means is not None:
                     means[len(owners)], stds[len(owners)] = norm
+                if funcs is not None:
+                    funcs[len(owners)] = row
                 owners.append((job, len(job.starts)))
                 job.starts.append(float(start))
                 job.lengths.append(int(length))
@@ -341,7 +407,8 @@ class Predictor:
                 if len(owners) == top:
                     run_batch(top)
             if unnormalised and job.error is None:
-                job.error = "no speaker statistics: none of its group's audio could be read"
+                job.error = ("openSMILE could not describe its audio" if undescribed else
+                             "no speaker statistics: none of its group's audio could be read")
             if job.error is None and not job.starts:
                 job.error = "no segments"
             if job.duration_s is None and path is not None:
@@ -405,9 +472,7 @@ class Predictor:
     @property
     def embedding_dim(self) -> int:
         """Size of the deep feature (`embed`'s output)."""
-        x = jax.ShapeDtypeStruct((1, *input_shape(self.config)), jnp.float32)
-        out = jax.eval_shape(lambda v, x: self.model.apply(v, x, train=False), self.variables, x)
-        return int(out["deep_feature"].shape[-1])
+        return int(self.config.model.hidden)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -493,6 +558,8 @@ class Predictor:
         if self.per_recording:  # each recording its own statistics, as the model was trained
             groups = [f"wave {i}" for i in range(len(waves))]
         fields = self._speaker_fields(list(range(len(waves))), groups, sources)
+        rows = self._functionals_rows(list(range(len(waves))), groups,
+                                      [lambda w=w: w for w in waves])
         checks = [(short_clip_warning(len(w) / self.sample_rate, self.min_tail_s, self.segment_s),
                    band_warning(rate, self.spec)) for w in waves]
         out: list[dict] = []
@@ -503,7 +570,7 @@ class Predictor:
             job.warnings.append(level_warning(float(np.max(np.abs(w))), float(np.dot(w, w)), w.size))
             out.append(self._record(job, timeline, embeddings, fields[i], checks[i]))
 
-        self._stream([(None, src, f["norm"]) for src, f in zip(sources, fields)], done)
+        self._stream([(None, src, f["norm"], r) for src, f, r in zip(sources, fields, rows)], done)
         return out
 
     def predict_files(self, paths: Iterable, timeline: bool = False, progress: bool = False,
@@ -548,6 +615,7 @@ class Predictor:
         unique = sorted(first.values())  # each distinct input once, in order
         sources = [self._file_segments(p) for p in paths]
         fields = self._speaker_fields(keys, groups, sources)
+        rows = self._functionals_rows(keys, groups, [self._file_loader(p) for p in paths])
         results: list[dict] = [None] * len(paths)
         failed = warned = 0
         t0 = time.perf_counter()
@@ -568,8 +636,8 @@ class Predictor:
                 if failed:
                     bar.set_postfix(failed=failed)
 
-            run_stats = self._stream([(paths[i], sources[i], fields[i]["norm"]) for i in unique],
-                                     done)
+            run_stats = self._stream([(paths[i], sources[i], fields[i]["norm"], rows[i])
+                                      for i in unique], done)
         if stats is not None:
             seconds = time.perf_counter() - t0
             stats.update(run_stats, files=len(paths), failed=failed, warned=warned, seconds=seconds,

@@ -17,9 +17,10 @@ and is not scored), one list per draw. `pooled_ua` pools them over folds: per dr
 every fold's scored utterances together, then the mean and spread over draws.
 
 A model that reads openSMILE functionals (adarl_jax.data.functionals) gets its test utterances'
-functionals standardised under the same mode: with the K enrolled utterances' statistics
-(enrol:K), else with the pooled statistics of the fold's training speakers ('train', and
-'utterance': one recording's functionals give no statistics of their own).
+functionals standardised under the same mode, by the rule `predict` applies to a speaker
+group: with the K enrolled utterances' statistics (enrol:K; zeros for K = 1), each recording
+by itself ('utterance': zeros, the functionals then say nothing) or the pooled statistics of
+the fold's training speakers ('train').
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
         if name == "utterance":
             per_utt = speaker_statistics(raw, frames, seg_utt, eps)
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt, seg_utt, test_utts, per_utt,
-                                 None, functionals.train_standardised())]
+                                 None, functionals.own())]
         elif name == "train":
             seg_counts = {}
             for i in dataset.subset_segments(fold.train):
@@ -134,6 +135,12 @@ class _TestFunctionals:
         self.seg_utt = seg_utt
         self.train = moments(self.raw[np.asarray(fold.train, np.int64)])
 
+    def own(self):
+        """Each test segment's functionals standardised by its utterance alone: zeros."""
+        if self.raw is None:
+            return None
+        return group_zscore(self.seg_raw, self.seg_utt)
+
     def train_standardised(self):
         """Every test segment's functionals with the training speakers' pooled statistics."""
         if self.raw is None:
@@ -148,13 +155,8 @@ class _TestFunctionals:
         stats = {}
         for spk in dict.fromkeys(seg_speaker.tolist()):
             utts = sorted(u for u in enrolled if u in set(self.seg_utt[seg_speaker == spk].tolist()))
-            if utts:
-                stats[spk] = moments(self.raw[utts])
-        known = np.array([s in stats for s in seg_speaker.tolist()], bool)
-        out = np.zeros(self.seg_raw.shape, np.float32)
-        if known.any():
-            out[known] = group_zscore(self.seg_raw[known], seg_speaker[known], stats)
-        return out
+            stats[spk] = moments(self.raw[utts])
+        return group_zscore(self.seg_raw, seg_speaker, stats)
 
 
 def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, excluded,
