@@ -238,3 +238,18 @@ def test_group_zscore_standardises_groups_of_two_or_more_and_zeroes_single_recor
     got = group_zscore(x, np.array(["a", "a", "b", "c"]))
     np.testing.assert_allclose(got[:2], [[-1, -1], [1, 1]], atol=1e-6)
     assert not got[2:].any()
+
+
+def test_pooled_is_the_speakers_own_statistics_when_a_fold_tests_one_speaker():
+    ds = _dataset(np.random.default_rng(6))
+    normed = group_normalize(ds, "speaker")
+    config = tiny_config()
+    config.frontend.normalize = "speaker"
+    config.eval.test_statistics = ("pooled",)
+    fold = loso_folds(ds.utterances)[1]
+    got = predictions_under_modes(config, normed, fold, _mean_probe, seed=0)["pooled"]
+    want = []
+    for u in fold.test:
+        segs = np.flatnonzero(ds.segment_utt == u)
+        want.append(int(np.argmax(_mean_probe(normed.features[segs]).mean(0))))
+    assert got == [want]

@@ -8,6 +8,9 @@ speaker again under each mode of `config.eval.test_statistics`:
   enrol:K     each test speaker's statistics from K of its utterances drawn at random (K <=
               its utterances - 1); those K are not scored; `config.eval.enrol_draws` draws,
               each scored on its own
+  pooled      one set of statistics for the fold's whole test set (every test speaker
+              together: the same as LOSO's own when a fold tests one speaker; a cross-corpus
+              fold tests many, as one `predict --speaker-from call` over a corpus would)
   train       the pooled statistics of the fold's training speakers (no statistics of the
               test speaker at all: the CNN's counterpart of globally standardised functionals)
 
@@ -19,8 +22,8 @@ every fold's scored utterances together, then the mean and spread over draws.
 A model that reads openSMILE functionals (adarl_jax.data.functionals) gets its test utterances'
 functionals standardised under the same mode, by the rule `predict` applies to a speaker
 group: with the K enrolled utterances' statistics (enrol:K; zeros for K = 1), each recording
-by itself ('utterance': zeros, the functionals then say nothing) or the pooled statistics of
-the fold's training speakers ('train').
+by itself ('utterance': zeros, the functionals then say nothing), the whole test set's
+('pooled') or the pooled statistics of the fold's training speakers ('train').
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ __all__ = ["parse_mode", "test_statistics_modes", "predictions_under_modes", "po
 
 
 def parse_mode(mode: str) -> tuple[str, int]:
-    """'utterance' | 'train' | 'enrol:K' -> (name, K) (K = 0 unless enrol)."""
+    """'utterance' | 'pooled' | 'train' | 'enrol:K' -> (name, K) (K = 0 unless enrol)."""
     name, _, k = str(mode).partition(":")
-    if name in ("utterance", "train") and not k:
+    if name in ("utterance", "pooled", "train") and not k:
         return name, 0
     if name == "enrol" and k.isdigit() and int(k) >= 1:
         return name, int(k)
-    raise ValueError(f"eval.test_statistics mode {mode!r}: expected 'utterance', 'train' or "
+    raise ValueError(f"eval.test_statistics mode {mode!r}: expected 'utterance', 'pooled', 'train' or "
                      "'enrol:K' with K >= 1")
 
 
@@ -89,6 +92,11 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
             per_utt = speaker_statistics(raw, frames, seg_utt, eps)
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt, seg_utt, test_utts, per_utt,
                                  None, functionals.own())]
+        elif name == "pooled":
+            whole = np.zeros(len(segs), np.int8)
+            stats = speaker_statistics(raw, frames, whole, eps)
+            out[mode] = [_labels(predict_probs, raw, frames, seg_utt, whole, test_utts, stats,
+                                 None, functionals.pooled())]
         elif name == "train":
             seg_counts = {}
             for i in dataset.subset_segments(fold.train):
@@ -140,6 +148,14 @@ class _TestFunctionals:
         if self.raw is None:
             return None
         return group_zscore(self.seg_raw, self.seg_utt)
+
+    def pooled(self):
+        """Every test segment's functionals with the statistics of all test utterances."""
+        if self.raw is None:
+            return None
+        whole = np.zeros(len(self.seg_raw), np.int8)
+        return group_zscore(self.seg_raw, whole,
+                            {0: moments(self.raw[np.unique(self.seg_utt)])})
 
     def train_standardised(self):
         """Every test segment's functionals with the training speakers' pooled statistics."""
