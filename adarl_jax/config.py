@@ -72,6 +72,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                          "at least one")
     if d.other_emotions not in ("drop", "domain_only"):
         raise ValueError(f"data.other_emotions={d.other_emotions!r}: expected 'drop' or 'domain_only'")
+    if d.get("domain", "column") not in ("column", "corpus", "corpus_column"):
+        raise ValueError(f"data.domain={d.domain!r}: expected 'column', 'corpus' or 'corpus_column'")
     if not 0 <= config.loss.label_smoothing < 1:
         raise ValueError(f"loss.label_smoothing={config.loss.label_smoothing} must be in [0, 1)")
     if config.optim.batch_size < 1 or config.optim.epochs < 0:

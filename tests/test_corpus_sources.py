@@ -64,6 +64,27 @@ def test_extra_corpora_train_in_every_fold_and_are_never_tested(two_corpora):
         assert not any(s.startswith("beta_") for s in f.val_speakers)
 
 
+def test_the_domain_label_may_be_the_corpus_or_the_corpus_and_the_column(two_corpora):
+    from adarl_jax.data.dataset import domain_labels
+
+    a, b = two_corpora
+    by = {}
+    for how in ("column", "corpus", "corpus_column"):
+        config = _config(a, extra=(f"csv:{b}",), domain=how)
+        by[how] = {(u.path, u.speaker): u.domain for u in read_utterances(config)}
+    keys = list(by["column"])
+    assert {by["column"][k] for k in keys} == {"F", "M"}
+    corpus_of = {k: ("beta" if k[1].startswith("beta_") else "csv") for k in keys}
+    assert all(by["corpus"][k] == corpus_of[k] for k in keys)
+    assert all(by["corpus_column"][k] == f"{corpus_of[k]}/{by['column'][k]}" for k in keys)
+    config = _config(a, extra=(f"csv:{b}",), domain="corpus")
+    with pytest.raises(ValueError, match="beta, csv are not in config.data.genders"):
+        domain_labels(config, read_utterances(config))  # the values must be listed
+    config.data.genders = ("csv", "beta")
+    labels = domain_labels(config, read_utterances(config))
+    assert sorted(set(labels.tolist())) == [0, 1]
+
+
 def test_refusals_name_what_is_wrong(two_corpora, tmp_path):
     a, b = two_corpora
     with pytest.raises(CorpusError, match="given twice"):

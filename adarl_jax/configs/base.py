@@ -18,6 +18,11 @@ def get_config() -> ml_collections.ConfigDict:
     # the domain pathway's label: a column of the CSV manifest (corpus=csv only; the built-in
     # corpora's domain is gender), e.g. age_group, language, corpus
     c.data.domain_column = "gender"
+    # what the domain label is: 'column' (data.domain_column's value), 'corpus' (the corpus an
+    # utterance comes from: the main corpus's name or an extra's folder name; multi-corpus
+    # training, `--extra-data`) or 'corpus_column' (both: '<corpus>/<value>'); data.genders
+    # must list the values, e.g. ('emodb', 'ravdess-dev') or ('emodb/F', 'emodb/M', ...)
+    c.data.domain = "column"
     # the domain values (of data.domain_column; the name is historical): domain label = index
     # here, and the domain head has one output per value
     c.data.genders = ("F", "M")

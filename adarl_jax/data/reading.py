@@ -5,6 +5,7 @@ checks a variant with a domain head needs of them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from adarl_jax.workdir.fingerprint import check_fingerprint
 from adarl_jax.model import variant_of
 
 __all__ = ["corpus_dir", "read_utterances", "load_dataset", "load_checked_dataset", "data_change",
-           "check_domains", "reads_same_data"]
+           "check_domains", "reads_same_data", "with_domain", "DOMAINS"]
 
 
 def corpus_dir(config) -> str:
@@ -52,9 +53,28 @@ def read_utterances(config, need_domain: bool | None = None) -> list:
     utterances = select_classes(utterances, config.data.classes,
                                 keep_others=config.data.other_emotions == "domain_only")
     utterances = read_sources(config, utterances, need)  # data.extra, data.test
+    utterances = with_domain(config, utterances)
     if config.data.max_utterances:
         utterances = stratified_subset(utterances, int(config.data.max_utterances))
     return utterances
+
+
+DOMAINS = ("column", "corpus", "corpus_column")  # config.data.domain
+
+
+def with_domain(config, utterances: list) -> list:
+    """The utterances with the domain label data.domain asks for: the domain column's value
+    ('column', as read), the utterance's corpus ('corpus') or both ('corpus_column':
+    '<corpus>/<value>', unknown where the value is)."""
+    how = config.data.get("domain", "column")
+    if how == "column":
+        return utterances
+    if how == "corpus":
+        return [dataclasses.replace(u, domain=u.corpus) for u in utterances]
+    if how == "corpus_column":
+        return [dataclasses.replace(u, domain=None if u.domain is None else f"{u.corpus}/{u.domain}")
+                for u in utterances]
+    raise ValueError(f"data.domain={how!r}: expected one of {', '.join(DOMAINS)}")
 
 
 def load_dataset(config, workdir, progress: bool = True):
