@@ -3,6 +3,7 @@ the winners' test utterances pooled; an end-to-end run on a synthetic corpus agr
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,25 @@ def test_tune_end_to_end_on_a_synthetic_corpus(tmp_path):
         vs = {n: json.loads(next((tmp_path / "w" / n / "backbone").glob(f"fold_{f['fold']:02d}_*"))
                             .joinpath("result.json").read_text())["val_speakers"] for n in ("sgd", "adamw_spk")}
         assert vs["sgd"] == vs["adamw_spk"]
+
+
+def test_tune_keeps_an_external_variant_file_in_the_workdir(tmp_path):
+    import shutil
+
+    from conftest import REPO
+
+    manifest = make_corpus(tmp_path / "corpus", speakers=(("s1", "M"), ("s2", "F"), ("s3", "M"),
+                                                          ("s4", "F"), ("s5", "M"), ("s6", "F")))
+    original = tmp_path / "mine" / "se_attention.py"
+    original.parent.mkdir()
+    shutil.copy(REPO / "examples" / "se_attention.py", original)
+    grid_file = tmp_path / "grid.py"
+    grid_file.write_text("def get_grid():\n    return {'config': 'smoke', 'candidates': {'se': []}}\n")
+    overrides = ["data.corpus=csv", f"data.manifest={manifest}", "data.max_utterances=0",
+                 f"model.variant_file={original}", "model.variant=se_attention", "optim.epochs=1",
+                 "train.progress=False"]
+    run_tune(load_grid(str(grid_file)), tmp_path / "w", overrides, folds="0", progress=False)
+    saved = json.loads((tmp_path / "w" / "se" / "config.json").read_text())["model"]
+    kept = Path(saved["variant_file"])
+    assert kept.is_relative_to((tmp_path / "w").resolve()) and kept.read_bytes() == original.read_bytes()
+    assert len(saved["variant_sha256"]) == 64

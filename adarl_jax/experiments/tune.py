@@ -50,6 +50,7 @@ from adarl_jax.experiments import loso
 from adarl_jax.train import sharding
 from adarl_jax.train.trainer import run_fold
 from adarl_jax.workdir import pinning
+from adarl_jax.workdir.kept_variant import keep_variant_file
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
@@ -194,7 +195,10 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
         for c in configs.values():
             c.model.variant = variant
     order = list(configs)
-    # every candidate's pinned config first: a refusal leaves the workdir as it was
+    for c in configs.values():  # a variant file outside the package: the workdir's copy from here on
+        keep_variant_file(c, workdir)
+    # every candidate's pinned config first: a refusal leaves the workdir as it was (but for
+    # the content-addressed copy of a variant file)
     diffs = {n: pinning.check_workdir_config(configs[n], workdir / n, force_new_config)
              for n in order}
     workdir.mkdir(parents=True, exist_ok=True)
