@@ -87,12 +87,17 @@ class ClassCenters(nn.Module):
         return self.param("centers", xavier, (self.num_classes, self.dim))
 
 
-def outputs(emotion_logits, deep_feature, centers, domain_logits=None, attention=None) -> dict:
-    """The dict every variant returns; the loss and the evaluators read only these keys."""
+def outputs(emotion_logits, deep_feature, centers, domain_logits=None, attention=None,
+            emotion_heads=None) -> dict:
+    """The dict every variant returns; the loss and the evaluators read only these keys.
+    `emotion_heads`: logits the emotion loss trains one by one instead of `emotion_logits`
+    (which is then their combination, what predictions read)."""
     out = {"emotion_logits": emotion_logits.astype(jnp.float32),
            "deep_feature": deep_feature.astype(jnp.float32), "centers": centers}
     if domain_logits is not None:
         out["domain_logits"] = domain_logits.astype(jnp.float32)
     if attention is not None:
         out["attention"] = attention.astype(jnp.float32)
+    if emotion_heads is not None:
+        out["emotion_heads"] = tuple(h.astype(jnp.float32) for h in emotion_heads)
     return out

@@ -34,6 +34,7 @@ def make_predict_fn(model) -> Callable:
         out = model.apply(variables, x, train=False, **inputs)
         out = dict(out)
         out.pop("centers", None)
+        out.pop("emotion_heads", None)  # training's: predictions read emotion_logits
         out["emotion_probs"] = jax.nn.softmax(out["emotion_logits"], axis=-1)
         if "domain_logits" in out:
             out["domain_probs"] = jax.nn.softmax(out["domain_logits"], axis=-1)

@@ -34,6 +34,11 @@ def center_loss(features, centers, labels, mask):
 def total_loss(outputs: dict, batch: dict, weights, class_weights=None, label_smoothing: float = 0.0):
     """Eq. 9: g1 * L^D + g2 * L^E + g3 * L^E_cen. Returns (loss, metrics).
 
+    The emotion term is the cross-entropy of `emotion_logits`, or, for a variant that returns
+    `emotion_heads` (a tuple of logits, e.g. a CNN head and a functionals head whose mixture
+    is `emotion_logits`), the mean of each head's own cross-entropy: the heads learn
+    independently and only their prediction is combined.
+
     weights: (domain, emotion, center). class_weights: optional (num_classes,) factors that
     re-weight the emotion terms per class (class-balanced loss). label_smoothing: applied to
     the emotion cross-entropy only.
@@ -47,7 +52,9 @@ def total_loss(outputs: dict, batch: dict, weights, class_weights=None, label_sm
     dom_mask = w * (domain >= 0)
 
     logits = outputs["emotion_logits"]
-    l_emo = cross_entropy(logits, emotion, emo_mask, label_smoothing)
+    heads = outputs.get("emotion_heads")  # a variant whose heads each learn the labels alone
+    l_emo = (cross_entropy(logits, emotion, emo_mask, label_smoothing) if heads is None else
+             sum(cross_entropy(h, emotion, emo_mask, label_smoothing) for h in heads) / len(heads))
     l_cen = center_loss(outputs["deep_feature"], outputs["centers"], emotion, emo_mask)
     loss = g2 * l_emo + g3 * l_cen
     plain_emo = w * (emotion >= 0)

@@ -1,6 +1,8 @@
 """The fusion lever for `adarl-jax tune`: the `quick` recipe's adarl against the same network
 with openSMILE functionals beside its deep feature (`adarl_fusion`), eGeMAPS (88) or ComParE
-(6,373) functionals, each standardised as the spectrogram is.
+(6,373) functionals, each standardised as the spectrogram is; and `adarl_fusion_late`, where
+the CNN head and the functionals head each learn the labels alone and their probabilities are
+averaged.
 
   adarl-jax tune --grid fusion --data ../shared/data/emodb --workdir runs/tune-fusion-emodb
 
@@ -20,5 +22,8 @@ def get_grid():
             "adarl": [],
             "fusion_egemaps": FUSION + ["model.functionals=egemaps"],
             "fusion_compare": FUSION + ["model.functionals=compare"],
+            # added after the validation UAs of fusion_egemaps on 7 EmoDB folds were seen (no
+            # test figure): each head trained by its own loss, their probabilities averaged
+            "fusion_late": ["model.variant=adarl_fusion_late", "model.functionals=egemaps"],
         },
     }
