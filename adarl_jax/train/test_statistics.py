@@ -185,9 +185,8 @@ def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, exclu
         probs = np.asarray(predict_probs(
             normalize_segments(raw[known], frames[known], groups[known], stats),
             None if functionals is None else functionals[known]))
-    seg_utt = seg_utt[known]
-    return [-1 if (excluded and int(u) in excluded) or not (seg_utt == u).any()
-            else int(np.argmax(probs[seg_utt == u].mean(0))) for u in test_utts]
+    labels = metrics.utterance_labels(probs, seg_utt[known], test_utts)
+    return [-1 if excluded and int(u) in excluded else p for u, p in zip(test_utts, labels)]
 
 
 def pooled_ua(fold_results: list[dict], num_classes: int) -> dict:
