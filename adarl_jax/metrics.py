@@ -54,3 +54,12 @@ def score_utterances(rows: list[dict], num_classes: int) -> dict:
     if dom:
         out["gender_accuracy"] = float(np.mean([int(np.argmax(r["domain_probs"])) == r["gender"] for r in dom]))
     return out
+
+
+def utterance_labels(probs: np.ndarray, seg_utt: np.ndarray, utts) -> list[int]:
+    """Each utterance's label (Sec. 3.1): the argmax of its segments' mean probabilities.
+
+    `probs` (n, K) per segment, `seg_utt` (n,) each segment's utterance; -1 for an utterance of
+    `utts` without segments."""
+    return [int(np.argmax(probs[seg_utt == u].mean(0))) if (seg_utt == u).any() else -1
+            for u in utts]

@@ -95,7 +95,7 @@ def _synthetic_fold():
 def _trainer_record(config, fold, monkeypatch):
     monkeypatch.setattr(trainer, "utterance_predictions", lambda *a: {"utterances": []})
     monkeypatch.setattr(trainer, "score_utterances", lambda rows, k: {"wa": 0.0, "ua": 0.0})
-    trained = SimpleNamespace(best={"epoch": 1, "val_ua": 0.5}, epochs=2, t0=0.0)
+    trained = trainer.Trained(state=None, best={"epoch": 1, "val_ua": 0.5}, epochs=2, t0=0.0)
     state = SimpleNamespace(step=np.int32(7), eval_variables=None)
     return trainer.result_record(config, None, fold, SimpleNamespace(evaluator=None), trained,
                                  state, 1)

@@ -342,13 +342,13 @@ def test_sigterm_during_train_is_one_line_exit_143_and_releases_the_locks(
 
     manifest = make_corpus(tmp_path / "corpus", per_class=1)
     w = tmp_path / "w"
-    real = trainer.run_epochs
+    real = trainer.train_epochs
 
     def terminated_while_training(*args, **kw):  # the signal arrives with the fold under way
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    monkeypatch.setattr(trainer, "run_epochs", terminated_while_training)
+    monkeypatch.setattr(trainer, "train_epochs", terminated_while_training)
     before = signal.getsignal(signal.SIGTERM)
     rc, err, _ = _cli(monkeypatch, capsys, _train_argv(manifest, w, "--folds", "0"))
     assert rc == EXIT_TERMINATED == 143
@@ -356,7 +356,7 @@ def test_sigterm_during_train_is_one_line_exit_143_and_releases_the_locks(
     assert len(lines) == 1 and "stopped by SIGTERM" in lines[0] and "resume" in lines[0], err
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
     assert list((w / ".locks").glob("*.lock")) == [] and not list(w.glob("adarl/fold_*/result.json"))
-    monkeypatch.setattr(trainer, "run_epochs", real)
+    monkeypatch.setattr(trainer, "train_epochs", real)
     rc, _, _ = _cli(monkeypatch, capsys, _train_argv(manifest, w, "--folds", "0"))
     assert rc == 0 and list(w.glob("adarl/fold_00_*/result.json"))  # the rerun finishes it
 

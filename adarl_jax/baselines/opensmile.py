@@ -46,7 +46,7 @@ from adarl_jax.data.functionals import (FEATURE_SETS, Extractor, FeatureTable, c
 from adarl_jax.data.reading import read_utterances
 from adarl_jax.experiments.loso import fold_scores, run_folds
 from adarl_jax.extras import MissingExtraError, require
-from adarl_jax.train.test_statistics import parse_mode
+from adarl_jax.train.test_statistics import enrolment_draws, parse_mode, speaker_utterances
 from adarl_jax.workdir.fold_record import fold_record, refitted_on_val
 
 __all__ = [
@@ -219,27 +219,24 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
 
 def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:
     """{'test_statistics': {'enrol:K': [[class or -1 per test utterance] per draw]}}: the test
-    speaker's functionals z-scored with the statistics of K of its utterances (drawn as
-    adarl_jax.train.test_statistics draws them; those K are not scored)."""
+    speaker's functionals z-scored with the statistics of K of its utterances (drawn by
+    test_statistics.enrolment_draws, as for the CNN; those K are not scored)."""
     section = config.get("eval")
     modes = [m for m in (section.get("test_statistics", ()) if section is not None else ())
              if parse_mode(m)[0] == "enrol"]
     test = np.asarray(fold.test, np.int64)
-    by_speaker = {}
-    for i in test:
-        by_speaker.setdefault(utterances[i].speaker, []).append(int(i))
-    by_speaker = {s: np.array(v) for s, v in by_speaker.items() if len(v) >= 2}
+    by_speaker = speaker_utterances(utterances, test)
     if not modes or not by_speaker:
         return {}
     num_classes, out = len(config.data.classes), {}
     for mode in modes:
         k = parse_mode(mode)[1]
-        rng = np.random.default_rng([int(config.train.seed), fold.index, k])
         runs = []
-        for _ in range(int(section.get("enrol_draws", 5))):
+        for chosen in enrolment_draws(by_speaker, k, int(section.get("enrol_draws", 5)),
+                                      int(config.train.seed), fold.index):
             pred = {}
-            for rows in by_speaker.values():
-                enrolled = set(rng.choice(rows, size=min(k, len(rows) - 1), replace=False).tolist())
+            for spk, rows in by_speaker.items():
+                enrolled = set(chosen[spk].tolist())
                 ref = raw[sorted(enrolled)].astype(np.float64)
                 x = ((raw[rows] - ref.mean(0)) / (ref.std(0) + 1e-8)).astype(np.float32)
                 scored = np.argmax(model.probs(x, num_classes), axis=1)

@@ -98,19 +98,20 @@ def read_sources(config, main: list[Utterance], need_domain: bool) -> list[Utter
     if not extras and test is None:
         return main
     classes = tuple(config.data.classes)
+    sources = extras + ([test] if test is not None else [])
     main_root = os.path.abspath(config.data.dir or os.path.dirname(config.data.manifest or "."))
     seen = {main_root: "the main corpus (--data)"}
-    for src in extras + ([test] if test else []):
+    for src in sources:
         if src.root in seen:
             raise CorpusError(f"corpus {src.describe()} is given twice (also as {seen[src.root]})")
         seen[src.root] = src.describe()
-    tags = Counter(s.tag for s in extras + ([test] if test else []))
+    tags = Counter(s.tag for s in sources)
     if any(n > 1 for n in tags.values()):
         raise CorpusError(f"two corpora share a folder name {sorted(t for t, n in tags.items() if n > 1)}: "
                           "their speakers would share names; rename one folder")
-    out = list(main)
-    for src in extras:
-        out += _read_source(src, classes, config.data.domain_column, need_domain)
+    added = [u for src in extras
+             for u in _read_source(src, classes, config.data.domain_column, need_domain)]
+    out = [*main, *added]
     if test is not None:
         tested = _read_source(test, classes, config.data.domain_column, need_domain)
         common = {u.emotion for u in tested if u.emotion} & {u.emotion for u in out if u.emotion}
@@ -124,8 +125,7 @@ def read_sources(config, main: list[Utterance], need_domain: bool) -> list[Utter
         check_disjoint(out, tested, "the test corpus")
         out += tested
     if extras:
-        check_disjoint(list(main), [u for u in out[len(main):] if u.corpus != (test.tag if test else None)],
-                       "an extra training corpus")
+        check_disjoint(main, added, "an extra training corpus")
     return out
 
 

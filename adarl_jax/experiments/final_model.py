@@ -42,7 +42,7 @@ from adarl_jax.report.model_card import model_card
 from adarl_jax.inference.model_folder import (FORMAT, FORMAT_VERSION, MODEL_FILE, check_target,
                                               staging_dir, write_model_folder)
 from adarl_jax.train.sharding import checked_mesh
-from adarl_jax.train.trainer import close_checkpoints, open_checkpoints, run_epochs, setup_run
+from adarl_jax.train.trainer import open_checkpoints, resume, setup_run, train_epochs
 from adarl_jax.workdir.layout import collect, fold_dir
 from adarl_jax.workdir.locks import FolderLock
 
@@ -179,12 +179,9 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
         _prepare_train_dir(train_dir, json.dumps({"config": json.loads(to_json(config)),
                                                   "epochs": rule["epochs"]}, indent=1))
     run = setup_run(config, dataset, fold, checked_mesh(config, mesh), label="final model")
-    ckpts = open_checkpoints(config, train_dir)
-    try:
-        trained = run_epochs(config, dataset, fold, train_dir, run, ckpts, progress and is_writer,
-                             epochs=rule["epochs"])
-    finally:
-        close_checkpoints(ckpts)
+    with open_checkpoints(config, train_dir) as ckpts:
+        start = resume(config, run, ckpts, epochs=rule["epochs"])
+        trained = train_epochs(config, dataset, fold, run, ckpts, start, progress and is_writer)
     variables = jax.device_get(trained.state.eval_variables)
     record = _record(config, dataset, fold, rule, trained, variables, workdir)
     others = {v: rs for v, rs in collected.items() if v != config.model.variant}

@@ -55,7 +55,8 @@ from adarl_jax.inference.model_folder import ModelFolderError, read_model_folder
 from adarl_jax.inference.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_info,
                                             read_inputs, read_segments, write_embeddings,
                                             write_predictions)
-from adarl_jax.inference.speakers import DEFAULT_SPEAKER_FROM, speaker_groups, speaker_warning
+from adarl_jax.inference.speakers import (DEFAULT_SPEAKER_FROM, SPEAKER_FROM, speaker_groups,
+                                         speaker_warning)
 
 __all__ = ["AUDIO_EXTENSIONS", "CheckpointError", "DEFAULT_BUCKETS", "FoldRef", "ModelFolderError",
            "Predictor", "expand_inputs", "find_fold", "plan_batches", "read_inputs",
@@ -294,6 +295,24 @@ class Predictor:
         return [None if raw[k] is None else group_zscore(raw[k][None], np.zeros(1), {0: stats[g]})[0]
                 for k, g in zip(keys, groups)]
 
+    def _speaker_groups(self, names: list[str], speakers, rules: tuple[str, ...],
+                        noun: str) -> list[str]:
+        """Each input's speaker group. `names` name the inputs (paths, or 'wave i'; a `noun` in
+        errors); `speakers`: None (DEFAULT_SPEAKER_FROM: each input its own group), a rule of
+        `rules` (adarl_jax.inference.speakers) or one label per input. A model standardised per
+        recording (frontend.normalize='utterance') has each input its own group, as it was
+        trained, whatever valid `speakers` it is given."""
+        if isinstance(speakers, str) and speakers not in rules:
+            raise ValueError(f"speakers={speakers!r}: expected None, "
+                             f"{', '.join(map(repr, rules))} or one label per {noun}")
+        if speakers is None or isinstance(speakers, str):
+            groups = speaker_groups(names, speakers or DEFAULT_SPEAKER_FROM)
+        else:
+            groups = [str(g) for g in speakers]
+            if len(groups) != len(names):
+                raise ValueError(f"speakers: {len(groups)} labels for {len(names)} {noun}s")
+        return speaker_groups(names, "file") if self.per_recording else groups
+
     def _speaker_fields(self, keys: list, groups: list, sources: list) -> list[dict]:
         """Per input: its group's normalisation (`norm`: (mean, std) float32 or None), and the
         rows' `speaker`, `speaker_s` and warning. `keys` name distinct inputs (a repeated input
@@ -511,17 +530,8 @@ class Predictor:
         ValueError naming the recording (waveforms[i]) for input it cannot read.
         """
         waves = [np.asarray(w) for w in waveforms]
-        if isinstance(speakers, str):
-            if speakers != "call":
-                raise ValueError(f"speakers={speakers!r}: expected None, 'call' or one label per "
-                                 "recording")
-            groups = ["call"] * len(waves)
-        elif speakers is None:
-            groups = [f"wave {i}" for i in range(len(waves))]
-        else:
-            groups = [str(g) for g in speakers]
-            if len(groups) != len(waves):
-                raise ValueError(f"speakers: {len(groups)} labels for {len(waves)} recordings")
+        groups = self._speaker_groups([f"wave {i}" for i in range(len(waves))], speakers,
+                                      rules=("call",), noun="recording")
         prepared = []
         for i, w in enumerate(waves):
             try:
@@ -555,8 +565,6 @@ class Predictor:
                        embeddings: bool) -> list[dict]:
         """Records of prepared waveforms (at the model's rate; `rate` was the caller's)."""
         sources = [self._wave_segments(w) for w in waves]
-        if self.per_recording:  # each recording its own statistics, as the model was trained
-            groups = [f"wave {i}" for i in range(len(waves))]
         fields = self._speaker_fields(list(range(len(waves))), groups, sources)
         rows = self._functionals_rows(list(range(len(waves))), groups,
                                       [lambda w=w: w for w in waves])
@@ -597,14 +605,7 @@ class Predictor:
         if embeddings:
             self._check_embeddable()
         paths = [os.fspath(p) for p in paths]
-        if self.per_recording:  # each file its own statistics, as the model was trained
-            groups = speaker_groups(paths, "file")
-        elif speakers is None or isinstance(speakers, str):
-            groups = speaker_groups(paths, speakers or DEFAULT_SPEAKER_FROM)
-        else:
-            groups = [str(g) for g in speakers]
-            if len(groups) != len(paths):
-                raise ValueError(f"speakers: {len(groups)} labels for {len(paths)} paths")
+        groups = self._speaker_groups(paths, speakers, rules=SPEAKER_FROM, noun="path")
         keys = [os.path.abspath(p) for p in paths]
         times = {k: keys.count(k) for k in set(keys)}
         first = {k: i for i, k in reversed(list(enumerate(keys)))}

@@ -73,9 +73,9 @@ class AttentionReplaced:
 
 def _per_utterance(out: dict, seg_utt: np.ndarray, utts) -> dict:
     """Per utterance of `utts` with segments: mean attention (H), its variance over segments
-    (H), the mean emotion probabilities' argmax."""
-    att, probs = out["attention"], out["emotion_probs"]
-    rows = {"utterance": [], "attention": [], "within_var": [], "pred": []}
+    (H), its label (metrics.utterance_labels)."""
+    att = out["attention"]
+    rows = {"utterance": [], "attention": [], "within_var": []}
     for u in utts:
         sel = seg_utt == u
         if not sel.any():
@@ -83,7 +83,7 @@ def _per_utterance(out: dict, seg_utt: np.ndarray, utts) -> dict:
         rows["utterance"].append(int(u))
         rows["attention"].append(att[sel].mean(0))
         rows["within_var"].append(att[sel].var(0))
-        rows["pred"].append(int(np.argmax(probs[sel].mean(0))))
+    rows["pred"] = metrics.utterance_labels(out["emotion_probs"], seg_utt, rows["utterance"])
     return rows
 
 
@@ -136,8 +136,8 @@ def analyze_fold(config, variables, dataset, fold, mesh=None, sample: int = 64, 
             probs[sel] = replaced({**variables, REPLACEMENT: np.asarray(vector, np.float32)},
                                   dataset.features[segs[sel]],
                                   segment_functionals(dataset, segs[sel]))["emotion_probs"]
-        record["interventions"][name] = _per_utterance(
-            {"attention": np.zeros((len(segs), 1)), "emotion_probs": probs}, seg_utt, test)["pred"]
+        record["interventions"][name] = metrics.utterance_labels(probs, seg_utt,
+                                                                 test[np.isin(test, seg_utt)])
     record["train_mean"] = mean
     return record
 

@@ -34,7 +34,8 @@ from adarl_jax import metrics
 from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw_segments, speaker_statistics
 from adarl_jax.data.functionals import group_zscore, moments
 
-__all__ = ["parse_mode", "test_statistics_modes", "predictions_under_modes", "pooled_ua"]
+__all__ = ["enrolment_draws", "parse_mode", "pooled_ua", "predictions_under_modes",
+           "speaker_utterances", "test_statistics_modes"]
 
 
 def parse_mode(mode: str) -> tuple[str, int]:
@@ -106,15 +107,14 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
                                  np.array(["train"] * len(segs), object), test_utts, stats, None,
                                  functionals.train_standardised())]
         else:
-            rng = np.random.default_rng([seed, fold.index, k])
             seg_speaker = speakers[segs]
             runs = []
-            for _ in range(draws):
+            for chosen in enrolment_draws(speaker_utterances(dataset.utterances, test_utts), k,
+                                          draws, seed, fold.index):
                 enrolled, stats = set(), {}
-                for spk, utts in speaker_utterances(dataset, test_utts).items():
-                    chosen = rng.choice(utts, size=min(k, len(utts) - 1), replace=False)
-                    enrolled.update(chosen.tolist())
-                    sel = np.isin(seg_utt, chosen)
+                for spk, utts in chosen.items():
+                    enrolled.update(utts.tolist())
+                    sel = np.isin(seg_utt, utts)
                     stats[spk] = speaker_statistics(raw[sel], frames[sel], seg_speaker[sel], eps)[spk]
                 runs.append(_labels(predict_probs, raw, frames, seg_utt, seg_speaker, test_utts,
                                     stats, enrolled, functionals.enrolled(seg_speaker, enrolled)))
@@ -122,13 +122,25 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
     return out
 
 
-def speaker_utterances(dataset, utts) -> dict:
-    """{speaker: its utterances among `utts` (an array)}, in order of first appearance. A
-    speaker with one utterance gives no enrolment statistics and is left out of enrol:K."""
+def speaker_utterances(utterances, utts) -> dict:
+    """{speaker: its utterances among `utts` (indices into `utterances`), as an array}, in order
+    of first appearance. A speaker with one utterance gives no enrolment statistics and is left
+    out of enrol:K."""
     by = {}
     for u in utts:
-        by.setdefault(dataset.utterances[u].speaker, []).append(int(u))
+        by.setdefault(utterances[u].speaker, []).append(int(u))
     return {s: np.array(v) for s, v in by.items() if len(v) >= 2}
+
+
+def enrolment_draws(by_speaker: dict, k: int, draws: int, seed: int, fold_index: int):
+    """enrol:K's `draws` draws, each {speaker: its enrolled utterances}: per speaker of
+    `by_speaker` (speaker_utterances'), min(K, its utterances - 1) of them without replacement,
+    from one generator seeded with (seed, fold_index, K), so the CNN and the baselines enrol
+    the same utterances."""
+    rng = np.random.default_rng([seed, fold_index, k])
+    for _ in range(draws):
+        yield {spk: rng.choice(utts, size=min(k, len(utts) - 1), replace=False)
+               for spk, utts in by_speaker.items()}
 
 
 class _TestFunctionals:
@@ -185,9 +197,8 @@ def _labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats, exclu
         probs = np.asarray(predict_probs(
             normalize_segments(raw[known], frames[known], groups[known], stats),
             None if functionals is None else functionals[known]))
-    seg_utt = seg_utt[known]
-    return [-1 if (excluded and int(u) in excluded) or not (seg_utt == u).any()
-            else int(np.argmax(probs[seg_utt == u].mean(0))) for u in test_utts]
+    labels = metrics.utterance_labels(probs, seg_utt[known], test_utts)
+    return [-1 if excluded and int(u) in excluded else p for u, p in zip(test_utts, labels)]
 
 
 def pooled_ua(fold_results: list[dict], num_classes: int) -> dict:

@@ -1,18 +1,23 @@
 """Training one LOSO fold: batches, the epoch loop, checkpoints, selection and the test.
 
 `run_fold` trains and tests a fold and returns its record (`loso.run_folds` decides which
-folds run and writes their result.json). An interrupted fold restarts from its last epoch
-checkpoint, and because every epoch's shuffle is derived from (seed, fold, epoch) the resumed
-run ends with the same parameters as an uninterrupted one.
+folds run and writes their result.json) in named steps, read top to bottom:
+`setup_run` (a FoldRun: initial state, epoch loop, evaluator, seeds), `open_checkpoints`
+(Checkpoints: the run's folder, its last and best checkpoints), `resume` (Resume: the state,
+the epochs still to train, the best so far), `train_epochs` (the epoch loop: Trained),
+`select_model` and `result_record`. The final model (experiments.final_model) runs the same
+steps up to `train_epochs`. An interrupted fold restarts from its last epoch checkpoint, and
+because every epoch's shuffle is derived from (seed, fold, epoch) the resumed run ends with
+the same parameters as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -29,7 +34,8 @@ from adarl_jax.workdir.fold_record import fold_record
 from adarl_jax.train.optim import learning_rate_schedule, num_epochs
 from adarl_jax.train.tb import open_scalar_log
 from adarl_jax.train.forward import BatchedInference
-from adarl_jax.train.train_step import create_train_state_from_config, make_train_step
+from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
+                                        TrainState)
 from adarl_jax.data.folds import missing_classes
 from adarl_jax.train.test_statistics import predictions_under_modes
 
@@ -117,20 +123,73 @@ def _trim_jsonl(path: Path, keep_before_epoch: int) -> None:
     write_text_atomic(path, "".join(l + "\n" for l in kept))
 
 
-def run_seeds(config, index: int) -> SimpleNamespace:
+@dataclasses.dataclass(frozen=True)
+class Seeds:
+    """Every random stream of one training run (see `run_seeds`)."""
+    init: jax.Array  # the parameters' PRNG key
+    augment: int  # the train step's augmentation and mixup seed
+    order: tuple[int, int]  # each epoch's shuffle seed but the epoch (see epoch_order)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldRun:
+    """One training run as set up, before its first epoch: what the epoch loop reads."""
+    state: TrainState  # the initial state, replicated over the mesh
+    loop: StepLoop | ScanLoop  # one epoch (the epoch runner hides which)
+    evaluator: BatchedInference
+    steps_per_epoch: int
+    n_train: int  # training segments
+    groups: np.ndarray | None  # sampling group per training segment (config.train.balance)
+    seeds: Seeds
+    label: str  # names the run in logs and errors: 'fold 3 (s08)', 'final model'
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoints:
+    """A run's folder (metrics.jsonl, scalars), its epoch checkpoints and, under
+    train.selection='val', its best-so-far one. A context manager: leaving it closes both,
+    waiting for a save under way (also when stopped: the last save finishes, sealed)."""
+    folder: Path
+    last: FoldCheckpointer
+    best: FoldCheckpointer | None
+
+    def __enter__(self) -> Checkpoints:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.last.close()
+        if self.best is not None:
+            self.best.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """Where training starts: the state, the epochs still to train, the best validation so far."""
+    state: TrainState
+    epochs: range
+    best: dict  # {'epoch', 'val_ua'}; epoch -1: none yet
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The run's end: its last state, best validation epoch, epochs in all, start time."""
+    state: TrainState
+    best: dict
+    epochs: int
+    t0: float
+
+
+def run_seeds(config, index: int) -> Seeds:
     """The one seeding rule: every random stream of a training run from (train.seed, index),
-    where index is the LOSO fold's (the final model takes the index after the last fold's).
-
-    init: the parameters' PRNG key; augment: the train step's augmentation and mixup seed;
-    order: the prefix of each epoch's shuffle seed (`epoch_order` appends the epoch)."""
+    where index is the LOSO fold's (the final model takes the index after the last fold's)."""
     seed, index = int(config.train.seed), int(index)
-    return SimpleNamespace(init=jax.random.fold_in(jax.random.key(seed, impl="rbg"), index),
-                           augment=seed * 1000 + index, order=(seed, index))
+    return Seeds(init=jax.random.fold_in(jax.random.key(seed, impl="rbg"), index),
+                 augment=seed * 1000 + index, order=(seed, index))
 
 
-def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNamespace:
-    """A run's model, initial (replicated) state, epoch loop (scan or step: the epoch runner
-    hides which), evaluator and seeds, for the training utterances `fold.train`."""
+def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
+    """A run's initial (replicated) state, epoch loop (scan or step), evaluator and seeds,
+    for the training utterances `fold.train`."""
     batch_size = int(config.optim.batch_size)
     attach_functionals(config, dataset, progress=False)  # a variant that reads functionals gets them
     train_segs = dataset.subset_segments(fold.train)
@@ -152,11 +211,86 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> SimpleNa
     loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, dataset.features, train_segs,
                                                  train_emotion, train_domain,
                                                  segment_functionals(dataset, train_segs))
-    return SimpleNamespace(
+    return FoldRun(
         state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
         n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
         evaluator=BatchedInference(model, mesh, int(config.train.eval_batch_size)), seeds=seeds,
         label=label or f"fold {fold.index} ({fold.test_speaker})")
+
+
+def open_checkpoints(config, run_dir) -> Checkpoints:
+    """The checkpoints of the run in `run_dir` (use as `with open_checkpoints(...) as ckpts`)."""
+    run_dir = Path(run_dir)
+    return Checkpoints(
+        folder=run_dir,
+        last=FoldCheckpointer(run_dir / "checkpoints", config.train.keep_checkpoints),
+        best=FoldCheckpointer(run_dir / "best", 1) if config.train.selection == "val" else None)
+
+
+def resume(config, run: FoldRun, ckpts: Checkpoints, epochs: int | None = None) -> Resume:
+    """Training from the start, or after the last checkpoint (the metrics logged after it are
+    dropped: the resumed epochs log them again), for `epochs` epochs in all (default: the
+    config's)."""
+    state, start, best = run.state, 0, {"epoch": -1, "val_ua": -1.0}
+    if ckpts.last.latest_step() is not None:
+        state, meta = ckpts.last.restore(state)
+        start, best = int(meta["epoch"]) + 1, meta.get("best", best)
+        log.info("%s: resuming after epoch %d", run.label, start - 1)
+    if jax.process_index() == 0:
+        _trim_jsonl(ckpts.folder / "metrics.jsonl", start)
+    epochs = num_epochs(config, run.steps_per_epoch) if epochs is None else int(epochs)
+    return Resume(state=state, epochs=range(start, epochs), best=best)
+
+
+def train_epochs(config, dataset, fold, run: FoldRun, ckpts: Checkpoints, start: Resume,
+                 progress: bool) -> Trained:
+    """The epoch loop: train, fetch the epoch's metrics once, validate, log, checkpoint; returns
+    with every checkpoint written."""
+    # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
+    # a resumed run restarts from the last one, so this bounds the work a kill can lose
+    t0 = time.time()
+    every, saved_step, pending_best = int(config.train.checkpoint_every_steps), None, None
+    state, best, epochs = start.state, start.best, start.epochs
+    last = epochs.stop - 1
+    copy = sharding.jit_copy(run.loop.mesh)
+    bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
+               desc=f"{config.model.variant} {run.label}")
+    scalars = (open_scalar_log(config, ckpts.folder, epochs.start) if jax.process_index() == 0
+               else None)
+    for epoch in epochs:
+        order = epoch_order(run.n_train, int(config.optim.batch_size), *run.seeds.order, epoch,
+                            run.groups)
+        state, metrics = run.loop(state, order, lambda: bar.update(1))
+        means, step, finite = finish_epoch(metrics, state)
+        check_diverged(means, finite, f"{run.label}, epoch {epoch}", step, config.optim.lr)
+        saved_step = step - len(order) if saved_step is None else saved_step
+        bar.set_postfix(epoch=epoch, loss=f"{means['loss']:.3f}", lr=f"{means.get('lr', 0):.4g}")
+        record = {"epoch": epoch, "step": step, "time_s": round(time.time() - t0, 2)}
+        record.update({f"train_{k}": v for k, v in means.items()})
+        if ckpts.best is not None:
+            ua = _validate(config, dataset, fold, run.evaluator, state, record)
+            if ua > best["val_ua"]:
+                best = {"epoch": epoch, "val_ua": ua}
+                # a copy: the next step donates (invalidates) this state's buffers
+                pending_best = (epoch, copy(state), ua)
+        if jax.process_index() == 0:
+            with open(ckpts.folder / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if scalars is not None:
+                scalars.write(record)
+        if every <= 0 or epoch == last or step - saved_step >= every:
+            if pending_best is not None:  # the best so far goes to disk with the checkpoint
+                e, s, ua = pending_best
+                ckpts.best.save(e, s, {"epoch": e, "val_ua": ua})
+                ckpts.best.wait()
+                pending_best = None
+            ckpts.last.save(epoch, state, {"epoch": epoch, "best": best})
+            saved_step = step
+    bar.close()
+    if scalars is not None:
+        scalars.close()
+    ckpts.last.wait()
+    return Trained(state=state, best=best, epochs=epochs.stop, t0=t0)
 
 
 def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
@@ -166,35 +300,7 @@ def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
     return val["ua"]
 
 
-def open_checkpoints(config, run_dir) -> SimpleNamespace:
-    """The run's epoch checkpoints and, under train.selection='val', its best-so-far one."""
-    run_dir = Path(run_dir)
-    return SimpleNamespace(
-        last=FoldCheckpointer(run_dir / "checkpoints", config.train.keep_checkpoints),
-        best=FoldCheckpointer(run_dir / "best", 1) if config.train.selection == "val" else None)
-
-
-def run_epochs(config, dataset, fold, run_dir, run, ckpts, progress: bool,
-               epochs: int | None = None) -> SimpleNamespace:
-    """Trains `epochs` epochs (default: the config's), resuming after the last checkpoint in
-    `run_dir`; returns (state, best, epochs, t0) with every checkpoint written."""
-    run_dir = Path(run_dir)
-    state, start_epoch, best = run.state, 0, {"epoch": -1, "val_ua": -1.0}
-    if ckpts.last.latest_step() is not None:
-        state, meta = ckpts.last.restore(state)
-        start_epoch, best = int(meta["epoch"]) + 1, meta.get("best", best)
-        log.info("%s: resuming after epoch %d", run.label, start_epoch - 1)
-    if jax.process_index() == 0:
-        _trim_jsonl(run_dir / "metrics.jsonl", start_epoch)
-    epochs = num_epochs(config, run.steps_per_epoch) if epochs is None else int(epochs)
-    t0 = time.time()
-    state, best = _epochs(config, dataset, fold, run_dir, run, state, ckpts.last, ckpts.best, best,
-                          range(start_epoch, epochs), progress, t0)
-    ckpts.last.wait()
-    return SimpleNamespace(state=state, best=best, epochs=epochs, t0=t0)
-
-
-def select_model(trained, ckpts) -> tuple:
+def select_model(trained: Trained, ckpts: Checkpoints) -> tuple:
     """(state, epoch) of the selected model: the best validation epoch under
     train.selection='val' (restored from its checkpoint), else the last epoch's."""
     if ckpts.best is not None and trained.best["epoch"] >= 0:
@@ -203,7 +309,8 @@ def select_model(trained, ckpts) -> tuple:
     return trained.state, trained.epochs - 1
 
 
-def result_record(config, dataset, fold, run, trained, state, selected_epoch: int) -> dict:
+def result_record(config, dataset, fold, run: FoldRun, trained: Trained, state,
+                  selected_epoch: int) -> dict:
     """The fold's result.json: the selected model on the test speaker (scored) and on its
     validation speakers (never scored: the per-model figures of adarl_jax.report.fold_spaces embed
     them beside the test speaker)."""
@@ -232,72 +339,14 @@ def _under_user_statistics(config, dataset, fold, evaluator, variables) -> dict:
 def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
     """Trains (resuming from the fold's checkpoints) and tests one fold; returns its result
     record without writing it: whoever decides that the fold is to run writes it."""
-    fold_dir = Path(fold_dir)
     run = setup_run(config, dataset, fold, sharding.checked_mesh(config, mesh))
-    ckpts = open_checkpoints(config, fold_dir)
-    try:
-        trained = run_epochs(config, dataset, fold, fold_dir, run, ckpts,
-                             progress and jax.process_index() == 0)
+    with open_checkpoints(config, fold_dir) as ckpts:
+        start = resume(config, run, ckpts)
+        trained = train_epochs(config, dataset, fold, run, ckpts, start,
+                               progress and jax.process_index() == 0)
         state, selected_epoch = select_model(trained, ckpts)
         result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
-    finally:  # also when stopped (SIGTERM, divergence): the last save finishes, sealed
-        close_checkpoints(ckpts)
     missing = missing_classes(fold, dataset.utterances, config.data.classes)
     if missing:  # trained under train.allow_missing_class: the report marks the fold
         result["missing_classes"] = missing
     return result
-
-
-def close_checkpoints(ckpts) -> None:
-    """Closes what `open_checkpoints` opened (waiting for a save under way)."""
-    ckpts.last.close()
-    if ckpts.best is not None:
-        ckpts.best.close()
-
-
-def _epochs(config, dataset, fold, fold_dir, run, state, ckpt, best_ckpt, best, epochs,
-            progress: bool, t0: float):
-    """The epoch loop: train, fetch the epoch's metrics once, validate, log, checkpoint."""
-    # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
-    # a resumed run restarts from the last one, so this bounds the work a kill can lose
-    every, saved_step, pending_best = int(config.train.checkpoint_every_steps), None, None
-    last = epochs.stop - 1
-    copy = sharding.jit_copy(run.loop.mesh)
-    where = run.label
-    bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
-               desc=f"{config.model.variant} {where}")
-    scalars = open_scalar_log(config, fold_dir, epochs.start) if jax.process_index() == 0 else None
-    for epoch in epochs:
-        order = epoch_order(run.n_train, int(config.optim.batch_size), *run.seeds.order, epoch,
-                            run.groups)
-        state, metrics = run.loop(state, order, lambda: bar.update(1))
-        means, step, finite = finish_epoch(metrics, state)
-        check_diverged(means, finite, f"{where}, epoch {epoch}", step, config.optim.lr)
-        saved_step = step - len(order) if saved_step is None else saved_step
-        bar.set_postfix(epoch=epoch, loss=f"{means['loss']:.3f}", lr=f"{means.get('lr', 0):.4g}")
-        record = {"epoch": epoch, "step": step, "time_s": round(time.time() - t0, 2)}
-        record.update({f"train_{k}": v for k, v in means.items()})
-        if best_ckpt is not None:
-            ua = _validate(config, dataset, fold, run.evaluator, state, record)
-            if ua > best["val_ua"]:
-                best = {"epoch": epoch, "val_ua": ua}
-                # a copy: the next step donates (invalidates) this state's buffers
-                pending_best = (epoch, copy(state), ua)
-        if jax.process_index() == 0:
-            with open(fold_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if scalars is not None:
-                scalars.write(record)
-        if every <= 0 or epoch == last or step - saved_step >= every:
-            if pending_best is not None:  # the best so far goes to disk with the checkpoint
-                e, s, ua = pending_best
-                best_ckpt.save(e, s, {"epoch": e, "val_ua": ua})
-                best_ckpt.wait()
-                pending_best = None
-            ckpt.save(epoch, state, {"epoch": epoch, "best": best})
-            saved_step = step
-    bar.close()
-    if scalars is not None:
-        scalars.close()
-    return state, best
-
