@@ -75,3 +75,20 @@ def test_class_weights_reweight_emotion_terms():
     ce = _numpy_ce(np.asarray(out["emotion_logits"]), emotion)
     w = np.array([0.5] * 4 + [2.0] * 2)
     assert float(m["loss_emotion"]) == pytest.approx((ce * w).sum() / w.sum(), rel=1e-5)
+
+
+def test_emotion_heads_are_each_trained_by_their_own_cross_entropy():
+    """A variant returning `emotion_heads` (adarl_fusion_late): the emotion term is the mean of
+    the heads' cross-entropies; `emotion_logits` (their combination) is not trained."""
+    rng = np.random.default_rng(3)
+    out = _batch(rng)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)) * 3
+    emotion = np.array([0, 1, 2, 3, 1, -1])
+    batch = {"emotion": emotion, "domain": np.zeros(6, int), "weight": np.ones(6)}
+    got = {k: jnp.asarray(v) for k, v in out.items()}
+    got["emotion_heads"] = (jnp.asarray(a), jnp.asarray(b))
+    _, m = losses.total_loss(got, batch, (1.0, 1.0, 0.5))
+    labelled = emotion >= 0
+    want = (_numpy_ce(a[labelled], emotion[labelled]).mean()
+            + _numpy_ce(b[labelled], emotion[labelled]).mean()) / 2
+    assert float(m["loss_emotion"]) == pytest.approx(want, rel=1e-5)
