@@ -4,6 +4,7 @@ in the fold's test and by `predict` and `export` under the same rule. openSMILE 
 extra, so a stand-in extractor (a deterministic function of the audio) takes its place."""
 
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -25,16 +26,22 @@ def stand_in(feature_set):
     return extract, f"stand-in {feature_set}", [f"f{i}" for i in range(D)]
 
 
-@pytest.fixture
-def trained(tmp_path_factory, monkeypatch):
-    """One fold of adarl_fusion trained through the CLI, speaker-standardised, in this
-    process (so the stand-in extractor is used)."""
+@pytest.fixture(scope="module")
+def stand_in_extractor():
     import adarl_jax.data.functionals as functionals
     import adarl_jax.inference.predict as predict
 
-    monkeypatch.setattr(functionals, "opensmile_extractor", stand_in)
-    monkeypatch.setattr(predict, "opensmile_extractor", stand_in)
-    monkeypatch.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(functionals, "opensmile_extractor", stand_in)
+        mp.setattr(predict, "opensmile_extractor", stand_in)
+        mp.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, stand_in_extractor):
+    """One fold of adarl_fusion trained through the CLI, speaker-standardised, in this
+    process (so the stand-in extractor is used)."""
     root = tmp_path_factory.mktemp("fusion")
     manifest = make_corpus(root / "corpus")
     workdir = root / "W"
@@ -84,3 +91,41 @@ def test_a_fusion_fold_trains_and_predict_and_export_reproduce_its_test(trained,
                                predictor.probs_of_spectrograms(x, u), atol=1e-5)
     with pytest.raises(ValueError, match="functionals"):
         predictor.probs_of_spectrograms(x)
+
+
+def test_training_statistics_are_kept_and_standardise_every_input_alike(trained):
+    """--speaker-from training: the fold's training speakers' pooled statistics (spectrogram
+    and functionals), kept beside the fold model, standardise each input; checked against the
+    pooled statistics computed here from the training files and the model run by hand."""
+    from adarl_jax.data.audio import load_audio
+    from adarl_jax.data.dataset import compute_features
+    from adarl_jax.inference.predict import Predictor
+    from adarl_jax.workdir.statistics_file import read_statistics
+
+    fold_dir = next((trained / "adarl_fusion").glob("fold_00_*"))
+    result = json.loads((fold_dir / "result.json").read_text())
+    kept = read_statistics(fold_dir)
+    predictor = Predictor.from_checkpoint(trained, variant="adarl_fusion", fold=0)
+    config = predictor.config
+    manifest = json.loads((trained / "config.json").read_text())["data"]["manifest"]
+    rows = [line.split(",") for line in open(manifest).read().split()[1:]]
+    train_files = [str(Path(manifest).parent / r[0]) for r in rows
+                   if r[1] in result["train_speakers"]]
+    feats, index, _, frames = compute_features(train_files, config, with_index=True, with_frames=True)
+    pooled = np.concatenate([feats[i, :, :frames[i]] for i in range(len(feats))], axis=1)
+    np.testing.assert_allclose(kept["mean"][:, 0], pooled.mean(1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(kept["std"][:, 0], pooled.std(1), rtol=1e-3, atol=1e-3)
+    extract = stand_in("egemaps")[0]
+    raw = np.stack([extract(load_audio(f, 16000), 16000) for f in train_files]).astype(np.float64)
+    np.testing.assert_allclose(kept["functionals_mean"], raw.mean(0), rtol=1e-5, atol=1e-5)
+    # one test file, standardised by hand with the kept statistics
+    path = result["utterances"][0]["path"]
+    x, _, _, n = compute_features([path], config, with_index=True, with_frames=True)
+    for i in range(len(x)):
+        x[i, :, :n[i]] = (x[i, :, :n[i]] - kept["mean"]) / kept["std"]
+        x[i, :, n[i]:] = 0.0
+    u = (extract(load_audio(path, 16000), 16000) - kept["functionals_mean"]) / kept["functionals_std"]
+    want = predictor.probs_of_spectrograms(x, np.repeat(u[None], len(x), 0)).mean(0)
+    got = predictor.predict_files([path], speakers="training")[0]
+    assert got["speaker"] == "(training speakers)"
+    np.testing.assert_allclose(list(got["probs"].values()), want, atol=1e-4)

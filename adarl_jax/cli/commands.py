@@ -224,8 +224,12 @@ def cmd_report(args, overrides) -> int:
 
 def cmd_analyze(args, overrides) -> int:
     from adarl_jax.report.attention import analyze_workdir
+    from adarl_jax.report.user_statistics import validation_statistics
 
-    md, _ = analyze_workdir(args.workdir, args.variant, sample=args.sample)
+    if args.statistics:
+        md, _ = validation_statistics(args.workdir, args.variant)
+    else:
+        md, _ = analyze_workdir(args.workdir, args.variant, sample=args.sample)
     print(md.read_text())
     return 0
 

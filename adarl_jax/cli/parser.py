@@ -179,6 +179,9 @@ def _analyze(sub) -> None:
                    help="the variant to analyse (default: the workdir's, if it has one)")
     p.add_argument("--sample", type=int, default=64,
                    help="training utterances per fold whose attention is recorded (default 64)")
+    p.add_argument("--statistics", action="store_true",
+                   help="instead: score each fold model's validation speakers under every "
+                        "speaker-statistics mode (what predict's default is chosen from)")
 
 
 def _tune(sub) -> None:

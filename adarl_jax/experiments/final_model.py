@@ -42,6 +42,7 @@ from adarl_jax.report.model_card import model_card
 from adarl_jax.inference.model_folder import (FORMAT, FORMAT_VERSION, MODEL_FILE, check_target,
                                               staging_dir, write_model_folder)
 from adarl_jax.train.sharding import checked_mesh
+from adarl_jax.train.test_statistics import training_statistics
 from adarl_jax.train.trainer import open_checkpoints, resume, setup_run, train_epochs
 from adarl_jax.workdir.layout import collect, fold_dir
 from adarl_jax.workdir.locks import FolderLock
@@ -187,5 +188,8 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
     others = {v: rs for v, rs in collected.items() if v != config.model.variant}
     card = model_card(record, results, others)
     if is_writer:
-        record = write_model_folder(out_dir, config, variables, record, card, overwrite)
+        statistics = (training_statistics(dataset, fold.train)
+                      if config.frontend.normalize == "speaker" else None)
+        record = write_model_folder(out_dir, config, variables, record, card, overwrite,
+                                    statistics)
     return record

@@ -6,6 +6,8 @@
   <folder>/model.json    what it is: format and version, variant, classes, domains, how its
                          epochs were chosen, training speakers, parameter count, files' SHA-256
   <folder>/MODEL.md      the model card (adarl_jax.report.model_card)
+  <folder>/train_statistics.npz  a speaker-normalised model's training speakers' pooled
+                         statistics (`predict --speaker-from training`), when it has them
 
 A folder is written in a staging folder beside it (`.<name>.partial/`) and renamed into place
 at the end, so a folder named `<name>` is always complete; `model.json` is the mark of one.
@@ -27,6 +29,7 @@ import numpy as np
 from adarl_jax.train.checkpoint import abstract_train_state, shape_problems, tree_key, tree_shapes
 from adarl_jax.config import config_from_json, to_json
 from adarl_jax.workdir.kept_variant import keep_variant_file
+from adarl_jax.workdir.statistics_file import STATISTICS_FILE, read_statistics, statistics_bytes
 from adarl_jax.workdir.files import digest, write_bytes_atomic, write_json_atomic, write_text_atomic
 from adarl_jax.inference.fold_models import CheckpointError
 
@@ -66,9 +69,10 @@ def check_target(folder, overwrite: bool = False) -> None:
 
 
 def write_model_folder(folder, config, variables, record: dict, card: str,
-                       overwrite: bool = False) -> dict:
+                       overwrite: bool = False, statistics: dict | None = None) -> dict:
     """Writes the folder through its staging folder; returns `record` with its files' hashes
-    (as model.json holds it). The staging folder's other contents (training checkpoints)
+    (as model.json holds it). `statistics`: a speaker-normalised model's training statistics
+    (`train_statistics.npz`, adarl_jax.workdir.statistics_file). The staging folder's other contents (training checkpoints)
     are removed once the folder is in place."""
     folder = Path(folder)
     check_target(folder, overwrite)
@@ -84,8 +88,12 @@ def write_model_folder(folder, config, variables, record: dict, card: str,
     write_bytes_atomic(ready / PARAMS_FILE, params)
     write_text_atomic(ready / CONFIG_FILE, config_text)
     write_text_atomic(ready / CARD_FILE, card)
-    record = {**record, "files": {PARAMS_FILE: digest(params),
-                                  CONFIG_FILE: digest(config_text.encode())}}
+    files = {PARAMS_FILE: digest(params), CONFIG_FILE: digest(config_text.encode())}
+    if statistics is not None:  # a speaker-normalised model's training statistics
+        kept = statistics_bytes(statistics)
+        write_bytes_atomic(ready / STATISTICS_FILE, kept)
+        files[STATISTICS_FILE] = digest(kept)
+    record = {**record, "files": files}
     write_json_atomic(ready / MODEL_FILE, record)  # last: the mark of a complete folder
     if folder.exists():
         shutil.rmtree(folder)  # check_target allowed it: an empty folder or an old model
@@ -140,6 +148,18 @@ def read_meta(folder) -> dict:
                                f"reads (1 to {FORMAT_VERSION}); a newer adarl-jax wrote it: "
                                "upgrade adarl-jax")
     return meta
+
+
+def folder_statistics(folder, meta: dict) -> dict | None:
+    """The folder's training statistics (None when it keeps none), its hash checked."""
+    folder = Path(folder)
+    if STATISTICS_FILE not in meta.get("files", {}):
+        return None
+    _check_hash(folder, STATISTICS_FILE, _read(folder, STATISTICS_FILE), meta)
+    try:
+        return read_statistics(folder)
+    except ValueError as e:
+        raise ModelFolderError(str(e)) from None
 
 
 def read_model_folder(folder):

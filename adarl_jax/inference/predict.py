@@ -51,12 +51,13 @@ from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold,
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
 from adarl_jax.train.forward import segment_outputs
 from adarl_jax.inference.input_checks import band_warning, repeat_warning, short_clip_warning
-from adarl_jax.inference.model_folder import ModelFolderError, read_model_folder
+from adarl_jax.inference.model_folder import ModelFolderError, folder_statistics, read_model_folder
 from adarl_jax.inference.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_info,
                                             read_inputs, read_segments, write_embeddings,
                                             write_predictions)
-from adarl_jax.inference.speakers import (DEFAULT_SPEAKER_FROM, SPEAKER_FROM, speaker_groups,
-                                         speaker_warning)
+from adarl_jax.inference.speakers import (DEFAULT_SPEAKER_FROM, SPEAKER_FROM, TRAINING_GROUP,
+                                         speaker_groups, speaker_warning)
+from adarl_jax.workdir.statistics_file import read_statistics
 
 __all__ = ["AUDIO_EXTENSIONS", "CheckpointError", "DEFAULT_BUCKETS", "FoldRef", "ModelFolderError",
            "Predictor", "expand_inputs", "find_fold", "plan_batches", "read_inputs",
@@ -108,9 +109,11 @@ class Predictor:
     """
 
     def __init__(self, config, variables, buckets: Sequence[int] = DEFAULT_BUCKETS,
-                 source: str = "", n_models: int = 1):
+                 source: str = "", n_models: int = 1, training_statistics: dict | None = None):
         """`variables` {'params', 'batch_stats'}; with n_models > 1 every leaf has a leading
-        axis of that size (an ensemble, e.g. all LOSO folds) and probabilities are averaged."""
+        axis of that size (an ensemble, e.g. all LOSO folds) and probabilities are averaged.
+        `training_statistics`: a speaker-normalised model's training speakers' pooled
+        statistics (adarl_jax.workdir.statistics_file), for `speakers='training'`."""
         if not buckets or min(buckets) < 1:
             raise ValueError(f"buckets={buckets}: need at least one size >= 1")
         self.config = config
@@ -132,6 +135,7 @@ class Predictor:
         self.speaker_norm = None
         # a model that reads functionals: the set, its extractor (made on first use) and,
         # under adapt_to_speaker, the adapted speaker's functionals statistics
+        self.training_statistics = training_statistics
         self.functionals_set = functionals_of(config)
         self._extractor = None
         self.speaker_functionals = None
@@ -155,14 +159,18 @@ class Predictor:
         else:
             variables = variables[0]
         source = "; ".join(r.describe() for r in refs) + f" in {refs[0].workdir}"
-        return cls(config, variables, buckets, source, n_models=len(refs))
+        # one fold model's training statistics (an ensemble's folds each have their own)
+        kept = read_statistics(refs[0].fold_dir) if len(refs) == 1 else None
+        return cls(config, variables, buckets, source, n_models=len(refs),
+                   training_statistics=kept)
 
     @classmethod
     def load(cls, folder, buckets: Sequence[int] = DEFAULT_BUCKETS) -> "Predictor":
         """The model of a model folder (adarl_jax.inference.model_folder: `train_final` writes one).
         Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
-        config, variables, _ = read_model_folder(folder)
-        return cls(config, variables, buckets, f"model folder {folder}")
+        config, variables, meta = read_model_folder(folder)
+        return cls(config, variables, buckets, f"model folder {folder}",
+                   training_statistics=folder_statistics(folder, meta))
 
     @classmethod
     def from_pretrained(cls, name: str = "emodb",
@@ -262,6 +270,14 @@ class Predictor:
             self._frontend = default_frontend(self.config)
         return group_statistics(sources, groups, self.config, self._frontend)
 
+    def _training(self) -> dict:
+        """The kept training statistics, or a ValueError saying why there are none."""
+        if self.training_statistics is None:
+            raise ValueError("--speaker-from training: this model keeps no training statistics "
+                             "(a fold ensemble, or a model trained before they were kept); use "
+                             "--speaker-from file|folder|call|column")
+        return self.training_statistics
+
     def _file_loader(self, path: str) -> Callable[[], np.ndarray]:
         return lambda: load_audio(path, self.sample_rate, min_samples=self.min_samples)
 
@@ -291,6 +307,8 @@ class Predictor:
             members = [raw[k] for k in dict.fromkeys(k for k, h in zip(keys, groups) if h == g)
                        if raw[k] is not None]
             stats[g] = (self.speaker_functionals if self.speaker_norm is not None
+                        else (self._training()["functionals_mean"],
+                              self._training()["functionals_std"]) if g == TRAINING_GROUP
                         else moments(np.stack(members)) if members else None)
         return [None if raw[k] is None else group_zscore(raw[k][None], np.zeros(1), {0: stats[g]})[0]
                 for k, g in zip(keys, groups)]
@@ -324,10 +342,14 @@ class Predictor:
             stats = {None: self.speaker_norm}
             groups = [None] * len(keys)
         else:
-            first = dict.fromkeys(keys)
+            first = dict.fromkeys(k for k, g in zip(keys, groups) if g != TRAINING_GROUP)
             index = {k: i for i, k in reversed(list(enumerate(keys)))}
             stats = self._statistics([sources[index[k]] for k in first],
                                      [groups[index[k]] for k in first])
+            if TRAINING_GROUP in groups:
+                t = self._training()
+                stats[TRAINING_GROUP] = (t["mean"], t["std"],
+                                         float(t["frames"]) * self.spec.hop / self.sample_rate)
         out = []
         for g in groups:
             if g not in stats:  # no readable audio in the group: its rows carry the read error
@@ -531,7 +553,7 @@ class Predictor:
         """
         waves = [np.asarray(w) for w in waveforms]
         groups = self._speaker_groups([f"wave {i}" for i in range(len(waves))], speakers,
-                                      rules=("call",), noun="recording")
+                                      rules=("call", "training"), noun="recording")
         prepared = []
         for i, w in enumerate(waves):
             try:

@@ -12,6 +12,9 @@ its (distinct, readable) audio:
   call    every input of the call is one speaker
   column  the `speaker` column of a CSV input (`path,speaker`); an input without one is its
           own group, as under `file`
+  training  no input's statistics: every input standardised with the model's training
+          speakers' pooled statistics (kept with the model, `train_statistics.npz`); a file's
+          output never depends on anything else either
 
 A group with less than MIN_SPEAKER_S seconds of audio gets a warning in its rows: its
 statistics come from little audio, so they also carry that audio's emotion.
@@ -22,10 +25,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_SPEAKER_FROM", "MIN_SPEAKER_S", "SPEAKER_FROM", "speaker_groups",
-           "speaker_warning"]
+__all__ = ["DEFAULT_SPEAKER_FROM", "MIN_SPEAKER_S", "SPEAKER_FROM", "TRAINING_GROUP",
+           "speaker_groups", "speaker_warning"]
 
-SPEAKER_FROM = ("file", "folder", "call", "column")
+SPEAKER_FROM = ("file", "folder", "call", "column", "training")
+TRAINING_GROUP = "(training speakers)"  # the group of --speaker-from training
 # Batch-invariant: a file's probabilities are the same whatever else the call holds.
 DEFAULT_SPEAKER_FROM = "file"
 # Less audio than this in a group: a warning in its rows (one model input is 3 s).
@@ -49,6 +53,8 @@ def speaker_groups(paths: Sequence[str], rule: str = DEFAULT_SPEAKER_FROM,
         return [os.path.dirname(os.path.abspath(p)) for p in paths]
     if rule == "call":
         return ["call"] * len(paths)
+    if rule == "training":
+        return [TRAINING_GROUP] * len(paths)
     return [str(labels[p]) if labels.get(p) not in (None, "") else os.fspath(p) for p in paths]
 
 

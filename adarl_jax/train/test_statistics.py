@@ -35,7 +35,7 @@ from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw
 from adarl_jax.data.functionals import group_zscore, moments
 
 __all__ = ["enrolment_draws", "parse_mode", "pooled_ua", "predictions_under_modes",
-           "speaker_utterances", "test_statistics_modes"]
+           "speaker_utterances", "test_statistics_modes", "training_statistics"]
 
 
 def parse_mode(mode: str) -> tuple[str, int]:
@@ -99,10 +99,8 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt, whole, test_utts, stats,
                                  None, functionals.pooled())]
         elif name == "train":
-            seg_counts = {}
-            for i in dataset.subset_segments(fold.train):
-                seg_counts[speakers[i]] = seg_counts.get(speakers[i], 0) + int(dataset.segment_frames[i])
-            stats = {"train": _pooled(dataset.norm_stats, seg_counts, list(seg_counts))}
+            pooled = training_statistics(dataset, fold.train)
+            stats = {"train": (pooled["mean"], pooled["std"])}
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt,
                                  np.array(["train"] * len(segs), object), test_utts, stats, None,
                                  functionals.train_standardised())]
@@ -119,6 +117,24 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
                 runs.append(_labels(predict_probs, raw, frames, seg_utt, seg_speaker, test_utts,
                                     stats, enrolled, functionals.enrolled(seg_speaker, enrolled)))
             out[mode] = runs
+    return out
+
+
+def training_statistics(dataset, train_utts) -> dict:
+    """The training speakers' pooled statistics, from a speaker-standardised dataset: 'mean'
+    and 'std' ((F, 1, C), what standardises a spectrogram), 'frames' (how many frames gave
+    them) and, when the dataset carries functionals, 'functionals_mean' and 'functionals_std'.
+    What the 'train' mode uses, and what a model keeps for `predict --speaker-from training`."""
+    speakers = normalization_groups(dataset, "speaker")
+    counts = {}
+    for i in dataset.subset_segments(train_utts):
+        counts[speakers[i]] = counts.get(speakers[i], 0) + int(dataset.segment_frames[i])
+    mean, std = _pooled(dataset.norm_stats, counts, list(counts))
+    out = {"mean": np.asarray(mean, np.float64), "std": np.asarray(std, np.float64),
+           "frames": np.int64(sum(counts.values()))}
+    if dataset.functionals_raw is not None:
+        m = moments(dataset.functionals_raw[np.asarray(train_utts, np.int64)])
+        out.update(functionals_mean=m[0], functionals_std=m[1])
     return out
 
 

@@ -37,7 +37,8 @@ from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
                                         TrainState)
 from adarl_jax.data.folds import missing_classes
-from adarl_jax.train.test_statistics import predictions_under_modes
+from adarl_jax.train.test_statistics import predictions_under_modes, training_statistics
+from adarl_jax.workdir.statistics_file import write_statistics
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +337,13 @@ def _under_user_statistics(config, dataset, fold, evaluator, variables) -> dict:
     return {"test_statistics": modes} if modes else {}
 
 
+def keep_training_statistics(config, dataset, fold, folder) -> None:
+    """A speaker-normalised model keeps its training speakers' pooled statistics in `folder`
+    (adarl_jax.workdir.statistics_file), for `predict --speaker-from training`."""
+    if config.frontend.normalize == "speaker" and jax.process_index() == 0:
+        write_statistics(folder, training_statistics(dataset, fold.train))
+
+
 def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
     """Trains (resuming from the fold's checkpoints) and tests one fold; returns its result
     record without writing it: whoever decides that the fold is to run writes it."""
@@ -346,6 +354,7 @@ def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) 
                                progress and jax.process_index() == 0)
         state, selected_epoch = select_model(trained, ckpts)
         result = result_record(config, dataset, fold, run, trained, state, selected_epoch)
+    keep_training_statistics(config, dataset, fold, fold_dir)
     missing = missing_classes(fold, dataset.utterances, config.data.classes)
     if missing:  # trained under train.allow_missing_class: the report marks the fold
         result["missing_classes"] = missing
