@@ -262,7 +262,7 @@ def _predictor(args):
 def cmd_predict(args, overrides) -> int:
     from adarl_jax.inference.predict import expand_inputs, write_embeddings, write_predictions
     from adarl_jax.inference.predict import read_inputs, write_embeddings, write_predictions
-    from adarl_jax.inference.speakers import DEFAULT_SPEAKER_FROM, speaker_groups
+    from adarl_jax.inference.speakers import speaker_groups
 
     if args.out != "-" and os.path.splitext(args.out)[1].lower() not in (".csv", ".json"):
         raise ValueError(f"--out {args.out}: expected a .csv or .json file name, or - (CSV to "
@@ -276,9 +276,9 @@ def cmd_predict(args, overrides) -> int:
     inputs = read_inputs(args.paths)
     if not inputs.paths:
         raise FileNotFoundError(f"no audio files in {' '.join(args.paths)}")
-    rule = args.speaker_from or ("column" if inputs.speakers else DEFAULT_SPEAKER_FROM)
-    groups = speaker_groups(inputs.paths, rule, inputs.speakers)
     predictor = _predictor(args)
+    rule = args.speaker_from or ("column" if inputs.speakers else predictor.default_speaker_from)
+    groups = speaker_groups(inputs.paths, rule, inputs.speakers)
     print(f"model: {predictor.source}", file=sys.stderr)
     stats: dict = {}
     records = predictor.predict_files(inputs.paths, timeline=args.timeline,

@@ -232,8 +232,10 @@ def _predict(sub) -> None:
                    help="who speaks, for a model standardised per speaker (the default recipe): "
                    "which inputs share the statistics. file: each file alone, so a file's output "
                    "never depends on the other inputs; folder: a folder is a speaker; call: all "
-                   "inputs are one; column: the speaker column of a .csv input. Default: column "
-                   f"when a .csv input names speakers, else {DEFAULT_SPEAKER_FROM}. Rows show the "
+                   "inputs are one; column: the speaker column of a .csv input; training: the "
+                   "statistics of the model's training speakers (none of the input's). Default: "
+                   "column when a .csv input names speakers, else training for a model that keeps "
+                   f"them, else {DEFAULT_SPEAKER_FROM}. Rows show the "
                    f"group (speaker) and its seconds of audio (speaker_s); under {MIN_SPEAKER_S:g} s "
                    "they carry a warning")
     p.add_argument("--timeline", action="store_true", help="also one row per 3 s segment")
