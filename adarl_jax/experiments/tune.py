@@ -161,7 +161,7 @@ def tune_markdown(record: dict) -> str:
              "outer score.", "",
              "| fold | test speaker | val speakers | " + " | ".join(f"val UA {n}" for n in order)
              + " | winner | test WA | test UA |",
-             "|" + "---|" * (5 + len(order))]
+             "|" + "---|" * (6 + len(order))]
     for f in record["folds"]:
         lines.append(f"| {f['fold']} | {f['test_speaker']} | {', '.join(f['val_speakers'])} | "
                      + " | ".join(f"{f['val_ua'][n]:.3f}" for n in order)
