@@ -18,6 +18,18 @@ from adarl_jax.model.spec import ModelSpec
 from adarl_jax.model.variants.adarl import ADARL
 
 
+def adarl_and_functionals(spec: ModelSpec, x, train: bool, functionals, variant: str):
+    """(adarl's outputs, the functionals head's logits): the two halves every fusion of adarl
+    with functionals combines. Call inside a compact module (submodules 'adarl', 'functionals')."""
+    if functionals is None:
+        raise ValueError(f"{variant} reads each segment's utterance functionals: pass "
+                         "functionals (B, d)")
+    out = dict(ADARL(spec, name="adarl")(x, train))
+    linear = FunctionalsHead(spec.num_classes, spec.bn_momentum, spec.dtype,
+                             name="functionals")(functionals, train)
+    return out, linear.astype(out["emotion_logits"].dtype)
+
+
 @register_variant("adarl_fusion", uses_domain=True, uses_functionals=True,
                   defaults={"functionals": "egemaps"})
 class ADARLFusion(nn.Module):
@@ -25,11 +37,6 @@ class ADARLFusion(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False, functionals=None):
-        if functionals is None:
-            raise ValueError("adarl_fusion reads each segment's utterance functionals: pass "
-                             "functionals (B, d)")
-        out = dict(ADARL(self.spec, name="adarl")(x, train))
-        out["emotion_logits"] = out["emotion_logits"] + FunctionalsHead(
-            self.spec.num_classes, self.spec.bn_momentum, self.spec.dtype,
-            name="functionals")(functionals, train).astype(out["emotion_logits"].dtype)
+        out, linear = adarl_and_functionals(self.spec, x, train, functionals, "adarl_fusion")
+        out["emotion_logits"] = out["emotion_logits"] + linear
         return out

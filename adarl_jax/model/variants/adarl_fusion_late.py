@@ -13,10 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from adarl_jax.model.layers import FunctionalsHead
 from adarl_jax.model.registry import register_variant
 from adarl_jax.model.spec import ModelSpec
-from adarl_jax.model.variants.adarl import ADARL
+from adarl_jax.model.variants.adarl_fusion import adarl_and_functionals
 
 
 @register_variant("adarl_fusion_late", uses_domain=True, uses_functionals=True,
@@ -26,13 +25,8 @@ class ADARLFusionLate(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False, functionals=None):
-        if functionals is None:
-            raise ValueError("adarl_fusion_late reads each segment's utterance functionals: "
-                             "pass functionals (B, d)")
-        out = dict(ADARL(self.spec, name="adarl")(x, train))
+        out, linear = adarl_and_functionals(self.spec, x, train, functionals, "adarl_fusion_late")
         cnn = out["emotion_logits"]
-        linear = FunctionalsHead(self.spec.num_classes, self.spec.bn_momentum, self.spec.dtype,
-                                 name="functionals")(functionals, train).astype(jnp.float32)
         mixture = jnp.log(0.5 * jax.nn.softmax(cnn) + 0.5 * jax.nn.softmax(linear) + 1e-12)
         out["emotion_logits"] = mixture
         out["emotion_heads"] = (cnn, linear)
