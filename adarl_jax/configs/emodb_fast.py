@@ -19,12 +19,6 @@ def get_config():
     config.frontend.update(hop_s=0.020, n_fft=800, n_bins=200, n_frames=150)
     config.model.block_pools = ((5, 5), (5, 5), (1, 1), (1, 1))
     # quick_sgd.py's network and training recipe:
-    config.model.kernel_sizes = ((3, 3), (5, 5))
-    config.model.channelwise_init = "joint"
-    config.optim.lr = 0.05
-    config.optim.epochs = 15
-    config.optim.decay_every_steps = 150
-    config.train.selection = "val"
-    config.train.val_speakers_per_gender = 1
-    config.train.balance = "class_gender"
+    base.square_network(config)
+    base.sgd_training(config)
     return config

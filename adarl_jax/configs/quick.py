@@ -36,20 +36,8 @@ def get_config():
     config.frontend.update(hop_s=0.050, n_fft=640, n_bins=80, n_frames=60, scale="mel",
                            fmax_hz=8000.0, normalize="speaker")
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
-    # the measured recipe's network, not the base's paper reading:
-    config.model.kernel_sizes = ((3, 3), (5, 5))
-    config.model.channelwise_init = "joint"
+    base.square_network(config)  # the measured recipe's network, not the paper reading
     # training: AdamW, cosine decay over 300 steps, the epoch chosen on validation speakers,
     # batches balanced over emotion x gender
-    config.optim.optimizer = "adamw"
-    config.optim.schedule = "cosine"
-    config.optim.lr = 0.001
-    config.optim.weight_decay = 0.01
-    config.optim.train_steps = 300
-    config.optim.epochs = 15
-    config.optim.decay_every_steps = 150
-    config.train.selection = "val"
-    config.train.val_speakers_per_gender = 1
-    config.train.balance = "class_gender"
-    config.train.checkpoint_every_steps = 100  # same model (tested); less time writing checkpoints
+    base.adamw_training(config)
     return config

@@ -15,7 +15,6 @@ def get_config():
     config.frontend.update(hop_s=0.050, n_fft=320, n_bins=80, n_frames=60)
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
     # quick_sgd.py's network; the optim, train and augment sections stay the base's (the paper's)
-    config.model.kernel_sizes = ((3, 3), (5, 5))
-    config.model.channelwise_init = "joint"
+    base.square_network(config)
     config.optim.epochs = 15  # as quick.py
     return config

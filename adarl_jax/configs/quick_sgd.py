@@ -17,13 +17,6 @@ def get_config():
     config.data.corpus = "emodb"
     config.frontend.update(hop_s=0.050, n_fft=320, n_bins=80, n_frames=60)
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
-    # the measured recipe's network (quick.py's tables), not the base's paper reading:
-    config.model.kernel_sizes = ((3, 3), (5, 5))
-    config.model.channelwise_init = "joint"
-    config.optim.lr = 0.05
-    config.optim.epochs = 15
-    config.optim.decay_every_steps = 150
-    config.train.selection = "val"
-    config.train.val_speakers_per_gender = 1
-    config.train.balance = "class_gender"
+    base.square_network(config)  # the measured network (quick.py's tables), not the paper reading
+    base.sgd_training(config)
     return config
