@@ -114,7 +114,7 @@ def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None)
             compiler_options)
 
         def run():
-            jax.block_until_ready(compiled(params, x))
+            jax.block_until_ready(compiled(params, x, None))
 
     info = {"compile_s": round(time.perf_counter() - t, 2)}
     cost = compiled.cost_analysis()
