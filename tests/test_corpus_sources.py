@@ -83,6 +83,11 @@ def test_the_domain_label_may_be_the_corpus_or_the_corpus_and_the_column(two_cor
     config.data.genders = ("csv", "beta")
     labels = domain_labels(config, read_utterances(config))
     assert sorted(set(labels.tolist())) == [0, 1]
+    # validation speakers are drawn from the main corpus only: no value is the other corpus's
+    config.train.selection, config.train.val_speakers_per_gender = "val", 1
+    folds = config_folds(config, read_utterances(config))
+    assert [len(f.val_speakers) for f in folds] == [1] * 4
+    assert not any(s.startswith("beta_") for f in folds for s in f.val_speakers)
 
 
 def test_refusals_name_what_is_wrong(two_corpora, tmp_path):

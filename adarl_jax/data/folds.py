@@ -37,7 +37,8 @@ def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,
     other speakers by a numpy Generator seeded with (seed, fold index). With k =
     `val_speakers_per_gender` (per domain value: the name is historical):
     - when every speaker has one known domain value (gender always does), k speakers of each
-      value (values in sorted order), each value keeping one speaker for training;
+      value (values in sorted order) that a speaker who may be validated on holds, each value
+      keeping one speaker for training;
     - otherwise (the domain varies within a speaker, e.g. several languages, or is unknown),
       k x (number of known domain values, at least 1) speakers drawn at random from all the
       other labelled speakers, keeping one for training: as many as a per-value draw.
@@ -102,7 +103,9 @@ def _validation_speakers(others, labelled, domain, n_values, k, seed, index, tes
         return _draw(rng, others, labelled, k * max(1, n_values), index, test_speaker,
                      f"(drawn from all: {domain_name} is not one known value per speaker)")
     val: list[str] = []
-    for g in sorted(set(domain.values())):
+    # values held only by speakers never validated on (another corpus's, data.extra, e.g. under
+    # data.domain='corpus') get no validation speaker
+    for g in sorted({v for s, v in domain.items() if labelled.get(s) or s == test_speaker}):
         val += _draw(rng, [s for s in others if domain[s] == g], labelled, k, index, test_speaker,
                      f"of {domain_name} {g}")
     return val
