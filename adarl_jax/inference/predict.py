@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adarl_jax.data.dataset import default_frontend, group_statistics
 from adarl_jax.data.feature_cache import min_samples_for
 from adarl_jax.model import build_model
 from adarl_jax.data.audio import AudioError, iter_segments, level_warning, load_audio, prepare_wave, segment
@@ -55,6 +56,7 @@ from adarl_jax.inference.model_folder import ModelFolderError, folder_statistics
 from adarl_jax.inference.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_info,
                                             read_inputs, read_segments, write_embeddings,
                                             write_predictions)
+from adarl_jax.pretrained import pretrained_dir
 from adarl_jax.inference.speakers import (DEFAULT_SPEAKER_FROM, SPEAKER_FROM, TRAINING_GROUP,
                                          speaker_groups, speaker_warning)
 from adarl_jax.workdir.statistics_file import read_statistics
@@ -180,8 +182,6 @@ class Predictor:
           p = Predictor.from_pretrained()
           p.predict_files(["clip.wav"])[0]["emotion"]
         """
-        from adarl_jax.pretrained import pretrained_dir
-
         folder = pretrained_dir(name)
         predictor = cls.load(folder, buckets)
         predictor.source = f"pretrained model {name!r} ({folder})"
@@ -273,8 +273,6 @@ class Predictor:
     def _statistics(self, sources: list, groups: list) -> dict:
         """{group: (mean, std, seconds)} (`dataset.group_statistics`) through this model's
         front end; one entry per group with readable audio."""
-        from adarl_jax.data.dataset import default_frontend, group_statistics
-
         if self._frontend is None:  # the training cache's front end, compiled once
             self._frontend = default_frontend(self.config)
         return group_statistics(sources, groups, self.config, self._frontend)
