@@ -311,12 +311,15 @@ class Predictor:
             return [raw[k] for k in keys]
         stats = {}
         for g in dict.fromkeys(groups):
-            members = [raw[k] for k in dict.fromkeys(k for k, h in zip(keys, groups) if h == g)
-                       if raw[k] is not None]
-            stats[g] = (self.speaker_functionals if self.speaker_norm is not None
-                        else (self._training()["functionals_mean"],
-                              self._training()["functionals_std"]) if g == TRAINING_GROUP
-                        else moments(np.stack(members)) if members else None)
+            if self.speaker_norm is not None:  # adapt_to_speaker's, whatever the groups
+                stats[g] = self.speaker_functionals
+            elif g == TRAINING_GROUP:
+                t = self._training()
+                stats[g] = (t["functionals_mean"], t["functionals_std"])
+            else:
+                members = [raw[k] for k in dict.fromkeys(k for k, h in zip(keys, groups) if h == g)
+                           if raw[k] is not None]
+                stats[g] = moments(np.stack(members)) if members else None
         return [None if raw[k] is None else group_zscore(raw[k][None], np.zeros(1), {0: stats[g]})[0]
                 for k, g in zip(keys, groups)]
 

@@ -198,8 +198,8 @@ class _TestFunctionals:
             return None
         stats = {}
         for spk in dict.fromkeys(seg_speaker.tolist()):
-            utts = sorted(u for u in enrolled if u in set(self.seg_utt[seg_speaker == spk].tolist()))
-            stats[spk] = moments(self.raw[utts])
+            own = set(self.seg_utt[seg_speaker == spk].tolist())
+            stats[spk] = moments(self.raw[sorted(own & enrolled)])
         return group_zscore(self.seg_raw, seg_speaker, stats)
 
 
