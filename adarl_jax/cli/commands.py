@@ -242,6 +242,14 @@ def cmd_seeds(args, overrides) -> int:
     return 0
 
 
+def cmd_contrast(args, overrides) -> int:
+    from adarl_jax.report.contrast import write_contrast_report
+
+    write_contrast_report(args.a, args.b, args.workdirs, args.out)
+    print(open(args.out).read())
+    return 0
+
+
 def _predictor(args):
     from adarl_jax.inference.predict import DEFAULT_BUCKETS, Predictor
 

@@ -80,6 +80,14 @@ COMMANDS = {
         "folds all of them finished) and writes each variant's mean ± standard deviation, the\n"
         "adarl - backbone difference and the seed ensemble to --out (markdown) and a .json beside.",
         "adarl-jax seeds runs/seed_0 runs/seed_1 runs/seed_2 --out runs/seeds.md"),
+    "contrast": (
+        "a paired contrast of two variants over seeds and corpora (pre-registered tests)",
+        "Reads workdirs that each hold both variants' finished folds (one seed of one corpus a\n"
+        "workdir), groups them by the corpus they read, and tests A - B in UA per test speaker\n"
+        "(averaged over seeds; every speaker of every corpus one vote): mean, t-interval,\n"
+        "bootstrap interval within corpora, sign-flip p, minimum detectable effect, verdict.\n"
+        "Writes --out (markdown) and a .json beside.",
+        "adarl-jax contrast adarl adarl_no_domain_loss runs/emodb-s* runs/ravdess-s* --out runs/contrast.md"),
     "predict": (
         "class probabilities of audio files with a trained model",
         "Runs a model over audio files, folders (searched recursively), .txt lists of paths or\n"

@@ -204,6 +204,15 @@ def _seeds(sub) -> None:
     p.add_argument("--out", required=True, help="markdown file (a .json is written beside)")
 
 
+def _contrast(sub) -> None:
+    p = _command(sub, "contrast")
+    p.add_argument("a", metavar="A", help="a variant (e.g. adarl)")
+    p.add_argument("b", metavar="B", help="the variant it is compared with (e.g. adarl_no_domain_loss)")
+    p.add_argument("workdirs", nargs="+", metavar="WORKDIR",
+                   help="workdirs holding both variants, one seed of one corpus each")
+    p.add_argument("--out", required=True, help="markdown file (a .json is written beside)")
+
+
 def _checkpoint_args(p) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, metavar="FOLDER",
@@ -286,7 +295,7 @@ def build_parser(version: str = "unknown") -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full traceback instead of one line")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_reproduce, _train, _report, _analyze, _tune, _seeds, _predict, _export, _prepare, _features):
+    for add in (_reproduce, _train, _report, _analyze, _tune, _seeds, _contrast, _predict, _export, _prepare, _features):
         add(sub)
     for p in sub.choices.values():  # --debug and -v after the command too
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
