@@ -151,6 +151,19 @@ def test_the_card_names_the_speakers_and_the_loso_figures(trained):
     assert f"| 3 | {np.mean(y == p):.3f} | {ua:.3f} | " in row
     assert f"{np.mean(fold_ua):.3f} ± {np.std(fold_ua, ddof=1):.3f}" in row
     assert "acted speech" in card and "unknown: check the corpus's licence" in card
+    # the statistics a user has: folds with test-statistics labels (a speaker-normalised run
+    # records them) give the card that table; here each recording alone ('utterance') says
+    # anger for every test utterance, so its UA is 1 / (classes present)
+    from adarl_jax.report.model_card import model_card
+
+    runs = [json.loads(p.read_text()) for p in sorted(workdir.glob("backbone/fold_*/result.json"))]
+    for r in runs:
+        r["test_statistics"] = {"utterance": [[0] * len(r["utterances"])]}
+    y = np.concatenate([[u["emotion"] for u in r["utterances"]] for r in runs])
+    card = model_card(json.loads((out / "model.json").read_text()), runs)
+    row = next(l for l in card.splitlines() if l.startswith("| backbone | "))
+    assert "## UA under the statistics a user has" in card
+    assert row == f"| backbone | {ua:.3f} | {1 / len(np.unique(y)):.3f} |"
 
 
 def test_the_corpus_licence_is_quoted_from_its_source_file(tmp_path):

@@ -21,6 +21,7 @@ DEFAULT_VARIANTS = ("backbone", "domain_invariant", "adarl")
 
 def _load_config(args, overrides):
     from adarl_jax.config import load_config
+    from adarl_jax.model.registry import use_variant
 
     config = load_config(args.config, overrides)
     with config.unlocked():
@@ -35,7 +36,7 @@ def _load_config(args, overrides):
         if getattr(args, "test_data", None):
             config.data.test = args.test_data
         if getattr(args, "variant", None):
-            config.model.variant = args.variant
+            use_variant(config, args.variant)
         if getattr(args, "no_progress", False):
             config.train.progress = False
         if getattr(args, "allow_missing_class", False):
@@ -164,13 +165,14 @@ def _train_final(args, config, variants, progress: bool, dataset=None) -> None:
     reads the same data (reading.reads_same_data), so that it is not read again."""
     from adarl_jax.experiments.final_model import train_final
     from adarl_jax.data.reading import reads_same_data
+    from adarl_jax.model.registry import use_variant
 
     if args.final_out and len(variants) > 1:
         raise ValueError(f"--final-out names one folder, but {len(variants)} variants are "
                          f"trained ({', '.join(variants)}): leave it out (WORKDIR/final/VARIANT)")
     for variant in variants:
         c = config.copy_and_resolve_references()
-        c.model.variant = variant
+        use_variant(c, variant)
         out = args.final_out or os.path.join(args.workdir, "final", variant)
         same = dataset is not None and reads_same_data(config, c)
         record = train_final(c, args.workdir, out, progress=progress,

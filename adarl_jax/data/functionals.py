@@ -31,7 +31,7 @@ from adarl_jax.workdir.files import read_json, save_npy_atomic, write_json_atomi
 
 __all__ = ["FEATURE_SETS", "FEATURE_DIMS", "FeatureTable", "Extractor", "opensmile_module",
            "opensmile_extractor", "extract_features", "speaker_zscore", "group_zscore", "moments",
-           "check_feature_set", "functionals_of", "functionals_dim", "model_functionals", "attach_functionals",
+           "check_feature_set", "DOMAIN_SET", "domain_onehot", "functionals_of", "functionals_dim", "model_functionals", "attach_functionals",
            "segment_functionals"]
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ CACHE_FORMAT = 1  # bump when the layout or the meaning of cached features chang
 # short name -> openSMILE FeatureSet member
 FEATURE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
 FEATURE_DIMS = {"egemaps": 88, "compare": 6373}  # features per utterance of each set
+# Not openSMILE: the one-hot of each utterance's domain label (data.genders' order; zeros when
+# unknown), never standardised. What an oracle variant reads: in LOSO the test speaker's domain
+# is known, a new recording's is not, so `predict` and `export` refuse a model that reads it.
+DOMAIN_SET = "domain"
 
 # (wave float32 (n,), sample_rate) -> feature vector (d,)
 Extractor = Callable[[np.ndarray, int], np.ndarray]
@@ -74,9 +78,11 @@ def speaker_zscore(features: np.ndarray, speakers: np.ndarray, eps: float = 1e-8
     return group_zscore(features, np.asarray(speakers), eps=eps)
 
 
-def check_feature_set(feature_set: str) -> str:
-    if feature_set not in FEATURE_SETS:
-        raise ValueError(f"feature set {feature_set!r}: expected one of {', '.join(FEATURE_SETS)}")
+def check_feature_set(feature_set: str, labels: bool = False) -> str:
+    """`feature_set` if it names an openSMILE set (or, with `labels`, DOMAIN_SET)."""
+    known = list(FEATURE_SETS) + ([DOMAIN_SET] if labels else [])
+    if feature_set not in known:
+        raise ValueError(f"feature set {feature_set!r}: expected one of {', '.join(known)}")
     return feature_set
 
 
@@ -239,15 +245,24 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
 
 def functionals_of(config) -> str:
     """The openSMILE set the config's variant reads (`model.functionals`), '' when it reads none."""
-    if not variant_of(config).uses_functionals:
+    info = variant_of(config)
+    if not info.uses_functionals:
         return ""
-    return check_feature_set(config.model.get("functionals", "egemaps"))
+    return check_feature_set(info.settings(config.model)["functionals"], labels=True)
 
 
 def functionals_dim(config) -> int:
     """Functionals per segment the config's model reads (0: none)."""
     feature_set = functionals_of(config)
+    if feature_set == DOMAIN_SET:
+        return len(config.data.genders)
     return FEATURE_DIMS[feature_set] if feature_set else 0
+
+
+def domain_onehot(domain: np.ndarray, n_domains: int) -> np.ndarray:
+    """(n, n_domains) float32 one-hot of domain labels; an unknown label (-1) is a row of zeros."""
+    domain = np.asarray(domain)
+    return ((domain[:, None] == np.arange(n_domains)[None, :]) & (domain[:, None] >= 0)).astype(np.float32)
 
 
 def model_functionals(config, raw: np.ndarray, speakers) -> np.ndarray:
@@ -266,6 +281,11 @@ def attach_functionals(config, dataset, progress: bool = True):
     cache (`W/cache`, shared with the baselines). Returns `dataset`."""
     feature_set = functionals_of(config)
     if not feature_set or dataset.functionals_set == feature_set:
+        return dataset
+    if feature_set == DOMAIN_SET:  # labels, not audio: nothing to extract or standardise
+        dataset.functionals_raw = dataset.functionals = domain_onehot(dataset.domain,
+                                                                      len(config.data.genders))
+        dataset.functionals_set = feature_set
         return dataset
     cache = Path(dataset.cache_dir).parent if dataset.cache_dir else Path(".adarl_cache")
     table = extract_features(config, dataset.utterances, cache, feature_set, progress=progress)

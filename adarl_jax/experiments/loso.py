@@ -30,6 +30,7 @@ from adarl_jax.data.folds import config_folds
 from adarl_jax.data.functionals import attach_functionals, functionals_dim
 from adarl_jax.data.reading import check_domains, data_change, load_checked_dataset, load_dataset
 from adarl_jax.model import build_model, init_variables, param_counts
+from adarl_jax.model.registry import use_variant
 from adarl_jax.train import sharding
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.trainer import run_fold as train_and_test
@@ -203,7 +204,7 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
     results = []
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
-        vconfig.model.variant = variant
+        use_variant(vconfig, variant)
         check_domains(vconfig, dataset, chosen)
         attach_functionals(vconfig, dataset, progress)  # once, before its folds (when it reads them)
         _print_param_counts(vconfig)

@@ -47,6 +47,7 @@ from adarl_jax.config import CONFIG_DIR, apply_override, load_config, load_pytho
 from adarl_jax.data.folds import config_folds
 from adarl_jax.data.reading import check_domains, data_change, load_checked_dataset, load_dataset
 from adarl_jax.experiments import loso
+from adarl_jax.model.registry import use_variant
 from adarl_jax.train import sharding
 from adarl_jax.train.trainer import run_fold
 from adarl_jax.workdir import pinning
@@ -193,7 +194,7 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
     configs = candidate_configs(grid, overrides, config_spec, only)
     if variant:
         for c in configs.values():
-            c.model.variant = variant
+            use_variant(c, variant)
     order = list(configs)
     for c in configs.values():  # a variant file outside the package: the workdir's copy from here on
         keep_variant_file(c, workdir)

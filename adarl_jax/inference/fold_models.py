@@ -19,6 +19,7 @@ import jax
 
 from adarl_jax.train.checkpoint import FoldCheckpointer, abstract_train_state, shape_problems, tree_shapes
 from adarl_jax.config import config_from_json
+from adarl_jax.model.registry import use_variant
 from adarl_jax.workdir.layout import fold_dirs, parse_fold_name, result_path
 
 __all__ = ["CheckpointError", "FoldRef", "find_fold", "restore_variables"]
@@ -149,7 +150,7 @@ def _run_config(ref: FoldRef):
     if not path.is_file():
         path = ref.workdir / "config.json"
     config = config_from_json(path.read_text())
-    config.model.variant = ref.variant
+    use_variant(config, ref.variant)
     return config, path
 
 

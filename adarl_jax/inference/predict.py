@@ -47,7 +47,8 @@ from adarl_jax.data.dataset import default_frontend, group_statistics
 from adarl_jax.data.feature_cache import min_samples_for
 from adarl_jax.model import build_model
 from adarl_jax.data.audio import AudioError, iter_segments, level_warning, load_audio, prepare_wave, segment
-from adarl_jax.data.functionals import functionals_of, group_zscore, moments, opensmile_extractor
+from adarl_jax.data.functionals import (DOMAIN_SET, functionals_of, group_zscore, moments,
+                                        opensmile_extractor)
 from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
 from adarl_jax.train.forward import segment_outputs
@@ -139,6 +140,11 @@ class Predictor:
         # under adapt_to_speaker, the adapted speaker's functionals statistics
         self.training_statistics = training_statistics
         self.functionals_set = functionals_of(config)
+        if self.functionals_set == DOMAIN_SET:
+            raise ValueError(f"model.variant={config.model.variant!r} reads each recording's true "
+                             f"domain label ({', '.join(config.data.genders)}): an oracle for "
+                             "LOSO analysis, which a new recording does not come with; predict "
+                             "and export cannot run it")
         self._extractor = None
         self.speaker_functionals = None
         self._frontend = None  # the statistics' front end (`_statistics`), made on first use

@@ -123,6 +123,13 @@ def with_declared_settings(config) -> None:
             config.model.update(missing)
 
 
+def use_variant(config, name: str) -> None:
+    """Sets `config.model.variant` to `name` and writes that variant's declared settings the
+    config leaves unset (their defaults): the one way a command switches a config's variant."""
+    config.model.variant = name
+    with_declared_settings(config)
+
+
 def declared_settings(config) -> dict:
     """{field: default} of the config.model fields that variants declare (and variant_file,
     variant_sha256)."""

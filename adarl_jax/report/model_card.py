@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adarl_jax.report.report import summarize
+from adarl_jax.report.report import statistics_markdown, summarize
 from adarl_jax.report.seeds import mean_std
 
 __all__ = ["corpus_licence", "model_card"]
@@ -80,6 +80,9 @@ def _evaluation(m: dict, loso_results: list[dict], baselines: dict | None) -> li
     for f in summarize(loso_results)["folds"]:
         lines.append(f"| {f['fold']} | {f['speaker']} | {_num(f['wa'])} | {_num(f['ua'])} | "
                      f"{kept.get(f['fold'], '-')} |")
+    # what a user gets with fewer of a speaker's recordings than a LOSO test speaker has
+    lines += statistics_markdown({m["variant"]: summarize(loso_results),
+                                  **{v: summarize(rs) for v, rs in sorted((baselines or {}).items()) if rs}})
     return lines
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from adarl_jax import metrics
 from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw_segments, speaker_statistics
-from adarl_jax.data.functionals import group_zscore, moments
+from adarl_jax.data.functionals import DOMAIN_SET, group_zscore, moments
 
 __all__ = ["enrolment_draws", "parse_mode", "pooled_ua", "predictions_under_modes",
            "speaker_utterances", "test_statistics_modes", "training_statistics"]
@@ -170,32 +170,41 @@ class _TestFunctionals:
         self.seg_raw = self.raw[seg_utt]
         self.seg_utt = seg_utt
         self.train = moments(self.raw[np.asarray(fold.train, np.int64)])
+        # labels (DOMAIN_SET) are what they are under every mode: no statistics apply
+        self.fixed = dataset.functionals_set == DOMAIN_SET
+
+    def _unchanged(self) -> bool:
+        """True when a mode has nothing to standardise (no functionals, or labels)."""
+        return self.raw is None or self.fixed
+
+    def _as_is(self):
+        return None if self.raw is None else self.seg_raw
 
     def own(self):
         """Each test segment's functionals standardised by its utterance alone: zeros."""
-        if self.raw is None:
-            return None
+        if self._unchanged():
+            return self._as_is()
         return group_zscore(self.seg_raw, self.seg_utt)
 
     def pooled(self):
         """Every test segment's functionals with the statistics of all test utterances."""
-        if self.raw is None:
-            return None
+        if self._unchanged():
+            return self._as_is()
         whole = np.zeros(len(self.seg_raw), np.int8)
         return group_zscore(self.seg_raw, whole,
                             {0: moments(self.raw[np.unique(self.seg_utt)])})
 
     def train_standardised(self):
         """Every test segment's functionals with the training speakers' pooled statistics."""
-        if self.raw is None:
-            return None
+        if self._unchanged():
+            return self._as_is()
         return group_zscore(self.seg_raw, np.zeros(len(self.seg_raw), np.int8),
                             {0: self.train})
 
     def enrolled(self, seg_speaker, enrolled: set):
         """Each test speaker's functionals with the statistics of its enrolled utterances."""
-        if self.raw is None:
-            return None
+        if self._unchanged():
+            return self._as_is()
         stats = {}
         for spk in dict.fromkeys(seg_speaker.tolist()):
             own = set(self.seg_utt[seg_speaker == spk].tolist())
