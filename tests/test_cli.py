@@ -12,7 +12,7 @@ from adarl_jax.experiments import workers
 from adarl_jax.cli.parser import parse
 from adarl_jax.config import load_config, to_json
 
-COMMANDS = ("reproduce", "train", "report", "analyze", "tune", "seeds", "predict", "export", "prepare",
+COMMANDS = ("reproduce", "train", "report", "analyze", "tune", "seeds", "contrast", "predict", "export", "prepare",
             "features")
 CONFIG_COMMANDS = ("reproduce", "train", "prepare", "features")
 MAIN_EXAMPLE = "adarl-jax reproduce --data ../shared/data/emodb --workdir runs/quick"
