@@ -8,6 +8,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import REPO, tiny_config, tiny_input_shape, train_workdir
 from adarl_jax.report.attention import (REPLACEMENT, AttentionReplaced, _auc, summarize_folds)
@@ -96,4 +97,28 @@ def test_analyze_reads_the_fold_models_and_agrees_with_their_results(tmp_path):
         assert set(r["interventions"]) == {"train_mean", "other_gender", "ones"}
     summary = saved["summary"]
     assert 0 <= summary["interventions"]["ones"]["ua"] <= 1
-    assert "Test-time interventions" in (workdir / "attention_adarl.md").read_text()
+    md = (workdir / "attention_adarl.md").read_text()
+    assert "Test-time interventions" in md and "](figures/attention_adarl.png)" in md
+    assert (workdir / "figures" / "attention_adarl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_attention_profile_plots_each_fold_models_mean_and_the_pooled_band(tmp_path):
+    pytest.importorskip("matplotlib")
+    from adarl_jax.report.figures import plot_attention_profile
+
+    rng = np.random.default_rng(0)
+    folds = [{"attention": rng.random((6, 4)), "domain": np.array([0, 0, 1, 1, 1, 0])},
+             {"attention": rng.random((5, 4)), "domain": np.array([1, 1, 1, 1, 1])}]
+    fig = plot_attention_profile(folds, ("F", "M"), tmp_path / "a.png")
+    female, male = fig.axes
+    # F: only fold 0 has female utterances (a thin line), then the pooled mean
+    np.testing.assert_allclose(female.lines[0].get_ydata(), folds[0]["attention"][[0, 1, 5]].mean(0))
+    np.testing.assert_allclose(female.lines[-1].get_ydata(), folds[0]["attention"][[0, 1, 5]].mean(0))
+    both = np.concatenate([folds[0]["attention"][[2, 3, 4]], folds[1]["attention"]])
+    assert len(male.lines) == 3  # two fold models, then the pooled mean
+    np.testing.assert_allclose(male.lines[1].get_ydata(), folds[1]["attention"].mean(0))
+    np.testing.assert_allclose(male.lines[-1].get_ydata(), both.mean(0))
+    band = male.collections[0].get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose([band.min(), band.max()],
+                               [(both.mean(0) - both.std(0)).min(), (both.mean(0) + both.std(0)).max()])
+    assert female.get_title() == "female" and (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"

@@ -43,6 +43,7 @@ from adarl_jax.train.forward import BatchedInference
 from adarl_jax.model import build_model
 from adarl_jax.model.layers import DomainAwareAttention
 from adarl_jax.report.paired import paired_comparison
+from adarl_jax.report import figures
 
 __all__ = ["AttentionReplaced", "analyze_fold", "summarize_folds", "analyze_workdir"]
 
@@ -269,6 +270,14 @@ def analyze_workdir(workdir, variant: str | None = None, dataset=None,
     workdir = Path(workdir)
     write_json_atomic(workdir / variant / "attention.json",
                       _jsonable({"summary": summary, "folds": records}))
+    lines = ["# Attention analysis", ""] + markdown(variant, summary)
+    png = workdir / "figures" / f"attention_{variant}.png"
+    try:
+        figures.plot_attention_profile([r["test"] for r in records], tuple(config.data.genders), png,
+                                       f"{variant}: I^D of the test utterances, per fold model")
+        lines += ["", f"![{variant} attention profile](figures/{png.name})"]
+    except ImportError as e:  # matplotlib missing: the tables still get written
+        lines += ["", f"Figure skipped: {e}."]
     md = workdir / f"attention_{variant}.md"
-    write_text_atomic(md, "\n".join(["# Attention analysis", ""] + markdown(variant, summary)) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n")
     return md, summary

@@ -15,7 +15,8 @@ import numpy as np
 from adarl_jax.workdir.files import write_atomic
 from adarl_jax.extras import require
 
-__all__ = ["MIN_TSNE_POINTS", "plot_confusion", "plot_tsne_grid", "tsne_embedding"]
+__all__ = ["MIN_TSNE_POINTS", "plot_attention_profile", "plot_confusion", "plot_tsne_grid",
+           "tsne_embedding"]
 
 MIN_TSNE_POINTS = 10  # fewer points than this: no meaningful neighbourhood, no t-SNE
 _GENDER_MARKERS = {"M": ("^", "male"), "F": ("o", "female")}
@@ -133,3 +134,33 @@ def plot_tsne_grid(panels: Sequence[dict], classes: Sequence[str], genders: Sequ
     if title:
         fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def plot_attention_profile(per_fold: Sequence[dict], values: Sequence[str], path, title: str = ""):
+    """The attention I^D per frequency row of F_4 (row 0 = the lowest band), one panel per domain
+    value: each fold model's mean over its test utterances of that value (thin lines) and the
+    mean over all of them with +-1 sd (the band). `per_fold`: [{'attention': (n, H), 'domain':
+    (n,) index into `values`}], one a fold model. Returns the matplotlib Figure it saved."""
+    fig = _figure(3.2 * len(values) + 0.6, 3.0)
+    axes = [fig.add_subplot(1, len(values), i + 1) for i in range(len(values))]
+    for d, (ax, value) in enumerate(zip(axes, values)):
+        pooled = []
+        for rec in per_fold:
+            att, dom = np.asarray(rec["attention"], float), np.asarray(rec["domain"])
+            if (dom == d).any():
+                ax.plot(att[dom == d].mean(0), color="0.6", linewidth=0.8)
+                pooled.append(att[dom == d])
+        if pooled:
+            att = np.concatenate(pooled)
+            rows, mean, sd = np.arange(att.shape[1]), att.mean(0), att.std(0)
+            ax.fill_between(rows, mean - sd, mean + sd, color="C0", alpha=0.25, linewidth=0)
+            ax.plot(rows, mean, color="C0", linewidth=2, label=f"mean ± sd ({len(att)} utterances)")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(_GENDER_MARKERS.get(value, (None, value))[1], fontsize=9)
+        ax.set_xlabel("frequency row of F_4 (low to high)")
+        ax.set_ylim(0.0, 1.0)
+    axes[0].set_ylabel("I^D")
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.04)
+    _save(fig, path)
+    return fig
