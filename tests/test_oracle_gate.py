@@ -31,8 +31,8 @@ def test_the_gate_is_the_learnt_vector_of_each_samples_domain():
     config, model = _oracle()
     assert config.model.functionals == DOMAIN_SET and functionals_dim(config) == 2
     v = init_variables(model, tiny_input_shape(), jax.random.key(0), functionals_dim(config))
-    p = np.random.default_rng(0).normal(size=v["params"]["gate_logits"].shape).astype(np.float32)
-    v = {**v, "params": {**v["params"], "gate_logits": jnp.asarray(p)}}
+    p = np.random.default_rng(0).normal(size=v["params"]["gate"]["gate_logits"].shape).astype(np.float32)
+    v = {**v, "params": {**v["params"], "gate": {"gate_logits": jnp.asarray(p)}}}
     x = jax.random.normal(jax.random.key(1), (3, *tiny_input_shape()))
     onehot = domain_onehot(np.array([0, 1, -1]), 2)
     out = model.apply(v, x, False, functionals=jnp.asarray(onehot))
@@ -131,3 +131,22 @@ def test_an_oracle_fold_trains_through_the_cli_and_predict_refuses_it(tmp_path):
     p = subprocess.run([sys.executable, "-m", "adarl_jax.cli", "predict", "--checkpoint", str(w),
                         wav], cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True)
     assert p.returncode == 2 and "true domain label" in p.stderr, p.stderr
+
+
+def test_analyze_replaces_the_oracles_gate_and_refuses_a_model_without_one():
+    from adarl_jax.report.attention import REPLACEMENT, AttentionReplaced
+
+    config, model = _oracle()
+    v = init_variables(model, tiny_input_shape(), jax.random.key(0), functionals_dim(config))
+    x = jax.random.normal(jax.random.key(1), (2, *tiny_input_shape()))
+    onehot = jnp.asarray(domain_onehot(np.array([0, 1]), 2))
+    gate = jnp.linspace(0.1, 0.9, v["params"]["gate"]["gate_logits"].shape[1])
+    got = AttentionReplaced(model).apply({**v, REPLACEMENT: gate}, x, functionals=onehot)
+    emotion = {"params": v["params"]["emotion"], "batch_stats": v["batch_stats"]["emotion"]}
+    _, _, logits = EmotionPathway(ModelSpec.from_config(config)).apply(
+        emotion, x, False, jnp.broadcast_to(gate, (2, gate.shape[0])))
+    np.testing.assert_allclose(got["emotion_logits"], logits, rtol=1e-5, atol=1e-6)
+    backbone = build_model(tiny_config("backbone"))
+    vb = init_variables(backbone, tiny_input_shape(), jax.random.key(0))
+    with pytest.raises(ValueError, match="no attention module to replace"):
+        AttentionReplaced(backbone).apply({**vb, REPLACEMENT: gate}, x)

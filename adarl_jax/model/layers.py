@@ -209,6 +209,9 @@ class DomainAwareAttention(nn.Module):
 
     hidden: int = 4
     dtype: Any = jnp.float32
+    # what `adarl-jax analyze` replaces (report.attention.AttentionReplaced): a module whose
+    # __call__ returns the (batch, H) frequency gate sets this
+    produces_attention = True
 
     @nn.compact
     def __call__(self, domain_f4):

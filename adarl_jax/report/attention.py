@@ -1,7 +1,8 @@
 """What the domain-aware attention (Eq. 4-5) does after training, from the saved fold models.
 
 `adarl-jax analyze --workdir W` reads every fold model of a variant with a domain pathway
-(any module that computes its attention with `DomainAwareAttention`) and, for each fold:
+(any module whose attention comes from a module with `produces_attention = True`, e.g.
+`DomainAwareAttention`) and, for each fold:
 
 - records I^D, the attention vector, of its test and validation utterances and of a sample
   of its training utterances (per utterance: the mean over its segments, and the variance
@@ -41,7 +42,6 @@ from adarl_jax.data.reading import load_dataset
 from adarl_jax.train import sharding
 from adarl_jax.train.forward import BatchedInference
 from adarl_jax.model import build_model
-from adarl_jax.model.layers import DomainAwareAttention
 from adarl_jax.report.paired import paired_comparison
 from adarl_jax.report import figures
 
@@ -52,8 +52,9 @@ REPLACEMENT = "attention_replacement"  # the variables entry AttentionReplaced r
 
 
 class AttentionReplaced:
-    """`model` whose DomainAwareAttention outputs are replaced by `variables[REPLACEMENT]`
-    ((H,), broadcast over the batch): a drop-in for `model` in `BatchedInference`."""
+    """`model` whose attention modules' outputs (a module class with `produces_attention =
+    True`, e.g. DomainAwareAttention) are replaced by `variables[REPLACEMENT]` ((H,), broadcast
+    over the batch): a drop-in for `model` in `BatchedInference`."""
 
     def __init__(self, model):
         self.model = model
@@ -62,14 +63,21 @@ class AttentionReplaced:
         variables = dict(variables)
         replacement = variables.pop(REPLACEMENT)
 
+        replaced = []
+
         def intercept(next_fun, args, kwargs, context):
             out = next_fun(*args, **kwargs)
-            if isinstance(context.module, DomainAwareAttention) and context.method_name == "__call__":
+            if getattr(context.module, "produces_attention", False) and context.method_name == "__call__":
+                replaced.append(type(context.module).__name__)
                 return jnp.broadcast_to(replacement, out.shape).astype(out.dtype)
             return out
 
         with nn.intercept_methods(intercept):
-            return self.model.apply(variables, x, train=train, **inputs)
+            out = self.model.apply(variables, x, train=train, **inputs)
+        if not replaced:  # the interventions would silently change nothing
+            raise ValueError(f"{type(self.model).__name__} has no attention module to replace (a "
+                             "module class with produces_attention = True, e.g. DomainAwareAttention)")
+        return out
 
 
 def _per_utterance(out: dict, seg_utt: np.ndarray, utts) -> dict:

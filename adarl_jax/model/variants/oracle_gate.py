@@ -29,6 +29,21 @@ def f4_rows(n_bins: int, block_pools) -> int:
     return n_bins
 
 
+class DomainGate(nn.Module):
+    """sigmoid(gate_scale * onehot @ P): the gate of each sample's domain, P (domains, rows)
+    learnt from 0. `produces_attention`: what `adarl-jax analyze` replaces."""
+
+    rows: int
+    num_domains: int
+    scale: float
+    produces_attention = True
+
+    @nn.compact
+    def __call__(self, onehot):
+        p = self.param("gate_logits", nn.initializers.zeros, (self.num_domains, self.rows), jnp.float32)
+        return nn.sigmoid(onehot.astype(jnp.float32) @ p * self.scale)
+
+
 @register_variant("oracle_gate", uses_domain=False, uses_functionals=True,
                   defaults={"functionals": "domain", "gate_scale": 10.0})
 class OracleGate(nn.Module):
@@ -39,11 +54,8 @@ class OracleGate(nn.Module):
         if functionals is None:
             raise ValueError("oracle_gate reads each segment's domain one-hot: pass functionals "
                              "(B, num_domains) with model.functionals='domain'")
-        rows = f4_rows(x.shape[1], self.spec.block_pools)
-        gate_logits = self.param("gate_logits", nn.initializers.zeros,
-                                 (self.spec.num_domains, rows), jnp.float32)
-        logits_of_gate = functionals.astype(jnp.float32) @ gate_logits * float(self.spec.gate_scale)
-        attention = nn.sigmoid(logits_of_gate)  # (B, rows): the gate of each sample's domain
+        attention = DomainGate(f4_rows(x.shape[1], self.spec.block_pools), self.spec.num_domains,
+                               float(self.spec.gate_scale), name="gate")(functionals)
         _, feature, logits = EmotionPathway(self.spec, name="emotion")(x, train, attention)
         centers = ClassCenters(self.spec.num_classes, self.spec.hidden, name="centers")()
         return outputs(logits, feature, centers, attention=attention)
