@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from adarl_jax.report.paired import N_BOOT, _sign_flip_p, speaker_ua
+from adarl_jax.report.paired import _sign_flip_p, bootstrap_means, speaker_ua
 from adarl_jax.report.report import summarize
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 from adarl_jax.workdir.layout import collect
@@ -80,13 +80,8 @@ def stratified_contrast(groups: dict[str, np.ndarray], seed: int = 0) -> dict:
     """Statistics of `groups` ({stratum: (seeds, speakers) differences}); see the module doc."""
     per_speaker = np.concatenate([d.mean(0) for d in groups.values()])
     rng = np.random.default_rng(seed)
-    boot = np.zeros(N_BOOT)
-    for d in groups.values():  # the pooled mean is the speaker-weighted sum of stratum means
-        k, n = d.shape
-        si = rng.integers(0, n, size=(N_BOOT, n))
-        ki = rng.integers(0, k, size=(N_BOOT, k))
-        boot += np.array([d[np.ix_(ki[i], si[i])].mean() for i in range(N_BOOT)]) * n
-    boot /= len(per_speaker)
+    # the pooled mean is the speaker-weighted sum of the strata's means, each resampled alone
+    boot = sum(bootstrap_means(d, rng) * d.shape[1] for d in groups.values()) / len(per_speaker)
     out = _t_stats(per_speaker)
     out.update({"boot_ci95": [float(x) for x in np.percentile(boot, [2.5, 97.5])],
                 "p_sign_flip": _sign_flip_p(per_speaker, rng),

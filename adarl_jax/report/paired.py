@@ -41,6 +41,15 @@ def _sign_flip_p(d: np.ndarray, rng) -> float:
     return float(np.mean(means >= observed - 1e-12))
 
 
+def bootstrap_means(d: np.ndarray, rng) -> np.ndarray:
+    """(N_BOOT,) means of `d` (seeds, speakers) resampled with replacement, speakers and seeds
+    independently (speakers drawn first, from `rng`)."""
+    k, n = d.shape
+    si = rng.integers(0, n, size=(N_BOOT, n))
+    ki = rng.integers(0, k, size=(N_BOOT, k))
+    return np.array([d[np.ix_(ki[i], si[i])].mean() for i in range(N_BOOT)])
+
+
 def paired_comparison(a, b, seed: int = 0) -> dict:
     """A vs B. `a`, `b`: {speaker: UA} for one seed each, or lists of such dicts (one per
     seed, paired by position: the same seed index is one paired run). Only speakers present
@@ -55,10 +64,7 @@ def paired_comparison(a, b, seed: int = 0) -> dict:
     d = np.array([[ra[s] - rb[s] for s in speakers] for ra, rb in zip(a, b)])  # (seeds, speakers)
     rng = np.random.default_rng(seed)
     k, n = d.shape
-    si = rng.integers(0, n, size=(N_BOOT, n))
-    ki = rng.integers(0, k, size=(N_BOOT, k))
-    boot = np.array([d[np.ix_(ki[i], si[i])].mean() for i in range(N_BOOT)])
-    lo, hi = np.percentile(boot, [2.5, 97.5])
+    lo, hi = np.percentile(bootstrap_means(d, rng), [2.5, 97.5])
     per_speaker = d.mean(0)
     return {"mean": float(d.mean()), "ci95": [float(lo), float(hi)],
             "p_sign_flip": _sign_flip_p(per_speaker, rng),
