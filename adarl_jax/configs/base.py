@@ -108,6 +108,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.momentum = 0.0
     c.optim.weight_decay = 4e-5
     c.optim.domain_weight_decay = -1.0  # the domain pathway's L2 (<0: weight_decay), to keep it from learning speakers
+    # >0: the domain pathway (every parameter group named domain*) is first trained alone, on
+    # the domain loss, for this many steps (its own decay over them); then the whole model
+    # trains for the usual schedule with the domain pathway's lr scaled by domain_lr_scale
+    # (0: frozen; the paper's premise of a reliable gender pathway, tested)
+    c.optim.domain_pretrain_steps = 0
+    c.optim.domain_lr_scale = 0.0
     c.optim.warmup_steps = 0  # >0: lr rises linearly from lr/N to lr over the first N steps
     c.optim.ema_decay = 0.0  # >0: evaluate a moving average of the weights (per step), not the last ones
     c.optim.batch_size = 32

@@ -5,8 +5,11 @@ so that a schedule meant for IEMOCAP (~150 steps an epoch) can be kept on a smal
 Small-corpus options, off by default: a linear warm-up over the first
 `optim.warmup_steps` steps, a stronger L2 on the domain pathway
 (`optim.domain_weight_decay`: every top-level parameter group whose name starts with 'domain'),
-and an exponential moving average of the weights (`optim.ema_decay`, Polyak averaging) that
-validation and test evaluate instead of the last weights.
+an exponential moving average of the weights (`optim.ema_decay`, Polyak averaging) that
+validation and test evaluate instead of the last weights, and a domain pathway trained first
+(`optim.domain_pretrain_steps`: those steps update only the domain groups, on the domain loss,
+under their own decay; the rest's schedule starts after them and the domain groups then move at
+`optim.domain_lr_scale` times it, 0 = frozen).
 """
 
 from __future__ import annotations
@@ -18,19 +21,25 @@ import jax.numpy as jnp
 import optax
 
 
+def pretrain_steps(config) -> int:
+    """optim.domain_pretrain_steps: the steps that train the domain pathway alone first."""
+    return max(int(config.optim.get("domain_pretrain_steps", 0)), 0)
+
+
 def num_epochs(config, steps_per_epoch: int) -> int:
     """optim.epochs, or with optim.train_steps > 0 the epochs that make at least that many
-    steps (a schedule in steps, whatever the corpus size)."""
+    steps (a schedule in steps, whatever the corpus size); the domain pretraining's steps
+    come on top of either."""
+    spe = max(int(steps_per_epoch), 1)
     steps = int(config.optim.train_steps)
-    if steps > 0:
-        return max(1, -(-steps // max(int(steps_per_epoch), 1)))
-    return int(config.optim.epochs)
+    main = -(-steps // spe) if steps > 0 else int(config.optim.epochs)
+    return max(1, main + -(-pretrain_steps(config) // spe))
 
 
-def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
-    o = config.optim
+def _decay(o, total: int, steps_per_epoch: int) -> optax.Schedule:
+    """optim.schedule's decay from optim.lr over `total` steps (cosine) or every epoch /
+    decay_every_steps (step), with the warm-up."""
     if o.schedule == "cosine":
-        total = num_epochs(config, steps_per_epoch) * max(int(steps_per_epoch), 1)
         decay = optax.cosine_decay_schedule(o.lr, decay_steps=max(total, 1))
     elif o.schedule == "step":
         every = o.decay_every_steps or steps_per_epoch
@@ -42,6 +51,34 @@ def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
     if warmup <= 0:
         return decay
     return lambda step: decay(step) * jnp.minimum(1.0, (step + 1) / warmup)
+
+
+def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
+    """The lr of every step (of every parameter but a pretrained domain pathway's): the
+    configured decay over the run's steps, starting after the domain pretraining (0 during it)."""
+    total = num_epochs(config, steps_per_epoch) * max(int(steps_per_epoch), 1)
+    first = pretrain_steps(config)
+    decay = _decay(config.optim, total - first, steps_per_epoch)
+    if first == 0:
+        return decay
+    return lambda step: jnp.where(step < first, 0.0, decay(jnp.maximum(step - first, 0)))
+
+
+def domain_learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
+    """With optim.domain_pretrain_steps N > 0, the domain pathway's lr: the configured decay
+    over the first N steps, then optim.domain_lr_scale times the rest's schedule."""
+    first = pretrain_steps(config)
+    pretrain = _decay(config.optim, first, steps_per_epoch)
+    after = learning_rate_schedule(config, steps_per_epoch)
+    scale = float(config.optim.domain_lr_scale)
+    return lambda step: jnp.where(step < first, pretrain(step), scale * after(step))
+
+
+def domain_loss_only(config):
+    """(step) -> True while the domain pathway is pretrained alone (the emotion and centre
+    losses then weigh 0); None without domain pretraining."""
+    first = pretrain_steps(config)
+    return (lambda step: step < first) if first else None
 
 
 def _domain_mask(params):
@@ -87,9 +124,17 @@ def averaged_params(params, opt_state):
     return jax.tree.map(lambda a, p: jnp.where(s.count > 0, a, p), s.average, params)
 
 
-def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
-    o = config.optim
-    schedule = learning_rate_schedule(config, steps_per_epoch)
+def _domain_labels(params):
+    """'domain' on every leaf of a domain* group, 'rest' elsewhere; a model without a domain
+    pathway cannot have it pretrained."""
+    if not any(k.startswith("domain") for k in params):
+        raise ValueError("optim.domain_pretrain_steps > 0 needs a variant with a domain pathway "
+                         f"(a parameter group named domain*); this model's groups: {sorted(params)}")
+    return jax.tree.map(lambda is_domain: "domain" if is_domain else "rest", _domain_mask(params))
+
+
+def _base_optimizer(o, schedule) -> list[optax.GradientTransformation]:
+    """The configured optimiser under `schedule`, as the parts of a chain."""
     # sgd: coupled L2 decay added to the gradient, as torch.optim.SGD(weight_decay=...) does;
     # adamw: Adam with decoupled weight decay (optax.adamw), scaled by the schedule.
     decays = [optax.add_decayed_weights(o.weight_decay)] if o.optimizer == "sgd" else []
@@ -102,7 +147,17 @@ def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation
         base = optax.adamw(schedule, weight_decay=o.weight_decay)
     else:
         raise ValueError(f"optim.optimizer={o.optimizer!r}: expected 'sgd' or 'adamw'")
-    parts = [*decays, base]
+    return [*decays, base]
+
+
+def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
+    o = config.optim
+    parts = _base_optimizer(o, learning_rate_schedule(config, steps_per_epoch))
+    if pretrain_steps(config):
+        # the same optimiser per group, each under its own schedule
+        domain = _base_optimizer(o, domain_learning_rate_schedule(config, steps_per_epoch))
+        parts = [optax.multi_transform({"rest": optax.chain(*parts), "domain": optax.chain(*domain)},
+                                       _domain_labels)]
     if float(o.ema_decay) > 0:
         parts.append(param_average(o.ema_decay))
     return optax.chain(*parts)

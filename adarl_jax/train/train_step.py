@@ -65,15 +65,22 @@ def create_train_state_from_config(config, key, steps_per_epoch: int, class_weig
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
                     lr_schedule: Callable | None = None, augment: Callable | None = None,
-                    seed: int = 0, mixup_alpha: float = 0.0, label_smoothing: float = 0.0):
+                    seed: int = 0, mixup_alpha: float = 0.0, label_smoothing: float = 0.0,
+                    domain_loss_only: Callable | None = None):
     """Builds the pure train step for `model`; jit and shard it with `sharding.jit_train_step`.
 
     `augment(key, x) -> x` (adarl_jax.data.augment) and mixup (`mixup_alpha` > 0) draw their keys
     from (seed, step), so a resumed run sees the same augmentations as an uninterrupted one.
+    `domain_loss_only(step)` (optim.domain_loss_only): True on the steps where the emotion and
+    centre losses weigh 0 (the domain pathway pretrained alone).
     """
-    loss_weights = tuple(float(w) for w in loss_weights)
+    fixed_weights = tuple(float(w) for w in loss_weights)
 
     def train_step(state: TrainState, batch: dict):
+        loss_weights = fixed_weights
+        if domain_loss_only is not None:
+            on = jnp.where(domain_loss_only(state.step), 0.0, 1.0)
+            loss_weights = (fixed_weights[0], on * fixed_weights[1], on * fixed_weights[2])
         x = batch["x"]
         # a variant that reads functionals gets its utterances' (batch['functionals'])
         inputs = {"functionals": batch["functionals"]} if "functionals" in batch else {}

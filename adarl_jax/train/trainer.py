@@ -31,7 +31,7 @@ from adarl_jax.train.checkpoint import FoldCheckpointer
 from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
 from adarl_jax.workdir.files import write_text_atomic
 from adarl_jax.workdir.fold_record import fold_record
-from adarl_jax.train.optim import learning_rate_schedule, num_epochs
+from adarl_jax.train.optim import domain_loss_only, learning_rate_schedule, num_epochs
 from adarl_jax.train.tb import open_scalar_log
 from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
@@ -206,7 +206,7 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
                                              config.loss.center_weight), schedule,
                                  make_augment(config), seeds.augment,
                                  float(config.augment.mixup_alpha),
-                                 float(config.loss.label_smoothing))
+                                 float(config.loss.label_smoothing), domain_loss_only(config))
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
                                                and jax.default_backend() != "cpu")
     loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, dataset.features, train_segs,
