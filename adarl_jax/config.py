@@ -46,6 +46,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if fe.normalize not in NORMALIZE_MODES:
         raise ValueError(f"frontend.normalize={fe.normalize!r}: expected one of "
                          f"{', '.join(NORMALIZE_MODES)}")
+    views = tuple(config.augment.get("statistics_views", ()))
+    if views and (fe.normalize != "speaker" or not set(views) <= {"utterance", "train"}
+                  or len(set(views)) != len(views)):
+        raise ValueError(f"augment.statistics_views={views}: expected distinct modes among "
+                         "'utterance' and 'train', with frontend.normalize='speaker' (it is "
+                         f"{fe.normalize!r})")
     if fe.scale == "mel" and not 0 < fe.fmax_hz <= d.sample_rate / 2:
         raise ValueError(f"frontend.fmax_hz={fe.fmax_hz} must be in (0, data.sample_rate/2]")
     if len(m.block_features) != len(m.block_pools):

@@ -1,16 +1,17 @@
 """The test speaker under the statistics a user has (adarl_jax.train.test_statistics), per-utterance
 standardisation (frontend.normalize='utterance') and the speaker-normalised baselines."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from conftest import make_corpus, tiny_config, train_workdir
+from conftest import make_corpus, tiny_config, tiny_input_shape, train_workdir
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.dataset import SegmentDataset, group_normalize, normalization_groups, raw_segments
 from adarl_jax.data.folds import loso_folds
-from adarl_jax.train.test_statistics import parse_mode, pooled_ua, predictions_under_modes
+from adarl_jax.train.test_statistics import parse_mode, pooled_ua, predictions_under_modes, statistics_views
 
 
 def _dataset(rng, frames_per_seg=(6, 4, 6, 2, 6, 5, 6, 3, 6, 6, 1, 6)):
@@ -253,3 +254,62 @@ def test_pooled_is_the_speakers_own_statistics_when_a_fold_tests_one_speaker():
         segs = np.flatnonzero(ds.segment_utt == u)
         want.append(int(np.argmax(_mean_probe(normed.features[segs]).mean(0))))
     assert got == [want]
+
+
+def test_statistics_views_standardise_the_training_segments_as_a_user_would():
+    """augment.statistics_views: each recording by itself, and the training speakers' pooled
+    statistics, against z-scores of the raw features computed here."""
+    ds = _dataset(np.random.default_rng(5))
+    normed = group_normalize(ds, "speaker")
+    config = tiny_config()
+    config.frontend.normalize = "speaker"
+    config.augment.statistics_views = ("utterance", "train")
+    fold = loso_folds(ds.utterances)[2]  # test speaker c: a and b train
+    segs = normed.subset_segments(fold.train)
+    utterance, train = statistics_views(config, normed, fold.train, segs)
+    frames = ds.segment_frames[segs]
+    np.testing.assert_allclose(train, _zscore(ds.features[segs], frames), atol=1e-3)
+    for u in fold.train:
+        rows = np.flatnonzero(ds.segment_utt[segs] == u)
+        np.testing.assert_allclose(utterance[rows], _zscore(ds.features[segs[rows]], frames[rows]),
+                                   atol=1e-3)
+    config.augment.statistics_views = ()
+    assert statistics_views(config, normed, fold.train, segs) == []
+
+
+def test_a_fold_trains_on_its_segments_and_each_view_of_them():
+    from adarl_jax.train.trainer import setup_run
+    from adarl_jax.train.sharding import checked_mesh
+
+    small = _dataset(np.random.default_rng(6))
+    features = np.zeros((len(small.features), *tiny_input_shape()), np.float32)
+    features[:, :3, :6] = small.features  # the model's input shape, the rest silent
+    ds = group_normalize(dataclasses.replace(small, features=features), "speaker")
+    config = tiny_config()
+    config.frontend.normalize = "speaker"
+    config.augment.statistics_views = ("train",)
+    fold = loso_folds(ds.utterances)[2]
+    segs = ds.subset_segments(fold.train)
+    run = setup_run(config, ds, fold, checked_mesh(config))
+    assert run.n_train == 2 * len(segs)
+    features, order, emotion, domain, _ = run.loop.data
+    np.testing.assert_array_equal(features[:len(segs)], ds.features[segs])
+    np.testing.assert_array_equal(features[len(segs):],
+                                  statistics_views(config, ds, fold.train, segs)[0])
+    want = ds.emotion[ds.segment_utt[segs]]
+    np.testing.assert_array_equal(emotion, np.concatenate([want, want]))
+
+
+def test_statistics_views_need_speaker_statistics_and_known_modes():
+    from adarl_jax.config import validate
+
+    config = tiny_config()
+    config.augment.statistics_views = ("train",)
+    config.frontend.normalize = "segment"
+    with pytest.raises(ValueError, match="statistics_views"):
+        validate(config)
+    config.frontend.normalize = "speaker"
+    validate(config)
+    config.augment.statistics_views = ("enrol:3",)
+    with pytest.raises(ValueError, match="statistics_views"):
+        validate(config)

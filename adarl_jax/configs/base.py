@@ -98,6 +98,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.augment.time_mask_width = 0.1  # max width, fraction of the frames
     c.augment.freq_warp = 0.0  # max relative stretch of the frequency axis (e.g. 0.1)
     c.augment.mixup_alpha = 0.0  # >0: mixup with lam ~ Beta(alpha, alpha) (e.g. 0.2)
+    # frontend.normalize='speaker': every training segment also once standardised under each
+    # listed mode, 'utterance' (by its recording alone) and/or 'train' (the training speakers'
+    # pooled statistics), the statistics a user without the speaker's audio has (`predict`)
+    c.augment.statistics_views = ()
 
     c.optim = ml_collections.ConfigDict()
     c.optim.optimizer = "sgd"  # sgd (coupled L2, the paper) | adamw (decoupled weight decay)

@@ -34,8 +34,9 @@ from adarl_jax import metrics
 from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw_segments, speaker_statistics
 from adarl_jax.data.functionals import DOMAIN_SET, group_zscore, moments
 
-__all__ = ["enrolment_draws", "parse_mode", "pooled_ua", "predictions_under_modes",
-           "speaker_utterances", "test_statistics_modes", "training_statistics"]
+__all__ = ["enrolment_draws", "mode_statistics", "parse_mode", "pooled_ua", "predictions_under_modes",
+           "speaker_utterances", "statistics_views", "test_statistics_modes", "training_statistics",
+           "VIEW_MODES"]
 
 
 def parse_mode(mode: str) -> tuple[str, int]:
@@ -68,6 +69,44 @@ def _pooled(stats: dict, counts: dict, groups) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(sq - mean * mean, 0.0))
 
 
+VIEW_MODES = ("utterance", "train")
+
+
+def mode_statistics(name: str, dataset, train_utts, raw, frames, seg_utt, eps: float):
+    """(group per segment, {group: (mean, std)}) that standardise the segments whose front-end
+    values are `raw` under mode 'utterance' (each utterance its own statistics) or 'train'
+    (the training speakers' pooled statistics)."""
+    if name == "utterance":
+        return seg_utt, speaker_statistics(raw, frames, seg_utt, eps)
+    if name == "train":
+        pooled = training_statistics(dataset, train_utts)
+        return np.array(["train"] * len(raw), object), {"train": (pooled["mean"], pooled["std"])}
+    raise ValueError(f"statistics mode {name!r}: expected one of {', '.join(VIEW_MODES)}")
+
+
+def statistics_views(config, dataset, train_utts, segs: np.ndarray) -> list[np.ndarray]:
+    """augment.statistics_views: the training segments `segs` again, standardised under each
+    listed mode ('utterance': each recording by itself; 'train': the training speakers' pooled
+    statistics), exactly as the test-statistics modes and `predict` standardise a new speaker;
+    one (n, F, T, C) float32 array per mode (frames past a segment's end stay 0). So the model
+    also learns from the inputs a user without the speaker's statistics gives it."""
+    modes = tuple(config.augment.get("statistics_views", ()))
+    if not modes:
+        return []
+    if config.frontend.normalize != "speaker":
+        raise ValueError("augment.statistics_views needs frontend.normalize='speaker' (the views "
+                         f"replace the speaker's statistics); it is {config.frontend.normalize!r}")
+    speakers = normalization_groups(dataset, "speaker")
+    raw = raw_segments(dataset, segs, speakers)
+    frames, seg_utt = dataset.segment_frames[segs], dataset.segment_utt[segs]
+    eps = float(config.frontend.zscore_eps)
+    views = []
+    for name in modes:
+        groups, stats = mode_statistics(name, dataset, train_utts, raw, frames, seg_utt, eps)
+        views.append(normalize_segments(raw, frames, groups, stats))
+    return views
+
+
 def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> dict:
     """{mode: [[class index or -1 per test utterance] per draw]} for the fold's test speaker.
 
@@ -90,8 +129,8 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
     for mode in modes:
         name, k = parse_mode(mode)
         if name == "utterance":
-            per_utt = speaker_statistics(raw, frames, seg_utt, eps)
-            out[mode] = [_labels(predict_probs, raw, frames, seg_utt, seg_utt, test_utts, per_utt,
+            groups, stats = mode_statistics(name, dataset, fold.train, raw, frames, seg_utt, eps)
+            out[mode] = [_labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats,
                                  None, functionals.own())]
         elif name == "pooled":
             whole = np.zeros(len(segs), np.int8)
@@ -99,11 +138,9 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
             out[mode] = [_labels(predict_probs, raw, frames, seg_utt, whole, test_utts, stats,
                                  None, functionals.pooled())]
         elif name == "train":
-            pooled = training_statistics(dataset, fold.train)
-            stats = {"train": (pooled["mean"], pooled["std"])}
-            out[mode] = [_labels(predict_probs, raw, frames, seg_utt,
-                                 np.array(["train"] * len(segs), object), test_utts, stats, None,
-                                 functionals.train_standardised())]
+            groups, stats = mode_statistics(name, dataset, fold.train, raw, frames, seg_utt, eps)
+            out[mode] = [_labels(predict_probs, raw, frames, seg_utt, groups, test_utts, stats,
+                                 None, functionals.train_standardised())]
         else:
             seg_speaker = speakers[segs]
             runs = []

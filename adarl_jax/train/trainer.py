@@ -37,7 +37,8 @@ from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
                                         TrainState)
 from adarl_jax.data.folds import missing_classes
-from adarl_jax.train.test_statistics import predictions_under_modes, training_statistics
+from adarl_jax.train.test_statistics import (predictions_under_modes, statistics_views,
+                                             training_statistics)
 from adarl_jax.workdir.statistics_file import write_statistics
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,14 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
     if len(train_segs) == 0:
         raise ValueError(f"fold {fold.index}: no training segments")
     train_emotion, train_domain = segment_labels(dataset, train_segs)
+    features, functionals = dataset.features, segment_functionals(dataset, train_segs)
+    views = statistics_views(config, dataset, fold.train, train_segs)
+    if views:  # each training segment once more per view, with its labels
+        copies = len(views) + 1
+        features = np.concatenate([np.asarray(dataset.features[train_segs], np.float32), *views])
+        train_segs = np.arange(len(features))
+        train_emotion, train_domain = np.tile(train_emotion, copies), np.tile(train_domain, copies)
+        functionals = None if functionals is None else np.tile(functionals, (copies, 1))
     steps_per_epoch = -(-len(train_segs) // batch_size)
     seeds = run_seeds(config, fold.index)
     model, state, tx = create_train_state_from_config(config, seeds.init, steps_per_epoch,
@@ -209,9 +218,8 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
                                  float(config.loss.label_smoothing), domain_loss_only(config))
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
                                                and jax.default_backend() != "cpu")
-    loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, dataset.features, train_segs,
-                                                 train_emotion, train_domain,
-                                                 segment_functionals(dataset, train_segs))
+    loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, features, train_segs,
+                                                 train_emotion, train_domain, functionals)
     return FoldRun(
         state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
         n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
