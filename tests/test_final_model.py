@@ -241,6 +241,10 @@ def test_the_command_line_trains_predicts_and_exports_a_model_folder(trained, tm
     assert "--overwrite-final" in capsys.readouterr().err
     # workers train folds only; the parent trains the final model once
     assert not {"--final", "--final-out", str(folder)} & set(workers.worker_argv(argv, [0]))
+    assert "--ensemble" not in workers.worker_argv([*argv, "--ensemble", "3"], [0])
+    without_final = [a for a in argv if a not in ("--final", "--final-out", str(folder))]
+    assert cli.main([*without_final, "--ensemble", "2"]) == 2  # an ensemble is a final model's
+    assert "only with --final" in capsys.readouterr().err
 
     wav = next((workdir.parent / "corpus" / "wav").glob("*.wav"))
     preds = tmp_path / "p.csv"
@@ -255,3 +259,42 @@ def test_the_command_line_trains_predicts_and_exports_a_model_folder(trained, tm
     assert cli.main(["export", "--model", str(folder), "--out", str(tmp_path / "m.jax"),
                      "--platforms", "cpu"]) == 0
     assert (tmp_path / "m.jax").exists()
+
+
+def test_a_seed_ensemble_averages_its_members_probabilities(trained, tmp_path):
+    """train_final(members=2): two models trained alike from seeds 0 and 1, stacked in one
+    folder; Predictor.load averages their probabilities, each member's computed on its own."""
+    from adarl_jax.experiments.final_model import train_final
+    from adarl_jax.inference.model_folder import ModelFolderError, read_model_folder
+    from adarl_jax.inference.predict import Predictor
+    from adarl_jax.train.sharding import make_mesh
+
+    config, workdir, single, _ = trained
+    out = tmp_path / "ensemble"
+    record = train_final(config, workdir, out, mesh=make_mesh(1), progress=False, members=2)
+    assert record["ensemble"]["members"] == 2 and record["ensemble"]["seeds"] == [0, 1]
+    assert record["format_version"] == 2
+    assert "seed ensemble of 2 models" in (out / "MODEL.md").read_text()
+    cfg, stacked, meta = read_model_folder(out)
+    first = jax.tree.map(lambda a: a[0], stacked)
+    second = jax.tree.map(lambda a: a[1], stacked)
+    # member 0 is the single final model (same seed, same training)
+    _, one, _ = read_model_folder(single)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), first, one)
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)))
+
+    wave = (0.3 * np.sin(2 * np.pi * 250 * np.arange(40000) / 16000)).astype(np.float32)
+    ensemble = Predictor.load(out)
+    assert ensemble.n_models == 2
+    got = ensemble.predict(wave, 16000)["probs"]
+    members = [Predictor(cfg, v, source="member").predict(wave, 16000)["probs"] for v in (first, second)]
+    for c in got:
+        assert got[c] == pytest.approx((members[0][c] + members[1][c]) / 2, abs=1e-6)
+
+    meta_path = out / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "ensemble": {**meta["ensemble"], "members": 3}}))
+    with pytest.raises(ModelFolderError, match="an ensemble of 3"):
+        read_model_folder(out)
+    with pytest.raises(ValueError, match="at least 1 member"):
+        train_final(config, workdir, tmp_path / "none", mesh=make_mesh(1), progress=False, members=0)

@@ -93,6 +93,9 @@ def cmd_features(args, overrides) -> int:
 def _train(args, overrides, variants, baselines=()) -> int:
     from adarl_jax.report.report import write_report
 
+    if args.ensemble < 1 or (args.ensemble > 1 and not args.final):
+        raise ValueError(f"--ensemble {args.ensemble}: a final model's seed count, at least 1, "
+                         "and only with --final")
     config = _load_config(args, overrides)
     progress = config.train.progress and not args.no_progress
     t0 = time.time()
@@ -176,7 +179,8 @@ def _train_final(args, config, variants, progress: bool, dataset=None) -> None:
         out = args.final_out or os.path.join(args.workdir, "final", variant)
         same = dataset is not None and reads_same_data(config, c)
         record = train_final(c, args.workdir, out, progress=progress,
-                             overwrite=args.overwrite_final, dataset=dataset if same else None)
+                             overwrite=args.overwrite_final, dataset=dataset if same else None,
+                             members=args.ensemble)
         print(f"[{variant}] final model: {record['epochs']['epochs']} epochs "
               f"({record['epochs']['rule']}); wrote {out} (card: {out}/MODEL.md)")
 

@@ -144,6 +144,9 @@ def _training_args(p) -> None:
                    help="--final: the model folder (default WORKDIR/final/VARIANT)")
     p.add_argument("--overwrite-final", action="store_true",
                    help="--final: replace an existing model folder (default: refuse)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="N",
+                   help="--final: a seed ensemble of N models (train.seed, seed + 1, ...) in one "
+                   "model folder, their class probabilities averaged (default 1: one model)")
 
 
 def _train(sub) -> None:

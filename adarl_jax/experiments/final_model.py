@@ -39,8 +39,8 @@ from adarl_jax.data.folds import Fold, loso_folds
 from adarl_jax.data.reading import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
 from adarl_jax.report.model_card import model_card
-from adarl_jax.inference.model_folder import (FORMAT, FORMAT_VERSION, MODEL_FILE, check_target,
-                                              staging_dir, write_model_folder)
+from adarl_jax.inference.model_folder import (ENSEMBLE_FORMAT_VERSION, FORMAT, MODEL_FILE,
+                                              check_target, staging_dir, write_model_folder)
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.test_statistics import training_statistics
 from adarl_jax.train.trainer import open_checkpoints, resume, setup_run, train_epochs
@@ -106,7 +106,7 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
     classes = list(config.data.classes)
     emotion = np.asarray(dataset.emotion)
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT, "format_version": 1,
         "variant": config.model.variant, "classes": classes, "domains": list(config.data.genders),
         "input": {"shape": list(input_shape(config)), "sample_rate": int(config.data.sample_rate),
                   "segment_s": float(config.data.segment_s),
@@ -130,9 +130,11 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
 
 
 def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
-                overwrite: bool = False, dataset=None) -> dict:
+                overwrite: bool = False, dataset=None, members: int = 1) -> dict:
     """Trains the final model of `config.model.variant` and writes its folder `out_dir`;
-    returns its model.json record. Raises ValueError when the LOSO run in `loso_workdir` has
+    returns its model.json record. `members` > 1: a seed ensemble, that many models trained
+    alike with train.seed, seed + 1, ..., their parameters stacked on a leading axis and their
+    class probabilities averaged by `Predictor` (model.json's `ensemble`). Raises ValueError when the LOSO run in `loso_workdir` has
     not finished for that variant or was trained with another config, FileExistsError when
     `out_dir` already holds a model (unless `overwrite`), locks.WorkdirLockedError when another
     live run writes `out_dir` (its lock `.<name>.lock` beside it is held throughout; a staging
@@ -142,7 +144,8 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     out_dir = Path(out_dir)
     lock = FolderLock(out_dir).acquire() if jax.process_index() == 0 else None
     try:
-        return _train_final(config, loso_workdir, out_dir, mesh, progress, overwrite, dataset)
+        return _train_final(config, loso_workdir, out_dir, mesh, progress, overwrite, dataset,
+                            members)
     finally:
         if lock is not None:
             lock.release()
@@ -158,8 +161,11 @@ def _clear_leftover_staging(out_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(staging)
 
 
-def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite, dataset) -> dict:
+def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite, dataset,
+                 members: int) -> dict:
     """train_final under the model folder's lock."""
+    if int(members) < 1:
+        raise ValueError(f"an ensemble needs at least 1 member, not {members}")
     workdir = Path(loso_workdir)
     if jax.process_index() == 0:
         _clear_leftover_staging(out_dir, overwrite)
@@ -175,16 +181,29 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
     rule = epochs_rule(results)
     fold = final_fold(dataset, index=max(r["fold"] for r in results) + 1)
     check_domains(config, dataset, [fold])
-    train_dir, is_writer = staging_dir(out_dir) / "train", jax.process_index() == 0
-    if is_writer:
-        _prepare_train_dir(train_dir, json.dumps({"config": json.loads(to_json(config)),
-                                                  "epochs": rule["epochs"]}, indent=1))
-    run = setup_run(config, dataset, fold, checked_mesh(config, mesh), label="final model")
-    with open_checkpoints(config, train_dir) as ckpts:
-        start = resume(config, run, ckpts, epochs=rule["epochs"])
-        trained = train_epochs(config, dataset, fold, run, ckpts, start, progress and is_writer)
-    variables = jax.device_get(trained.state.eval_variables)
+    is_writer = jax.process_index() == 0
+    seeds = [int(config.train.seed) + k for k in range(int(members))]
+    trained_members = []
+    for k, seed in enumerate(seeds):
+        member = config.copy_and_resolve_references()
+        member.train.seed = seed
+        train_dir = staging_dir(out_dir) / ("train" if members == 1 else f"train_{k}")
+        if is_writer:
+            _prepare_train_dir(train_dir, json.dumps({"config": json.loads(to_json(member)),
+                                                      "epochs": rule["epochs"]}, indent=1))
+        label = "final model" if members == 1 else f"final model, member {k + 1}/{members}"
+        run = setup_run(member, dataset, fold, checked_mesh(member, mesh), label=label)
+        with open_checkpoints(member, train_dir) as ckpts:
+            start = resume(member, run, ckpts, epochs=rule["epochs"])
+            trained = train_epochs(member, dataset, fold, run, ckpts, start, progress and is_writer)
+        trained_members.append((trained, jax.device_get(trained.state.eval_variables)))
+    trained, variables = trained_members[0]
     record = _record(config, dataset, fold, rule, trained, variables, workdir)
+    if members > 1:
+        variables = jax.tree.map(lambda *xs: np.stack(xs), *[v for _, v in trained_members])
+        record.update(format_version=ENSEMBLE_FORMAT_VERSION, ensemble={
+            "members": int(members), "seeds": seeds,
+            "combination": "the mean of the members' class probabilities"})
     others = {v: rs for v, rs in collected.items() if v != config.model.variant}
     card = model_card(record, results, others)
     if is_writer:

@@ -48,14 +48,15 @@ def split_folds(folds: list[int], n: int) -> list[list[int]]:
 def worker_argv(argv: list[str], share: list[int]) -> list[str]:
     """The parent's command line for one worker: its folds, one worker, no baselines (the
     parent ran them), no --force-new-config (the parent has already set the new config up),
-    no --final (the parent trains the final model once every fold is done)."""
+    no --final, --final-out or --ensemble (the parent trains the final model once every fold is
+    done)."""
     out, skip = [], False
     for a in argv:
         if skip:
             skip = False
             continue
         key = a.split("=", 1)[0]
-        if key in ("--folds", "--workers", "--baselines", "--final-out"):
+        if key in ("--folds", "--workers", "--baselines", "--final-out", "--ensemble"):
             skip = "=" not in a
             continue
         if key in ("--force-new-config", "--final", "--overwrite-final"):

@@ -9,6 +9,10 @@
   <folder>/train_statistics.npz  a speaker-normalised model's training speakers' pooled
                          statistics (`predict --speaker-from training`), when it has them
 
+A seed ensemble (`train --final --ensemble N`, format_version 2) records
+`ensemble: {members, seeds, combination}` in model.json and stacks its members' arrays in
+params.npz on a leading axis of size N; `Predictor` averages their class probabilities.
+
 A folder is written in a staging folder beside it (`.<name>.partial/`) and renamed into place
 at the end, so a folder named `<name>` is always complete; `model.json` is the mark of one.
 Reading checks the files, the format version and every array's shape against the config, and
@@ -34,7 +38,8 @@ from adarl_jax.workdir.files import digest, write_bytes_atomic, write_json_atomi
 from adarl_jax.inference.fold_models import CheckpointError
 
 FORMAT = "adarl-jax-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this code reads; a single model is written as 1
+ENSEMBLE_FORMAT_VERSION = 2  # model.json's `ensemble`: parameters stacked on a leading axis
 PARAMS_FILE, CONFIG_FILE, MODEL_FILE, CARD_FILE = "params.npz", "config.json", "model.json", "MODEL.md"
 REQUIRED = (MODEL_FILE, CONFIG_FILE, PARAMS_FILE)
 
@@ -162,10 +167,25 @@ def folder_statistics(folder, meta: dict) -> dict | None:
         raise ModelFolderError(str(e)) from None
 
 
+def ensemble_members(meta: dict) -> int:
+    """How many models a folder's arrays stack (1: a single model), from model.json."""
+    ensemble = meta.get("ensemble")
+    if ensemble is None:
+        return 1
+    members = ensemble.get("members") if isinstance(ensemble, dict) else None
+    if isinstance(members, bool) or not isinstance(members, int) or members < 2:
+        raise ModelFolderError(f"{MODEL_FILE}: ensemble.members must be a whole number of at "
+                               f"least 2, not {json.dumps(members)}: the file was edited or "
+                               "damaged; write the folder again (train --final --overwrite-final)")
+    return members
+
+
 def read_model_folder(folder):
-    """(config, {'params', 'batch_stats'} as numpy arrays, model.json) of a model folder."""
+    """(config, {'params', 'batch_stats'} as numpy arrays, model.json) of a model folder; an
+    ensemble's arrays have a leading axis of `ensemble_members(model.json)`."""
     folder = Path(folder)
     meta = read_meta(folder)
+    members = ensemble_members(meta)
     config_bytes = _read(folder, CONFIG_FILE)
     _check_hash(folder, CONFIG_FILE, config_bytes, meta)
     try:
@@ -181,11 +201,13 @@ def read_model_folder(folder):
         raise ModelFolderError(f"{folder / PARAMS_FILE}: not a readable npz file ({e})") from None
     abstract = abstract_train_state(config)
     template = {"params": abstract.params, "batch_stats": abstract.batch_stats}
-    problems = shape_problems(tree_shapes(template), {k: v.shape for k, v in stored.items()},
-                              PARAMS_FILE)
+    lead = (members,) if members > 1 else ()
+    problems = shape_problems({k: (*lead, *s) for k, s in tree_shapes(template).items()},
+                              {k: v.shape for k, v in stored.items()}, PARAMS_FILE)
     if problems:
         raise ModelFolderError(f"{folder / PARAMS_FILE}: its arrays do not fit the model of "
-                               f"{folder / CONFIG_FILE} (model.variant={config.model.variant!r}): "
+                               f"{folder / CONFIG_FILE} (model.variant={config.model.variant!r}"
+                               + (f", an ensemble of {members}" if members > 1 else "") + "): "
                                + "; ".join(problems[:4]))
     variables = jax.tree_util.tree_map_with_path(
         lambda p, a: stored[tree_key(p)].astype(a.dtype), template)

@@ -53,7 +53,8 @@ from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold,
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
 from adarl_jax.train.forward import segment_outputs
 from adarl_jax.inference.input_checks import band_warning, repeat_warning, short_clip_warning
-from adarl_jax.inference.model_folder import ModelFolderError, folder_statistics, read_model_folder
+from adarl_jax.inference.model_folder import (ModelFolderError, ensemble_members, folder_statistics,
+                                              read_model_folder)
 from adarl_jax.inference.predict_io import (AUDIO_EXTENSIONS, InputJob, expand_inputs, file_info,
                                             read_inputs, read_segments, write_embeddings,
                                             write_predictions)
@@ -178,7 +179,7 @@ class Predictor:
         Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
         config, variables, meta = read_model_folder(folder)
         return cls(config, variables, buckets, f"model folder {folder}",
-                   training_statistics=folder_statistics(folder, meta))
+                   n_models=ensemble_members(meta), training_statistics=folder_statistics(folder, meta))
 
     @classmethod
     def from_pretrained(cls, name: str = "emodb",

@@ -116,7 +116,11 @@ def model_card(model_json: dict, loso_results: list[dict], baselines: dict | Non
         f"- {t['utterances']} utterances: {per_class}"
         + (f", {t['unlabelled_utterances']} without an emotion of these classes (domain "
            "only)" if t["unlabelled_utterances"] else "") + ".",
-        f"- {t['steps']} training steps, seed {t['seed']}; no validation or test data.", "",
+        (f"- {t['steps']} training steps, seed {t['seed']}; no validation or test data." if not
+         m.get("ensemble") else
+         f"- A seed ensemble of {m['ensemble']['members']} models (seeds "
+         f"{', '.join(map(str, m['ensemble']['seeds']))}), each {t['steps']} training steps on "
+         f"these data; {m['ensemble']['combination']}. No validation or test data."), "",
         *_evaluation(m, loso_results, baselines), "",
         "## Intended use", "",
         "Research on speech emotion recognition, and a starting point for models fitted to "
