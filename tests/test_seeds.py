@@ -84,5 +84,33 @@ def test_seed_ensemble_refuses_different_test_utterances(tmp_path):
     r = json.loads(path.read_text())
     r["utterances"][2]["path"] = "other.wav"
     path.write_text(json.dumps(r))
-    with pytest.raises(ValueError, match="fold 0: the seeds tested different utterances"):
+    with pytest.raises(ValueError, match="fold 0: the seeds scored different utterances"):
         summarize_seeds(dirs)
+
+
+def test_the_seed_ensemble_on_validation_speakers_by_hand(tmp_path):
+    """Validation utterances of the four classes, one each; three seeds whose models label
+    them (anger, happiness, sadness, neutral are 0-3):
+      seed 0: 0, 1, 0, 0 -> recall 1, 1, 0, 0: UA 0.5
+      seed 1: 0, 0, 2, 0 -> UA 0.5
+      seed 2: 1, 1, 2, 3 -> UA 0.75 (anger wrong)
+    Probabilities 0.6 on the label, the rest spread evenly, so the mean's argmax is the
+    majority label, or the first of a tie: 0, 1, 2, 0 -> UA 0.75. One model: (0.5 + 0.5 +
+    0.75) / 3 = 0.5833."""
+    labels = [[0, 1, 0, 0], [0, 0, 2, 0], [1, 1, 2, 3]]
+    dirs = []
+    for s, said in enumerate(labels):
+        val = [utt(k, 1, [0.0], probs=[0.6 if j == p else 0.4 / 3 for j in range(4)])
+               for k, p in enumerate(said)]
+        for i, u in enumerate(val):
+            u["utterance"] = i
+        w = tmp_path / f"s{s}"
+        write_fold(w, "adarl", 0, "m1", predictions(2), val=val)
+        dirs.append(w)
+    val = summarize_seeds(dirs)["adarl"]["ensemble_validation"]
+    assert val["single_mean_fold_ua"]["mean"] == pytest.approx((0.5 + 0.5 + 0.75) / 3)
+    assert val["ensemble_mean_fold_ua"] == pytest.approx(0.75)
+    assert (val["ensemble_higher_folds"], val["folds"]) == (1, 1)
+    out = tmp_path / "seeds.md"
+    write_seeds_report(dirs, out)
+    assert "| adarl | 0.583 ± 0.144 | 0.750 | 1 / 1 folds |" in out.read_text()

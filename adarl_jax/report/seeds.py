@@ -46,29 +46,51 @@ def _mean_of(rows: list[dict], key: str) -> list[float] | None:
     return [round(float(x), 6) for x in np.mean([r[key] for r in rows], axis=0)]
 
 
-def ensemble_folds(runs: list[list[dict]], folds) -> list[dict]:
+def ensemble_folds(runs: list[list[dict]], folds, key: str = "utterances") -> list[dict]:
     """Fold results whose utterances' probabilities are the mean over `runs` (one list of fold
-    results a seed), scored again; every run must have tested the same utterances in order."""
+    results a seed), scored again; every run must have scored the same utterances in order.
+    `key`: the test utterances ('utterances') or the validation ones ('val_utterances')."""
     out = []
     for f in sorted(folds):
         per_run = [next(r for r in rs if r["fold"] == f) for rs in runs]
         first = per_run[0]
-        keys = [(u["utterance"], u["path"]) for u in first["utterances"]]
+        keys = [(u["utterance"], u["path"]) for u in first[key]]
         for r in per_run[1:]:
-            if [(u["utterance"], u["path"]) for u in r["utterances"]] != keys:
-                raise ValueError(f"fold {f}: the seeds tested different utterances "
+            if [(u["utterance"], u["path"]) for u in r[key]] != keys:
+                raise ValueError(f"fold {f}: the seeds scored different utterances "
                                  f"({first['test_speaker']}); cannot average their predictions")
         rows = []
-        for same in zip(*(r["utterances"] for r in per_run)):
+        for same in zip(*(r[key] for r in per_run)):
             row = {k: v for k, v in same[0].items() if k not in ("probs", "domain_probs", "deep_feature")}
             row["probs"] = _mean_of(same, "probs")
             domain = _mean_of(same, "domain_probs")
             if domain is not None:
                 row["domain_probs"] = domain
             rows.append(row)
-        out.append({**first, "utterances": rows, "selected_epoch": None,
-                    "test": metrics.score_utterances(rows, len(first["classes"]))})
+        scored = metrics.score_utterances(rows, len(first["classes"]))
+        out.append({**first, key: rows, "selected_epoch": None,
+                    **({"test": scored} if key == "utterances" else {"validation": scored})})
     return out
+
+
+def validation_ensemble(runs: list[list[dict]], folds) -> dict | None:
+    """The seed ensemble on the validation speakers against one model: the mean over folds of
+    the validation UA of the ensemble, and of each seed's model (mean over the seeds); None when
+    the folds kept no validation predictions. Each single model's epoch was chosen on these
+    speakers, the ensemble's members' too, so the single models' figure is the more optimistic."""
+    if not all(r.get("val_utterances") for rs in runs for r in rs if r["fold"] in folds):
+        return None
+    classes = len(runs[0][0]["classes"])
+    single = [np.mean([metrics.score_utterances(r["val_utterances"], classes)["ua"]
+                       for r in rs if r["fold"] in folds]) for rs in runs]
+    per_fold_single = {f: np.mean([metrics.score_utterances(
+        next(r for r in rs if r["fold"] == f)["val_utterances"], classes)["ua"] for rs in runs])
+        for f in folds}
+    ens = {r["fold"]: r["validation"]["ua"] for r in ensemble_folds(runs, folds, "val_utterances")}
+    return {"single_mean_fold_ua": mean_std(single),
+            "ensemble_mean_fold_ua": float(np.mean(list(ens.values()))),
+            "ensemble_higher_folds": int(sum(ens[f] > per_fold_single[f] for f in folds)),
+            "folds": len(folds)}
 
 
 def summarize_seeds(workdirs) -> dict:
@@ -95,6 +117,9 @@ def summarize_seeds(workdirs) -> dict:
         if len(runs) > 1:
             ens = summarize(ensemble_folds([rs for _, rs in runs], folds))
             entry["ensemble"] = {m: ens[m] for m in METRICS + ("per_class_recall",) if m in ens}
+            val = validation_ensemble([rs for _, rs in runs], folds)
+            if val is not None:
+                entry["ensemble_validation"] = val
         out[v] = entry
     pairs = [(c["adarl"], c["backbone"]) for _, c in collected if "adarl" in c and "backbone" in c]
     if pairs:
@@ -146,6 +171,14 @@ def seeds_markdown(summary: dict) -> str:
     if ensembles:
         lines += ["", "An ensemble row averages each test utterance's probabilities over the seeds "
                       "(one model a seed), then scores the mean."]
+    validated = [(v, e["ensemble_validation"]) for v, e in ensembles if "ensemble_validation" in e]
+    if validated:
+        lines += ["", "On the validation speakers (what a choice may read; each model's epoch was "
+                      "chosen on them, which favours the single models):", "",
+                  "| variant | mean fold validation UA, one model (mean ± sd over seeds) | "
+                  "seed ensemble | ensemble higher |", "|---|---|---|---|"]
+        lines += [f"| {v} | {_pm(val['single_mean_fold_ua'])} | {val['ensemble_mean_fold_ua']:.3f} | "
+                  f"{val['ensemble_higher_folds']} / {val['folds']} folds |" for v, val in validated]
     d = summary.get("ua_adarl_minus_backbone")
     if d:
         lines += ["", f"UA pooled, adarl - backbone (per seed, same folds): {d['mean']:+.3f} ± "
