@@ -17,7 +17,8 @@ from pathlib import Path
 import ml_collections
 
 from adarl_jax.configs.base import get_config as base_config
-from adarl_jax.model.registry import declared_settings, load_variant_file, with_declared_settings
+from adarl_jax.model.registry import (declared_settings, load_variant_file, variant_of,
+                                      with_declared_settings)
 
 # frontend.normalize: 'segment' z-scores each segment in the front end; 'speaker' and
 # 'utterance' leave the raw log values for the dataset to standardise with a speaker's or an
@@ -27,6 +28,36 @@ NORMALIZE_MODES = ("segment", "speaker", "utterance")
 # the config files ship inside the package (adarl_jax/configs/), so a name resolves the same
 # from a wheel as from a clone; the checkout's top-level `configs` links to this folder
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _reads_functionals(config) -> bool:
+    try:
+        return variant_of(config).uses_functionals
+    except KeyError:  # an unknown variant fails where the model is built, naming the known ones
+        return False
+
+
+def _check_domain_pretraining(config) -> None:
+    """optim.domain_pretrain_steps needs a domain pathway that the domain loss trains."""
+    o = config.optim
+    if int(o.get("domain_pretrain_steps", 0)) <= 0:
+        return
+    try:
+        info = variant_of(config)
+    except KeyError:  # an unknown variant fails where the model is built, naming the known ones
+        return
+    problems = []
+    if not info.uses_domain:
+        problems.append(f"model.variant={config.model.variant!r} trains no domain head")
+    if float(config.loss.domain_weight) <= 0:
+        problems.append(f"loss.domain_weight={config.loss.domain_weight} gives it no loss")
+    if float(o.domain_lr_scale) < 0:
+        problems.append(f"optim.domain_lr_scale={o.domain_lr_scale} is negative")
+    if float(o.ema_decay) > 0:
+        problems.append("optim.ema_decay > 0 would average the pretraining's weights in")
+    if problems:
+        raise ValueError(f"optim.domain_pretrain_steps={o.domain_pretrain_steps}: "
+                         + "; ".join(problems))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -46,12 +77,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if fe.normalize not in NORMALIZE_MODES:
         raise ValueError(f"frontend.normalize={fe.normalize!r}: expected one of "
                          f"{', '.join(NORMALIZE_MODES)}")
+    _check_domain_pretraining(config)
     views = tuple(config.augment.get("statistics_views", ()))
     if views and (fe.normalize != "speaker" or not set(views) <= {"utterance", "train"}
                   or len(set(views)) != len(views)):
         raise ValueError(f"augment.statistics_views={views}: expected distinct modes among "
                          "'utterance' and 'train', with frontend.normalize='speaker' (it is "
                          f"{fe.normalize!r})")
+    if views and _reads_functionals(config):
+        raise ValueError(f"augment.statistics_views={views} is for a spectrogram-only variant: "
+                         f"model.variant={m.variant!r} also reads functionals, which the views "
+                         "would leave standardised per speaker")
     if fe.scale == "mel" and not 0 < fe.fmax_hz <= d.sample_rate / 2:
         raise ValueError(f"frontend.fmax_hz={fe.fmax_hz} must be in (0, data.sample_rate/2]")
     if len(m.block_features) != len(m.block_pools):

@@ -110,3 +110,43 @@ def test_a_model_without_a_domain_pathway_is_refused():
     config.model.variant = "backbone"
     with pytest.raises(ValueError, match="domain_pretrain_steps > 0 needs a variant with a domain pathway"):
         create_train_state_from_config(config, jax.random.key(0, impl="rbg"), 1)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_after_the_pretraining_the_rest_trains_as_a_fresh_optimizer_would(optimizer):
+    """The rest's optimiser is not stepped while the domain pathway pretrains: from then on its
+    updates (Adam's moments and bias correction, SGD's momentum) equal those of an optimiser
+    without pretraining fed the same gradients."""
+    config = pretrain_config(first=5, steps=6, optimizer=optimizer)
+    config.optim.momentum = 0.9
+    fresh_config = pretrain_config(first=0, steps=6, optimizer=optimizer)
+    fresh_config.optim.momentum = 0.9
+    params = {"domain_pathway": {"w": jnp.ones(3)}, "emotion": {"w": jnp.linspace(-1, 1, 4)}}
+    rng = np.random.default_rng(1)
+    tx, fresh = make_optimizer(config, 1), make_optimizer(fresh_config, 1)
+    state, fresh_state = tx.init(params), fresh.init({"emotion": params["emotion"]})
+    for _ in range(5):  # the pretraining: emotion gradients arrive (e.g. reversed ones) and are ignored
+        grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params)
+        _, state = tx.update(grads, state, params)
+    for step in range(6):
+        g = jnp.asarray(rng.normal(size=4), jnp.float32)
+        grads = {"domain_pathway": {"w": jnp.zeros(3)}, "emotion": {"w": g}}
+        updates, state = tx.update(grads, state, params)
+        want, fresh_state = fresh.update({"emotion": {"w": g}}, fresh_state, {"emotion": params["emotion"]})
+        np.testing.assert_allclose(updates["emotion"]["w"], want["emotion"]["w"], rtol=1e-5,
+                                   atol=1e-9, err_msg=f"step {step}")
+
+
+def test_settings_that_cannot_pretrain_a_domain_pathway_are_refused_early():
+    from adarl_jax.config import validate
+
+    for field, value, message in (("model.variant", "adarl_no_domain_loss", "trains no domain head"),
+                                  ("loss.domain_weight", 0.0, "gives it no loss"),
+                                  ("optim.domain_lr_scale", -1.0, "is negative"),
+                                  ("optim.ema_decay", 0.9, "ema_decay")):
+        config = pretrain_config()
+        section, key = field.split(".")
+        config[section][key] = value
+        with pytest.raises(ValueError, match=message):
+            validate(config)
+    validate(pretrain_config())

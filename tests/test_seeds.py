@@ -114,3 +114,16 @@ def test_the_seed_ensemble_on_validation_speakers_by_hand(tmp_path):
     out = tmp_path / "seeds.md"
     write_seeds_report(dirs, out)
     assert "| adarl | 0.583 ± 0.144 | 0.750 | 1 / 1 folds |" in out.read_text()
+
+
+def test_seeds_that_validated_on_other_speakers_get_no_validation_ensemble(tmp_path):
+    dirs = []
+    for s, speaker in enumerate(("v1", "v2")):
+        val = [utt(0, 1, [0.0]) for _ in range(2)]
+        for i, u in enumerate(val):
+            u["utterance"], u["path"] = i, f"{speaker}_{i}.wav"
+        w = tmp_path / f"s{s}"
+        write_fold(w, "adarl", 0, "m1", predictions(2), val=val)
+        dirs.append(w)
+    summary = summarize_seeds(dirs)
+    assert "ensemble" in summary["adarl"] and "ensemble_validation" not in summary["adarl"]

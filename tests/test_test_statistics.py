@@ -274,7 +274,7 @@ def test_statistics_views_standardise_the_training_segments_as_a_user_would():
         np.testing.assert_allclose(utterance[rows], _zscore(ds.features[segs[rows]], frames[rows]),
                                    atol=1e-3)
     config.augment.statistics_views = ()
-    assert statistics_views(config, normed, fold.train, segs) == []
+    assert list(statistics_views(config, normed, fold.train, segs)) == []
 
 
 def test_a_fold_trains_on_its_segments_and_each_view_of_them():
@@ -295,7 +295,7 @@ def test_a_fold_trains_on_its_segments_and_each_view_of_them():
     features, order, emotion, domain, _ = run.loop.data
     np.testing.assert_array_equal(features[:len(segs)], ds.features[segs])
     np.testing.assert_array_equal(features[len(segs):],
-                                  statistics_views(config, ds, fold.train, segs)[0])
+                                  next(statistics_views(config, ds, fold.train, segs)))
     want = ds.emotion[ds.segment_utt[segs]]
     np.testing.assert_array_equal(emotion, np.concatenate([want, want]))
 
@@ -312,4 +312,8 @@ def test_statistics_views_need_speaker_statistics_and_known_modes():
     validate(config)
     config.augment.statistics_views = ("enrol:3",)
     with pytest.raises(ValueError, match="statistics_views"):
+        validate(config)
+    config.augment.statistics_views = ("utterance",)
+    config.model.variant = "adarl_fusion"
+    with pytest.raises(ValueError, match="also reads functionals"):
         validate(config)

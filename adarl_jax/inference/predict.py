@@ -523,9 +523,9 @@ class Predictor:
     def _check_embeddable(self) -> None:
         if self.n_models > 1:
             raise ValueError(
-                f"embeddings of an ensemble of {self.n_models} fold models are not defined: "
-                "each fold model's deep features live in its own space, so their mean means "
-                "nothing; choose one fold (--fold K)")
+                f"embeddings of an ensemble of {self.n_models} models are not defined: each "
+                "model's deep features live in its own space, so their mean means nothing; "
+                "choose one fold (--fold K) of a workdir, or a model folder of one model")
 
     @property
     def embedding_dim(self) -> int:

@@ -80,6 +80,11 @@ def validation_ensemble(runs: list[list[dict]], folds) -> dict | None:
     speakers, the ensemble's members' too, so the single models' figure is the more optimistic."""
     if not all(r.get("val_utterances") for rs in runs for r in rs if r["fold"] in folds):
         return None
+    for f in folds:  # seeds that validated on other speakers (train.split_seed varied): no ensemble
+        keys = {tuple((u["utterance"], u["path"]) for u in next(r for r in rs if r["fold"] == f)["val_utterances"])
+                for rs in runs}
+        if len(keys) > 1:
+            return None
     classes = len(runs[0][0]["classes"])
     single = [np.mean([metrics.score_utterances(r["val_utterances"], classes)["ua"]
                        for r in rs if r["fold"] in folds]) for rs in runs]

@@ -53,12 +53,18 @@ def _decay(o, total: int, steps_per_epoch: int) -> optax.Schedule:
     return lambda step: decay(step) * jnp.minimum(1.0, (step + 1) / warmup)
 
 
+def _main_decay(config, steps_per_epoch: int) -> optax.Schedule:
+    """The configured decay over the run's steps after the domain pretraining (all of them
+    without it), counted from the first of those steps."""
+    total = num_epochs(config, steps_per_epoch) * max(int(steps_per_epoch), 1)
+    return _decay(config.optim, total - pretrain_steps(config), steps_per_epoch)
+
+
 def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
     """The lr of every step (of every parameter but a pretrained domain pathway's): the
     configured decay over the run's steps, starting after the domain pretraining (0 during it)."""
-    total = num_epochs(config, steps_per_epoch) * max(int(steps_per_epoch), 1)
     first = pretrain_steps(config)
-    decay = _decay(config.optim, total - first, steps_per_epoch)
+    decay = _main_decay(config, steps_per_epoch)
     if first == 0:
         return decay
     return lambda step: jnp.where(step < first, 0.0, decay(jnp.maximum(step - first, 0)))
@@ -152,11 +158,18 @@ def _base_optimizer(o, schedule) -> list[optax.GradientTransformation]:
 
 def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
     o = config.optim
-    parts = _base_optimizer(o, learning_rate_schedule(config, steps_per_epoch))
-    if pretrain_steps(config):
-        # the same optimiser per group, each under its own schedule
+    first = pretrain_steps(config)
+    if not first:
+        parts = _base_optimizer(o, learning_rate_schedule(config, steps_per_epoch))
+    else:
+        # the same optimiser per group under its own schedule; the rest's is not called during
+        # the pretraining (zero updates, its state untouched: Adam's moments and step count,
+        # momentum, start with the main phase, whose decay counts from there)
+        rest = optax.transforms.conditionally_mask(
+            optax.chain(*_base_optimizer(o, _main_decay(config, steps_per_epoch))),
+            lambda step: step >= first)
         domain = _base_optimizer(o, domain_learning_rate_schedule(config, steps_per_epoch))
-        parts = [optax.multi_transform({"rest": optax.chain(*parts), "domain": optax.chain(*domain)},
+        parts = [optax.multi_transform({"rest": rest, "domain": optax.chain(*domain)},
                                        _domain_labels)]
     if float(o.ema_decay) > 0:
         parts.append(param_average(o.ema_decay))

@@ -84,15 +84,16 @@ def mode_statistics(name: str, dataset, train_utts, raw, frames, seg_utt, eps: f
     raise ValueError(f"statistics mode {name!r}: expected one of {', '.join(VIEW_MODES)}")
 
 
-def statistics_views(config, dataset, train_utts, segs: np.ndarray) -> list[np.ndarray]:
+def statistics_views(config, dataset, train_utts, segs: np.ndarray):
     """augment.statistics_views: the training segments `segs` again, standardised under each
     listed mode ('utterance': each recording by itself; 'train': the training speakers' pooled
     statistics), exactly as the test-statistics modes and `predict` standardise a new speaker;
-    one (n, F, T, C) float32 array per mode (frames past a segment's end stay 0). So the model
-    also learns from the inputs a user without the speaker's statistics gives it."""
+    one (n, F, T, C) float32 array per mode, yielded one at a time (frames past a segment's
+    end stay 0). So the model also learns from the inputs a user without the speaker's
+    statistics gives it."""
     modes = tuple(config.augment.get("statistics_views", ()))
     if not modes:
-        return []
+        return
     if config.frontend.normalize != "speaker":
         raise ValueError("augment.statistics_views needs frontend.normalize='speaker' (the views "
                          f"replace the speaker's statistics); it is {config.frontend.normalize!r}")
@@ -100,11 +101,9 @@ def statistics_views(config, dataset, train_utts, segs: np.ndarray) -> list[np.n
     raw = raw_segments(dataset, segs, speakers)
     frames, seg_utt = dataset.segment_frames[segs], dataset.segment_utt[segs]
     eps = float(config.frontend.zscore_eps)
-    views = []
     for name in modes:
         groups, stats = mode_statistics(name, dataset, train_utts, raw, frames, seg_utt, eps)
-        views.append(normalize_segments(raw, frames, groups, stats))
-    return views
+        yield normalize_segments(raw, frames, groups, stats)
 
 
 def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> dict:

@@ -199,10 +199,13 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
         raise ValueError(f"fold {fold.index}: no training segments")
     train_emotion, train_domain = segment_labels(dataset, train_segs)
     features, functionals = dataset.features, segment_functionals(dataset, train_segs)
-    views = statistics_views(config, dataset, fold.train, train_segs)
-    if views:  # each training segment once more per view, with its labels
-        copies = len(views) + 1
-        features = np.concatenate([np.asarray(dataset.features[train_segs], np.float32), *views])
+    copies = 1 + len(config.augment.get("statistics_views", ()))
+    if copies > 1:  # each training segment once more per view, with its labels
+        n = len(train_segs)
+        features = np.empty((copies * n, *dataset.features.shape[1:]), np.float32)
+        features[:n] = dataset.features[train_segs]
+        for k, view in enumerate(statistics_views(config, dataset, fold.train, train_segs), 1):
+            features[k * n:(k + 1) * n] = view
         train_segs = np.arange(len(features))
         train_emotion, train_domain = np.tile(train_emotion, copies), np.tile(train_domain, copies)
         functionals = None if functionals is None else np.tile(functionals, (copies, 1))
