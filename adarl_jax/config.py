@@ -30,21 +30,20 @@ NORMALIZE_MODES = ("segment", "speaker", "utterance")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
-def _reads_functionals(config) -> bool:
+def _variant_info(config):
+    """The config's registered variant, or None for an unknown one (which fails where the model
+    is built, naming the known ones)."""
     try:
-        return variant_of(config).uses_functionals
-    except KeyError:  # an unknown variant fails where the model is built, naming the known ones
-        return False
+        return variant_of(config)
+    except KeyError:
+        return None
 
 
 def _check_domain_pretraining(config) -> None:
     """optim.domain_pretrain_steps needs a domain pathway that the domain loss trains."""
     o = config.optim
-    if int(o.get("domain_pretrain_steps", 0)) <= 0:
-        return
-    try:
-        info = variant_of(config)
-    except KeyError:  # an unknown variant fails where the model is built, naming the known ones
+    info = _variant_info(config)
+    if int(o.get("domain_pretrain_steps", 0)) <= 0 or info is None:
         return
     problems = []
     if not info.uses_domain:
@@ -84,7 +83,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"augment.statistics_views={views}: expected distinct modes among "
                          "'utterance' and 'train', with frontend.normalize='speaker' (it is "
                          f"{fe.normalize!r})")
-    if views and _reads_functionals(config):
+    if views and getattr(_variant_info(config), "uses_functionals", False):
         raise ValueError(f"augment.statistics_views={views} is for a spectrogram-only variant: "
                          f"model.variant={m.variant!r} also reads functionals, which the views "
                          "would leave standardised per speaker")

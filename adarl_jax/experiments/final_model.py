@@ -183,7 +183,7 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
     check_domains(config, dataset, [fold])
     is_writer = jax.process_index() == 0
     seeds = [int(config.train.seed) + k for k in range(int(members))]
-    trained_members = []
+    member_variables, first = [], None
     for k, seed in enumerate(seeds):
         member = config.copy_and_resolve_references()
         member.train.seed = seed
@@ -196,11 +196,13 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
         with open_checkpoints(member, train_dir) as ckpts:
             start = resume(member, run, ckpts, epochs=rule["epochs"])
             trained = train_epochs(member, dataset, fold, run, ckpts, start, progress and is_writer)
-        trained_members.append((trained, jax.device_get(trained.state.eval_variables)))
-    trained, variables = trained_members[0]
-    record = _record(config, dataset, fold, rule, trained, variables, workdir)
+        member_variables.append(jax.device_get(trained.state.eval_variables))
+        if first is None:  # the record's steps and time are the first member's
+            first = trained
+    variables = member_variables[0]
+    record = _record(config, dataset, fold, rule, first, variables, workdir)
     if members > 1:
-        variables = jax.tree.map(lambda *xs: np.stack(xs), *[v for _, v in trained_members])
+        variables = jax.tree.map(lambda *xs: np.stack(xs), *member_variables)
         record.update(format_version=ENSEMBLE_FORMAT_VERSION, ensemble={
             "members": int(members), "seeds": seeds,
             "combination": "the mean of the members' class probabilities"})

@@ -80,21 +80,17 @@ def validation_ensemble(runs: list[list[dict]], folds) -> dict | None:
     speakers, the ensemble's members' too, so the single models' figure is the more optimistic."""
     if not all(r.get("val_utterances") for rs in runs for r in rs if r["fold"] in folds):
         return None
-    for f in folds:  # seeds that validated on other speakers (train.split_seed varied): no ensemble
-        keys = {tuple((u["utterance"], u["path"]) for u in next(r for r in rs if r["fold"] == f)["val_utterances"])
-                for rs in runs}
-        if len(keys) > 1:
-            return None
+    try:
+        ens = {r["fold"]: r["validation"]["ua"] for r in ensemble_folds(runs, folds, "val_utterances")}
+    except ValueError:  # seeds that validated on other speakers (train.split_seed varied)
+        return None
     classes = len(runs[0][0]["classes"])
-    single = [np.mean([metrics.score_utterances(r["val_utterances"], classes)["ua"]
-                       for r in rs if r["fold"] in folds]) for rs in runs]
-    per_fold_single = {f: np.mean([metrics.score_utterances(
-        next(r for r in rs if r["fold"] == f)["val_utterances"], classes)["ua"] for rs in runs])
-        for f in folds}
-    ens = {r["fold"]: r["validation"]["ua"] for r in ensemble_folds(runs, folds, "val_utterances")}
-    return {"single_mean_fold_ua": mean_std(single),
-            "ensemble_mean_fold_ua": float(np.mean(list(ens.values()))),
-            "ensemble_higher_folds": int(sum(ens[f] > per_fold_single[f] for f in folds)),
+    folds = sorted(folds)
+    single = np.array([[metrics.score_utterances(next(r for r in rs if r["fold"] == f)["val_utterances"],
+                                                 classes)["ua"] for f in folds] for rs in runs])
+    return {"single_mean_fold_ua": mean_std(single.mean(1)),
+            "ensemble_mean_fold_ua": float(np.mean([ens[f] for f in folds])),
+            "ensemble_higher_folds": int(sum(ens[f] > m for f, m in zip(folds, single.mean(0)))),
             "folds": len(folds)}
 
 
