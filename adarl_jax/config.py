@@ -67,6 +67,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"frontend.n_frames={fe.n_frames} but data.segment_s/frontend.hop_s = {expect_frames}"
         )
+    if not 0.0 <= float(d.segment_hop_s) <= float(d.segment_s):
+        raise ValueError(f"data.segment_hop_s={d.segment_hop_s}: expected 0 (no overlap) up to "
+                         f"data.segment_s={d.segment_s}")
     if fe.scale == "linear" and fe.n_bins > fe.n_fft // 2 + 1:
         raise ValueError(f"frontend.n_bins={fe.n_bins} exceeds n_fft//2+1={fe.n_fft // 2 + 1}")
     if fe.kind not in ("multi_window", "colormap"):

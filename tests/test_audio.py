@@ -176,6 +176,50 @@ def test_segment_counts_lengths_and_padding(seconds, expected_lengths):
     assert segment_count(n, rate, 3.0, 1.0) == len(expected_lengths)
 
 
+@pytest.mark.parametrize(
+    "seconds,hop_s,expected_starts,expected_lengths",
+    [
+        # whole segments every 1 s while they fit (0-3, 1-4), then the partial one from 2 s:
+        # it holds 4-4.5 s, which no whole segment covers, and is 2.5 s >= min_tail
+        (4.5, 1.0, [0, 1, 2], [48000, 48000, 40000]),
+        (4.0, 1.0, [0, 1], [48000, 48000]),  # 1-4 s ends at the end: nothing left uncovered
+        (4.2, 1.5, [0, 1.5], [48000, 43200]),  # the partial from 1.5 s holds 3-4.2 s
+        (2.0, 0.5, [0], [32000]),  # shorter than a segment: one, padded
+        (3.1, 2.5, [0], [48000]),  # 0.6 s from 2.5 s < min_tail 1 s: dropped
+        (7.2, 3.0, [0, 3, 6], [48000, 48000, 19200]),  # hop = segment: the plain cut
+    ],
+)
+def test_overlapping_segments_start_every_hop_and_cover_the_wave(seconds, hop_s, expected_starts,
+                                                                 expected_lengths):
+    rate = 16000
+    n = int(round(seconds * rate))
+    wave = np.arange(1, n + 1, dtype=np.float32)
+    segs, lengths, starts = segment(wave, rate, 3.0, 1.0, hop_s=hop_s)
+    np.testing.assert_allclose(starts, expected_starts)
+    assert lengths.tolist() == expected_lengths
+    for seg, length, start in zip(segs, lengths, starts):
+        first = int(round(start * rate))
+        np.testing.assert_array_equal(seg[:length], wave[first:first + length])
+        assert not seg[length:].any()
+    assert segment_count(n, rate, 3.0, 1.0, hop_s=hop_s) == len(expected_starts)
+
+
+@pytest.mark.parametrize("seconds", [0.7, 2.5, 3.0, 6.5, 7.2, 9.0])
+def test_hop_of_one_segment_is_the_non_overlapping_cut(seconds):
+    wave = np.random.default_rng(1).standard_normal(int(seconds * 16000)).astype(np.float32)
+    for a, b in zip(segment(wave, 16000, 3.0, 1.0), segment(wave, 16000, 3.0, 1.0, hop_s=3.0)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("hop_s", [0.0, 4.0, -1.0, 1e-6])
+def test_segment_rejects_a_hop_outside_one_sample_to_one_segment(hop_s):
+    if hop_s == 0.0:  # 0 means no overlap, and is accepted
+        assert len(segment(np.ones(16000 * 7, np.float32), 16000, 3.0, 1.0, hop_s)[0]) == 3
+        return
+    with pytest.raises(ValueError, match="hop_s"):
+        segment(np.ones(16000 * 7, np.float32), 16000, 3.0, 1.0, hop_s)
+
+
 def test_segment_rejects_non_mono():
     with pytest.raises(ValueError):
         segment(np.zeros((2, 100), np.float32), 16000)
@@ -194,6 +238,21 @@ def test_iter_segments_matches_whole_file_reading(tmp_path, rate, channels):
     segs, lengths, starts = segment(load_audio(path), 16000)
     streamed = list(iter_segments(path, block_s=1.3))  # many block edges inside each segment
     assert len(streamed) == len(segs) == 3
+    _assert_same_segments(streamed, segs, lengths, starts)
+
+
+@pytest.mark.parametrize("seconds,hop_s", [(7.2, 1.0), (7.2, 0.7), (4.5, 1.0), (2.0, 0.5),
+                                           (9.0, 3.0)])
+def test_iter_segments_overlapping_matches_whole_file_reading(tmp_path, seconds, hop_s):
+    path = tmp_path / "long.wav"
+    _write_long(path, seconds, 22050, 1)
+    segs, lengths, starts = segment(load_audio(path), 16000, 3.0, 1.0, hop_s=hop_s)
+    streamed = list(iter_segments(path, block_s=1.3, hop_s=hop_s))
+    assert len(streamed) == len(segs)
+    _assert_same_segments(streamed, segs, lengths, starts)
+
+
+def _assert_same_segments(streamed, segs, lengths, starts):
     for (s, length, start), ref, ref_len, ref_start in zip(streamed, segs, lengths, starts):
         assert length == ref_len and start == pytest.approx(ref_start)
         np.testing.assert_allclose(s, ref, atol=1e-5)

@@ -386,3 +386,18 @@ def test_utterance_normalised_model_predicts_what_training_reported_file_by_file
     assert all(r["warning"] is None or "speaker statistics" not in r["warning"] for r in together)
     with pytest.raises(ValueError, match="normalize='utterance'"):
         predictor.adapt_to_speaker(paths[:2])
+
+
+def test_overlapping_segments_are_cut_alike_in_training_and_prediction(tmp_path):
+    """data.segment_hop_s: training (the feature cache) and the Predictor (streamed files)
+    cut the same overlapping segments, so a file's probabilities are the fold's reported ones;
+    a 3.4 s file gets two segments (0-3 s and 1-3.4 s) where the plain cut keeps one."""
+    workdir = train_workdir(tmp_path, folds="0", extra=["--config.data.segment_hop_s=1.0"])
+    rows = result_of(workdir)["utterances"]
+    got = Predictor.from_checkpoint(workdir, fold=0).predict_files([r["path"] for r in rows])
+    for r, g in zip(rows, got):
+        n = sf.info(r["path"]).frames
+        assert g["segments"] == r["segments"] == segment_count(n, SR, 3.0, 1.0, hop_s=1.0)
+        np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
+    assert any(r["segments"] > segment_count(sf.info(r["path"]).frames, SR, 3.0, 1.0)
+               for r in rows)

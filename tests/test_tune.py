@@ -65,6 +65,13 @@ def test_grid_files_are_checked(tmp_path):
                      "{'a': [], 'b': ['train.split_seed=3']}}\n")
     with pytest.raises(ValueError, match="share"):
         candidate_configs(load_grid(str(split)))
+    corpus = tmp_path / "corpus.py"  # another corpus's data: refused; another cut of it: not
+    corpus.write_text("def get_grid():\n    return {'config': 'smoke', 'candidates': "
+                      "{'a': [], 'b': ['data.corpus=\"ravdess\"']}}\n")
+    with pytest.raises(ValueError, match="share"):
+        candidate_configs(load_grid(str(corpus)))
+    configs = candidate_configs(load_grid("utterance"))
+    assert configs["overlap"].data.segment_hop_s == 1.0 and configs["adarl"].data.segment_hop_s == 0
     grid = load_grid("recipe")  # the repository's grid loads and every candidate validates
     configs = candidate_configs(grid)
     assert list(configs) == list(grid["candidates"]) and all(

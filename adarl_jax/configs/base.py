@@ -29,6 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.sample_rate = 16000
     c.data.segment_s = 3.0
     c.data.min_tail_s = 1.0
+    # a segment every segment_hop_s seconds (0 = segment_s: the paper's non-overlapping cut);
+    # overlapping segments give more training inputs and more views to average per utterance
+    c.data.segment_hop_s = 0.0
     # emotions outside `classes`: drop them, or keep them as domain-only samples (their
     # gender trains the domain pathway; no emotion, centre or test term uses them)
     c.data.other_emotions = "drop"  # drop | domain_only

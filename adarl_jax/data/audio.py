@@ -2,9 +2,10 @@
 
 One reader for every format libsndfile reads (wav 16/24/32-bit and float, flac, ogg): mixed to
 mono by the mean over channels and resampled with `scipy.signal.resample_poly`. Utterances are
-cut into non-overlapping segments; a tail shorter than `min_tail_s` is dropped unless it is the
-only segment, and short segments are zero-padded at the end (their real length travels with
-them, so the front end can normalise over the real samples only). An in-memory recording
+cut into segments, one every `hop_s` (by default the segment's length: no overlap); a partial
+last segment is kept if it holds audio no whole segment covers and is at least `min_tail_s`
+long (or is the only segment), and short segments are zero-padded at the end (their real
+length travels with them, so the front end can normalise over the real samples only). An in-memory recording
 (`prepare_wave`) is mixed and resampled the same way.
 
 Files that are usable but suspect get warnings rather than errors: a `warnings` list passed to
@@ -185,20 +186,43 @@ def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
     return wave
 
 
-def segment_count(n_samples: int, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0) -> int:
-    """How many segments `segment` makes of `n_samples` samples."""
+def _lengths(segment_s: float, hop_s: float, sample_rate: int) -> tuple[int, int]:
+    """(segment length, hop) in samples; hop_s 0 means the segment length (no overlap)."""
     seg_len = int(round(segment_s * sample_rate))
-    min_tail = int(round(min_tail_s * sample_rate))
     if seg_len < 1:
         raise ValueError(f"segment_s={segment_s} gives no sample at {sample_rate} Hz")
-    n_full, tail = divmod(int(n_samples), seg_len)
-    return n_full + int(tail > 0 and (tail >= min_tail or n_full == 0))
+    hop = int(round(hop_s * sample_rate)) if hop_s else seg_len
+    if not 1 <= hop <= seg_len:
+        raise ValueError(f"hop_s={hop_s} must give between 1 sample and the segment's "
+                         f"{seg_len} at {sample_rate} Hz")
+    return seg_len, hop
+
+
+def segment_count(n_samples: int, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0,
+                  hop_s: float = 0.0) -> int:
+    """How many segments `segment` makes of `n_samples` samples."""
+    return len(_starts(int(n_samples), *_lengths(segment_s, hop_s, sample_rate),
+                       int(round(min_tail_s * sample_rate))))
+
+
+def _starts(n: int, seg_len: int, hop: int, min_tail: int) -> list[int]:
+    """Segment starts in samples: one every `hop` while a whole segment fits, then one partial
+    segment if it holds samples no whole one covers and is at least `min_tail` long (or is
+    the only segment)."""
+    n_full = (n - seg_len) // hop + 1 if n >= seg_len else 0
+    starts = [k * hop for k in range(n_full)]
+    covered = starts[-1] + seg_len if starts else 0
+    partial = n_full * hop
+    if n > covered and (n - partial >= min_tail or not starts):
+        starts.append(partial)
+    return starts
 
 
 def segment(
-    wave: np.ndarray, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0
+    wave: np.ndarray, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0,
+    hop_s: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-overlapping segments of a mono wave.
+    """Segments of a mono wave, one every `hop_s` seconds (0: `segment_s`, no overlap).
 
     Returns (segments float32 (n, L), lengths int32 (n,), starts_s float32 (n,)) with
     L = round(segment_s * sample_rate); a segment shorter than L is zero-padded at the end and
@@ -209,15 +233,15 @@ def segment(
         raise ValueError(f"segment expects a mono 1-D wave, got shape {wave.shape}")
     if wave.shape[0] == 0:
         raise ValueError("segment got an empty wave")
-    seg_len = int(round(segment_s * sample_rate))
-    n = segment_count(wave.shape[0], sample_rate, segment_s, min_tail_s)
-    segments = np.zeros((n, seg_len), np.float32)
-    lengths = np.zeros((n,), np.int32)
-    for i in range(n):
-        piece = wave[i * seg_len : (i + 1) * seg_len]
+    seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
+    starts = _starts(wave.shape[0], seg_len, hop, int(round(min_tail_s * sample_rate)))
+    segments = np.zeros((len(starts), seg_len), np.float32)
+    lengths = np.zeros((len(starts),), np.int32)
+    for i, start in enumerate(starts):
+        piece = wave[start : start + seg_len]
         segments[i, : piece.shape[0]] = piece
         lengths[i] = piece.shape[0]
-    starts_s = (np.arange(n, dtype=np.float64) * seg_len / sample_rate).astype(np.float32)
+    starts_s = (np.asarray(starts, dtype=np.float64) / sample_rate).astype(np.float32)
     return segments, lengths, starts_s
 
 
@@ -270,6 +294,7 @@ def iter_segments(
     min_samples: int = 320,
     block_s: float = 30.0,
     warnings: list | None = None,
+    hop_s: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, int, float]]:
     """Segments of a file of any length, reading it in blocks of about `block_s` seconds.
 
@@ -279,7 +304,7 @@ def iter_segments(
     with NaN samples late in it raises when that block is reached. `warnings` receives the
     same lines as `load_audio`'s once the whole file has been read.
     """
-    seg_len = int(round(segment_s * sample_rate))
+    seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
     min_tail = int(round(min_tail_s * sample_rate))
     with _open(path) as f:
         up, down = _rates(f.samplerate, sample_rate)
@@ -300,9 +325,9 @@ def iter_segments(
                 peak = max(peak, float(np.max(np.abs(block))))
                 sum_squares += float(np.dot(block, block))
             buf = np.concatenate([buf, block]) if buf.size else block
-            while buf.shape[0] >= seg_len:
-                yield np.array(buf[:seg_len]), seg_len, index * seg_len / sample_rate
-                buf = buf[seg_len:]
+            while buf.shape[0] >= seg_len:  # buf starts at sample index * hop
+                yield np.array(buf[:seg_len]), seg_len, index * hop / sample_rate
+                buf = buf[hop:]
                 index += 1
         if produced == 0:
             raise AudioError(path, "empty (zero-length) audio")
@@ -316,7 +341,8 @@ def iter_segments(
                 f"holds {produced}" if produced < n_out else None)
             warnings.extend(w for w in (truncated, level_warning(peak, sum_squares, produced)) if w)
         tail = buf.shape[0]
-        if tail > 0 and (tail >= min_tail or index == 0):
+        uncovered = index * hop + tail - ((index - 1) * hop + seg_len if index else 0)
+        if uncovered > 0 and (tail >= min_tail or index == 0):
             padded = np.zeros((seg_len,), np.float32)
             padded[:tail] = buf
-            yield padded, tail, index * seg_len / sample_rate
+            yield padded, tail, index * hop / sample_rate

@@ -306,7 +306,8 @@ def compute_features(
     blocks, file_index, starts, frames = [], [], [], []
     for i, path in enumerate(paths):
         for wave, length, start in iter_segments(
-            path, d.sample_rate, d.segment_s, d.min_tail_s, min_samples=min_samples_for(config)
+            path, d.sample_rate, d.segment_s, d.min_tail_s, min_samples=min_samples_for(config),
+            hop_s=d.segment_hop_s,
         ):
             file_index.append(i)
             starts.append(start)
@@ -388,7 +389,8 @@ def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None)
     are left out; none readable raises ValueError."""
     d = config.data
     sources = [lambda p=p: iter_segments(p, d.sample_rate, d.segment_s, d.min_tail_s,
-                                         min_samples=min_samples_for(config)) for p in paths]
+                                         min_samples=min_samples_for(config),
+                                         hop_s=d.segment_hop_s) for p in paths]
     stats = group_statistics(sources, [0] * len(sources), config, frontend)
     if not stats:
         raise ValueError("no readable audio to compute speaker statistics from")

@@ -58,7 +58,9 @@ def key_material(config) -> dict:
     return {
         "format": CACHE_FORMAT,
         "frontend": config.frontend.to_dict(),
-        "data": {"sample_rate": d.sample_rate, "segment_s": d.segment_s, "min_tail_s": d.min_tail_s},
+        "data": {"sample_rate": d.sample_rate, "segment_s": d.segment_s, "min_tail_s": d.min_tail_s,
+                 # only when set, so that caches made before the field keep their keys
+                 **({"segment_hop_s": d.segment_hop_s} if d.segment_hop_s else {})},
     }
 
 
@@ -155,7 +157,8 @@ def _read_pass(config, paths, progress: bool):
             continue
         for w in warnings:
             logger.warning("%s: %s", path, w)
-        segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
+        segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
+                                        d.segment_hop_s)
         files.append({"path": path, "starts_s": [float(s) for s in starts],
                       "frames": [valid_frame_count(config, n) for n in lengths]})
         if segs.nbytes <= budget:
@@ -170,7 +173,8 @@ def _segments_of(config, f: dict, kept_waves: dict):
     segs, lengths = kept_waves.pop(f["path"], (None, None))
     if segs is None:
         wave = load_audio(f["path"], d.sample_rate, min_samples=min_samples_for(config))
-        segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s)
+        segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
+                                   d.segment_hop_s)
         if len(segs) != len(f["starts_s"]):
             raise RuntimeError(f"{f['path']} changed while the dataset was being prepared")
     return segs, lengths

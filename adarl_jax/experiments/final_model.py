@@ -111,6 +111,7 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
         "input": {"shape": list(input_shape(config)), "sample_rate": int(config.data.sample_rate),
                   "segment_s": float(config.data.segment_s),
                   "min_tail_s": float(config.data.min_tail_s),
+                  "segment_hop_s": float(config.data.segment_hop_s),
                   "frontend": config.frontend.to_dict()},
         "epochs": {**rule, "schedule": "the LOSO run's learning-rate schedule, stopped after "
                    f"{rule['epochs']} epoch(s)"},

@@ -57,6 +57,8 @@ from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune_markdown"]
 
 GRID_DIR = CONFIG_DIR / "grids"
+# data fields a candidate may change: they keep every utterance, its label and its fold
+FREE_DATA_FIELDS = ("other_emotions", "segment_s", "segment_hop_s", "min_tail_s")
 
 
 def load_grid(spec: str) -> dict:
@@ -93,7 +95,7 @@ def candidate_configs(grid: dict, overrides=(), config_spec: str | None = None,
         validate(config)
         out[name] = config
     def split_fields(c):  # what must agree for the candidates to share folds and labels
-        data = {k: v for k, v in c.data.to_dict().items() if k != "other_emotions"}
+        data = {k: v for k, v in c.data.to_dict().items() if k not in FREE_DATA_FIELDS}
         return c.train.split_seed, c.train.val_speakers_per_gender, data
 
     fixed = {n: split_fields(c) for n, c in out.items()}
@@ -101,7 +103,7 @@ def candidate_configs(grid: dict, overrides=(), config_spec: str | None = None,
     differing = [n for n, f in fixed.items() if f != first]
     if differing:
         raise ValueError(f"grid candidates {differing} change the data or the split (data.* "
-                         "other than data.other_emotions, "
+                         f"other than data.{', data.'.join(FREE_DATA_FIELDS)}, "
                          "train.split_seed, train.val_speakers_per_gender); candidates must share "
                          "the folds and the labels to be compared")
     return out

@@ -143,7 +143,8 @@ def export_predictor(predictor, out, input: str = "spectrogram",
         "variant": c.model.variant,
         "source": predictor.source,
         "n_models": predictor.n_models,
-        "data": {k: c.data[k] for k in ("sample_rate", "segment_s", "min_tail_s")},
+        "data": {k: c.data[k] for k in ("sample_rate", "segment_s", "min_tail_s",
+                                            "segment_hop_s")},
         "frontend": c.frontend.to_dict(),
         "speaker_statistics": (("waveform: of the segments of each call (one speaker, or one "
                                 "file); no padding rows" if input == "waveform" else

@@ -130,6 +130,7 @@ class Predictor:
         d = config.data
         self.sample_rate = int(d.sample_rate)
         self.segment_s, self.min_tail_s = float(d.segment_s), float(d.min_tail_s)
+        self.segment_hop_s = float(d.segment_hop_s)
         self.segment_length = int(round(self.segment_s * self.sample_rate))
         self.min_samples = min_samples_for(config)
         self.variables = jax.device_put(variables)
@@ -271,11 +272,11 @@ class Predictor:
         d = self.config.data
         return lambda warnings=None: iter_segments(
             path, self.sample_rate, d.segment_s, d.min_tail_s, min_samples=self.min_samples,
-            warnings=warnings)
+            warnings=warnings, hop_s=self.segment_hop_s)
 
     def _wave_segments(self, wave: np.ndarray) -> Callable[..., Iterator]:
         return lambda warnings=None: zip(*segment(wave, self.sample_rate, self.segment_s,
-                                                   self.min_tail_s))
+                                                   self.min_tail_s, self.segment_hop_s))
 
     def _statistics(self, sources: list, groups: list) -> dict:
         """{group: (mean, std, seconds)} (`dataset.group_statistics`) through this model's

@@ -66,6 +66,12 @@ def _row(name: str, fold_results: list[dict]) -> str:
             f"{ua['mean']:.3f} ± {ua['std']:.3f} |")
 
 
+def _every(inp: dict) -> str:
+    """'one every H s ' for overlapping segments; '' for the non-overlapping cut."""
+    hop = float(inp.get("segment_hop_s", 0.0))
+    return f"one every {hop:g} s " if hop and hop != float(inp["segment_s"]) else ""
+
+
 def _evaluation(m: dict, loso_results: list[dict], baselines: dict | None) -> list[str]:
     lines = ["## Evaluation (leave-one-speaker-out)", "",
              f"The recipe of this model, trained {len(loso_results)} times, each time without one "
@@ -103,7 +109,7 @@ def model_card(model_json: dict, loso_results: list[dict], baselines: dict | Non
         f"- Output: probabilities of {', '.join(m['classes'])}; domain labels "
         f"{', '.join(m['domains'])}.",
         f"- Input: mono audio at {inp['sample_rate']} Hz, cut into {inp['segment_s']:g} s segments "
-        f"(a last one of at least {inp['min_tail_s']:g} s kept); front end `{fe['kind']}`, "
+        f"{_every(inp)}(a last one of at least {inp['min_tail_s']:g} s kept); front end `{fe['kind']}`, "
         f"{fe['scale']} scale, hop {fe['hop_s']} s, n_fft {fe['n_fft']}, spectrogram "
         f"{' x '.join(map(str, inp['shape']))}, normalised per {fe['normalize']}. An utterance's "
         "probabilities are the mean of its segments'.",

@@ -1,0 +1,24 @@
+"""How much of each utterance the model sees, for `adarl-jax tune`: the `quick` recipe's adarl
+against the same recipe with overlapping segments.
+
+  adarl-jax tune --grid utterance --data ../shared/data/emodb --workdir runs/tune-utterance-emodb
+
+- overlap: a 3 s segment every 1 s (`data.segment_hop_s=1.0`): up to three times the training
+  segments of a long utterance, and three views of it to average at test time;
+- overlap_half: a segment every 0.5 s.
+
+The plain cut keeps one 3 s segment of a 3.1-4.6 s RAVDESS utterance, starting with its ~0.5-1 s
+of leading silence, and drops the rest when it is under `data.min_tail_s` (1 s); an overlapping
+cut keeps every part of it. Everything else is `configs/quick.py`.
+"""
+
+
+def get_grid():
+    return {
+        "config": "quick",
+        "candidates": {
+            "adarl": [],
+            "overlap": ["data.segment_hop_s=1.0"],
+            "overlap_half": ["data.segment_hop_s=0.5"],
+        },
+    }
