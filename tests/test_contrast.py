@@ -82,3 +82,21 @@ def test_workdirs_grouped_by_corpus_and_speakers_kept_apart(tmp_path, capsys):
     assert json.loads(out.with_suffix(".json").read_text())["pooled"]["n_speakers"] == 5
     with pytest.raises(FileNotFoundError, match="no workdir holds finished folds of both"):
         contrast_workdirs("adarl", "backbone", one)
+
+
+def test_versus_is_the_interaction_seed_by_seed_and_speaker_by_speaker(tmp_path):
+    # condition 1 (seeds 0, 1) and condition 2 (seeds 0, 1) on one corpus; speaker 11 only in 1
+    first = [_workdir(tmp_path, "seg-s0", "/data/one", [("03", 4, 2), ("08", 3, 3), ("11", 4, 0)]),
+             _workdir(tmp_path, "seg-s1", "/data/one", [("03", 4, 4), ("08", 2, 3), ("11", 4, 0)])]
+    second = [_workdir(tmp_path, "spk-s0", "/data/one", [("08", 1, 3), ("03", 2, 2)]),
+              _workdir(tmp_path, "spk-s1", "/data/one", [("08", 3, 3), ("03", 4, 2)])]
+    r = contrast_workdirs("adarl", "adarl_no_domain_loss", first, versus=second)
+    # 03: seeds (0.5 - 0, 0 - 0.5) -> 0; 08: (0 - (-0.5), -0.25 - 0) -> 0.125
+    assert r["corpora"]["one"]["per_speaker"] == {"03": 0.0, "08": 0.125}
+    assert r["versus"] and r["pooled"]["mean"] == pytest.approx(0.0625)
+    out = tmp_path / "interaction.md"
+    assert main(["contrast", "adarl", "adarl_no_domain_loss", *map(str, first), "--versus",
+                 *map(str, second), "--out", str(out)]) == 0
+    assert "interaction" in out.read_text()
+    with pytest.raises(ValueError, match="same seeds"):
+        contrast_workdirs("adarl", "adarl_no_domain_loss", first, versus=second[:1])

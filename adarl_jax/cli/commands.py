@@ -251,7 +251,7 @@ def cmd_seeds(args, overrides) -> int:
 def cmd_contrast(args, overrides) -> int:
     from adarl_jax.report.contrast import write_contrast_report
 
-    write_contrast_report(args.a, args.b, args.workdirs, args.out)
+    write_contrast_report(args.a, args.b, args.workdirs, args.out, versus=args.versus)
     print(open(args.out).read())
     return 0
 

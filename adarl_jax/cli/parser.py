@@ -213,6 +213,9 @@ def _contrast(sub) -> None:
     p.add_argument("b", metavar="B", help="the variant it is compared with (e.g. adarl_no_domain_loss)")
     p.add_argument("workdirs", nargs="+", metavar="WORKDIR",
                    help="workdirs holding both variants, one seed of one corpus each")
+    p.add_argument("--versus", nargs="+", default=None, metavar="WORKDIR",
+                   help="the same variants under a second condition, as many seeds per corpus: "
+                   "the report is then of the interaction, (A - B) here minus (A - B) there")
     p.add_argument("--out", required=True, help="markdown file (a .json is written beside)")
 
 

@@ -17,6 +17,10 @@ per corpus:
   run's planning;
 - the verdict: 'A helps' if the t-interval lies above 0, 'A hurts' if below, else no effect
   shown, with the effects the interval excludes.
+
+With `--versus WORKDIR...` (the same variants under a second condition, e.g. another
+normalisation), the unit is the interaction: d_s under the first workdirs minus d_s under the
+second, seed k paired with seed k; "A helps" then reads "A's gain is larger under the first".
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from adarl_jax.report.report import summarize
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 from adarl_jax.workdir.layout import collect
 
-__all__ = ["corpus_differences", "stratified_contrast", "contrast_workdirs", "contrast_markdown",
+__all__ = ["corpus_differences", "interaction_differences", "stratified_contrast", "contrast_workdirs", "contrast_markdown",
            "write_contrast_report"]
 
 
@@ -95,16 +99,41 @@ def stratified_contrast(groups: dict[str, np.ndarray], seed: int = 0) -> dict:
     return out
 
 
-def contrast_workdirs(a: str, b: str, workdirs, seed: int = 0) -> dict:
-    """{'a', 'b', 'pooled': stratified_contrast, 'corpora': {corpus: ... + per-speaker d}}."""
-    groups = corpus_differences(a, b, workdirs)
+def interaction_differences(a: str, b: str, workdirs, versus) -> dict[str, dict]:
+    """`corpus_differences` of (A - B in `workdirs`) - (A - B in `versus`): the same contrast
+    under two conditions (e.g. two normalisations), per corpus over the speakers both tested.
+    Seed k of one condition is paired with seed k of the other (workdirs in the order given),
+    so each corpus needs as many seeds in both."""
+    one, two = corpus_differences(a, b, workdirs), corpus_differences(a, b, versus)
+    out = {}
+    for corpus in sorted(set(one) & set(two)):
+        x, y = one[corpus], two[corpus]
+        if x["d"].shape[0] != y["d"].shape[0]:
+            raise ValueError(f"{corpus}: {x['d'].shape[0]} seed(s) against {y['d'].shape[0]} in "
+                             "--versus; give each condition the same seeds")
+        speakers = [s for s in x["speakers"] if s in y["speakers"]]
+        dx, dy = (g["d"][:, [g["speakers"].index(s) for s in speakers]] for g in (x, y))
+        out[corpus] = {"speakers": speakers, "d": dx - dy,
+                       "workdirs": x["workdirs"] + y["workdirs"]}
+    if not out:
+        raise FileNotFoundError(f"no corpus has finished folds of {a} and {b} under both "
+                                "conditions")
+    return out
+
+
+def contrast_workdirs(a: str, b: str, workdirs, seed: int = 0, versus=None) -> dict:
+    """{'a', 'b', 'pooled': stratified_contrast, 'corpora': {corpus: ... + per-speaker d}}; with
+    `versus` (workdirs of a second condition), of the interaction instead."""
+    groups = (interaction_differences(a, b, workdirs, versus) if versus
+              else corpus_differences(a, b, workdirs))
     corpora = {}
     for corpus, g in groups.items():
         c = stratified_contrast({corpus: g["d"]}, seed)
         c["per_speaker"] = {s: round(float(x), 4) for s, x in zip(g["speakers"], g["d"].mean(0))}
         c["workdirs"] = g["workdirs"]
         corpora[corpus] = c
-    return {"a": a, "b": b, "pooled": stratified_contrast({k: g["d"] for k, g in groups.items()}, seed),
+    return {"a": a, "b": b, "versus": bool(versus),
+            "pooled": stratified_contrast({k: g["d"] for k, g in groups.items()}, seed),
             "corpora": corpora}
 
 
@@ -118,8 +147,14 @@ def _row(name: str, c: dict) -> str:
 
 def contrast_markdown(result: dict) -> str:
     a, b, pooled = result["a"], result["b"], result["pooled"]
-    lines = [f"# {a} vs {b}", "",
-             "d_s = UA_A - UA_B of test speaker s, averaged over the seeds; each speaker one vote. "
+    what = ("d_s = UA_A - UA_B of test speaker s, averaged over the seeds; each speaker one vote. "
+            if not result.get("versus") else
+            "d_s = (UA_A - UA_B) in the workdirs minus (UA_A - UA_B) in the --versus workdirs, "
+            "of test speaker s (seed k paired with seed k), averaged over the seeds; each "
+            "speaker one vote. ")
+    lines = [f"# {a} vs {b}" + (": the interaction with a second condition"
+                                if result.get("versus") else ""), "",
+             what +
              "95% t-interval over the d_s, 95% bootstrap interval (speakers and seeds resampled "
              "within each corpus), two-sided sign-flip p, speakers better / worse, minimum "
              "detectable effect at 80% power.", "",
@@ -132,9 +167,9 @@ def contrast_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_contrast_report(a: str, b: str, workdirs, out) -> dict:
+def write_contrast_report(a: str, b: str, workdirs, out, versus=None) -> dict:
     """Writes `out` (markdown) and the result as JSON beside it (`.json`)."""
-    result = contrast_workdirs(a, b, workdirs)
+    result = contrast_workdirs(a, b, workdirs, versus=versus)
     out = Path(out)
     write_text_atomic(out, contrast_markdown(result))
     write_json_atomic(out.with_suffix(".json"), result)
