@@ -70,6 +70,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0.0 <= float(d.segment_hop_s) <= float(d.segment_s):
         raise ValueError(f"data.segment_hop_s={d.segment_hop_s}: expected 0 (no overlap) up to "
                          f"data.segment_s={d.segment_s}")
+    if float(d.trim_db) < 0:
+        raise ValueError(f"data.trim_db={d.trim_db}: expected 0 (no trim) or a positive level")
     if fe.scale == "linear" and fe.n_bins > fe.n_fft // 2 + 1:
         raise ValueError(f"frontend.n_bins={fe.n_bins} exceeds n_fft//2+1={fe.n_fft // 2 + 1}")
     if fe.kind not in ("multi_window", "colormap"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from adarl_jax.data.audio import (AudioError, iter_segments, load_audio, prepare_wave, segment,
-                             segment_count)
+from adarl_jax.data.audio import (AudioError, frame_power, iter_segments, load_audio, prepare_wave,
+                                  segment, segment_count, speech_bounds)
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 
@@ -220,6 +220,42 @@ def test_segment_rejects_a_hop_outside_one_sample_to_one_segment(hop_s):
         segment(np.ones(16000 * 7, np.float32), 16000, 3.0, 1.0, hop_s)
 
 
+def test_frame_power_is_the_mean_square_of_each_frame_the_last_partial():
+    x = np.random.default_rng(2).standard_normal(1000)
+    ref = [np.mean(x[i:i + 400] ** 2) for i in range(0, 1000, 400)]
+    np.testing.assert_allclose(frame_power(x, 400), ref, rtol=1e-12)
+
+
+def _speech_in_silence(lead_s, speech_s, trail_s, rate=16000, floor=1e-4):
+    """Quiet noise (about -80 dB re the tone), a tone, quiet noise."""
+    rng = np.random.default_rng(4)
+    n = [int(round(s * rate)) for s in (lead_s, speech_s, trail_s)]
+    wave = floor * rng.standard_normal(sum(n)).astype(np.float32)
+    wave[n[0]:n[0] + n[1]] += sine(220, speech_s, rate).astype(np.float32)
+    return wave, n
+
+
+def test_trim_cuts_the_silence_at_both_ends_and_keeps_the_file_time():
+    wave, (lead, speech, _) = _speech_in_silence(0.7, 2.0, 0.5)
+    frame = 400  # 25 ms at 16 kHz
+    start, end = speech_bounds(frame_power(wave, frame), frame, len(wave), 40.0)
+    assert lead - frame < start <= lead and lead + speech <= end < lead + speech + frame
+    segs, lengths, starts = segment(wave, 16000, 3.0, 1.0, trim_db=40.0)
+    assert lengths.tolist() == [end - start] and starts[0] == pytest.approx(start / 16000)
+    np.testing.assert_array_equal(segs[0, :end - start], wave[start:end])
+    # untrimmed: the 3.2 s file gives 0-3 s and drops the 0.2 s tail
+    assert segment(wave, 16000, 3.0, 1.0)[1].tolist() == [48000]
+
+
+def test_trim_keeps_all_of_a_silent_wave_and_at_least_min_samples_of_a_click():
+    assert speech_bounds(frame_power(np.zeros(8000), 400), 400, 8000, 40.0) == (0, 8000)
+    click = np.zeros(16000, np.float32)
+    click[8000] = 1.0
+    start, end = speech_bounds(frame_power(click, 400), 400, 16000, 40.0, min_samples=640)
+    assert end - start == 640 and start <= 8000 < end
+    assert speech_bounds(frame_power(click, 400), 400, 16000, 0.0) == (0, 16000)
+
+
 def test_segment_rejects_non_mono():
     with pytest.raises(ValueError):
         segment(np.zeros((2, 100), np.float32), 16000)
@@ -250,6 +286,18 @@ def test_iter_segments_overlapping_matches_whole_file_reading(tmp_path, seconds,
     streamed = list(iter_segments(path, block_s=1.3, hop_s=hop_s))
     assert len(streamed) == len(segs)
     _assert_same_segments(streamed, segs, lengths, starts)
+
+
+def test_iter_segments_trimmed_matches_whole_file_reading(tmp_path):
+    wave, _ = _speech_in_silence(1.3, 4.1, 0.9, rate=22050)
+    path = tmp_path / "padded.wav"
+    sf.write(path, wave, 22050, subtype="FLOAT")
+    for hop_s in (0.0, 1.0):
+        segs, lengths, starts = segment(load_audio(path), 16000, 3.0, 1.0, hop_s=hop_s,
+                                        trim_db=40.0)
+        streamed = list(iter_segments(path, block_s=1.3, hop_s=hop_s, trim_db=40.0))
+        assert len(streamed) == len(segs) and starts[0] == pytest.approx(1.3, abs=0.03)
+        _assert_same_segments(streamed, segs, lengths, starts)
 
 
 def _assert_same_segments(streamed, segs, lengths, starts):

@@ -401,3 +401,29 @@ def test_overlapping_segments_are_cut_alike_in_training_and_prediction(tmp_path)
         np.testing.assert_allclose(list(g["probs"].values()), r["probs"], atol=2e-5)
     assert any(r["segments"] > segment_count(sf.info(r["path"]).frames, SR, 3.0, 1.0)
                for r in rows)
+
+
+def test_a_trimming_model_ignores_silence_before_and_after_the_speech(predictor, tmp_path):
+    """data.trim_db: a file with a second of near-silence before the speech and half a second
+    after is cut to the speech (frame-aligned here), so it gets the probabilities and the
+    timeline of the speech alone, in the file's time; without the trim it does not."""
+    speech = tone(2.5, 260)
+    rng = np.random.default_rng(5)
+    padded = np.concatenate([1e-4 * rng.standard_normal(SR), speech,
+                             1e-4 * rng.standard_normal(SR // 2)]).astype(np.float32)
+    sf.write(tmp_path / "speech.wav", speech, SR, subtype="FLOAT")
+    sf.write(tmp_path / "padded.wav", padded, SR, subtype="FLOAT")
+    config = predictor.config.copy_and_resolve_references()
+    config.data.trim_db = 40.0
+    trimming = Predictor(config, jax.device_get(predictor.variables), buckets=(1, 8))
+    alone, cut = trimming.predict_files([tmp_path / "speech.wav", tmp_path / "padded.wav"],
+                                        timeline=True)
+    np.testing.assert_allclose(list(cut["probs"].values()), list(alone["probs"].values()),
+                               atol=1e-5)
+    assert cut["segments"] == 1 and cut["timeline"][0]["start_s"] == pytest.approx(1.0)
+    plain, uncut = predictor.predict_files([tmp_path / "speech.wav", tmp_path / "padded.wav"])
+    assert uncut["segments"] == 2  # 0-3 s and the 1 s tail
+    assert max(abs(np.array(list(uncut["probs"].values())) - list(plain["probs"].values()))) > 1e-4
+    np.testing.assert_allclose(  # the in-memory path cuts alike
+        list(trimming.predict(padded, SR)["probs"].values()), list(cut["probs"].values()),
+        atol=1e-5)

@@ -32,6 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
     # a segment every segment_hop_s seconds (0 = segment_s: the paper's non-overlapping cut);
     # overlapping segments give more training inputs and more views to average per utterance
     c.data.segment_hop_s = 0.0
+    # >0: cut each recording's leading and trailing silence first, from the first to the last
+    # 25 ms frame within trim_db dB of its loudest frame (e.g. 40); 0 = keep it all
+    c.data.trim_db = 0.0
     # emotions outside `classes`: drop them, or keep them as domain-only samples (their
     # gender trains the domain pathway; no emotion, centre or test term uses them)
     c.data.other_emotions = "drop"  # drop | domain_only

@@ -6,7 +6,9 @@ cut into segments, one every `hop_s` (by default the segment's length: no overla
 last segment is kept if it holds audio no whole segment covers and is at least `min_tail_s`
 long (or is the only segment), and short segments are zero-padded at the end (their real
 length travels with them, so the front end can normalise over the real samples only). An in-memory recording
-(`prepare_wave`) is mixed and resampled the same way.
+(`prepare_wave`) is mixed and resampled the same way. With `trim_db` > 0 the leading and
+trailing silence is cut first (`speech_bounds`: from the first to the last 25 ms frame within
+`trim_db` dB of the file's loudest frame); segment starts stay in the file's time.
 
 Files that are usable but suspect get warnings rather than errors: a `warnings` list passed to
 `load_audio` or `iter_segments` receives one line per problem. Two are checked: silence (every
@@ -26,10 +28,12 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-__all__ = ["AudioError", "SILENCE_DBFS", "level_warning", "load_audio", "prepare_wave",
-           "segment", "iter_segments", "segment_count"]
+__all__ = ["AudioError", "SILENCE_DBFS", "TRIM_FRAME_S", "level_warning", "load_audio",
+           "prepare_wave", "frame_power", "speech_bounds", "segment", "iter_segments",
+           "segment_count"]
 
 SILENCE_DBFS = -60.0  # RMS level (dB re full scale 1.0) below which a file is near-silent
+TRIM_FRAME_S = 0.025  # the frames whose levels decide where silence is trimmed
 
 
 class AudioError(ValueError):
@@ -186,6 +190,54 @@ def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
     return wave
 
 
+class _FramePower:
+    """Mean square of consecutive `frame_len`-sample frames of a wave fed block by block (the
+    last frame may be partial): the same frames whatever the blocks."""
+
+    def __init__(self, frame_len: int):
+        self.frame_len, self.sums, self.counts, self.n = frame_len, [], [], 0
+        self.carry = np.zeros((0,), np.float64)
+
+    def add(self, block: np.ndarray) -> None:
+        self.n += len(block)
+        x = np.concatenate([self.carry, np.asarray(block, np.float64)])
+        k = x.shape[0] // self.frame_len
+        self.sums.append(np.square(x[:k * self.frame_len]).reshape(k, self.frame_len).sum(1))
+        self.counts.append(np.full(k, self.frame_len))
+        self.carry = x[k * self.frame_len:]
+
+    def power(self) -> np.ndarray:
+        sums, counts = list(self.sums), list(self.counts)
+        if self.carry.size:
+            sums.append(np.array([np.square(self.carry).sum()]))
+            counts.append(np.array([self.carry.size]))
+        return (np.concatenate(sums) / np.concatenate(counts) if sums
+                else np.zeros((0,), np.float64))
+
+
+def frame_power(wave: np.ndarray, frame_len: int) -> np.ndarray:
+    """(frames,) mean square of each `frame_len`-sample frame of `wave`, the last one partial."""
+    acc = _FramePower(frame_len)
+    acc.add(wave)
+    return acc.power()
+
+
+def speech_bounds(power: np.ndarray, frame_len: int, n: int, trim_db: float,
+                  min_samples: int = 1) -> tuple[int, int]:
+    """[start, end) in samples of a wave of n samples without its leading and trailing
+    silence: from the first to the last frame whose power is within `trim_db` dB of the
+    loudest frame's. The whole wave when `trim_db` <= 0 or the wave is all zeros; at least
+    `min_samples` long (widened at the end, then at the start)."""
+    if trim_db <= 0 or not power.size or not power.max() > 0:
+        return 0, n
+    keep = np.flatnonzero(power >= power.max() * 10.0 ** (-trim_db / 10.0))
+    start, end = int(keep[0]) * frame_len, min((int(keep[-1]) + 1) * frame_len, n)
+    if end - start < min_samples:
+        end = min(start + min_samples, n)
+        start = max(0, end - min_samples)
+    return start, end
+
+
 def _lengths(segment_s: float, hop_s: float, sample_rate: int) -> tuple[int, int]:
     """(segment length, hop) in samples; hop_s 0 means the segment length (no overlap)."""
     seg_len = int(round(segment_s * sample_rate))
@@ -220,9 +272,10 @@ def _starts(n: int, seg_len: int, hop: int, min_tail: int) -> list[int]:
 
 def segment(
     wave: np.ndarray, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0,
-    hop_s: float = 0.0,
+    hop_s: float = 0.0, trim_db: float = 0.0, min_samples: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Segments of a mono wave, one every `hop_s` seconds (0: `segment_s`, no overlap).
+    """Segments of a mono wave, one every `hop_s` seconds (0: `segment_s`, no overlap), of its
+    part between `speech_bounds` when `trim_db` > 0 (starts in the wave's time).
 
     Returns (segments float32 (n, L), lengths int32 (n,), starts_s float32 (n,)) with
     L = round(segment_s * sample_rate); a segment shorter than L is zero-padded at the end and
@@ -234,6 +287,10 @@ def segment(
     if wave.shape[0] == 0:
         raise ValueError("segment got an empty wave")
     seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
+    frame_len = int(round(TRIM_FRAME_S * sample_rate))
+    first, end = speech_bounds(frame_power(wave, frame_len) if trim_db > 0 else np.zeros(0),
+                               frame_len, wave.shape[0], trim_db, min_samples)
+    wave = wave[first:end]
     starts = _starts(wave.shape[0], seg_len, hop, int(round(min_tail_s * sample_rate)))
     segments = np.zeros((len(starts), seg_len), np.float32)
     lengths = np.zeros((len(starts),), np.int32)
@@ -241,7 +298,7 @@ def segment(
         piece = wave[start : start + seg_len]
         segments[i, : piece.shape[0]] = piece
         lengths[i] = piece.shape[0]
-    starts_s = (np.asarray(starts, dtype=np.float64) / sample_rate).astype(np.float32)
+    starts_s = ((np.asarray(starts, dtype=np.float64) + first) / sample_rate).astype(np.float32)
     return segments, lengths, starts_s
 
 
@@ -295,6 +352,7 @@ def iter_segments(
     block_s: float = 30.0,
     warnings: list | None = None,
     hop_s: float = 0.0,
+    trim_db: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, int, float]]:
     """Segments of a file of any length, reading it in blocks of about `block_s` seconds.
 
@@ -302,7 +360,8 @@ def iter_segments(
     `segment(load_audio(path, ...), ...)` up to float rounding, with memory bounded by the
     block size instead of the file's length. Raises AudioError as `load_audio` does; a file
     with NaN samples late in it raises when that block is reached. `warnings` receives the
-    same lines as `load_audio`'s once the whole file has been read.
+    same lines as `load_audio`'s once the whole file has been read. With `trim_db` > 0 the
+    file is read twice: once for the frame levels that place the cut, once for the segments.
     """
     seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
     min_tail = int(round(min_tail_s * sample_rate))
@@ -316,17 +375,27 @@ def iter_segments(
                 path, f"too short: {n_out} samples at {sample_rate} Hz, need at least {min_samples}"
             )
         block_frames = max(1, int(round(block_s * f.samplerate)))
+        first, end = 0, None  # the kept samples [first, end) of the wave
+        if trim_db > 0:
+            frame_len = int(round(TRIM_FRAME_S * sample_rate))
+            acc = _FramePower(frame_len)
+            for block in _resampled_blocks(path, f, up, down, block_frames):
+                acc.add(block)
+            first, end = speech_bounds(acc.power(), frame_len, acc.n, trim_db, min_samples)
         buf = np.zeros((0,), np.float32)
         index = 0
         produced, peak, sum_squares = 0, 0.0, 0.0
         for block in _resampled_blocks(path, f, up, down, block_frames):
+            at = produced  # the block's first sample in the wave
             produced += block.shape[0]
             if block.size:
                 peak = max(peak, float(np.max(np.abs(block))))
                 sum_squares += float(np.dot(block, block))
+            if end is not None:
+                block = block[max(first - at, 0):max(end - at, 0)]
             buf = np.concatenate([buf, block]) if buf.size else block
-            while buf.shape[0] >= seg_len:  # buf starts at sample index * hop
-                yield np.array(buf[:seg_len]), seg_len, index * hop / sample_rate
+            while buf.shape[0] >= seg_len:  # buf starts at sample first + index * hop
+                yield np.array(buf[:seg_len]), seg_len, (first + index * hop) / sample_rate
                 buf = buf[hop:]
                 index += 1
         if produced == 0:
@@ -345,4 +414,4 @@ def iter_segments(
         if uncovered > 0 and (tail >= min_tail or index == 0):
             padded = np.zeros((seg_len,), np.float32)
             padded[:tail] = buf
-            yield padded, tail, index * hop / sample_rate
+            yield padded, tail, (first + index * hop) / sample_rate

@@ -26,8 +26,8 @@ import numpy as np
 from adarl_jax.data.audio import AudioError, iter_segments
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.feature_cache import (CACHE_FORMAT, Batcher, Frontend, build, cache_key,  # noqa: F401
-                                     default_frontend, file_stamp, load_cached, min_samples_for,
-                                     valid_frame_count)
+                                     cut_options, default_frontend, file_stamp, load_cached,
+                                     min_samples_for, valid_frame_count)
 
 __all__ = ["SegmentDataset", "prepare_dataset", "compute_features", "cache_key", "min_samples_for",
            "domain_labels"]
@@ -306,8 +306,7 @@ def compute_features(
     blocks, file_index, starts, frames = [], [], [], []
     for i, path in enumerate(paths):
         for wave, length, start in iter_segments(
-            path, d.sample_rate, d.segment_s, d.min_tail_s, min_samples=min_samples_for(config),
-            hop_s=d.segment_hop_s,
+            path, d.sample_rate, d.segment_s, d.min_tail_s, **cut_options(config),
         ):
             file_index.append(i)
             starts.append(start)
@@ -389,8 +388,7 @@ def speaker_statistics_of_files(paths, config, frontend: Frontend | None = None)
     are left out; none readable raises ValueError."""
     d = config.data
     sources = [lambda p=p: iter_segments(p, d.sample_rate, d.segment_s, d.min_tail_s,
-                                         min_samples=min_samples_for(config),
-                                         hop_s=d.segment_hop_s) for p in paths]
+                                         **cut_options(config)) for p in paths]
     stats = group_statistics(sources, [0] * len(sources), config, frontend)
     if not stats:
         raise ValueError("no readable audio to compute speaker statistics from")

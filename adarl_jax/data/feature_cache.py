@@ -47,6 +47,15 @@ def min_samples_for(config) -> int:
     return max(1, int(round(window * config.data.sample_rate)))
 
 
+def cut_options(config) -> dict:
+    """How the config cuts a recording, as keyword arguments of `audio.segment` and
+    `audio.iter_segments` beyond (sample_rate, segment_s, min_tail_s): the hop between
+    segments, the silence trim and the shortest usable recording."""
+    d = config.data
+    return {"hop_s": float(d.segment_hop_s), "trim_db": float(d.trim_db),
+            "min_samples": min_samples_for(config)}
+
+
 def valid_frame_count(config, length: int) -> int:
     """Frames t with t * hop < length (at least 1, at most n_frames), as the front end masks."""
     hop = int(round(config.frontend.hop_s * config.data.sample_rate))
@@ -60,7 +69,7 @@ def key_material(config) -> dict:
         "frontend": config.frontend.to_dict(),
         "data": {"sample_rate": d.sample_rate, "segment_s": d.segment_s, "min_tail_s": d.min_tail_s,
                  # only when set, so that caches made before the field keep their keys
-                 **({"segment_hop_s": d.segment_hop_s} if d.segment_hop_s else {})},
+                 **{k: d[k] for k in ("segment_hop_s", "trim_db") if d[k]}},
     }
 
 
@@ -158,7 +167,7 @@ def _read_pass(config, paths, progress: bool):
         for w in warnings:
             logger.warning("%s: %s", path, w)
         segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
-                                        d.segment_hop_s)
+                                        **cut_options(config))
         files.append({"path": path, "starts_s": [float(s) for s in starts],
                       "frames": [valid_frame_count(config, n) for n in lengths]})
         if segs.nbytes <= budget:
@@ -174,7 +183,7 @@ def _segments_of(config, f: dict, kept_waves: dict):
     if segs is None:
         wave = load_audio(f["path"], d.sample_rate, min_samples=min_samples_for(config))
         segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
-                                   d.segment_hop_s)
+                                   **cut_options(config))
         if len(segs) != len(f["starts_s"]):
             raise RuntimeError(f"{f['path']} changed while the dataset was being prepared")
     return segs, lengths

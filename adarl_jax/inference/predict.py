@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adarl_jax.data.dataset import default_frontend, group_statistics
-from adarl_jax.data.feature_cache import min_samples_for
+from adarl_jax.data.feature_cache import cut_options, min_samples_for
 from adarl_jax.model import build_model
 from adarl_jax.data.audio import AudioError, iter_segments, level_warning, load_audio, prepare_wave, segment
 from adarl_jax.data.functionals import (DOMAIN_SET, functionals_of, group_zscore, moments,
@@ -130,7 +130,7 @@ class Predictor:
         d = config.data
         self.sample_rate = int(d.sample_rate)
         self.segment_s, self.min_tail_s = float(d.segment_s), float(d.min_tail_s)
-        self.segment_hop_s = float(d.segment_hop_s)
+        self.cut = cut_options(config)  # hop, trim and min_samples, as training cut
         self.segment_length = int(round(self.segment_s * self.sample_rate))
         self.min_samples = min_samples_for(config)
         self.variables = jax.device_put(variables)
@@ -271,12 +271,11 @@ class Predictor:
     def _file_segments(self, path: str) -> Callable[..., Iterator]:
         d = self.config.data
         return lambda warnings=None: iter_segments(
-            path, self.sample_rate, d.segment_s, d.min_tail_s, min_samples=self.min_samples,
-            warnings=warnings, hop_s=self.segment_hop_s)
+            path, self.sample_rate, d.segment_s, d.min_tail_s, warnings=warnings, **self.cut)
 
     def _wave_segments(self, wave: np.ndarray) -> Callable[..., Iterator]:
         return lambda warnings=None: zip(*segment(wave, self.sample_rate, self.segment_s,
-                                                   self.min_tail_s, self.segment_hop_s))
+                                                   self.min_tail_s, **self.cut))
 
     def _statistics(self, sources: list, groups: list) -> dict:
         """{group: (mean, std, seconds)} (`dataset.group_statistics`) through this model's
