@@ -5,7 +5,9 @@ against the same recipe with overlapping segments.
 
 - overlap: a 3 s segment every 1 s (`data.segment_hop_s=1.0`): up to three times the training
   segments of a long utterance, and three views of it to average at test time;
-- overlap_half: a segment every 0.5 s.
+- overlap_half: a segment every 0.5 s;
+- trim: the leading and trailing silence cut first (`data.trim_db=40`: from the first to the
+  last 25 ms frame within 40 dB of the loudest), so that a segment holds speech.
 
 The plain cut keeps one 3 s segment of a 3.1-4.6 s RAVDESS utterance, starting with its ~0.5-1 s
 of leading silence, and drops the rest when it is under `data.min_tail_s` (1 s); an overlapping
@@ -20,5 +22,6 @@ def get_grid():
             "adarl": [],
             "overlap": ["data.segment_hop_s=1.0"],
             "overlap_half": ["data.segment_hop_s=0.5"],
+            "trim": ["data.trim_db=40.0"],
         },
     }
