@@ -18,6 +18,7 @@ from adarl_jax.configs import base
 def get_config():
     config = base.get_config()
     config.data.corpus = "emodb"
+    config.data.trim_db = 40.0  # quick.py's silence trim
     # input: 128 HTK-mel bands over 0-8 kHz, 10 ms hop, 300 frames, speaker-standardised
     config.frontend.update(hop_s=0.010, n_fft=1600, n_bins=128, n_frames=300, scale="mel",
                            fmax_hz=8000.0, normalize="speaker")

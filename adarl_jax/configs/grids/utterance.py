@@ -1,5 +1,7 @@
 """How much of each utterance the model sees, for `adarl-jax tune`: the `quick` recipe's adarl
-against the same recipe with overlapping segments.
+as it was before the silence trim joined it (`adarl`, trim_db 0) against overlapping segments
+and against the trim (which won this screen and its confirmation seeds, RESULTS.md, and is now
+part of `quick.py`).
 
   adarl-jax tune --grid utterance --data ../shared/data/emodb --workdir runs/tune-utterance-emodb
 
@@ -11,7 +13,8 @@ against the same recipe with overlapping segments.
 
 The plain cut keeps one 3 s segment of a 3.1-4.6 s RAVDESS utterance, starting with its ~0.5-1 s
 of leading silence, and drops the rest when it is under `data.min_tail_s` (1 s); an overlapping
-cut keeps every part of it. Everything else is `configs/quick.py`.
+cut keeps every part of it. Everything else is `configs/quick.py`; every candidate names its
+trim, so the grid measures what it measured before the trim joined `quick.py`.
 """
 
 
@@ -19,9 +22,9 @@ def get_grid():
     return {
         "config": "quick",
         "candidates": {
-            "adarl": [],
-            "overlap": ["data.segment_hop_s=1.0"],
-            "overlap_half": ["data.segment_hop_s=0.5"],
+            "adarl": ["data.trim_db=0.0"],
+            "overlap": ["data.trim_db=0.0", "data.segment_hop_s=1.0"],
+            "overlap_half": ["data.trim_db=0.0", "data.segment_hop_s=0.5"],
             "trim": ["data.trim_db=40.0"],
         },
     }
