@@ -142,6 +142,37 @@ def test_cache_is_reused_atomic_and_pickle_free(tmp_path):
     assert len(list(cache.iterdir())) == 6
 
 
+def test_trimmed_functionals_describe_the_speech_alone(tmp_path):
+    """data.trim_db: a file's functionals are those of its speech without the silence at both
+    ends (the extractor is handed exactly the speech here), under a key of its own."""
+    config = corpus_config(tmp_path, short_file=False)
+    utts = B.corpus_utterances(config)[:3]
+    seen = []
+
+    def record(wave, sr):
+        seen.append(wave.copy())
+        return fake_extract(wave, sr)
+
+    for u in utts:  # a second of near-silence before each file's audio, half a second after
+        speech, sr = sf.read(u.path, dtype="float32")
+        rng = np.random.default_rng(0)
+        sf.write(u.path, np.concatenate([1e-4 * rng.standard_normal(sr), speech,
+                                         1e-4 * rng.standard_normal(sr // 2)]).astype(np.float32),
+                 sr, subtype="FLOAT")
+        seen.append(speech)
+    speeches, seen[:] = seen[:], []
+    config.data.trim_db = 40.0
+    trimmed = B.extract_features(config, utts, tmp_path / "cache", "egemaps", record, FAKE_ID,
+                                 progress=False)
+    for got, speech in zip(seen, speeches):
+        assert len(got) == len(speech) + (-len(speech)) % 400  # to the end of its last 25 ms frame
+        np.testing.assert_allclose(got[:len(speech)], speech, atol=2e-4)
+    config.data.trim_db = 0.0
+    whole = B.extract_features(config, utts, tmp_path / "cache", "egemaps", fake_extract, FAKE_ID,
+                               progress=False)
+    assert not whole.from_cache and not np.allclose(whole.features, trimmed.features)
+
+
 def _table_and_labels(tmp_path):
     config = corpus_config(tmp_path, short_file=False, selection="val")
     config.train.val_speakers_per_gender = 1

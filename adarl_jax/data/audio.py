@@ -29,7 +29,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 __all__ = ["AudioError", "SILENCE_DBFS", "TRIM_FRAME_S", "level_warning", "load_audio",
-           "prepare_wave", "frame_power", "speech_bounds", "segment", "iter_segments",
+           "prepare_wave", "frame_power", "speech_bounds", "trim_silence", "segment",
+           "iter_segments",
            "segment_count"]
 
 SILENCE_DBFS = -60.0  # RMS level (dB re full scale 1.0) below which a file is near-silent
@@ -238,6 +239,18 @@ def speech_bounds(power: np.ndarray, frame_len: int, n: int, trim_db: float,
     return start, end
 
 
+def trim_silence(wave: np.ndarray, sample_rate: int, trim_db: float,
+                 min_samples: int = 1) -> tuple[np.ndarray, int]:
+    """(the wave between its `speech_bounds`, the index of its first kept sample); the wave
+    itself when `trim_db` <= 0."""
+    if trim_db <= 0:
+        return wave, 0
+    frame_len = int(round(TRIM_FRAME_S * sample_rate))
+    first, end = speech_bounds(frame_power(wave, frame_len), frame_len, wave.shape[0], trim_db,
+                               min_samples)
+    return wave[first:end], first
+
+
 def _lengths(segment_s: float, hop_s: float, sample_rate: int) -> tuple[int, int]:
     """(segment length, hop) in samples; hop_s 0 means the segment length (no overlap)."""
     seg_len = int(round(segment_s * sample_rate))
@@ -287,10 +300,7 @@ def segment(
     if wave.shape[0] == 0:
         raise ValueError("segment got an empty wave")
     seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
-    frame_len = int(round(TRIM_FRAME_S * sample_rate))
-    first, end = speech_bounds(frame_power(wave, frame_len) if trim_db > 0 else np.zeros(0),
-                               frame_len, wave.shape[0], trim_db, min_samples)
-    wave = wave[first:end]
+    wave, first = trim_silence(wave, sample_rate, trim_db, min_samples)
     starts = _starts(wave.shape[0], seg_len, hop, int(round(min_tail_s * sample_rate)))
     segments = np.zeros((len(starts), seg_len), np.float32)
     lengths = np.zeros((len(starts),), np.int32)

@@ -5,7 +5,8 @@ and the fusion variants read (`model.functionals`, see `attach_functionals`).
   W/cache/opensmile_<set>_<key16>.json  which row is which file, skipped files, feature names
 
 Per utterance: the whole file, mono at data.sample_rate (`audio.load_audio`, the same reader and
-minimum length as the spectrogram cache, so the same files are usable), then
+minimum length as the spectrogram cache, so the same files are usable; its silence at both ends
+cut when `data.trim_db` > 0, as the spectrograms' is), then
 `opensmile.Smile(feature_set, Functionals).process_signal`. openSMILE is the optional
 `[baselines]` extra (`pip install 'adarl-jax[baselines]'`; `[all]` has it).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from adarl_jax.data.audio import AudioError, load_audio
+from adarl_jax.data.audio import AudioError, load_audio, trim_silence
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.feature_cache import min_samples_for, stamps_key
 from adarl_jax.extras import require
@@ -122,7 +123,18 @@ class FeatureTable:
 
 def _key_material(config, feature_set: str, extractor_id: str) -> dict:
     return {"format": CACHE_FORMAT, "feature_set": feature_set, "extractor": extractor_id,
-            "sample_rate": int(config.data.sample_rate), "min_samples": int(min_samples_for(config))}
+            "sample_rate": int(config.data.sample_rate), "min_samples": int(min_samples_for(config)),
+            # only when set, so that caches made before the field keep their keys
+            **({"trim_db": float(config.data.trim_db)} if config.data.trim_db else {})}
+
+
+def read_for_functionals(path, config) -> np.ndarray:
+    """A file as the functionals read it: `load_audio` at data.sample_rate, its silence at both
+    ends cut as the spectrograms' is (`data.trim_db`)."""
+    min_samples = int(min_samples_for(config))
+    wave = load_audio(path, int(config.data.sample_rate), min_samples=min_samples)
+    return trim_silence(wave, int(config.data.sample_rate), float(config.data.trim_db),
+                        min_samples)[0]
 
 
 def feature_cache_key(config, feature_set: str, extractor_id: str, paths) -> str:
@@ -149,13 +161,13 @@ def _load_cache(npy: Path, index: Path, key: str):
 def _extract_rows(config, paths, feature_set, extractor, extractor_id, names, progress, npy) -> dict:
     """Reads and extracts every file of `paths`, writes the matrix to `npy`; returns the index
     (without its key)."""
-    sr, min_samples = int(config.data.sample_rate), int(min_samples_for(config))
+    sr = int(config.data.sample_rate)
     rows, files, skipped = [], [], []
     t0 = time.time()
     for path in tqdm(paths, desc=f"openSMILE {FEATURE_SETS[feature_set]}", unit="file",
                      disable=not progress):
         try:
-            wave = load_audio(path, sr, min_samples=min_samples)
+            wave = read_for_functionals(path, config)
         except AudioError as e:
             log.warning("skipping %s: %s", path, e.reason)
             skipped.append([path, e.reason])

@@ -46,7 +46,8 @@ import numpy as np
 from adarl_jax.data.dataset import default_frontend, group_statistics
 from adarl_jax.data.feature_cache import cut_options, min_samples_for
 from adarl_jax.model import build_model
-from adarl_jax.data.audio import AudioError, iter_segments, level_warning, load_audio, prepare_wave, segment
+from adarl_jax.data.audio import (AudioError, iter_segments, level_warning, load_audio, prepare_wave,
+                                  segment, trim_silence)
 from adarl_jax.data.functionals import (DOMAIN_SET, functionals_of, group_zscore, moments,
                                         opensmile_extractor)
 from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
@@ -296,11 +297,13 @@ class Predictor:
         return lambda: load_audio(path, self.sample_rate, min_samples=self.min_samples)
 
     def _raw_functionals(self, load: Callable[[], np.ndarray]) -> np.ndarray | None:
-        """The openSMILE functionals of one input's whole audio; None when it cannot be read."""
+        """The openSMILE functionals of one input's whole audio (its silence at both ends cut
+        as in training, `data.trim_db`); None when it cannot be read."""
         if self._extractor is None:
             self._extractor = opensmile_extractor(self.functionals_set)[0]
         try:
-            return np.asarray(self._extractor(load(), self.sample_rate), np.float32).reshape(-1)
+            wave = trim_silence(load(), self.sample_rate, self.cut["trim_db"], self.min_samples)[0]
+            return np.asarray(self._extractor(wave, self.sample_rate), np.float32).reshape(-1)
         except AudioError:
             return None  # its segments' read error names the problem
 
