@@ -67,9 +67,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"frontend.n_frames={fe.n_frames} but data.segment_s/frontend.hop_s = {expect_frames}"
         )
-    if not 0.0 <= float(d.segment_hop_s) <= float(d.segment_s):
-        raise ValueError(f"data.segment_hop_s={d.segment_hop_s}: expected 0 (no overlap) up to "
-                         f"data.segment_s={d.segment_s}")
+    if not (float(d.segment_hop_s) == 0.0
+            or 1 <= round(float(d.segment_hop_s) * d.sample_rate) <= round(d.segment_s * d.sample_rate)):
+        raise ValueError(f"data.segment_hop_s={d.segment_hop_s}: expected 0 (no overlap), or one "
+                         f"sample at {d.sample_rate} Hz up to data.segment_s={d.segment_s}")
     if float(d.trim_db) < 0:
         raise ValueError(f"data.trim_db={d.trim_db}: expected 0 (no trim) or a positive level")
     if fe.scale == "linear" and fe.n_bins > fe.n_fft // 2 + 1:

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from adarl_jax.cli import main
-from adarl_jax.report.contrast import contrast_workdirs, stratified_contrast
+from adarl_jax.report.contrast import contrast_workdirs, interaction_differences, stratified_contrast
 from conftest import utt, write_fold
 
 
@@ -51,14 +51,17 @@ def _answers(correct: int):
             for i in range(4)]
 
 
-def _workdir(root, name, corpus_dir, folds):
-    """folds: [(speaker, A's correct, B's correct)]."""
+def _workdir(root, name, corpus_dir, folds, only_a=False):
+    """folds: [(speaker, A's correct, B's correct)]; the seed is the name's '-s<k>' suffix."""
     w = root / name
     w.mkdir()
-    (w / "config.json").write_text(json.dumps({"data": {"dir": str(corpus_dir), "corpus": "csv"}}))
+    seed = int(name.rsplit("-s", 1)[1])
+    (w / "config.json").write_text(json.dumps({"data": {"dir": str(corpus_dir), "corpus": "csv"},
+                                               "train": {"seed": seed}}))
     for i, (spk, a, b) in enumerate(folds):
         write_fold(w, "adarl", i, spk, _answers(a))
-        write_fold(w, "adarl_no_domain_loss", i, spk, _answers(b))
+        if not only_a:
+            write_fold(w, "adarl_no_domain_loss", i, spk, _answers(b))
     return w
 
 
@@ -98,5 +101,18 @@ def test_versus_is_the_interaction_seed_by_seed_and_speaker_by_speaker(tmp_path)
     assert main(["contrast", "adarl", "adarl_no_domain_loss", *map(str, first), "--versus",
                  *map(str, second), "--out", str(out)]) == 0
     assert "interaction" in out.read_text()
+    # seeds pair by train.seed, whatever the order given: seed 0 row 0.5 - 0 and -0 + 0.5 ...
+    d = interaction_differences("adarl", "adarl_no_domain_loss", first[::-1], second)["one"]
+    np.testing.assert_allclose(d["d"], [[0.5, 0.5], [-0.5, -0.25]])  # seeds 0, 1; speakers 03, 08
     with pytest.raises(ValueError, match="same seeds"):
         contrast_workdirs("adarl", "adarl_no_domain_loss", first, versus=second[:1])
+    # a workdir without B's folds drops its seed: seeds {1, 2} against {0, 1} are refused,
+    # not paired by position
+    one = [_workdir(tmp_path, "x-s0", "/data/one", [("03", 4, 2)], only_a=True),
+           _workdir(tmp_path, "x-s1", "/data/one", [("03", 4, 2)]),
+           _workdir(tmp_path, "x-s2", "/data/one", [("03", 3, 2)])]
+    two = [_workdir(tmp_path, "y-s0", "/data/one", [("03", 4, 2)]),
+           _workdir(tmp_path, "y-s1", "/data/one", [("03", 1, 2)]),
+           _workdir(tmp_path, "y-s2", "/data/one", [("03", 4, 2)], only_a=True)]
+    with pytest.raises(ValueError, match=r"seeds \[1, 2\] against \[0, 1\]"):
+        contrast_workdirs("adarl", "adarl_no_domain_loss", one, versus=two)

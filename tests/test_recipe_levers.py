@@ -184,7 +184,9 @@ def test_adamw_is_optax_adamw_on_the_schedule():
 def test_bad_lever_values_are_refused_by_name():
     for field, value in (("frontend.scale", "bark"), ("frontend.normalize", "global"),
                          ("optim.optimizer", "lion"), ("optim.schedule", "linear"),
-                         ("data.other_emotions", "keep")):
+                         ("data.other_emotions", "keep"), ("data.segment_hop_s", 4.0),
+                         ("data.segment_hop_s", 1e-6), ("data.segment_hop_s", -1.0),
+                         ("data.trim_db", -10.0)):
         with pytest.raises(ValueError, match=field.split(".")[1]):
             load_config("quick", [f"{field}={value}"])
     c = base_config()

@@ -83,17 +83,21 @@ def test_a_files_probabilities_do_not_depend_on_the_other_files_of_the_call(pred
     assert labelled[1]["speaker"] == "bob" and labelled[1]["speaker_s"] == 5.0
 
 
-def test_group_statistics_equal_the_training_statistics_of_the_same_files(audio):
+@pytest.mark.parametrize("hop_s", [0.0, 1.0])
+def test_group_statistics_equal_the_training_statistics_of_the_same_files(audio, hop_s):
     """dataset.group_statistics (streamed, per input) against speaker_statistics over the
-    features the training cache computes (compute_features), for two groups at once."""
+    features the training cache computes (compute_features), for two groups at once; the
+    seconds are the files' own, however much overlapping segments repeat (hop 1 s)."""
     config = speaker_config()
+    config.data.segment_hop_s = hop_s
     paths = [audio["a0"], audio["b0"], audio["a1"], audio["b1"]]
     groups = ["a", "b", "a", "b"]
     d = config.data
     from adarl_jax.data.audio import iter_segments
+    from adarl_jax.data.feature_cache import cut_options
 
-    sources = [lambda p=p: iter_segments(p, d.sample_rate, d.segment_s, d.min_tail_s)
-               for p in paths]
+    sources = [lambda p=p: iter_segments(p, d.sample_rate, d.segment_s, d.min_tail_s,
+                                         **cut_options(config)) for p in paths]
     got = group_statistics(sources, groups, config, batch_size=3)
     feats, index, _, frames = compute_features(paths, config, with_index=True, with_frames=True)
     want = speaker_statistics(feats, frames, np.array(groups)[index])

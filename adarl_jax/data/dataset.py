@@ -342,7 +342,8 @@ def group_statistics(sources, groups, config, frontend: Frontend | None = None,
     seg_len = int(round(d.segment_s * d.sample_rate))
     batcher = Batcher(frontend if frontend is not None else default_frontend(config), batch_size,
                       seg_len, feature_shape)
-    # per input: sum and sum of squares over valid frames (F, C), frames, samples
+    # per input: sum and sum of squares over valid frames (F, C), frames, samples (each sample
+    # once, however many overlapping segments hold it)
     sums = [[np.zeros((feature_shape[0], feature_shape[2])),
              np.zeros((feature_shape[0], feature_shape[2])), 0, 0] for _ in sources]
     pending: list[tuple[int, int]] = []  # (input, valid frames) of each segment in the batcher
@@ -358,10 +359,13 @@ def group_statistics(sources, groups, config, frontend: Frontend | None = None,
         del pending[:len(block)]
 
     for i, open_segments in enumerate(sources):
+        covered = 0  # the input's samples up to here are counted
         try:
-            for wave, length, _ in open_segments():
+            for wave, length, start_s in open_segments():
                 pending.append((i, valid_frame_count(config, length)))
-                sums[i][3] += int(length)
+                first = int(round(start_s * d.sample_rate))
+                sums[i][3] += max(0, first + int(length) - max(covered, first))
+                covered = max(covered, first + int(length))
                 block = batcher.add(wave, length)
                 if block is not None:
                     take(block)

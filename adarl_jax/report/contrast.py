@@ -20,7 +20,8 @@ per corpus:
 
 With `--versus WORKDIR...` (the same variants under a second condition, e.g. another
 normalisation), the unit is the interaction: d_s under the first workdirs minus d_s under the
-second, seed k paired with seed k; "A helps" then reads "A's gain is larger under the first".
+second, each seed (`train.seed`) paired with the same seed; "A helps" then reads "A's gain is
+larger under the first".
 """
 
 from __future__ import annotations
@@ -99,20 +100,36 @@ def stratified_contrast(groups: dict[str, np.ndarray], seed: int = 0) -> dict:
     return out
 
 
+def _seed_of(workdir) -> int:
+    return int(json.loads((Path(workdir) / "config.json").read_text())["train"]["seed"])
+
+
+def _by_seed(corpus: str, g: dict) -> dict[int, int]:
+    """{train.seed: row of g['d']}; two workdirs of one seed are refused."""
+    seeds = [_seed_of(w) for w in g["workdirs"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{corpus}: two workdirs of one seed ({seeds}); one per seed")
+    return {s: k for k, s in enumerate(seeds)}
+
+
 def interaction_differences(a: str, b: str, workdirs, versus) -> dict[str, dict]:
     """`corpus_differences` of (A - B in `workdirs`) - (A - B in `versus`): the same contrast
-    under two conditions (e.g. two normalisations), per corpus over the speakers both tested.
-    Seed k of one condition is paired with seed k of the other (workdirs in the order given),
-    so each corpus needs as many seeds in both."""
+    under two conditions (e.g. two normalisations), per corpus over the speakers both tested,
+    each seed (`train.seed` of the workdir's config) paired with the same seed; each corpus
+    needs the same seeds finished under both."""
     one, two = corpus_differences(a, b, workdirs), corpus_differences(a, b, versus)
     out = {}
     for corpus in sorted(set(one) & set(two)):
         x, y = one[corpus], two[corpus]
-        if x["d"].shape[0] != y["d"].shape[0]:
-            raise ValueError(f"{corpus}: {x['d'].shape[0]} seed(s) against {y['d'].shape[0]} in "
-                             "--versus; give each condition the same seeds")
+        sx, sy = _by_seed(corpus, x), _by_seed(corpus, y)
+        if set(sx) != set(sy):
+            raise ValueError(f"{corpus}: seeds {sorted(sx)} against {sorted(sy)} in --versus "
+                             "(workdirs without both variants' folds are left out); give each "
+                             "condition the same seeds")
+        seeds = sorted(sx)
         speakers = [s for s in x["speakers"] if s in y["speakers"]]
-        dx, dy = (g["d"][:, [g["speakers"].index(s) for s in speakers]] for g in (x, y))
+        dx, dy = (g["d"][[rows[s] for s in seeds]][:, [g["speakers"].index(p) for p in speakers]]
+                  for g, rows in ((x, sx), (y, sy)))
         out[corpus] = {"speakers": speakers, "d": dx - dy,
                        "workdirs": x["workdirs"] + y["workdirs"]}
     if not out:
@@ -150,7 +167,7 @@ def contrast_markdown(result: dict) -> str:
     what = ("d_s = UA_A - UA_B of test speaker s, averaged over the seeds; each speaker one vote. "
             if not result.get("versus") else
             "d_s = (UA_A - UA_B) in the workdirs minus (UA_A - UA_B) in the --versus workdirs, "
-            "of test speaker s (seed k paired with seed k), averaged over the seeds; each "
+            "of test speaker s (each seed paired with the same seed), averaged over the seeds; each "
             "speaker one vote. ")
     lines = [f"# {a} vs {b}" + (": the interaction with a second condition"
                                 if result.get("versus") else ""), "",

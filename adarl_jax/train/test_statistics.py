@@ -159,7 +159,7 @@ def predictions_under_modes(config, dataset, fold, predict_probs, seed: int) -> 
 def training_statistics(dataset, train_utts) -> dict:
     """The training speakers' pooled statistics, from a speaker-standardised dataset: 'mean'
     and 'std' ((F, 1, C), what standardises a spectrogram), 'frames' (how many frames gave
-    them) and, when the dataset carries functionals, 'functionals_mean' and 'functionals_std'.
+    them; with overlapping segments a frame counts once per segment holding it) and, when the dataset carries functionals, 'functionals_mean' and 'functionals_std'.
     What the 'train' mode uses, and what a model keeps for `predict --speaker-from training`."""
     speakers = normalization_groups(dataset, "speaker")
     counts = {}
