@@ -5,8 +5,8 @@ mono by the mean over channels and resampled with `scipy.signal.resample_poly`. 
 cut into segments, one every `hop_s` (by default the segment's length: no overlap); a partial
 last segment is kept if it holds audio no whole segment covers and is at least `min_tail_s`
 long (or is the only segment), and short segments are zero-padded at the end (their real
-length travels with them, so the front end can normalise over the real samples only). An in-memory recording
-(`prepare_wave`) is mixed and resampled the same way. With `trim_db` > 0 the leading and
+length travels with them, so the front end can normalise over the real samples only). An
+in-memory recording (`prepare_wave`) is mixed and resampled the same way. With `trim_db` > 0 the leading and
 trailing silence is cut first (`speech_bounds`: from the first to the last 25 ms frame within
 `trim_db` dB of the file's loudest frame); segment starts stay in the file's time.
 
@@ -30,8 +30,7 @@ from scipy.signal import resample_poly
 
 __all__ = ["AudioError", "SILENCE_DBFS", "TRIM_FRAME_S", "level_warning", "load_audio",
            "prepare_wave", "frame_power", "speech_bounds", "trim_silence", "segment",
-           "iter_segments",
-           "segment_count"]
+           "iter_segments", "segment_count"]
 
 SILENCE_DBFS = -60.0  # RMS level (dB re full scale 1.0) below which a file is near-silent
 TRIM_FRAME_S = 0.025  # the frames whose levels decide where silence is trimmed
@@ -196,24 +195,19 @@ class _FramePower:
     last frame may be partial): the same frames whatever the blocks."""
 
     def __init__(self, frame_len: int):
-        self.frame_len, self.sums, self.counts, self.n = frame_len, [], [], 0
-        self.carry = np.zeros((0,), np.float64)
+        self.frame_len, self.means, self.n = frame_len, [], 0
+        self.carry = np.zeros((0,), np.float64)  # the samples of the unfinished frame
 
     def add(self, block: np.ndarray) -> None:
         self.n += len(block)
         x = np.concatenate([self.carry, np.asarray(block, np.float64)])
         k = x.shape[0] // self.frame_len
-        self.sums.append(np.square(x[:k * self.frame_len]).reshape(k, self.frame_len).sum(1))
-        self.counts.append(np.full(k, self.frame_len))
+        self.means.append(np.square(x[:k * self.frame_len]).reshape(k, self.frame_len).mean(1))
         self.carry = x[k * self.frame_len:]
 
     def power(self) -> np.ndarray:
-        sums, counts = list(self.sums), list(self.counts)
-        if self.carry.size:
-            sums.append(np.array([np.square(self.carry).sum()]))
-            counts.append(np.array([self.carry.size]))
-        return (np.concatenate(sums) / np.concatenate(counts) if sums
-                else np.zeros((0,), np.float64))
+        partial = [np.square(self.carry).mean(keepdims=True)] if self.carry.size else []
+        return np.concatenate([*self.means, *partial, np.zeros((0,), np.float64)])
 
 
 def frame_power(wave: np.ndarray, frame_len: int) -> np.ndarray:
@@ -239,13 +233,17 @@ def speech_bounds(power: np.ndarray, frame_len: int, n: int, trim_db: float,
     return start, end
 
 
+def _trim_frame(sample_rate: int) -> int:
+    return int(round(TRIM_FRAME_S * sample_rate))
+
+
 def trim_silence(wave: np.ndarray, sample_rate: int, trim_db: float,
                  min_samples: int = 1) -> tuple[np.ndarray, int]:
     """(the wave between its `speech_bounds`, the index of its first kept sample); the wave
     itself when `trim_db` <= 0."""
     if trim_db <= 0:
         return wave, 0
-    frame_len = int(round(TRIM_FRAME_S * sample_rate))
+    frame_len = _trim_frame(sample_rate)
     first, end = speech_bounds(frame_power(wave, frame_len), frame_len, wave.shape[0], trim_db,
                                min_samples)
     return wave[first:end], first
@@ -387,11 +385,10 @@ def iter_segments(
         block_frames = max(1, int(round(block_s * f.samplerate)))
         first, end = 0, None  # the kept samples [first, end) of the wave
         if trim_db > 0:
-            frame_len = int(round(TRIM_FRAME_S * sample_rate))
-            acc = _FramePower(frame_len)
+            acc = _FramePower(_trim_frame(sample_rate))
             for block in _resampled_blocks(path, f, up, down, block_frames):
                 acc.add(block)
-            first, end = speech_bounds(acc.power(), frame_len, acc.n, trim_db, min_samples)
+            first, end = speech_bounds(acc.power(), acc.frame_len, acc.n, trim_db, min_samples)
         buf = np.zeros((0,), np.float32)
         index = 0
         produced, peak, sum_squares = 0, 0.0, 0.0
