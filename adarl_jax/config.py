@@ -93,6 +93,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"augment.statistics_views={views} is for a spectrogram-only variant: "
                          f"model.variant={m.variant!r} also reads functionals, which the views "
                          "would leave standardised per speaker")
+    speeds = tuple(config.augment.get("speeds", ()))
+    if (not all(isinstance(v, (int, float)) and 0 < v != 1 for v in speeds)
+            or len(set(speeds)) != len(speeds)):
+        raise ValueError(f"augment.speeds={speeds}: expected distinct positive factors other than "
+                         "1 (e.g. (0.9, 1.1)), or () for none")
+    if speeds and getattr(_variant_info(config), "uses_functionals", False):
+        raise ValueError(f"augment.speeds={speeds} is for a spectrogram-only variant: "
+                         f"model.variant={m.variant!r} also reads functionals, which are not "
+                         "computed for the played-faster copies")
     if fe.scale == "mel" and not 0 < fe.fmax_hz <= d.sample_rate / 2:
         raise ValueError(f"frontend.fmax_hz={fe.fmax_hz} must be in (0, data.sample_rate/2]")
     if len(m.block_features) != len(m.block_pools):

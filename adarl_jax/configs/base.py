@@ -108,6 +108,10 @@ def get_config() -> ml_collections.ConfigDict:
     # listed mode, 'utterance' (by its recording alone) and/or 'train' (the training speakers'
     # pooled statistics), the statistics a user without the speaker's audio has (`predict`)
     c.augment.statistics_views = ()
+    # every training recording also played at each of these speeds (e.g. (0.9, 1.1): resampled
+    # waveforms, shorter/higher or longer/lower), each copy standardised by its own (speaker,
+    # speed) statistics under frontend.normalize='speaker' (Ko et al., 2015); () = off
+    c.augment.speeds = ()
 
     c.optim = ml_collections.ConfigDict()
     c.optim.optimizer = "sgd"  # sgd (coupled L2, the paper) | adamw (decoupled weight decay)

@@ -161,13 +161,17 @@ def prepare_wave(waveform, sample_rate: int, target_rate: int = 16000,
 
 
 def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
-               warnings: list | None = None) -> np.ndarray:
+               warnings: list | None = None, speed: float = 1.0) -> np.ndarray:
     """The whole file as float32 mono at `sample_rate`.
 
-    Raises AudioError for unreadable, corrupt, empty, NaN/inf-containing files and for files
-    shorter than `min_samples` after resampling. `warnings` (a list) receives a line for a
-    silent or truncated file (see the module docstring).
+    `speed` != 1 plays the recording that much faster (speed perturbation: read as if recorded
+    at speed x its rate, so duration / speed, pitch and formants x speed), in the same one
+    resampling. Raises AudioError for unreadable, corrupt, empty, NaN/inf-containing files and
+    for files shorter than `min_samples` after resampling. `warnings` (a list) receives a line
+    for a silent or truncated file (see the module docstring).
     """
+    if not speed > 0:
+        raise ValueError(f"speed={speed}: expected a positive factor")
     with _open(path) as f:
         rate_in = f.samplerate
         try:
@@ -178,7 +182,7 @@ def load_audio(path, sample_rate: int = 16000, min_samples: int = 320,
     if data.shape[0] == 0:
         raise AudioError(path, "empty (zero-length) audio")
     _check_finite(path, data)
-    wave = _resample(_mono(data), rate_in, sample_rate)
+    wave = _resample(_mono(data), max(1, round(rate_in * speed)), sample_rate)
     if wave.shape[0] < min_samples:
         raise AudioError(
             path,

@@ -228,16 +228,17 @@ def _segment_index(meta: dict, paths: list[str]):
     return kept, seg_utt, seg_start, seg_frames
 
 
-def _open_cache(config, paths, cache_dir, frontend, progress, batch_size):
+def _open_cache(config, paths, cache_dir, frontend, progress, batch_size, speed):
     """(features, metadata, folder, from_cache): the cache of `paths`, built when absent."""
-    key = cache_key(config, paths)
+    key = cache_key(config, paths, speed)
     folder = os.path.join(os.fspath(cache_dir), key[:16])
     feature_shape = (int(config.frontend.n_bins), int(config.frontend.n_frames), 3)
     cached = load_cached(folder, key, feature_shape)
     from_cache = cached is not None
     if cached is None:
         os.makedirs(folder, exist_ok=True)
-        build(config, sorted(paths), folder, key, feature_shape, frontend, progress, batch_size)
+        build(config, sorted(paths), folder, key, feature_shape, frontend, progress, batch_size,
+              speed)
         cached = load_cached(folder, key, feature_shape)
         if cached is None:
             raise RuntimeError(f"feature cache {folder} could not be read back after writing it")
@@ -251,8 +252,10 @@ def prepare_dataset(
     frontend: Frontend | None = None,
     progress: bool = True,
     batch_size: int = 32,
+    speed: float = 1.0,
 ) -> SegmentDataset:
-    """Segments and spectrograms of `utterances`, from cache_dir/<key[:16]>/ when there.
+    """Segments and spectrograms of `utterances`, from cache_dir/<key[:16]>/ when there;
+    `speed` != 1: of the recordings played that much faster (`audio.load_audio`).
 
     `frontend(waves (B, L), lengths (B,)) -> (B, n_bins, n_frames, 3)`; default
     `adarl_jax.data.frontend.make_frontend(config)`, built only when features must be computed.
@@ -263,7 +266,7 @@ def prepare_dataset(
     paths = _check_paths(utterances)
     _labels(config, utterances)  # fail before any work on labels that cannot be encoded
     features, meta, folder, from_cache = _open_cache(config, paths, cache_dir, frontend, progress,
-                                                     batch_size)
+                                                     batch_size, speed)
     kept, seg_utt, seg_start, seg_frames = _segment_index(meta, paths)
     kept_utts = [utterances[i] for i in kept]
     emotion, domain = _labels(config, kept_utts)
@@ -277,7 +280,7 @@ def prepare_dataset(
         dataset = group_normalize(dataset, config.frontend.normalize)
     s = dataset.summary()
     message = (
-        f"dataset: {s['n_utterances']} utterances, {s['n_segments']} segments, "
+        f"dataset{'' if speed == 1 else f' at {speed:g}x speed'}: {s['n_utterances']} utterances, {s['n_segments']} segments, "
         f"{s['n_skipped']} skipped, cache {folder} ({s['cache_bytes'] / 2**20:.1f} MiB"
         f"{', reused' if from_cache else ''}); segments per class {s['segments_per_class']}"
     )

@@ -62,14 +62,17 @@ def valid_frame_count(config, length: int) -> int:
     return int(min(max(-(-int(length) // hop), 1), int(config.frontend.n_frames)))
 
 
-def key_material(config) -> dict:
+def key_material(config, speed: float = 1.0) -> dict:
+    """What the features depend on besides the files; `speed` != 1: the recordings played
+    that much faster (`audio.load_audio`), a copy of the corpus for training."""
     d = config.data
     return {
         "format": CACHE_FORMAT,
         "frontend": config.frontend.to_dict(),
         "data": {"sample_rate": d.sample_rate, "segment_s": d.segment_s, "min_tail_s": d.min_tail_s,
                  # only when set, so that caches made before the field keep their keys
-                 **{k: d[k] for k in ("segment_hop_s", "trim_db") if d[k]}},
+                 **{k: d[k] for k in ("segment_hop_s", "trim_db") if d[k]},
+                 **({"speed": float(speed)} if float(speed) != 1.0 else {})},
     }
 
 
@@ -88,9 +91,10 @@ def stamps_key(material: dict, paths: Iterable[str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def cache_key(config, paths: Iterable[str]) -> str:
-    """sha256 over the front-end config, the segmenting data fields and each file's stamp."""
-    return stamps_key(key_material(config), paths)
+def cache_key(config, paths: Iterable[str], speed: float = 1.0) -> str:
+    """sha256 over the front-end config, the segmenting data fields, the speed and each file's
+    stamp."""
+    return stamps_key(key_material(config, speed), paths)
 
 
 def default_frontend(config) -> Frontend:
@@ -151,7 +155,7 @@ def load_cached(folder: str, key: str, feature_shape: tuple[int, ...]) -> tuple[
     return features, meta
 
 
-def _read_pass(config, paths, progress: bool):
+def _read_pass(config, paths, progress: bool, speed: float):
     """Pass 1: every file read and segmented -> (files, skipped, decoded segments kept)."""
     d = config.data
     min_samples = min_samples_for(config)
@@ -159,7 +163,8 @@ def _read_pass(config, paths, progress: bool):
     for path in tqdm(paths, desc="reading audio", unit="file", disable=not progress):
         warnings: list[str] = []  # silent or truncated: kept, but said
         try:
-            wave = load_audio(path, d.sample_rate, min_samples=min_samples, warnings=warnings)
+            wave = load_audio(path, d.sample_rate, min_samples=min_samples, warnings=warnings,
+                              speed=speed)
         except AudioError as e:
             logger.warning("skipping %s: %s", path, e.reason)
             skipped.append((path, e.reason))
@@ -176,12 +181,13 @@ def _read_pass(config, paths, progress: bool):
     return files, skipped, kept_waves
 
 
-def _segments_of(config, f: dict, kept_waves: dict):
+def _segments_of(config, f: dict, kept_waves: dict, speed: float):
     """The decoded segments of file entry `f`: kept from pass 1, or read again."""
     d = config.data
     segs, lengths = kept_waves.pop(f["path"], (None, None))
     if segs is None:
-        wave = load_audio(f["path"], d.sample_rate, min_samples=min_samples_for(config))
+        wave = load_audio(f["path"], d.sample_rate, min_samples=min_samples_for(config),
+                          speed=speed)
         segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
                                    **cut_options(config))
         if len(segs) != len(f["starts_s"]):
@@ -189,7 +195,8 @@ def _segments_of(config, f: dict, kept_waves: dict):
     return segs, lengths
 
 
-def _write_features(config, files, kept_waves, out, batcher, progress: bool) -> None:
+def _write_features(config, files, kept_waves, out, batcher, progress: bool,
+                    speed: float) -> None:
     """Pass 2: the front end over every segment, in file order, into the memory map `out`;
     sets each file entry's `first` row."""
     row, first = 0, 0
@@ -203,7 +210,7 @@ def _write_features(config, files, kept_waves, out, batcher, progress: bool) -> 
     with tqdm(total=len(out), desc="spectrograms", unit="seg", disable=not progress) as bar:
         for f in files:
             f["first"] = first
-            segs, lengths = _segments_of(config, f, kept_waves)
+            segs, lengths = _segments_of(config, f, kept_waves, speed)
             for wave, length in zip(segs, lengths):
                 put(batcher.add(wave, int(length)))
             first += len(segs)
@@ -213,10 +220,10 @@ def _write_features(config, files, kept_waves, out, batcher, progress: bool) -> 
 
 
 def build(config, paths, folder, key, feature_shape, frontend: Frontend | None, progress: bool,
-          batch_size: int) -> None:
-    """Writes the cache of `paths` into `folder`: features.npy (atomically renamed into place)
-    then meta.json."""
-    files, skipped, kept_waves = _read_pass(config, paths, progress)
+          batch_size: int, speed: float = 1.0) -> None:
+    """Writes the cache of `paths` (played at `speed`) into `folder`: features.npy (atomically
+    renamed into place) then meta.json."""
+    files, skipped, kept_waves = _read_pass(config, paths, progress, speed)
     n_segments = sum(len(f["starts_s"]) for f in files)
     if n_segments and frontend is None:
         frontend = default_frontend(config)
@@ -226,7 +233,7 @@ def build(config, paths, folder, key, feature_shape, frontend: Frontend | None, 
     try:
         out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_segments, *feature_shape))
         _write_features(config, files, kept_waves, out,
-                        Batcher(frontend, batch_size, seg_len, feature_shape), progress)
+                        Batcher(frontend, batch_size, seg_len, feature_shape), progress, speed)
         out.flush()
         out = None  # closes the map before the rename
         os.replace(tmp, os.path.join(folder, FEATURES))
@@ -235,7 +242,7 @@ def build(config, paths, folder, key, feature_shape, frontend: Frontend | None, 
         raise
     meta = {
         "key": key,
-        "key_material": key_material(config),
+        "key_material": key_material(config, speed),
         "n_segments": n_segments,
         "feature_shape": list(feature_shape),
         "files": files,

@@ -16,6 +16,7 @@ from adarl_jax.data.corpora import (check_domain_values, load_corpus, manifest_p
                                     stratified_subset)
 from adarl_jax.data.corpus_sources import read_sources
 from adarl_jax.data.dataset import prepare_dataset
+from adarl_jax.data.speed import speed_copies
 from adarl_jax.workdir.fingerprint import check_fingerprint
 from adarl_jax.model import variant_of
 
@@ -90,7 +91,9 @@ def load_checked_dataset(config, workdir, progress: bool = True, force_new_confi
     utterances = read_utterances(config)
     changed = check_fingerprint(workdir, utterances, force_new_config,
                                 write=jax.process_index() == 0)
-    return prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress), changed
+    dataset = prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress)
+    speed_copies(config, dataset, progress)  # their caches built here, before any worker starts
+    return dataset, changed
 
 
 def data_change(changed: str) -> tuple:

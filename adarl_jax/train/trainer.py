@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from adarl_jax.metrics import score_utterances
 from adarl_jax.data.augment import make_augment
 from adarl_jax.data.functionals import attach_functionals, segment_functionals
+from adarl_jax.data.speed import copy_segments, speed_copies
 from adarl_jax.train import sharding
 from adarl_jax.train.checkpoint import FoldCheckpointer
 from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
@@ -189,6 +190,39 @@ def run_seeds(config, index: int) -> Seeds:
                  augment=seed * 1000 + index, order=(seed, index))
 
 
+def training_set(config, dataset, train_utts, train_segs: np.ndarray):
+    """(features, segment indices into them, emotion, domain, functionals or None) of a run's
+    training segments `train_segs` (of the utterances `train_utts`): the dataset's own, then,
+    when the config asks for them, the same segments again under each statistics view
+    (augment.statistics_views) and the utterances' segments played at each speed
+    (augment.speeds), each with its labels."""
+    emotion, domain = segment_labels(dataset, train_segs)
+    functionals = segment_functionals(dataset, train_segs)
+    views = len(config.augment.get("statistics_views", ()))
+    copies = [(copy, copy_segments(dataset, copy, train_utts))
+              for copy in speed_copies(config, dataset)]
+    if not views and not copies:
+        return dataset.features, train_segs, emotion, domain, functionals
+    n = len(train_segs)
+    sizes = [n] * (1 + views) + [len(segs) for _, segs in copies]
+    features = np.empty((sum(sizes), *dataset.features.shape[1:]), np.float32)
+    features[:n] = dataset.features[train_segs]
+    for k, view in enumerate(statistics_views(config, dataset, train_utts, train_segs), 1):
+        features[k * n:(k + 1) * n] = view
+    row, emotions, domains = n * (1 + views), [emotion] * (1 + views), [domain] * (1 + views)
+    for copy, segs in copies:
+        features[row:row + len(segs)] = copy.features[segs]
+        row += len(segs)
+        e, d = segment_labels(copy, segs)
+        emotions.append(e)
+        domains.append(d)
+    if functionals is not None and copies:  # validate refuses it; kept here as the invariant
+        raise ValueError("augment.speeds is for a spectrogram-only variant")
+    functionals = None if functionals is None else np.tile(functionals, (1 + views, 1))
+    return (features, np.arange(len(features)), np.concatenate(emotions), np.concatenate(domains),
+            functionals)
+
+
 def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
     """A run's initial (replicated) state, epoch loop (scan or step), evaluator and seeds,
     for the training utterances `fold.train`."""
@@ -197,18 +231,8 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
     train_segs = dataset.subset_segments(fold.train)
     if len(train_segs) == 0:
         raise ValueError(f"fold {fold.index}: no training segments")
-    train_emotion, train_domain = segment_labels(dataset, train_segs)
-    features, functionals = dataset.features, segment_functionals(dataset, train_segs)
-    copies = 1 + len(config.augment.get("statistics_views", ()))
-    if copies > 1:  # each training segment once more per view, with its labels
-        n = len(train_segs)
-        features = np.empty((copies * n, *dataset.features.shape[1:]), np.float32)
-        features[:n] = dataset.features[train_segs]
-        for k, view in enumerate(statistics_views(config, dataset, fold.train, train_segs), 1):
-            features[k * n:(k + 1) * n] = view
-        train_segs = np.arange(len(features))
-        train_emotion, train_domain = np.tile(train_emotion, copies), np.tile(train_domain, copies)
-        functionals = None if functionals is None else np.tile(functionals, (copies, 1))
+    features, train_segs, train_emotion, train_domain, functionals = training_set(
+        config, dataset, fold.train, train_segs)
     steps_per_epoch = -(-len(train_segs) // batch_size)
     seeds = run_seeds(config, fold.index)
     model, state, tx = create_train_state_from_config(config, seeds.init, steps_per_epoch,
