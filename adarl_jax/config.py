@@ -94,10 +94,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                          f"model.variant={m.variant!r} also reads functionals, which the views "
                          "would leave standardised per speaker")
     speeds = tuple(config.augment.get("speeds", ()))
-    if (not all(isinstance(v, (int, float)) and 0 < v != 1 for v in speeds)
+    if (not all(isinstance(v, (int, float)) and 0.5 <= v <= 2 and v != 1 for v in speeds)
             or len(set(speeds)) != len(speeds)):
-        raise ValueError(f"augment.speeds={speeds}: expected distinct positive factors other than "
-                         "1 (e.g. (0.9, 1.1)), or () for none")
+        raise ValueError(f"augment.speeds={speeds}: expected distinct factors in [0.5, 2] other "
+                         "than 1 (e.g. (0.9, 1.1)), or () for none")
     if speeds and getattr(_variant_info(config), "uses_functionals", False):
         raise ValueError(f"augment.speeds={speeds} is for a spectrogram-only variant: "
                          f"model.variant={m.variant!r} also reads functionals, which are not "

@@ -64,7 +64,8 @@ def test_a_speed_copy_equals_the_corpus_recorded_at_that_speed(tmp_path):
     config.augment.speeds = (1.1,)
     dataset = prepare_dataset(config, _tone_corpus(tmp_path / "a"), tmp_path / "cache",
                               progress=False)
-    (copy,) = speed_copies(config, dataset)
+    ((copy, segs),) = speed_copies(config, dataset, range(len(dataset.utterances)))
+    np.testing.assert_array_equal(segs, np.arange(len(copy.segment_utt)))
     played = prepare_dataset(config, _tone_corpus(tmp_path / "b", 1.1), tmp_path / "cache-b",
                              progress=False)
     assert copy.cache_dir != dataset.cache_dir
@@ -84,32 +85,76 @@ def test_a_speed_copy_equals_the_corpus_recorded_at_that_speed(tmp_path):
 
 
 def test_a_fold_trains_on_its_segments_and_their_speed_copies_alone(tmp_path):
+    """The training speakers' copies, labelled as the dataset labels their recordings (matched
+    here by path); no validation or test speaker's copy."""
     from adarl_jax.train.trainer import training_set
 
     config = tiny_config()
     config.frontend.normalize = "speaker"
     config.augment.speeds = (0.9, 1.1)
-    manifest = make_corpus(tmp_path / "c", seconds=(1.5, 4.2))
+    manifest = make_corpus(tmp_path / "c", speakers=(("s1", "M"), ("s2", "F"), ("s3", "M"),
+                                                     ("s4", "F"), ("s5", "M"), ("s6", "F")),
+                           seconds=(1.5, 4.2))
     utterances = load_corpus("csv", str(tmp_path / "c"), str(manifest))
     dataset = prepare_dataset(config, utterances, tmp_path / "cache", progress=False)
-    copies = speed_copies(config, dataset)
-    fold = loso_folds(dataset.utterances)[0]
+    fold = loso_folds(dataset.utterances, val_speakers_per_gender=1)[0]
+    trained = {dataset.utterances[i].speaker for i in fold.train}
+    assert len(trained) == 3 and fold.test_speaker not in trained  # 1 test, 2 validation
     segs = dataset.subset_segments(fold.train)
     features, rows, emotion, domain, functionals = training_set(config, dataset, fold.train, segs)
-    own = [copy_segments(dataset, c, fold.train) for c in copies]
-    assert len(features) == len(rows) == len(segs) + sum(map(len, own)) == len(emotion)
+    copies = list(speed_copies(config, dataset, fold.train))
+    assert len(features) == len(rows) == len(emotion) == len(segs) + sum(len(s) for _, s in copies)
     np.testing.assert_array_equal(features[:len(segs)], dataset.features[segs])
+    index = {u.path: i for i, u in enumerate(dataset.utterances)}
     start = len(segs)
-    for c, s in zip(copies, own):
-        np.testing.assert_array_equal(features[start:start + len(s)], c.features[s])
-        test_speaker = {c.utterances[u].speaker for u in c.segment_utt[s]}
-        assert fold.test_speaker not in test_speaker and test_speaker
-        np.testing.assert_array_equal(emotion[start:start + len(s)], c.emotion[c.segment_utt[s]])
-        np.testing.assert_array_equal(domain[start:start + len(s)], c.gender[c.segment_utt[s]])
+    for copy, s in copies:
+        assert {u.speaker for u in copy.utterances} == trained
+        paths = [copy.utterances[u].path for u in copy.segment_utt[s]]
+        assert set(paths) == {dataset.utterances[i].path for i in fold.train}
+        np.testing.assert_array_equal(features[start:start + len(s)], copy.features[s])
+        own = np.array([index[p] for p in paths])
+        np.testing.assert_array_equal(emotion[start:start + len(s)], dataset.emotion[own])
+        np.testing.assert_array_equal(domain[start:start + len(s)], dataset.gender[own])
         start += len(s)
     # the slower copy has more segments than the faster one (4.2 s files: 4.7 s, 3.8 s)
-    assert len(own[0]) > len(own[1])
+    assert len(copies[0][1]) > len(copies[1][1])
     assert functionals is None
+
+
+@pytest.mark.parametrize("normalize", ["utterance", "segment"])
+def test_a_copy_is_cut_and_standardised_as_the_corpus_is(tmp_path, normalize):
+    """With the trim, overlapping segments and per-recording (or per-segment) statistics: the
+    copy's recordings each standardised by their own statistics, cut as the config cuts."""
+    from adarl_jax.data.audio import segment_count
+
+    config = tiny_config()
+    config.frontend.normalize = normalize
+    config.data.update(trim_db=40.0, segment_hop_s=1.0)
+    config.augment.speeds = (0.9,)
+    dataset = prepare_dataset(config, _tone_corpus(tmp_path / "a"), tmp_path / "cache",
+                              progress=False)
+    ((copy, segs),) = speed_copies(config, dataset, range(len(dataset.utterances)))
+    n = int(np.ceil(4.2 * 16000 / 0.9))  # a tone is loud throughout: the trim keeps it all
+    want = segment_count(n, 16000, 3.0, 1.0, hop_s=1.0)
+    assert want > 1 and all((copy.segment_utt == u).sum() == want for u in range(4))
+    if normalize == "utterance":
+        for u in range(4):
+            rows = np.flatnonzero(copy.segment_utt == u)
+            frames = np.concatenate([copy.features[i, :, :copy.segment_frames[i]] for i in rows], 1)
+            np.testing.assert_allclose(frames.mean(1), 0.0, atol=1e-4)
+
+
+def test_reading_a_corpus_builds_its_copies_caches_before_any_fold(tmp_path):
+    from adarl_jax.data.reading import load_checked_dataset
+
+    config = tiny_config()
+    config.data.update(corpus="csv", manifest=str(make_corpus(tmp_path / "c")))
+    config.augment.speeds = (0.9, 1.1)
+    dataset, _ = load_checked_dataset(config, tmp_path / "W", progress=False)
+    folders = {p.name for p in (tmp_path / "W" / "cache").iterdir()}
+    keys = {cache_key(config, sorted(u.path for u in dataset.utterances), s)[:16]
+            for s in (1.0, 0.9, 1.1)}
+    assert folders == keys
 
 
 def test_a_copy_leaves_out_a_file_it_could_not_use(tmp_path):
@@ -117,7 +162,7 @@ def test_a_copy_leaves_out_a_file_it_could_not_use(tmp_path):
     config.augment.speeds = (1.1,)
     utterances = load_corpus("csv", str(tmp_path / "c"), str(make_corpus(tmp_path / "c")))
     dataset = prepare_dataset(config, utterances, tmp_path / "cache", progress=False)
-    (copy,) = speed_copies(config, dataset)
+    ((copy, _),) = speed_copies(config, dataset, range(len(dataset.utterances)))
     keep = copy.segment_utt != 0  # as if the copy had skipped the first file
     fewer = dataclasses.replace(copy, utterances=copy.utterances[1:], features=copy.features[keep],
                                 segment_utt=copy.segment_utt[keep] - 1)
@@ -126,7 +171,8 @@ def test_a_copy_leaves_out_a_file_it_could_not_use(tmp_path):
     assert fewer.utterances[0].path == dataset.utterances[1].path and len(got)
 
 
-@pytest.mark.parametrize("speeds", [(1.0,), (0.9, 0.9), (-1.1,), (0.0,), ("fast",)])
+@pytest.mark.parametrize("speeds", [(1.0,), (0.9, 0.9), (-1.1,), (0.0,), (0.001,), (3.0,),
+                                    ("fast",)])
 def test_bad_speeds_are_refused_by_name(speeds):
     from adarl_jax.config import validate
 

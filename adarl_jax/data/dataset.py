@@ -160,6 +160,31 @@ def group_normalize(dataset: "SegmentDataset", normalize: str) -> "SegmentDatase
         dataset.features, dataset.segment_frames, groups, stats))
 
 
+def standardised(config, dataset: "SegmentDataset") -> "SegmentDataset":
+    """The dataset standardised as frontend.normalize asks: per speaker or per utterance here
+    (`group_normalize`); 'segment' is the front end's own, so unchanged."""
+    if config.frontend.normalize in ("speaker", "utterance"):
+        return group_normalize(dataset, config.frontend.normalize)
+    return dataset
+
+
+def utterance_subset(dataset: "SegmentDataset", utt_indices) -> "SegmentDataset":
+    """The dataset of the utterances `utt_indices` alone (in memory, re-indexed, as read:
+    standardise it after)."""
+    utt_indices = np.asarray(utt_indices, np.int64)
+    segs = dataset.subset_segments(utt_indices)
+    new_index = np.full(len(dataset.utterances), -1, np.int32)
+    new_index[utt_indices] = np.arange(len(utt_indices), dtype=np.int32)
+    return dataclasses.replace(
+        dataset, features=np.asarray(dataset.features[segs], np.float32),
+        segment_utt=new_index[dataset.segment_utt[segs]],
+        segment_start_s=dataset.segment_start_s[segs],
+        segment_frames=dataset.segment_frames[segs],
+        utterances=[dataset.utterances[i] for i in utt_indices],
+        emotion=dataset.emotion[utt_indices], gender=dataset.gender[utt_indices], norm_stats=None,
+        functionals=None, functionals_raw=None, functionals_set="")
+
+
 def speaker_normalize(dataset: "SegmentDataset") -> "SegmentDataset":
     """`group_normalize(dataset, 'speaker')`."""
     return group_normalize(dataset, "speaker")
@@ -253,9 +278,11 @@ def prepare_dataset(
     progress: bool = True,
     batch_size: int = 32,
     speed: float = 1.0,
+    standardise: bool = True,
 ) -> SegmentDataset:
     """Segments and spectrograms of `utterances`, from cache_dir/<key[:16]>/ when there;
-    `speed` != 1: of the recordings played that much faster (`audio.load_audio`).
+    `speed` != 1: of the recordings played that much faster (`audio.load_audio`);
+    `standardise=False`: as the front end made them (frontend.normalize not applied).
 
     `frontend(waves (B, L), lengths (B,)) -> (B, n_bins, n_frames, 3)`; default
     `adarl_jax.data.frontend.make_frontend(config)`, built only when features must be computed.
@@ -276,8 +303,8 @@ def prepare_dataset(
         classes=tuple(config.data.classes), cache_dir=folder, from_cache=from_cache,
         segment_frames=seg_frames,
     )
-    if config.frontend.normalize in ("speaker", "utterance"):
-        dataset = group_normalize(dataset, config.frontend.normalize)
+    if standardise:
+        dataset = standardised(config, dataset)
     s = dataset.summary()
     message = (
         f"dataset{'' if speed == 1 else f' at {speed:g}x speed'}: {s['n_utterances']} utterances, {s['n_segments']} segments, "

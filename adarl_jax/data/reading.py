@@ -16,7 +16,7 @@ from adarl_jax.data.corpora import (check_domain_values, load_corpus, manifest_p
                                     stratified_subset)
 from adarl_jax.data.corpus_sources import read_sources
 from adarl_jax.data.dataset import prepare_dataset
-from adarl_jax.data.speed import speed_copies
+from adarl_jax.data.speed import build_speed_caches
 from adarl_jax.workdir.fingerprint import check_fingerprint
 from adarl_jax.model import variant_of
 
@@ -92,7 +92,7 @@ def load_checked_dataset(config, workdir, progress: bool = True, force_new_confi
     changed = check_fingerprint(workdir, utterances, force_new_config,
                                 write=jax.process_index() == 0)
     dataset = prepare_dataset(config, utterances, Path(workdir) / "cache", progress=progress)
-    speed_copies(config, dataset, progress)  # their caches built here, before any worker starts
+    build_speed_caches(config, dataset, progress)  # here, before any worker process starts
     return dataset, changed
 
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from adarl_jax.metrics import score_utterances
 from adarl_jax.data.augment import make_augment
 from adarl_jax.data.functionals import attach_functionals, segment_functionals
-from adarl_jax.data.speed import copy_segments, speed_copies
+from adarl_jax.data.speed import speed_copies, speeds_of
 from adarl_jax.train import sharding
 from adarl_jax.train.checkpoint import FoldCheckpointer
 from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
@@ -198,9 +198,11 @@ def training_set(config, dataset, train_utts, train_segs: np.ndarray):
     (augment.speeds), each with its labels."""
     emotion, domain = segment_labels(dataset, train_segs)
     functionals = segment_functionals(dataset, train_segs)
+    if functionals is not None and speeds_of(config):  # validate refuses it too
+        raise ValueError("augment.speeds is for a spectrogram-only variant: no functionals "
+                         "are computed for the played-faster copies")
     views = len(config.augment.get("statistics_views", ()))
-    copies = [(copy, copy_segments(dataset, copy, train_utts))
-              for copy in speed_copies(config, dataset)]
+    copies = list(speed_copies(config, dataset, train_utts))
     if not views and not copies:
         return dataset.features, train_segs, emotion, domain, functionals
     n = len(train_segs)
@@ -216,8 +218,6 @@ def training_set(config, dataset, train_utts, train_segs: np.ndarray):
         e, d = segment_labels(copy, segs)
         emotions.append(e)
         domains.append(d)
-    if functionals is not None and copies:  # validate refuses it; kept here as the invariant
-        raise ValueError("augment.speeds is for a spectrogram-only variant")
     functionals = None if functionals is None else np.tile(functionals, (1 + views, 1))
     return (features, np.arange(len(features)), np.concatenate(emotions), np.concatenate(domains),
             functionals)
