@@ -427,3 +427,21 @@ def test_a_trimming_model_ignores_silence_before_and_after_the_speech(predictor,
     np.testing.assert_allclose(  # the in-memory path cuts alike
         list(trimming.predict(padded, SR)["probs"].values()), list(cut["probs"].values()),
         atol=1e-5)
+
+
+def test_a_short_utterance_in_a_long_silent_file_is_flagged_by_its_speech(predictor, tmp_path):
+    """Under the silence trim the short-clip check measures the speech the model sees (0.5 s
+    here), not the file (3 s); without the trim the file is long enough and no warning is due."""
+    rng = np.random.default_rng(6)
+    padded = np.concatenate([1e-4 * rng.standard_normal(SR), tone(0.5, 260),
+                             1e-4 * rng.standard_normal(3 * SR // 2)]).astype(np.float32)
+    sf.write(tmp_path / "padded.wav", padded, SR, subtype="FLOAT")
+    config = predictor.config.copy_and_resolve_references()
+    config.data.trim_db = 40.0
+    trimming = Predictor(config, jax.device_get(predictor.variables), buckets=(1, 8))
+    (rec,) = trimming.predict_files([tmp_path / "padded.wav"])
+    assert rec["duration_s"] == pytest.approx(3.0)
+    assert "short: 0.50 s of speech after the silence trim, under the 1 s minimum" in rec["warning"]
+    assert "short: 0.50 s of speech" in trimming.predict(padded, SR)["warning"]
+    (plain,) = predictor.predict_files([tmp_path / "padded.wav"])
+    assert plain["warning"] is None or "short" not in plain["warning"]

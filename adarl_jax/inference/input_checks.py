@@ -20,11 +20,14 @@ from adarl_jax.data.frontend import FrontendSpec, hz_to_mel, mel_to_hz
 __all__ = ["band_warning", "empty_bands", "repeat_warning", "short_clip_warning"]
 
 
-def short_clip_warning(seconds: float | None, min_tail_s: float, segment_s: float) -> str | None:
+def short_clip_warning(seconds: float | None, min_tail_s: float, segment_s: float,
+                       trimmed: bool = False) -> str | None:
+    """`seconds`: the audio the model sees (`trimmed`: what is left after the silence trim)."""
     if seconds is None or seconds >= min_tail_s:
         return None
-    return (f"short: {seconds:.2f} s, under the {min_tail_s:g} s minimum segment; padded with "
-            f"silence to {segment_s:g} s")
+    what = " of speech after the silence trim" if trimmed else ""
+    return (f"short: {seconds:.2f} s{what}, under the {min_tail_s:g} s minimum segment; padded "
+            f"with silence to {segment_s:g} s")
 
 
 def empty_bands(rate: float, spec: FrontendSpec) -> int:

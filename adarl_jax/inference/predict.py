@@ -481,6 +481,16 @@ class Predictor:
         emit()
         return stats
 
+    def _short_warning(self, job: InputJob) -> str | None:
+        """A clip shorter than the minimum segment, measured on the audio the model saw: the
+        span its segments cover (under the silence trim, the speech), else the file's length."""
+        seconds = job.duration_s
+        if job.starts:
+            seconds = (max(s + n / self.sample_rate for s, n in zip(job.starts, job.lengths))
+                       - min(job.starts))
+        return short_clip_warning(seconds, self.min_tail_s, self.segment_s,
+                                  trimmed=self.cut["trim_db"] > 0)
+
     def _record(self, job: InputJob, timeline: bool, embeddings: bool = False,
                 speaker: dict | None = None, warnings: Sequence[str | None] = ()) -> dict:
         """The public per-input dict. Non-finite probabilities (a diverged model) are an
@@ -610,15 +620,14 @@ class Predictor:
         fields = self._speaker_fields(list(range(len(waves))), groups, sources)
         rows = self._functionals_rows(list(range(len(waves))), groups,
                                       [lambda w=w: w for w in waves])
-        checks = [(short_clip_warning(len(w) / self.sample_rate, self.min_tail_s, self.segment_s),
-                   band_warning(rate, self.spec)) for w in waves]
         out: list[dict] = []
 
         def done(i, job):
             job.duration_s = len(waves[i]) / self.sample_rate
             w = waves[i]
             job.warnings.append(level_warning(float(np.max(np.abs(w))), float(np.dot(w, w)), w.size))
-            out.append(self._record(job, timeline, embeddings, fields[i], checks[i]))
+            checks = (self._short_warning(job), band_warning(rate, self.spec))
+            out.append(self._record(job, timeline, embeddings, fields[i], checks))
 
         self._stream([(None, src, f["norm"], r) for src, f, r in zip(sources, fields, rows)], done)
         return out
@@ -668,8 +677,8 @@ class Predictor:
                 nonlocal failed, warned
                 i = unique[j]
                 _, rate = file_info(paths[i])
-                checks = (short_clip_warning(job.duration_s, self.min_tail_s, self.segment_s),
-                          band_warning(rate, self.spec), repeat_warning(times[keys[i]]))
+                checks = (self._short_warning(job), band_warning(rate, self.spec),
+                          repeat_warning(times[keys[i]]))
                 for k in (i, *(k for k in range(i + 1, len(paths)) if keys[k] == keys[i])):
                     results[k] = self._record(job, timeline, embeddings, fields[k], checks)
                     results[k]["path"] = paths[k]
