@@ -9,7 +9,9 @@ part of `quick.py`).
   segments of a long utterance, and three views of it to average at test time;
 - overlap_half: a segment every 0.5 s;
 - trim: the leading and trailing silence cut first (`data.trim_db=40`: from the first to the
-  last 25 ms frame within 40 dB of the loudest), so that a segment holds speech.
+  last 25 ms frame within 40 dB of the loudest), so that a segment holds speech;
+- overlap_trim: both, the trim then a segment every 1 s (run after the trim joined `quick.py`,
+  against `trim`: `--candidates trim,overlap_trim`).
 
 The plain cut keeps one 3 s segment of a 3.1-4.6 s RAVDESS utterance, starting with its ~0.5-1 s
 of leading silence, and drops the rest when it is under `data.min_tail_s` (1 s); an overlapping
@@ -26,5 +28,6 @@ def get_grid():
             "overlap": ["data.trim_db=0.0", "data.segment_hop_s=1.0"],
             "overlap_half": ["data.trim_db=0.0", "data.segment_hop_s=0.5"],
             "trim": ["data.trim_db=40.0"],
+            "overlap_trim": ["data.trim_db=40.0", "data.segment_hop_s=1.0"],
         },
     }
