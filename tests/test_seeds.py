@@ -127,3 +127,22 @@ def test_seeds_that_validated_on_other_speakers_get_no_validation_ensemble(tmp_p
         dirs.append(w)
     summary = summarize_seeds(dirs)
     assert "ensemble" in summary["adarl"] and "ensemble_validation" not in summary["adarl"]
+
+
+def test_the_same_recordings_through_a_linked_corpus_folder_are_the_same(tmp_path):
+    """Seeds trained from two checkouts, each reading the corpus through its own link to one
+    folder, scored the same recordings: the ensemble averages them."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.wav").write_bytes(b"")
+    (tmp_path / "link").symlink_to(corpus)
+    dirs = [seed_dir(tmp_path, "s0", 4, 1), seed_dir(tmp_path, "s1", 2, 1)]
+    for d, root in zip(dirs, (corpus, tmp_path / "link")):
+        for path in d.glob("*/fold_00_*/result.json"):
+            r = json.loads(path.read_text())
+            for u in r["utterances"]:
+                u["path"] = str(root / "a.wav")
+            path.write_text(json.dumps(r))
+    # 4 and 2 of 4 right: the two wrong ones average to anger 0.5 / sadness 0.5, a tie argmax
+    # resolves to anger (the first class), so the ensemble gets all four
+    assert summarize_seeds(dirs)["adarl"]["ensemble"]["wa_pooled"] == pytest.approx(1.0)

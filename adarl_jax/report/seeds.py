@@ -16,6 +16,7 @@ run (a system that costs one training run a seed; no test label is used to build
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,12 @@ def _mean_of(rows: list[dict], key: str) -> list[float] | None:
     return [round(float(x), 6) for x in np.mean([r[key] for r in rows], axis=0)]
 
 
+def _recordings(rows: list[dict]) -> list[tuple]:
+    """(utterance index, the file's real path) per row: the same recording reached through
+    another path (a corpus folder linked from two checkouts) is the same recording."""
+    return [(u["utterance"], os.path.realpath(u["path"])) for u in rows]
+
+
 def ensemble_folds(runs: list[list[dict]], folds, key: str = "utterances") -> list[dict]:
     """Fold results whose utterances' probabilities are the mean over `runs` (one list of fold
     results a seed), scored again; every run must have scored the same utterances in order.
@@ -54,9 +61,9 @@ def ensemble_folds(runs: list[list[dict]], folds, key: str = "utterances") -> li
     for f in sorted(folds):
         per_run = [next(r for r in rs if r["fold"] == f) for rs in runs]
         first = per_run[0]
-        keys = [(u["utterance"], u["path"]) for u in first[key]]
+        keys = _recordings(first[key])
         for r in per_run[1:]:
-            if [(u["utterance"], u["path"]) for u in r[key]] != keys:
+            if _recordings(r[key]) != keys:
                 raise ValueError(f"fold {f}: the seeds scored different utterances "
                                  f"({first['test_speaker']}); cannot average their predictions")
         rows = []
