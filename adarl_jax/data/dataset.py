@@ -307,7 +307,8 @@ def prepare_dataset(
         dataset = standardised(config, dataset)
     s = dataset.summary()
     message = (
-        f"dataset{'' if speed == 1 else f' at {speed:g}x speed'}: {s['n_utterances']} utterances, {s['n_segments']} segments, "
+        f"dataset{'' if speed == 1 else f' at {speed:g}x speed'}: {s['n_utterances']} "
+        f"utterances, {s['n_segments']} segments, "
         f"{s['n_skipped']} skipped, cache {folder} ({s['cache_bytes'] / 2**20:.1f} MiB"
         f"{', reused' if from_cache else ''}); segments per class {s['segments_per_class']}"
     )

@@ -155,24 +155,27 @@ def load_cached(folder: str, key: str, feature_shape: tuple[int, ...]) -> tuple[
     return features, meta
 
 
+def _read_segments(config, path, speed: float, warnings: list | None = None):
+    """(segments, lengths, starts) of one file as the config reads and cuts it, at `speed`."""
+    d = config.data
+    wave = load_audio(path, d.sample_rate, min_samples=min_samples_for(config), warnings=warnings,
+                      speed=speed)
+    return segment(wave, d.sample_rate, d.segment_s, d.min_tail_s, **cut_options(config))
+
+
 def _read_pass(config, paths, progress: bool, speed: float):
     """Pass 1: every file read and segmented -> (files, skipped, decoded segments kept)."""
-    d = config.data
-    min_samples = min_samples_for(config)
     files, skipped, kept_waves, budget = [], [], {}, _WAVE_BUDGET_BYTES
     for path in tqdm(paths, desc="reading audio", unit="file", disable=not progress):
         warnings: list[str] = []  # silent or truncated: kept, but said
         try:
-            wave = load_audio(path, d.sample_rate, min_samples=min_samples, warnings=warnings,
-                              speed=speed)
+            segs, lengths, starts = _read_segments(config, path, speed, warnings)
         except AudioError as e:
             logger.warning("skipping %s: %s", path, e.reason)
             skipped.append((path, e.reason))
             continue
         for w in warnings:
             logger.warning("%s: %s", path, w)
-        segs, lengths, starts = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
-                                        **cut_options(config))
         files.append({"path": path, "starts_s": [float(s) for s in starts],
                       "frames": [valid_frame_count(config, n) for n in lengths]})
         if segs.nbytes <= budget:
@@ -183,13 +186,9 @@ def _read_pass(config, paths, progress: bool, speed: float):
 
 def _segments_of(config, f: dict, kept_waves: dict, speed: float):
     """The decoded segments of file entry `f`: kept from pass 1, or read again."""
-    d = config.data
     segs, lengths = kept_waves.pop(f["path"], (None, None))
     if segs is None:
-        wave = load_audio(f["path"], d.sample_rate, min_samples=min_samples_for(config),
-                          speed=speed)
-        segs, lengths, _ = segment(wave, d.sample_rate, d.segment_s, d.min_tail_s,
-                                   **cut_options(config))
+        segs, lengths, _ = _read_segments(config, f["path"], speed)
         if len(segs) != len(f["starts_s"]):
             raise RuntimeError(f"{f['path']} changed while the dataset was being prepared")
     return segs, lengths
