@@ -20,7 +20,8 @@ def test_folds_are_dealt_round_robin_and_workers_get_their_share_only():
     argv = ["reproduce", "--workdir", "w", "--folds", "0-4", "--workers=2", "--baselines",
             "egemaps", "--config.optim.lr=0.1"]
     assert worker_argv(argv, [1, 3]) == ["reproduce", "--workdir", "w", "--config.optim.lr=0.1",
-                                         "--folds", "1,3", "--workers", "1", "--baselines", "none"]
+                                         "--folds", "1,3", "--workers", "1", "--no-report",
+                                         "--baselines", "none"]
 
 
 def test_two_workers_give_the_same_results_as_one_process(tmp_path):
@@ -43,6 +44,8 @@ def test_two_workers_give_the_same_results_as_one_process(tmp_path):
         runs[n] = json.loads((workdir / "results.json").read_text())
         if n == 2:
             assert "worker 1: folds 1" in out.stdout
+        # one report, the parent's, of every fold: a worker's would cover its own folds only
+        assert out.stdout.count("# Results") == 1, out.stdout
     assert runs[1] == runs[2]
     assert [f["fold"] for f in runs[2]["adarl"]["folds"]] == [0, 1, 2]
 

@@ -104,7 +104,7 @@ def _train(args, overrides, variants, baselines=()) -> int:
         return rc
     import jax
 
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not args.no_report:
         write_report(args.workdir)
         print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
         print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")

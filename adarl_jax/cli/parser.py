@@ -125,6 +125,10 @@ def _training_args(p) -> None:
     _no_progress(p)
     _allow_missing_class(p)
     _force_new_config(p)
+    p.add_argument("--no-report", action="store_true",
+                   help="write no report at the end (results.json, report.md, figures; "
+                   "`adarl-jax report WORKDIR` writes it later). The workers of --workers run "
+                   "with it: their parent writes the one report once every fold is done")
     p.add_argument("--workers", type=int, default=0,
                    help="fold-training processes on this machine, each pinned to its own cores "
                    "(default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")

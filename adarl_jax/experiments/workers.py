@@ -49,7 +49,7 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
     """The parent's command line for one worker: its folds, one worker, no baselines (the
     parent ran them), no --force-new-config (the parent has already set the new config up),
     no --final, --final-out or --ensemble (the parent trains the final model once every fold is
-    done)."""
+    done), no report (--no-report: the parent writes the one report of all the folds)."""
     out, skip = [], False
     for a in argv:
         if skip:
@@ -59,10 +59,10 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
         if key in ("--folds", "--workers", "--baselines", "--final-out", "--ensemble"):
             skip = "=" not in a
             continue
-        if key in ("--force-new-config", "--final", "--overwrite-final"):
+        if key in ("--force-new-config", "--final", "--overwrite-final", "--no-report"):
             continue
         out.append(a)
-    out += ["--folds", ",".join(map(str, share)), "--workers", "1"]
+    out += ["--folds", ",".join(map(str, share)), "--workers", "1", "--no-report"]
     return out + (["--baselines", "none"] if "reproduce" in argv else [])
 
 
