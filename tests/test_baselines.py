@@ -6,6 +6,8 @@ separable feature); one test calls the real openSMILE on two short files and ski
 """
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -32,11 +34,14 @@ def fake_extract(wave, sr):
 
 
 class CountingExtractor:
+    """Called from the extraction's threads: counts under a lock."""
+
     def __init__(self, fail=False):
-        self.calls, self.fail = 0, fail
+        self.calls, self.fail, self.lock = 0, fail, threading.Lock()
 
     def __call__(self, wave, sr):
-        self.calls += 1
+        with self.lock:
+            self.calls += 1
         if self.fail:
             raise KeyboardInterrupt  # a kill mid-way: nothing half-written may remain
         return fake_extract(wave, sr)
@@ -140,6 +145,31 @@ def test_cache_is_reused_atomic_and_pickle_free(tmp_path):
     B.extract_features(config, utts[::-1][:5], cache, "egemaps", fake_extract, FAKE_ID, progress=False)
     B.extract_features(config, utts, cache, "egemaps", fake_extract, "fake-v2", progress=False)
     assert len(list(cache.iterdir())) == 6
+
+
+def test_threaded_extraction_keeps_each_file_on_its_row(tmp_path):
+    """Files are extracted in several threads and finish out of order (each sleeps a time of
+    its own); every row is still its own file's features, the short file skipped by name."""
+    from adarl_jax.data.functionals import read_for_functionals
+
+    config = corpus_config(tmp_path)
+    utts = B.corpus_utterances(config)
+    threads, lock = set(), threading.Lock()
+
+    def scrambled(wave, sr):
+        with lock:
+            threads.add(threading.get_ident())
+        time.sleep(0.02 * (int(abs(wave[:50]).sum() * 1e3) % 4))
+        return fake_extract(wave, sr)
+
+    table = B.extract_features(config, utts, tmp_path / "cache", "egemaps", scrambled, FAKE_ID,
+                               progress=False)
+    assert len(threads) > 1
+    assert [p.rsplit("/", 1)[-1] for p, _ in table.skipped] == ["short.wav"]
+    assert len(table.utterances) == len(utts) - 1
+    for u, row in zip(table.utterances, table.features):
+        expected = fake_extract(read_for_functionals(u.path, config), config.data.sample_rate)
+        np.testing.assert_array_equal(row, expected)
 
 
 def test_trimmed_functionals_describe_the_speech_alone(tmp_path):

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from adarl_jax.data.audio import AudioError, load_audio, trim_silence
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.feature_cache import min_samples_for, stamps_key
 from adarl_jax.extras import require
+from adarl_jax.host import available_cores
 from adarl_jax.model.registry import variant_of
 from adarl_jax.workdir.files import read_json, save_npy_atomic, write_json_atomic
 
@@ -46,8 +48,9 @@ FEATURE_DIMS = {"egemaps": 88, "compare": 6373}  # features per utterance of eac
 # is known, a new recording's is not, so `predict` and `export` refuse a model that reads it.
 DOMAIN_SET = "domain"
 
-# (wave float32 (n,), sample_rate) -> feature vector (d,)
+# (wave float32 (n,), sample_rate) -> feature vector (d,); called from several threads at once
 Extractor = Callable[[np.ndarray, int], np.ndarray]
+EXTRACT_THREADS_PER_CORE = 2  # openSMILE's extraction waits as well as computes
 
 
 def moments(rows: np.ndarray, eps: float = 1e-8):
@@ -158,31 +161,43 @@ def _load_cache(npy: Path, index: Path, key: str):
     return x, meta
 
 
+def _row_of_file(path, config, extractor) -> tuple[np.ndarray | None, str]:
+    """(the file's feature vector, '') or (None, why the file is skipped)."""
+    try:
+        wave = read_for_functionals(path, config)
+    except AudioError as e:
+        return None, e.reason
+    try:
+        return np.asarray(extractor(wave, int(config.data.sample_rate)), np.float32).reshape(-1), ""
+    except Exception as e:  # the extractor failing on one file must not lose the rest
+        return None, f"feature extraction failed ({type(e).__name__}: {e})"
+
+
 def _extract_rows(config, paths, feature_set, extractor, extractor_id, names, progress, npy) -> dict:
     """Reads and extracts every file of `paths`, writes the matrix to `npy`; returns the index
-    (without its key)."""
-    sr = int(config.data.sample_rate)
+    (without its key). Files are read and extracted in EXTRACT_THREADS_PER_CORE threads per
+    core (openSMILE and the audio readers release the GIL, and openSMILE's own
+    `process_files` runs its extractions in threads the same way); rows keep `paths`' order."""
     rows, files, skipped = [], [], []
     t0 = time.time()
-    for path in tqdm(paths, desc=f"openSMILE {FEATURE_SETS[feature_set]}", unit="file",
-                     disable=not progress):
-        try:
-            wave = read_for_functionals(path, config)
-        except AudioError as e:
-            log.warning("skipping %s: %s", path, e.reason)
-            skipped.append([path, e.reason])
-            continue
-        try:
-            v = np.asarray(extractor(wave, sr), np.float32).reshape(-1)
-        except Exception as e:  # the extractor failing on one file must not lose the rest
-            log.warning("skipping %s: feature extraction failed (%s)", path, e)
-            skipped.append([path, f"feature extraction failed ({type(e).__name__}: {e})"])
-            continue
-        if rows and v.shape != rows[0].shape:
-            raise ValueError(f"{path}: extractor returned {v.shape[0]} features, "
-                             f"earlier files {rows[0].shape[0]}")
-        rows.append(v)
-        files.append(path)
+    threads = max(1, min(len(paths), EXTRACT_THREADS_PER_CORE * len(available_cores())))
+    pool = ThreadPoolExecutor(threads)
+    try:  # on an error or Ctrl-C the files not yet started are dropped, not waited for
+        done = pool.map(lambda p: _row_of_file(p, config, extractor), paths)
+        for path, (v, reason) in tqdm(zip(paths, done), total=len(paths), unit="file",
+                                      desc=f"openSMILE {FEATURE_SETS[feature_set]}",
+                                      disable=not progress):
+            if v is None:
+                log.warning("skipping %s: %s", path, reason)
+                skipped.append([path, reason])
+                continue
+            if rows and v.shape != rows[0].shape:
+                raise ValueError(f"{path}: extractor returned {v.shape[0]} features, "
+                                 f"earlier files {rows[0].shape[0]}")
+            rows.append(v)
+            files.append(path)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     d = rows[0].shape[0] if rows else (len(names) or 0)
     x = np.stack(rows) if rows else np.zeros((0, d), np.float32)
     bad = ~np.isfinite(x)

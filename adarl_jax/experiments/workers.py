@@ -17,17 +17,11 @@ import sys
 import threading
 import time
 
+from adarl_jax.host import available_cores
 from adarl_jax.workdir import locks
 from adarl_jax.termination import Terminated
 
 __all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
-
-
-def available_cores() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
 
 
 def default_workers(n_folds: int) -> int:
