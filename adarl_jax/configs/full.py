@@ -5,7 +5,7 @@ and 5x5 kernels, the channel-wise FC initialised as one layer: 345,874 parameter
 
   adarl-jax reproduce --config configs/full.py --data ../shared/data/emodb --workdir runs/full
 
-The training recipe (AdamW, cosine over 300 steps, validation-chosen epoch, balanced batches)
+The training recipe (AdamW, cosine over 600 steps, validation-chosen epoch, balanced batches)
 is quick.py's unchanged; it was chosen at quick's resolution and has not been measured at this
 one (a train step costs about 8x quick's). Table 1's reading of base_config (kernels (3, 3) and
 (3, 5), 303,954 parameters; the FC as 64 FC(8, 1)) is `--config.model.kernel_sizes='((3, 3),

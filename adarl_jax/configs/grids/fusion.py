@@ -7,7 +7,7 @@ averaged.
   adarl-jax tune --grid fusion --data ../shared/data/emodb --workdir runs/tune-fusion-emodb
 
 Everything else is `configs/quick.py` (speaker-standardised 80 x 60 x 3 mel input, AdamW over
-300 steps, the epoch chosen on validation speakers). Extraction needs openSMILE (the
+the recipe's steps, the epoch chosen on validation speakers). Extraction needs openSMILE (the
 `[baselines]` extra); the functionals are cached beside the spectrograms and shared with the
 baselines.
 """

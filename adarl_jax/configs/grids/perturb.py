@@ -10,8 +10,9 @@ the same recipe with each recording's voice perturbed during training.
   statistics: three times the training data (`augment.speeds`, Ko et al., 2015).
 
 Everything else is `configs/quick.py`; the factors are the literature's, fixed a priori. The
-recipe trains 300 steps whatever the training set's size, so 'speed' sees each segment a third
-as often (about 11 epochs of EmoDB instead of 34) and its epoch is chosen among fewer
+recipe trains a fixed number of steps whatever the training set's size (300 when this grid was
+screened), so 'speed' sees each segment a third as often (about 11 epochs of EmoDB instead of
+34 at 300 steps) and its epoch is chosen among fewer
 validation points: the lever is "more varied data for the same compute", as it would run.
 """
 
