@@ -42,5 +42,6 @@ if [[ -n ${ADARL_VENV:-} ]]; then
   source "$ADARL_VENV/bin/activate"
 fi
 
+# --no-report: a task's report would cover its own fold alone; the report job writes the one report
 run adarl-jax "$command" --config "$config" --workdir "$workdir" --folds "$SLURM_ARRAY_TASK_ID" \
-  --no-progress "$@"
+  --no-progress --no-report "$@"

@@ -5,6 +5,7 @@ separable feature); one test calls the real openSMILE on two short files and ski
 `opensmile` package is not installed.
 """
 
+import _thread
 import json
 import threading
 import time
@@ -147,11 +148,13 @@ def test_cache_is_reused_atomic_and_pickle_free(tmp_path):
     assert len(list(cache.iterdir())) == 6
 
 
-def test_threaded_extraction_keeps_each_file_on_its_row(tmp_path):
+def test_threaded_extraction_keeps_each_file_on_its_row(tmp_path, monkeypatch):
     """Files are extracted in several threads and finish out of order (each sleeps a time of
     its own); every row is still its own file's features, the short file skipped by name."""
+    from adarl_jax.data import functionals
     from adarl_jax.data.functionals import read_for_functionals
 
+    monkeypatch.setattr(functionals, "available_cores", lambda: [0, 1])
     config = corpus_config(tmp_path)
     utts = B.corpus_utterances(config)
     threads, lock = set(), threading.Lock()
@@ -170,6 +173,32 @@ def test_threaded_extraction_keeps_each_file_on_its_row(tmp_path):
     for u, row in zip(table.utterances, table.features):
         expected = fake_extract(read_for_functionals(u.path, config), config.data.sample_rate)
         np.testing.assert_array_equal(row, expected)
+
+
+def test_ctrl_c_stops_the_extraction_without_waiting_for_every_file(tmp_path, monkeypatch):
+    """Ctrl-C reaches the main thread while the pool extracts: it stops at once (the files not
+    yet started are dropped) and leaves no cache behind."""
+    from adarl_jax.data import functionals
+
+    monkeypatch.setattr(functionals, "available_cores", lambda: [0, 1])
+    config = corpus_config(tmp_path, short_file=False)
+    utts = B.corpus_utterances(config)
+    calls, lock = [0], threading.Lock()
+
+    def interrupted(wave, sr):
+        with lock:
+            calls[0] += 1
+            first = calls[0] == 1
+        if first:
+            _thread.interrupt_main()  # as a SIGINT arriving in the main thread
+        time.sleep(0.05)
+        return fake_extract(wave, sr)
+
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        B.extract_features(config, utts, cache, "egemaps", interrupted, FAKE_ID, progress=False)
+    assert calls[0] < len(utts) / 2
+    assert not cache.exists() or not list(cache.iterdir())
 
 
 def test_trimmed_functionals_describe_the_speech_alone(tmp_path):

@@ -113,7 +113,7 @@ def test_folds_array_trains_the_task_fold():
                 ADARL_DRY_RUN="1", SLURM_ARRAY_TASK_ID="7")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["adarl-jax", "reproduce", "--config", "emodb", "--workdir", "w",
-                                  "--folds", "7", "--no-progress", "--data", "d"]
+                                  "--folds", "7", "--no-progress", "--no-report", "--data", "d"]
 
 
 def test_folds_array_outside_slurm_says_how_to_submit():

@@ -108,6 +108,9 @@ def _train(args, overrides, variants, baselines=()) -> int:
         write_report(args.workdir)
         print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
         print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
+    elif jax.process_index() == 0:
+        print(f"wall time {time.time() - t0:.0f} s; no report (--no-report): adarl-jax report "
+              f"{args.workdir} writes it")
     if args.final:
         _train_final(args, config, variants or [config.model.variant], progress, dataset)
     return rc

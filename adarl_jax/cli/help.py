@@ -37,14 +37,15 @@ COMMANDS = {
         "Trains and tests the paper's three variants (backbone, domain_invariant, adarl) on every\n"
         "leave-one-speaker-out fold, runs the openSMILE + linear SVM baselines over the same folds,\n"
         "then merges everything into WORKDIR/results.json and WORKDIR/report.md (with paired\n"
-        "statistics and figures). Writes one folder per variant and fold (checkpoints,\n"
+        "statistics and figures; not with --no-report). Writes one folder per variant and fold (checkpoints,\n"
         "metrics.jsonl, result.json). Rerunning resumes: finished folds are skipped.",
         MAIN_EXAMPLE),
     "train": (
         "LOSO training and testing of one variant, then the report",
         "Trains and tests one variant (config.model.variant, or --variant) on the chosen\n"
         "leave-one-speaker-out folds (default all) and writes WORKDIR/VARIANT/fold_NN_SPEAKER/\n"
-        "(checkpoints, metrics.jsonl, result.json), then WORKDIR/results.json and report.md.\n"
+        "(checkpoints, metrics.jsonl, result.json), then WORKDIR/results.json and report.md\n"
+        "(not with --no-report).\n"
         "Rerunning resumes; --folds lets folds run on different machines into one workdir.\n"
         "With --final, once every fold is done, one model to ship is trained on every speaker\n"
         "for the median of the folds' selected epochs: WORKDIR/final/VARIANT/ with params.npz,\n"

@@ -50,7 +50,7 @@ DOMAIN_SET = "domain"
 
 # (wave float32 (n,), sample_rate) -> feature vector (d,); called from several threads at once
 Extractor = Callable[[np.ndarray, int], np.ndarray]
-EXTRACT_THREADS_PER_CORE = 2  # openSMILE's extraction waits as well as computes
+EXTRACT_THREADS_PER_CORE = 2  # a thread's file reading waits while another's extraction computes
 
 
 def moments(rows: np.ndarray, eps: float = 1e-8):
@@ -219,7 +219,8 @@ def extract_features(config, utterances: list[Utterance], cache_dir, feature_set
     Files are read as the spectrogram cache reads them (`load_audio` at data.sample_rate with
     `dataset.min_samples_for(config)`); those it refuses are skipped and left out, so the kept
     utterances are the ones `SegmentDataset.utterances` holds. `extractor` (a callable
-    (wave, sample_rate) -> (d,)) replaces openSMILE, for tests; give it an `extractor_id`.
+    (wave, sample_rate) -> (d,), called from several threads at once) replaces openSMILE, for
+    tests; give it an `extractor_id`.
     """
     check_feature_set(feature_set)
     names: list[str] = []

@@ -11,7 +11,7 @@ recipe's adarl against the same recipe with one lever added.
 
 Everything else is `configs/quick.py`. The earlier recipe (`quick_sgd`, which underfitted in its
 135 steps) lost validation UA with mixup and the masks; this recipe fits its training speakers
-in 300 AdamW steps, where regularisation may pay.
+in its AdamW steps (300 when this grid was screened, 600 now), where regularisation may pay.
 """
 
 

@@ -15,8 +15,9 @@ part of `quick.py`).
 
 The plain cut keeps one 3 s segment of a 3.1-4.6 s RAVDESS utterance, starting with its ~0.5-1 s
 of leading silence, and drops the rest when it is under `data.min_tail_s` (1 s); an overlapping
-cut keeps every part of it. Everything else is `configs/quick.py`; every candidate names its
-trim, so the grid measures what it measured before the trim joined `quick.py`.
+cut keeps every part of it. Everything else is `configs/quick.py` as it stands (600 training
+steps now; the screen in RESULTS.md ran at 300); every candidate names its trim, so the trim
+joining `quick.py` changed none of them.
 """
 
 

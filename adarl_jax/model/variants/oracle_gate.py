@@ -7,7 +7,8 @@ utterance's true domain label at training and at test time (`model.functionals='
 each segment the one-hot of its utterance's domain; an unknown domain gets 0.5 everywhere).
 No domain pathway, no gender loss. `gate_scale` (default 10) lets the gate reach any value
 within the recipe's budget: Adam moves a parameter by about the learning rate a step, so at
-lr 1e-3 and 300 steps an unscaled logit could move by 0.3 at most (a gate of 0.43-0.57). If this model does not beat the lambda_1 = 0 control, no
+lr 1e-3 and 300 steps (the recipe when this was measured; 600 now) an unscaled logit could
+move by 0.3 at most (a gate of 0.43-0.57; 0.35-0.65 at 600). If this model does not beat the lambda_1 = 0 control, no
 gate driven by the domain, however well inferred, helps on the corpus. An analysis model: a new
 recording does not come with its speaker's gender, so predict and export refuse it.
 """
