@@ -7,6 +7,7 @@ separable feature); one test calls the real openSMILE on two short files and ski
 
 import _thread
 import json
+import signal
 import threading
 import time
 
@@ -195,8 +196,14 @@ def test_ctrl_c_stops_the_extraction_without_waiting_for_every_file(tmp_path, mo
         return fake_extract(wave, sr)
 
     cache = tmp_path / "cache"
-    with pytest.raises(KeyboardInterrupt):
-        B.extract_features(config, utts, cache, "egemaps", interrupted, FAKE_ID, progress=False)
+    # Python's own SIGINT handler, whatever this process inherited (a job started in the
+    # background of a non-interactive shell ignores SIGINT, and interrupt_main then does nothing)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            B.extract_features(config, utts, cache, "egemaps", interrupted, FAKE_ID, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert calls[0] < len(utts) / 2
     assert not cache.exists() or not list(cache.iterdir())
 
