@@ -17,9 +17,11 @@ import soundfile as sf
 
 from adarl_jax.baselines import opensmile as B
 from adarl_jax.baselines import linear_svm
+from adarl_jax import metrics
 from adarl_jax.data.corpora import load_corpus, select_classes
 from adarl_jax.data.folds import loso_folds
-from adarl_jax.report.report import collect, summarize, write_report
+from adarl_jax.report.report import summarize, write_report
+from adarl_jax.workdir.layout import collect
 
 from conftest import make_corpus, tiny_config, tiny_input_shape
 
@@ -331,6 +333,11 @@ def test_selection_follows_the_config(tmp_path):
         assert r["baseline"]["C"] in B.C_GRID
         assert set(r["baseline"]["c_scores"]) == {f"{c:g}" for c in B.C_GRID}
         assert r["best_val_ua"] == max(v for v in r["baseline"]["c_scores"].values())
+        # the validation speakers' rows (for a late fusion's validation figure): the final
+        # model's probabilities, which label them as the C search's SVM of that C did
+        assert {u["speaker"] for u in r["val_utterances"]} == set(r["val_speakers"])
+        assert metrics.score_utterances(r["val_utterances"], 4)["ua"] == pytest.approx(
+            r["best_val_ua"], abs=1e-6)
     fixed = run(config, tmp_path / "w2", c_select="fixed", C=0.5, folds="1,3")
     assert [r["fold"] for r in fixed] == [1, 3]
     assert all(r["baseline"]["C"] == 0.5 and r["baseline"]["c_scores"] is None for r in fixed)

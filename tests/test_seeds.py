@@ -84,7 +84,7 @@ def test_seed_ensemble_refuses_different_test_utterances(tmp_path):
     r = json.loads(path.read_text())
     r["utterances"][2]["path"] = "other.wav"
     path.write_text(json.dumps(r))
-    with pytest.raises(ValueError, match="fold 0: the seeds scored different utterances"):
+    with pytest.raises(ValueError, match="fold 0: the runs scored different utterances"):
         summarize_seeds(dirs)
 
 

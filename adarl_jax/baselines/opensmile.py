@@ -198,13 +198,18 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
     t0 = time.time()
     model, info = fit_fold(table.features, emotion, speakers, fold, num_classes, c_select, C,
                            seed=int(config.train.seed), refit_on_val=refit)
-    test = np.asarray(fold.test, np.int64)
-    probs = model.probs(table.features[test], num_classes) if len(test) else np.zeros((0, num_classes))
-    rows = [{"utterance": int(i), "path": utts[i].path, "speaker": utts[i].speaker,
-             "emotion": int(emotion[i]), "gender": int(domain[i]), "segments": 1,
-             "probs": p.round(6).tolist()} for i, p in zip(test, probs)]
-    y = emotion[test]
-    pred = np.argmax(probs, axis=1) if len(test) else np.zeros(0, np.int64)
+
+    def scored_rows(indices) -> list[dict]:
+        """One row per utterance, as the CNN's result records hold them (probs of the model)."""
+        indices = np.asarray(indices, np.int64)
+        probs = model.probs(table.features[indices], num_classes) if len(indices) else []
+        return [{"utterance": int(i), "path": utts[i].path, "speaker": utts[i].speaker,
+                 "emotion": int(emotion[i]), "gender": int(domain[i]), "segments": 1,
+                 "probs": p.round(6).tolist()} for i, p in zip(indices, probs)]
+
+    rows = scored_rows(fold.test)
+    y = np.array([r["emotion"] for r in rows], np.int64)
+    pred = np.array([int(np.argmax(r["probs"])) for r in rows], np.int64)
     return model, fold_record(
         config, fold, variant, selection=f"C by {c_select}", selected_epoch=None,
         best_val_ua=None if not info["c_scores"] else info["c_scores"][f"{info['C']:g}"],
@@ -214,7 +219,7 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
                   "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
         test={"n": int(len(y)), "wa": metrics.weighted_accuracy(y, pred),
               "ua": metrics.unweighted_accuracy(y, pred, num_classes)},
-        utterances=rows)
+        utterances=rows, val_utterances=scored_rows(fold.val))
 
 
 def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:

@@ -104,13 +104,14 @@ def _train(args, overrides, variants, baselines=()) -> int:
         return rc
     import jax
 
-    if jax.process_index() == 0 and not args.no_report:
-        write_report(args.workdir)
-        print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
-        print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
-    elif jax.process_index() == 0:
-        print(f"wall time {time.time() - t0:.0f} s; no report (--no-report): adarl-jax report "
-              f"{args.workdir} writes it")
+    if jax.process_index() == 0:
+        if args.no_report:
+            print(f"wall time {time.time() - t0:.0f} s; no report (--no-report): adarl-jax report "
+                  f"{args.workdir} writes it")
+        else:
+            write_report(args.workdir)
+            print(open(os.path.join(args.workdir, "report.md")).read().split("\n## ")[0])
+            print(f"wall time {time.time() - t0:.0f} s; results in {args.workdir}/results.json")
     if args.final:
         _train_final(args, config, variants or [config.model.variant], progress, dataset)
     return rc

@@ -35,7 +35,7 @@ from scipy import stats
 from adarl_jax.report.paired import _sign_flip_p, bootstrap_means, speaker_ua
 from adarl_jax.report.report import summarize
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
-from adarl_jax.workdir.layout import collect
+from adarl_jax.report.late_fusion import collect_systems
 
 __all__ = ["corpus_differences", "interaction_differences", "stratified_contrast", "contrast_workdirs", "contrast_markdown",
            "write_contrast_report"]
@@ -54,7 +54,7 @@ def corpus_differences(a: str, b: str, workdirs) -> dict[str, dict]:
     the workdirs that hold both variants; speakers every one of a corpus's seeds tested."""
     grouped: dict[str, list[tuple[str, dict, dict]]] = {}
     for w in workdirs:
-        runs = collect(w)
+        runs = collect_systems(w)
         if a in runs and b in runs:
             grouped.setdefault(_corpus_of(w), []).append(
                 (str(w), speaker_ua(summarize(runs[a])), speaker_ua(summarize(runs[b]))))

@@ -8,6 +8,8 @@ results.json is a public format. Per variant:
                               columns = predicted class, order = `classes`; paper Fig. 4)
   n_utterances, folds         per fold: speaker, wa, ua, n (and gender_accuracy when the
                               variant has a gender head)
+  val_ua_fold_mean            (when every fold kept its validation predictions) UA on the
+                              folds' validation speakers, mean over folds: what a choice may read
   paired                      {"vs B": A - B on the same test speakers (adarl_jax.report.paired): mean
                               UA difference, 95% bootstrap interval, sign-flip p-value}, for
                               every variant against backbone and the lambda_1 = 0 control
@@ -46,7 +48,8 @@ from adarl_jax.report.fold_spaces import BASIS_POOLED, GENDER, domain_of, fold_s
 from adarl_jax.report.paired import paired_markdown, paired_table, speaker_ua
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 from adarl_jax.workdir.fold_record import refitted_on_val
-from adarl_jax.workdir.layout import RESULTS_GLOB, collect
+from adarl_jax.report.late_fusion import collect_systems
+from adarl_jax.workdir.layout import RESULTS_GLOB
 from adarl_jax.train.test_statistics import pooled_ua
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,10 @@ def summarize(fold_results: list[dict]) -> dict:
     g = [f["gender_accuracy"] for f in folds if "gender_accuracy" in f]
     if g:
         summary["gender_accuracy_fold_mean"] = float(np.mean(g))
+    val = [r.get("val_utterances") for r in fold_results]
+    if all(val):  # what a choice may read: the validation speakers' UA, mean over folds
+        summary["val_ua_fold_mean"] = float(np.mean(
+            [metrics.score_utterances(rows, k)["ua"] for rows in val]))
     under = pooled_ua(fold_results, k)
     if under:
         summary["ua_under_statistics"] = under
@@ -157,6 +164,20 @@ def statistics_markdown(results: dict) -> list[str]:
                  if m in r else "" for m in modes]
         lines.append(f"| {v} | {results[v]['ua_pooled']:.3f} | " + " | ".join(cells) + " |")
     return lines
+
+
+def validation_markdown(results: dict) -> list[str]:
+    """Each system's UA on its folds' validation speakers (mean over folds): the figure a
+    choice between recipes may read, never the test speaker's."""
+    rows = {v: s["val_ua_fold_mean"] for v, s in results.items() if "val_ua_fold_mean" in s}
+    if not rows:
+        return []
+    return ["", "## Validation speakers", "",
+            "UA on each fold's validation speakers (drawn from its training speakers), mean over "
+            "folds: what a choice between systems may read. Each CNN's epoch and each SVM's C "
+            "were chosen on these speakers, so the figures are optimistic for all of them alike.",
+            "", "| system | validation UA, fold-mean |", "|---|---|"] + [
+        f"| {v} | {ua:.3f} |" for v, ua in rows.items()]
 
 
 def ordered_variants(variants) -> list[str]:
@@ -385,7 +406,7 @@ def write_figures(workdir, collected: dict[str, list[dict]], results: dict) -> l
 def write_report(workdir, figures: bool = True) -> dict:
     """Summarises every finished fold under `workdir`; writes results.json and report.md
     (with Tables 3 and 4) and, with `figures`, the PNGs of Figs. 4 and 5 under figures/."""
-    collected = collect(workdir)
+    collected = collect_systems(workdir)
     if not collected:
         raise FileNotFoundError(f"no finished folds ({RESULTS_GLOB}) under {workdir}")
     results = {v: summarize(r) for v, r in collected.items()}
@@ -401,7 +422,8 @@ def write_report(workdir, figures: bool = True) -> dict:
         a, b = name.split(" vs ")
         results[a].setdefault("paired", {})[f"vs {b}"] = c
     text += (ablation_markdown(collected) + paired_markdown(table) + baselines_markdown(collected, results)
-             + statistics_markdown(results) + table4_markdown(results))
+             + validation_markdown(results) + statistics_markdown(results)
+             + table4_markdown(results))
     if figures:
         try:
             text += write_figures(workdir, collected, results)

@@ -16,16 +16,17 @@ run (a system that costs one training run a seed; no test label is used to build
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from adarl_jax import metrics
+from adarl_jax.report.averaging import average_folds as ensemble_folds
 from adarl_jax.workdir.files import write_json_atomic, write_text_atomic
 from adarl_jax.report.paired import comparisons, paired_comparison, paired_markdown, speaker_ua
 from adarl_jax.report.report import domain_word, ordered_variants, summarize
-from adarl_jax.workdir.layout import RESULTS_GLOB, collect
+from adarl_jax.report.late_fusion import collect_systems
+from adarl_jax.workdir.layout import RESULTS_GLOB
 
 METRICS = ("wa_pooled", "ua_pooled", "wa_fold_mean", "ua_fold_mean", "gender_accuracy_fold_mean")
 
@@ -39,45 +40,6 @@ def mean_std(values) -> dict:
 
 def _common_folds(runs: list[list[dict]]) -> set[int]:
     return set.intersection(*[{r["fold"] for r in rs} for rs in runs])
-
-
-def _mean_of(rows: list[dict], key: str) -> list[float] | None:
-    if not all(key in r for r in rows):
-        return None
-    return [round(float(x), 6) for x in np.mean([r[key] for r in rows], axis=0)]
-
-
-def _recordings(rows: list[dict]) -> list[tuple]:
-    """(utterance index, the file's real path) per row: the same recording reached through
-    another path (a corpus folder linked from two checkouts) is the same recording."""
-    return [(u["utterance"], os.path.realpath(u["path"])) for u in rows]
-
-
-def ensemble_folds(runs: list[list[dict]], folds, key: str = "utterances") -> list[dict]:
-    """Fold results whose utterances' probabilities are the mean over `runs` (one list of fold
-    results a seed), scored again; every run must have scored the same utterances in order.
-    `key`: the test utterances ('utterances') or the validation ones ('val_utterances')."""
-    out = []
-    for f in sorted(folds):
-        per_run = [next(r for r in rs if r["fold"] == f) for rs in runs]
-        first = per_run[0]
-        keys = _recordings(first[key])
-        for r in per_run[1:]:
-            if _recordings(r[key]) != keys:
-                raise ValueError(f"fold {f}: the seeds scored different utterances "
-                                 f"({first['test_speaker']}); cannot average their predictions")
-        rows = []
-        for same in zip(*(r[key] for r in per_run)):
-            row = {k: v for k, v in same[0].items() if k not in ("probs", "domain_probs", "deep_feature")}
-            row["probs"] = _mean_of(same, "probs")
-            domain = _mean_of(same, "domain_probs")
-            if domain is not None:
-                row["domain_probs"] = domain
-            rows.append(row)
-        scored = metrics.score_utterances(rows, len(first["classes"]))
-        out.append({**first, key: rows, "selected_epoch": None,
-                    **({"test": scored} if key == "utterances" else {"validation": scored})})
-    return out
 
 
 def validation_ensemble(runs: list[list[dict]], folds) -> dict | None:
@@ -104,7 +66,7 @@ def validation_ensemble(runs: list[list[dict]], folds) -> dict | None:
 def summarize_seeds(workdirs) -> dict:
     """{variant: {metric: mean_std, 'folds': [...], 'workdirs': [...]}, and
     'ua_adarl_minus_backbone' when both variants are there}."""
-    collected = [(str(w), collect(w)) for w in workdirs]
+    collected = [(str(w), collect_systems(w)) for w in workdirs]
     variants = ordered_variants({v for _, c in collected for v in c})
     if not variants:
         raise FileNotFoundError(f"no finished folds ({RESULTS_GLOB}) under "
