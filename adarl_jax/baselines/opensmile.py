@@ -39,10 +39,10 @@ from adarl_jax import metrics
 from adarl_jax.baselines.linear_svm import C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.dataset import domain_labels
-from adarl_jax.data.folds import config_folds
+from adarl_jax.data.folds import Fold, config_folds
 from adarl_jax.data.functionals import (FEATURE_SETS, Extractor, FeatureTable, check_feature_set,
-                                        extract_features, opensmile_extractor, opensmile_module,
-                                        speaker_zscore)
+                                        extract_features, moments, opensmile_extractor,
+                                        opensmile_module, speaker_zscore)
 from adarl_jax.data.reading import read_utterances
 from adarl_jax.experiments.loso import fold_scores, run_folds
 from adarl_jax.extras import MissingExtraError, require
@@ -52,7 +52,7 @@ from adarl_jax.workdir.fold_record import fold_record, refitted_on_val
 __all__ = [
     "FEATURE_SETS", "C_GRID", "DEFAULT_C", "FeatureTable", "variant_name", "opensmile_available",
     "opensmile_extractor", "corpus_utterances", "speaker_zscore", "normalizations", "extract_features", "LinearModel", "fit_svm", "fit_fold",
-    "run_opensmile_svm", "run_baselines",
+    "run_opensmile_svm", "run_baselines", "fit_final_svm",
 ]
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,31 @@ def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:
             runs.append([pred.get(int(i), -1) for i in test])
         out[mode] = runs
     return {"test_statistics": out}
+
+
+def fit_final_svm(config, utterances: list[Utterance], cache_dir, feature_set: str,
+                  extractor: Extractor | None = None, extractor_id: str | None = None,
+                  progress: bool = True) -> tuple[LinearModel, dict, tuple]:
+    """The per-speaker SVM of a final model (the late fusion's member): every speaker's
+    functionals z-scored with that speaker's statistics, C by leave-one-speaker-out over all
+    of them, then fitted on all. Returns (model, info, (mean, std)): the pooled moments of the
+    raw functionals, what standardises a recording under `predict --speaker-from training`."""
+    from threadpoolctl import threadpool_limits
+
+    table = extract_features(config, utterances, cache_dir, feature_set, extractor,
+                             extractor_id, progress)
+    classes = tuple(config.data.classes)
+    emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1
+                        for u in table.utterances], np.int64)
+    speakers = np.array([u.speaker for u in table.utterances], dtype=object)
+    everyone = Fold(index=0, test_speaker="", train_speakers=tuple(sorted(set(speakers))),
+                    val_speakers=(), train=np.arange(len(speakers)), val=np.zeros(0, np.int64),
+                    test=np.zeros(0, np.int64))
+    with threadpool_limits(limits=1):
+        model, info = fit_fold(speaker_zscore(table.features, speakers), emotion, speakers,
+                               everyone, len(classes), "inner", seed=int(config.train.seed))
+    return model, {"feature_set": feature_set, "extractor": table.extractor_id, **info}, \
+        moments(table.features)
 
 
 def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: str | None = None,

@@ -184,9 +184,11 @@ def _train_final(args, config, variants, progress: bool, dataset=None) -> None:
         same = dataset is not None and reads_same_data(config, c)
         record = train_final(c, args.workdir, out, progress=progress,
                              overwrite=args.overwrite_final, dataset=dataset if same else None,
-                             members=args.ensemble)
+                             members=args.ensemble, late_fusion=not args.no_late_fusion)
+        fused = (" with the late fusion's SVMs (" + ", ".join(record["late_fusion"]["functionals"])
+                 + ")" if record.get("late_fusion") else "")
         print(f"[{variant}] final model: {record['epochs']['epochs']} epochs "
-              f"({record['epochs']['rule']}); wrote {out} (card: {out}/MODEL.md)")
+              f"({record['epochs']['rule']}){fused}; wrote {out} (card: {out}/MODEL.md)")
 
 
 def cmd_train(args, overrides) -> int:
@@ -331,6 +333,11 @@ def cmd_export(args, overrides) -> int:
     from adarl_jax.inference.export import export_predictor
 
     predictor = _predictor(args)
+    if getattr(predictor, "late_fusion", None):  # the SVMs read openSMILE, outside any artifact
+        print(f"adarl-jax export: note: {args.model} is a late fusion; the artifact is its CNN "
+              f"alone (the {', '.join(predictor.late_fusion)} SVMs read openSMILE functionals, "
+              "which no jax program computes)", file=sys.stderr)
+        predictor = predictor.predictor
     platforms = tuple(p for p in args.platforms.split(",") if p)
     meta = export_predictor(predictor, args.out, input=args.input, platforms=platforms)
     for info in meta["artifacts"].values():

@@ -151,6 +151,10 @@ def _training_args(p) -> None:
     p.add_argument("--ensemble", type=int, default=1, metavar="N",
                    help="--final: a seed ensemble of N models (train.seed, seed + 1, ...) in one "
                    "model folder, their class probabilities averaged (default 1: one model)")
+    p.add_argument("--no-late-fusion", action="store_true",
+                   help="--final: the adarl model folder holds the CNN alone (default: with the "
+                   "per-speaker eGeMAPS and ComParE SVMs of the late fusion, when openSMILE is "
+                   "installed; predict then averages their probabilities with the CNN's)")
 
 
 def _train(sub) -> None:

@@ -39,15 +39,17 @@ from adarl_jax.data.folds import Fold, loso_folds
 from adarl_jax.data.reading import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
 from adarl_jax.report.model_card import model_card
-from adarl_jax.inference.model_folder import (ENSEMBLE_FORMAT_VERSION, FORMAT, MODEL_FILE,
+from adarl_jax.inference.model_folder import (ENSEMBLE_FORMAT_VERSION, FORMAT,
+                                              LATE_FUSION_FORMAT_VERSION, MODEL_FILE,
                                               check_target, staging_dir, write_model_folder)
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.test_statistics import training_statistics
 from adarl_jax.train.trainer import open_checkpoints, resume, setup_run, train_epochs
-from adarl_jax.workdir.layout import collect, fold_dir
+from adarl_jax.report.late_fusion import collect_systems
+from adarl_jax.workdir.layout import fold_dir
 from adarl_jax.workdir.locks import FolderLock
 
-__all__ = ["EPOCHS_RULE", "epochs_rule", "train_final"]
+__all__ = ["EPOCHS_RULE", "epochs_rule", "late_fusion_files", "train_final"]
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +133,39 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
     }
 
 
+def late_fusion_files(config, dataset, workdir: Path, progress: bool = True,
+                      extractor=None, extractor_id: str | None = None) -> tuple[dict, dict | None]:
+    """({'late_fusion.npz': bytes}, model.json's `late_fusion`) for a final model of the late
+    fusion's CNN (adarl_jax.report.late_fusion: `adarl`, speaker-normalised): the per-speaker
+    SVMs fitted on every speaker (`baselines.opensmile.fit_final_svm`; the workdir's
+    functionals cache serves them). ({}, None) for any other model, or without openSMILE
+    (a warning: the folder then holds the CNN alone)."""
+    from adarl_jax.baselines.opensmile import fit_final_svm, opensmile_available
+    from adarl_jax.inference.late_fusion import LATE_FUSION_FILE, FunctionalsSVM, svms_bytes
+    from adarl_jax.report.late_fusion import CNN, FUNCTIONALS
+
+    if config.model.variant != CNN or config.frontend.normalize != "speaker":
+        return {}, None
+    if extractor is None and not opensmile_available():
+        log.warning("the final model holds the CNN alone: the late fusion's SVMs need "
+                    "openSMILE (pip install 'adarl-jax[baselines]')")
+        return {}, None
+    svms, fits = [], {}
+    for fs in FUNCTIONALS:
+        model, info, (mean, std) = fit_final_svm(config, dataset.utterances, workdir / "cache", fs,
+                                                 extractor, extractor_id, progress)
+        svms.append(FunctionalsSVM(fs, model, mean, std))
+        fits[fs] = {k: info[k] for k in ("extractor", "C", "c_select", "n_fit")}
+    return {LATE_FUSION_FILE: svms_bytes(svms)}, {
+        "functionals": list(FUNCTIONALS), "svms": fits,
+        "combination": "the mean of the CNN's and each SVM's class probabilities",
+        "normalisation": "each recording's functionals z-scored with its speaker group's "
+                         "statistics, as its spectrogram"}
+
+
 def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
-                overwrite: bool = False, dataset=None, members: int = 1) -> dict:
+                overwrite: bool = False, dataset=None, members: int = 1,
+                late_fusion: bool = True) -> dict:
     """Trains the final model of `config.model.variant` and writes its folder `out_dir`;
     returns its model.json record. `members` > 1: a seed ensemble, that many models trained
     alike with train.seed, seed + 1, ..., their parameters stacked on a leading axis and their
@@ -142,12 +175,13 @@ def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,
     live run writes `out_dir` (its lock `.<name>.lock` beside it is held throughout; a staging
     folder left beside a complete model is removed, one without a model resumes). `dataset`: what
     `data.reading.load_dataset(config, loso_workdir)` returns, when the caller has read it already
-    (see `loso.reads_same_data`); default: read here."""
+    (see `loso.reads_same_data`); default: read here. `late_fusion`: the late fusion's CNN
+    also gets its SVMs (`late_fusion_files`), the folder then serving the fused system."""
     out_dir = Path(out_dir)
     lock = FolderLock(out_dir).acquire() if jax.process_index() == 0 else None
     try:
         return _train_final(config, loso_workdir, out_dir, mesh, progress, overwrite, dataset,
-                            members)
+                            members, late_fusion)
     finally:
         if lock is not None:
             lock.release()
@@ -164,7 +198,7 @@ def _clear_leftover_staging(out_dir: Path, overwrite: bool) -> None:
 
 
 def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite, dataset,
-                 members: int) -> dict:
+                 members: int, late_fusion: bool) -> dict:
     """train_final under the model folder's lock."""
     if int(members) < 1:
         raise ValueError(f"an ensemble needs at least 1 member, not {members}")
@@ -178,7 +212,7 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
     config.train.selection = "last"
     if dataset is None:
         dataset = load_dataset(config, workdir, progress)
-    collected = collect(workdir)
+    collected = collect_systems(workdir)
     results = _finished_results(config, workdir, dataset, collected)
     rule = epochs_rule(results)
     fold = final_fold(dataset, index=max(r["fold"] for r in results) + 1)
@@ -208,11 +242,15 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
         record.update(format_version=ENSEMBLE_FORMAT_VERSION, ensemble={
             "members": int(members), "seeds": seeds,
             "combination": "the mean of the members' class probabilities"})
+    extra, fusion = (late_fusion_files(config, dataset, workdir, progress and is_writer)
+                     if late_fusion and is_writer else ({}, None))
+    if fusion is not None:
+        record.update(format_version=LATE_FUSION_FORMAT_VERSION, late_fusion=fusion)
     others = {v: rs for v, rs in collected.items() if v != config.model.variant}
     card = model_card(record, results, others)
     if is_writer:
         statistics = (training_statistics(dataset, fold.train)
                       if config.frontend.normalize == "speaker" else None)
         record = write_model_folder(out_dir, config, variables, record, card, overwrite,
-                                    statistics)
+                                    statistics, extra)
     return record

@@ -42,7 +42,7 @@ def split_folds(folds: list[int], n: int) -> list[list[int]]:
 def worker_argv(argv: list[str], share: list[int]) -> list[str]:
     """The parent's command line for one worker: its folds, one worker, no baselines (the
     parent ran them), no --force-new-config (the parent has already set the new config up),
-    no --final, --final-out or --ensemble (the parent trains the final model once every fold is
+    no --final, --final-out, --ensemble or --no-late-fusion (the parent trains the final model once every fold is
     done), no report (--no-report: the parent writes the one report of all the folds)."""
     out, skip = [], False
     for a in argv:
@@ -53,7 +53,8 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
         if key in ("--folds", "--workers", "--baselines", "--final-out", "--ensemble"):
             skip = "=" not in a
             continue
-        if key in ("--force-new-config", "--final", "--overwrite-final", "--no-report"):
+        if key in ("--force-new-config", "--final", "--overwrite-final", "--no-report",
+                   "--no-late-fusion"):
             continue
         out.append(a)
     out += ["--folds", ",".join(map(str, share)), "--workers", "1", "--no-report"]

@@ -12,6 +12,9 @@
 A seed ensemble (`train --final --ensemble N`, format_version 2) records
 `ensemble: {members, seeds, combination}` in model.json and stacks its members' arrays in
 params.npz on a leading axis of size N; `Predictor` averages their class probabilities.
+A late fusion (format_version 3) adds `late_fusion.npz`, the linear SVMs on the recording's
+openSMILE functionals whose probabilities `Predictor.load` averages with the CNN's
+(adarl_jax.inference.late_fusion), and records `late_fusion` in model.json.
 
 A folder is written in a staging folder beside it (`.<name>.partial/`) and renamed into place
 at the end, so a folder named `<name>` is always complete; `model.json` is the mark of one.
@@ -38,8 +41,9 @@ from adarl_jax.workdir.files import digest, write_bytes_atomic, write_json_atomi
 from adarl_jax.inference.fold_models import CheckpointError
 
 FORMAT = "adarl-jax-model"
-FORMAT_VERSION = 2  # the newest this code reads; a single model is written as 1
+FORMAT_VERSION = 3  # the newest this code reads; a single model is written as 1
 ENSEMBLE_FORMAT_VERSION = 2  # model.json's `ensemble`: parameters stacked on a leading axis
+LATE_FUSION_FORMAT_VERSION = 3  # model.json's `late_fusion` and late_fusion.npz
 PARAMS_FILE, CONFIG_FILE, MODEL_FILE, CARD_FILE = "params.npz", "config.json", "model.json", "MODEL.md"
 REQUIRED = (MODEL_FILE, CONFIG_FILE, PARAMS_FILE)
 
@@ -74,11 +78,13 @@ def check_target(folder, overwrite: bool = False) -> None:
 
 
 def write_model_folder(folder, config, variables, record: dict, card: str,
-                       overwrite: bool = False, statistics: dict | None = None) -> dict:
+                       overwrite: bool = False, statistics: dict | None = None,
+                       extra_files: dict[str, bytes] | None = None) -> dict:
     """Writes the folder through its staging folder; returns `record` with its files' hashes
     (as model.json holds it). `statistics`: a speaker-normalised model's training statistics
-    (`train_statistics.npz`, adarl_jax.workdir.statistics_file). The staging folder's other contents (training checkpoints)
-    are removed once the folder is in place."""
+    (`train_statistics.npz`, adarl_jax.workdir.statistics_file); `extra_files` {name: bytes}:
+    more files the record vouches for (a late fusion's SVMs). The staging folder's other
+    contents (training checkpoints) are removed once the folder is in place."""
     folder = Path(folder)
     check_target(folder, overwrite)
     staging = staging_dir(folder)
@@ -98,6 +104,9 @@ def write_model_folder(folder, config, variables, record: dict, card: str,
         kept = statistics_bytes(statistics)
         write_bytes_atomic(ready / STATISTICS_FILE, kept)
         files[STATISTICS_FILE] = digest(kept)
+    for name, data in (extra_files or {}).items():
+        write_bytes_atomic(ready / name, data)
+        files[name] = digest(data)
     record = {**record, "files": files}
     write_json_atomic(ready / MODEL_FILE, record)  # last: the mark of a complete folder
     if folder.exists():
@@ -113,6 +122,13 @@ def _read(folder: Path, name: str) -> bytes:
         raise ModelFolderError(f"{path}: missing; a model folder holds {', '.join(REQUIRED)} "
                                "(adarl_jax.experiments.final_model.train_final writes one)")
     return path.read_bytes()
+
+
+def checked_file(folder, name: str, meta: dict) -> bytes:
+    """The bytes of a folder's file, checked against model.json's size and SHA-256."""
+    data = _read(Path(folder), name)
+    _check_hash(Path(folder), name, data, meta)
+    return data
 
 
 def _check_hash(folder: Path, name: str, data: bytes, meta: dict) -> None:

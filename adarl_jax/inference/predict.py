@@ -148,7 +148,7 @@ class Predictor:
                              f"domain label ({', '.join(config.data.genders)}): an oracle for "
                              "LOSO analysis, which a new recording does not come with; predict "
                              "and export cannot run it")
-        self._extractor = None
+        self._extractors = {}  # openSMILE set -> its extractor, made on first use
         self.speaker_functionals = None
         self._frontend = None  # the statistics' front end (`_statistics`), made on first use
         # (probabilities, deep features; None for an ensemble): `inference.segment_outputs`
@@ -176,12 +176,17 @@ class Predictor:
                    training_statistics=kept)
 
     @classmethod
-    def load(cls, folder, buckets: Sequence[int] = DEFAULT_BUCKETS) -> "Predictor":
-        """The model of a model folder (adarl_jax.inference.model_folder: `train_final` writes one).
-        Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
+    def load(cls, folder, buckets: Sequence[int] = DEFAULT_BUCKETS):
+        """The model of a model folder (adarl_jax.inference.model_folder: `train_final` writes one):
+        a Predictor, or a `late_fusion.FusedPredictor` when the folder holds a late fusion's
+        SVMs. Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
+        from adarl_jax.inference.late_fusion import FusedPredictor, read_svms
+
         config, variables, meta = read_model_folder(folder)
-        return cls(config, variables, buckets, f"model folder {folder}",
-                   n_models=ensemble_members(meta), training_statistics=folder_statistics(folder, meta))
+        svms = read_svms(folder, meta)
+        cnn = cls(config, variables, buckets, f"model folder {folder}",
+                  n_models=ensemble_members(meta), training_statistics=folder_statistics(folder, meta))
+        return cnn if svms is None else FusedPredictor(cnn, svms)
 
     @classmethod
     def from_pretrained(cls, name: str = "emodb",
@@ -263,10 +268,10 @@ class Predictor:
             raise ValueError("no readable audio to compute speaker statistics from")
         self.speaker_norm = stats[0]
         if self.functionals_set:
-            loaders = ([self._file_loader(os.fspath(p)) for p in paths] if paths is not None
+            loaders = ([self.file_loader(os.fspath(p)) for p in paths] if paths is not None
                        else [lambda: prepare_wave(waveform, sample_rate, self.sample_rate,
                                                   self.min_samples)])
-            rows = [r for r in (self._raw_functionals(load) for load in loaders) if r is not None]
+            rows = [r for r in (self.raw_functionals(load) for load in loaders) if r is not None]
             self.speaker_functionals = moments(np.stack(rows)) if rows else None
 
     def _file_segments(self, path: str) -> Callable[..., Iterator]:
@@ -293,17 +298,22 @@ class Predictor:
                              "--speaker-from file|folder|call|column")
         return self.training_statistics
 
-    def _file_loader(self, path: str) -> Callable[[], np.ndarray]:
+    def file_loader(self, path: str) -> Callable[[], np.ndarray]:
+        """A function that reads `path` at the model's rate (`audio.load_audio`)."""
         return lambda: load_audio(path, self.sample_rate, min_samples=self.min_samples)
 
-    def _raw_functionals(self, load: Callable[[], np.ndarray]) -> np.ndarray | None:
-        """The openSMILE functionals of one input's whole audio (its silence at both ends cut
-        as in training, `data.trim_db`); None when it cannot be read."""
-        if self._extractor is None:
-            self._extractor = opensmile_extractor(self.functionals_set)[0]
+    def raw_functionals(self, load: Callable[[], np.ndarray],
+                        feature_set: str | None = None) -> np.ndarray | None:
+        """The openSMILE functionals (`feature_set`, default the model's own) of one input's
+        whole audio (its silence at both ends cut as in training, `data.trim_db`); None when
+        it cannot be read."""
+        feature_set = feature_set or self.functionals_set
+        if feature_set not in self._extractors:
+            self._extractors[feature_set] = opensmile_extractor(feature_set)[0]
         try:
             wave = trim_silence(load(), self.sample_rate, self.cut["trim_db"], self.min_samples)[0]
-            return np.asarray(self._extractor(wave, self.sample_rate), np.float32).reshape(-1)
+            return np.asarray(self._extractors[feature_set](wave, self.sample_rate),
+                              np.float32).reshape(-1)
         except AudioError:
             return None  # its segments' read error names the problem
 
@@ -316,7 +326,7 @@ class Predictor:
         raw = {}
         for k, load in zip(keys, loaders):
             if k not in raw:
-                raw[k] = self._raw_functionals(load)
+                raw[k] = self.raw_functionals(load)
         if self.spec.normalize != "speaker":
             return [raw[k] for k in keys]
         stats = {}
@@ -667,7 +677,7 @@ class Predictor:
         unique = sorted(first.values())  # each distinct input once, in order
         sources = [self._file_segments(p) for p in paths]
         fields = self._speaker_fields(keys, groups, sources)
-        rows = self._functionals_rows(keys, groups, [self._file_loader(p) for p in paths])
+        rows = self._functionals_rows(keys, groups, [self.file_loader(p) for p in paths])
         results: list[dict] = [None] * len(paths)
         failed = warned = 0
         t0 = time.perf_counter()

@@ -19,10 +19,12 @@ from __future__ import annotations
 from adarl_jax.report.averaging import average_folds
 from adarl_jax.workdir.layout import collect
 
-__all__ = ["NAME", "MEMBERS", "late_fusion_folds", "with_late_fusion", "collect_systems"]
+__all__ = ["NAME", "CNN", "FUNCTIONALS", "MEMBERS", "late_fusion_folds", "with_late_fusion", "collect_systems"]
 
 NAME = "adarl_late_fusion"
-MEMBERS = ("adarl", "opensmile_egemaps_spk_svm", "opensmile_compare_spk_svm")
+CNN = "adarl"
+FUNCTIONALS = ("egemaps", "compare")  # the SVMs' openSMILE sets, per speaker
+MEMBERS = (CNN, *(f"opensmile_{fs}_spk_svm" for fs in FUNCTIONALS))
 
 
 def late_fusion_folds(collected: dict[str, list[dict]], members=MEMBERS,

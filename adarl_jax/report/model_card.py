@@ -94,6 +94,18 @@ def _evaluation(m: dict, loso_results: list[dict], baselines: dict | None) -> li
     return lines
 
 
+def _fusion_lines(fusion: dict | None) -> list[str]:
+    """The late fusion's members, when the folder holds one (adarl_jax.inference.late_fusion)."""
+    if not fusion:
+        return []
+    svms = "; ".join(f"{fs}: C {fit['C']:g} by {fit['c_select']}, {fit['n_fit']} utterances"
+                     for fs, fit in fusion["svms"].items())
+    return [f"- A late fusion: this CNN and a linear SVM on each recording's openSMILE "
+            f"{' and '.join(fusion['functionals'])} functionals ({svms}); "
+            f"{fusion['combination']}; {fusion['normalisation']}. Its LOSO figures are the "
+            "`adarl_late_fusion` row below; predicting needs openSMILE (`[baselines]`)."]
+
+
 def model_card(model_json: dict, loso_results: list[dict], baselines: dict | None = None) -> str:
     """MODEL.md from the model record (model.json), the variant's LOSO fold results and, when
     given, {name: fold results} of the systems to show beside it (other variants, baselines)."""
@@ -128,7 +140,8 @@ def model_card(model_json: dict, loso_results: list[dict], baselines: dict | Non
          m.get("ensemble") else
          f"- A seed ensemble of {m['ensemble']['members']} models (seeds "
          f"{', '.join(map(str, m['ensemble']['seeds']))}), each {t['steps']} training steps on "
-         f"these data; {m['ensemble']['combination']}. No validation or test data."), "",
+         f"these data; {m['ensemble']['combination']}. No validation or test data."),
+        *_fusion_lines(m.get("late_fusion")), "",
         *_evaluation(m, loso_results, baselines), "",
         "## Intended use", "",
         "Research on speech emotion recognition, and a starting point for models fitted to "

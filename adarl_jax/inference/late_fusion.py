@@ -1,0 +1,170 @@
+"""A final model that is a late fusion: the CNN's class probabilities averaged with those of
+linear SVMs on the recording's openSMILE functionals (the system of
+adarl_jax.report.late_fusion, which scores it over the LOSO folds).
+
+`train --final` of the fusion's CNN variant writes the SVMs into its model folder
+(`late_fusion.npz`, hashed in model.json like every file): per functionals set, the
+standardisation and pairwise linear SVM fitted on every training speaker's functionals
+z-scored with that speaker's statistics, and the pooled moments of the raw functionals.
+`Predictor.load` of such a folder returns a `FusedPredictor`:
+
+  p = Predictor.load("runs/emodb/final/adarl")   # FusedPredictor when the folder holds SVMs
+  p.predict_files(["a.wav"], speakers="call")    # probs: mean of the CNN and each SVM
+
+Each input's functionals are standardised as its spectrogram is, by its speaker group
+(adarl_jax.inference.speakers): with the group's own moments (zeros for a group of one
+recording, which then says nothing through them), or under `training` with the kept moments
+of the training speakers. A timeline, the embeddings and `export` are the CNN's alone.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from adarl_jax.baselines.linear_svm import LinearModel
+from adarl_jax.data.functionals import group_zscore, moments
+from adarl_jax.inference.model_folder import ModelFolderError, checked_file
+from adarl_jax.inference.speakers import TRAINING_GROUP, speaker_groups
+
+__all__ = ["LATE_FUSION_FILE", "FunctionalsSVM", "FusedPredictor", "svms_bytes", "read_svms"]
+
+LATE_FUSION_FILE = "late_fusion.npz"
+_FIELDS = ("mean", "scale", "coef", "intercept", "classes", "C")
+
+
+@dataclass
+class FunctionalsSVM:
+    """One member of the fusion: an SVM on one openSMILE set, and the training speakers'
+    pooled moments of its raw functionals (`--speaker-from training`)."""
+
+    feature_set: str
+    model: LinearModel
+    train_mean: np.ndarray
+    train_std: np.ndarray
+
+
+def svms_bytes(svms: list[FunctionalsSVM]) -> bytes:
+    """late_fusion.npz: '<set>/<field>' arrays, numpy alone reads them (no pickle)."""
+    arrays = {}
+    for s in svms:
+        for field in _FIELDS:
+            arrays[f"{s.feature_set}/{field}"] = np.asarray(getattr(s.model, field))
+        arrays[f"{s.feature_set}/train_mean"] = np.asarray(s.train_mean, np.float64)
+        arrays[f"{s.feature_set}/train_std"] = np.asarray(s.train_std, np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def read_svms(folder, meta: dict) -> list[FunctionalsSVM] | None:
+    """The folder's SVMs in model.json's order (None when it holds no late fusion), the file's
+    hash checked; a ModelFolderError names what is wrong."""
+    fusion = meta.get("late_fusion")
+    if fusion is None:
+        return None
+    sets = fusion.get("functionals") if isinstance(fusion, dict) else None
+    if not isinstance(sets, list) or not sets:
+        raise ModelFolderError(f"{os.path.join(folder, 'model.json')}: late_fusion.functionals "
+                               "must list the SVMs' openSMILE sets; write the folder again "
+                               "(train --final --overwrite-final)")
+    data = checked_file(folder, LATE_FUSION_FILE, meta)
+    path = os.path.join(folder, LATE_FUSION_FILE)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            stored = {k: z[k] for k in z.files}
+        return [FunctionalsSVM(fs, LinearModel(**{f: stored[f"{fs}/{f}"] for f in _FIELDS[:-1]},
+                                               C=float(stored[f"{fs}/C"])),
+                               stored[f"{fs}/train_mean"], stored[f"{fs}/train_std"])
+                for fs in sets]
+    except (OSError, ValueError) as e:
+        raise ModelFolderError(f"{path}: not a readable npz file ({e})") from None
+    except KeyError as e:
+        raise ModelFolderError(f"{path}: no array {e} for the SVMs model.json names") from None
+
+
+class FusedPredictor:
+    """A `Predictor` (the CNN) and the SVMs of a late fusion: `predict_files` and
+    `predict_batch` return the CNN's records with 'probs' and 'emotion' those of the mean of
+    the CNN's and every SVM's probabilities. Everything else is the CNN predictor's."""
+
+    def __init__(self, predictor, svms: list[FunctionalsSVM]):
+        self.predictor = predictor
+        self.svms = list(svms)
+        self.source = f"{predictor.source}, late fusion with " + ", ".join(
+            f"{s.feature_set} + SVM" for s in self.svms)
+        self.late_fusion = [s.feature_set for s in self.svms]
+
+    def __getattr__(self, name):  # classes, default_speaker_from, uses_speaker_norm, ...
+        return getattr(self.predictor, name)
+
+    def svm_probs(self, loaders: list, groups: list) -> list[np.ndarray | None]:
+        """Per input, the mean of the SVMs' probabilities (None: openSMILE could not describe
+        its audio). `loaders` give each input's waveform at the model's rate; `groups` its
+        speaker group (TRAINING_GROUP: the kept training moments)."""
+        k = len(self.predictor.classes)
+        total = [np.zeros(k) for _ in loaders]
+        for svm in self.svms:
+            raw = [self.predictor.raw_functionals(load, svm.feature_set) for load in loaders]
+            stats = {}
+            for g in dict.fromkeys(groups):
+                members = [r for r, h in zip(raw, groups) if h == g and r is not None]
+                stats[g] = ((svm.train_mean, svm.train_std) if g == TRAINING_GROUP
+                            else moments(np.stack(members)) if members else None)
+            for i, (r, g) in enumerate(zip(raw, groups)):
+                if r is None or total[i] is None:
+                    total[i] = None
+                    continue
+                z = group_zscore(r[None], np.zeros(1), {0: stats[g]})
+                total[i] = total[i] + svm.model.probs(z, k)[0]
+        return [None if t is None else t / len(self.svms) for t in total]
+
+    def _fuse(self, records: list[dict], svm: list) -> list[dict]:
+        classes = self.predictor.classes
+        n = 1 + len(self.svms)
+        for rec, p in zip(records, svm):
+            if rec["error"] is not None:
+                continue
+            if p is None:
+                rec.update(emotion=None, probs=None, error="openSMILE could not describe its "
+                           "audio (the late fusion's SVMs read its functionals)")
+                continue
+            cnn = np.array([rec["probs"][c] for c in classes])
+            fused = (cnn + (n - 1) * p) / n  # the CNN and each SVM weigh alike
+            rec["emotion"] = classes[int(np.argmax(fused))]
+            rec["probs"] = {c: round(float(x), 6) for c, x in zip(classes, fused)}
+        return records
+
+    def _groups(self, names: list[str], speakers) -> list[str]:
+        if speakers is None or isinstance(speakers, str):
+            return speaker_groups(names, speakers or self.predictor.default_speaker_from)
+        return [str(g) for g in speakers]
+
+    def predict_files(self, paths, speakers=None, **kwargs) -> list[dict]:
+        """`Predictor.predict_files`, each record's probabilities fused."""
+        paths = [os.fspath(p) for p in paths]
+        records = self.predictor.predict_files(paths, speakers=speakers, **kwargs)
+        loaders = [self.predictor.file_loader(p) for p in paths]
+        return self._fuse(records, self.svm_probs(loaders, self._groups(paths, speakers)))
+
+    def predict_batch(self, waveforms, sample_rate: int, speakers=None, **kwargs) -> list[dict]:
+        """`Predictor.predict_batch`, each record's probabilities fused."""
+        from adarl_jax.data.audio import prepare_wave
+
+        waves = [np.asarray(w) for w in waveforms]
+        records = self.predictor.predict_batch(waves, sample_rate, speakers=speakers, **kwargs)
+        prepared = [prepare_wave(w, sample_rate, self.predictor.sample_rate,
+                                 self.predictor.min_samples,
+                                 channels_first=kwargs.get("channels_first", False)) for w in waves]
+        groups = self._groups([f"wave {i}" for i in range(len(waves))], speakers)
+        fused = self._fuse(records, self.svm_probs([lambda w=w: w for w in prepared], groups))
+        for i, rec in enumerate(fused):
+            if rec["error"]:
+                raise ValueError(f"waveforms[{i}]: {rec['error']}")
+        return fused
+
+    def predict(self, waveform, sample_rate: int, **kwargs) -> dict:
+        return self.predict_batch([waveform], sample_rate, **kwargs)[0]

@@ -1,0 +1,132 @@
+"""The late fusion as a final model: `train --final` of adarl writes the per-speaker SVMs into
+its model folder, `Predictor.load` serves CNN + SVMs, and each file's probabilities are the
+mean of the CNN's and the SVMs', against a numpy reimplementation of the SVM's scores.
+openSMILE is an optional extra: a stand-in extractor takes its place (as in test_fusion)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from adarl_jax import cli
+from conftest import TINY_OVERRIDES, make_corpus
+
+D = 12
+
+
+def stand_in(feature_set):
+    """Log magnitudes of the first D bins of the recording's spectrum (the set's name shifts
+    them, so the two SVMs differ)."""
+    shift = 0.0 if feature_set == "egemaps" else 1.0
+
+    def extract(wave, sample_rate):
+        spectrum = np.abs(np.fft.rfft(np.asarray(wave, np.float64), n=2 * D))[:D]
+        return (np.log(spectrum + 1e-3) + shift * np.arange(D)).astype(np.float32)
+
+    return extract, f"stand-in {feature_set}", [f"f{i}" for i in range(D)]
+
+
+@pytest.fixture(scope="module")
+def final(tmp_path_factory):
+    import adarl_jax.data.functionals as functionals
+    import adarl_jax.inference.predict as predict
+
+    root = tmp_path_factory.mktemp("late")
+    manifest = make_corpus(root / "corpus")
+    workdir = root / "W"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(functionals, "opensmile_extractor", stand_in)
+        mp.setattr(predict, "opensmile_extractor", stand_in)
+        mp.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
+        rc = cli.main(["train", "--config", "smoke", "--corpus", "csv", "--manifest", str(manifest),
+                       "--workdir", str(workdir), "--no-progress", "--workers", "1", *TINY_OVERRIDES,
+                       "--config.optim.epochs=1", "--config.model.variant=adarl",
+                       "--config.frontend.normalize=speaker", "--final", "--no-report"])
+        assert rc == 0
+        yield root, workdir / "final" / "adarl"
+
+
+def reference_probs(npz, feature_set, x):
+    """libsvm's pairwise votes + confidence -> per-class scores -> softmax, in numpy."""
+    z = (x - npz[f"{feature_set}/mean"]) / npz[f"{feature_set}/scale"]
+    dec = z @ npz[f"{feature_set}/coef"].T + npz[f"{feature_set}/intercept"]
+    k = 4
+    votes, conf, pair = np.zeros(k), np.zeros(k), 0
+    for i in range(k):
+        for j in range(i + 1, k):
+            conf[i] += dec[pair]
+            conf[j] -= dec[pair]
+            votes[i if dec[pair] >= 0 else j] += 1
+            pair += 1
+    scores = votes + conf / (3 * (np.abs(conf) + 1))
+    e = np.exp(scores - scores.max())
+    return e / e.sum()
+
+
+def test_the_folder_holds_the_svms_and_records_them(final):
+    from adarl_jax.inference.model_folder import LATE_FUSION_FORMAT_VERSION
+
+    _, folder = final
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["format_version"] == LATE_FUSION_FORMAT_VERSION
+    assert meta["late_fusion"]["functionals"] == ["egemaps", "compare"]
+    assert set(meta["files"]) >= {"late_fusion.npz", "params.npz"}
+    assert meta["late_fusion"]["svms"]["egemaps"]["n_fit"] == 32  # every utterance of the 4 speakers
+    assert "late fusion" in (folder / "MODEL.md").read_text()
+
+
+@pytest.mark.parametrize("speakers", ["call", "training"])
+def test_predict_averages_the_cnn_and_each_svm(final, speakers):
+    import adarl_jax.inference.predict as predict
+    from adarl_jax.data.audio import load_audio
+    from adarl_jax.inference.late_fusion import FusedPredictor
+    from adarl_jax.inference.predict import Predictor
+
+    root, folder = final
+    paths = sorted(str(p) for p in (root / "corpus" / "wav").glob("s2_*.wav"))[:5]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(predict, "opensmile_extractor", stand_in)
+        p = Predictor.load(folder)
+        assert isinstance(p, FusedPredictor) and "late fusion" in p.source
+        fused = p.predict_files(paths, speakers=speakers)
+    cnn = p.predictor.predict_files(paths, speakers=speakers)
+    npz = np.load(io.BytesIO((folder / "late_fusion.npz").read_bytes()))
+    for fs in ("egemaps", "compare"):
+        raw = np.stack([stand_in(fs)[0](load_audio(q, 16000), 16000) for q in paths]).astype(np.float64)
+        if speakers == "call":
+            mean, std = raw.mean(0), raw.std(0) + 1e-8
+        else:
+            mean, std = npz[f"{fs}/train_mean"], npz[f"{fs}/train_std"]
+        for c, x in zip(cnn, (raw - mean) / std):
+            c.setdefault("svm", []).append(reference_probs(npz, fs, x))
+    for f, c in zip(fused, cnn):
+        want = (np.array(list(c["probs"].values())) + sum(c["svm"])) / 3
+        np.testing.assert_allclose(list(f["probs"].values()), want, atol=2e-6)
+        assert f["emotion"] == p.classes[int(np.argmax(want))]
+
+
+def test_an_altered_svm_file_is_refused_by_name(final, tmp_path):
+    import shutil
+
+    from adarl_jax.inference.model_folder import ModelFolderError
+    from adarl_jax.inference.predict import Predictor
+
+    _, folder = final
+    copy = tmp_path / "m"
+    shutil.copytree(folder, copy)
+    data = bytearray((copy / "late_fusion.npz").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "late_fusion.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match="late_fusion.npz: altered or truncated"):
+        Predictor.load(copy)
+
+
+def test_only_the_speaker_normalised_adarl_gets_the_svms(final):
+    from adarl_jax.config import load_config
+    from adarl_jax.experiments.final_model import late_fusion_files
+
+    config = load_config("smoke", ["model.variant=backbone", "frontend.normalize=speaker"])
+    assert late_fusion_files(config, None, final[0]) == ({}, None)
+    config = load_config("smoke", ["model.variant=adarl", "frontend.normalize=segment"])
+    assert late_fusion_files(config, None, final[0]) == ({}, None)
