@@ -76,7 +76,7 @@ def test_the_folder_holds_the_svms_and_records_them(final):
     assert "late fusion" in (folder / "MODEL.md").read_text()
 
 
-@pytest.mark.parametrize("speakers", ["call", "training"])
+@pytest.mark.parametrize("speakers", ["call", "training", "adapted"])
 def test_predict_averages_the_cnn_and_each_svm(final, speakers):
     import adarl_jax.inference.predict as predict
     from adarl_jax.data.audio import load_audio
@@ -84,18 +84,28 @@ def test_predict_averages_the_cnn_and_each_svm(final, speakers):
     from adarl_jax.inference.predict import Predictor
 
     root, folder = final
-    paths = sorted(str(p) for p in (root / "corpus" / "wav").glob("s2_*.wav"))[:5]
+    speaker_files = sorted(str(p) for p in (root / "corpus" / "wav").glob("s2_*.wav"))
+    paths, enrolled = speaker_files[:5], speaker_files[5:]  # 'adapted': the rest of s2 adapts
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(predict, "opensmile_extractor", stand_in)
         p = Predictor.load(folder)
         assert isinstance(p, FusedPredictor) and "late fusion" in p.source
-        fused = p.predict_files(paths, speakers=speakers)
-    cnn = p.predictor.predict_files(paths, speakers=speakers)
+        if speakers == "adapted":
+            p.adapt_to_speaker(enrolled)
+        fused = p.predict_files(paths, speakers=None if speakers == "adapted" else speakers)
+        cnn = p.predictor.predict_files(paths, speakers=None if speakers == "adapted" else speakers)
+        p.adapt_to_speaker()
     npz = np.load(io.BytesIO((folder / "late_fusion.npz").read_bytes()))
+
+    def functionals(fs, files):
+        return np.stack([stand_in(fs)[0](load_audio(q, 16000), 16000) for q in files]).astype(np.float64)
+
     for fs in ("egemaps", "compare"):
-        raw = np.stack([stand_in(fs)[0](load_audio(q, 16000), 16000) for q in paths]).astype(np.float64)
+        raw = functionals(fs, paths)
         if speakers == "call":
             mean, std = raw.mean(0), raw.std(0) + 1e-8
+        elif speakers == "adapted":
+            mean, std = functionals(fs, enrolled).mean(0), functionals(fs, enrolled).std(0) + 1e-8
         else:
             mean, std = npz[f"{fs}/train_mean"], npz[f"{fs}/train_std"]
         for c, x in zip(cnn, (raw - mean) / std):

@@ -97,14 +97,35 @@ class FusedPredictor:
         self.source = f"{predictor.source}, late fusion with " + ", ".join(
             f"{s.feature_set} + SVM" for s in self.svms)
         self.late_fusion = [s.feature_set for s in self.svms]
+        self.adapted = None  # adapt_to_speaker's {set: moments of the speaker's functionals}
 
     def __getattr__(self, name):  # classes, default_speaker_from, uses_speaker_norm, ...
         return getattr(self.predictor, name)
 
+    def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
+        """`Predictor.adapt_to_speaker` for the CNN and the SVMs alike: the speaker's audio
+        standardises every input that follows (its functionals' moments; one recording gives
+        none, so the SVMs then read zeros); with neither argument, forget them."""
+        from adarl_jax.data.audio import prepare_wave
+
+        self.predictor.adapt_to_speaker(paths, waveform, sample_rate)
+        if paths is None and waveform is None:
+            self.adapted = None
+            return
+        p = self.predictor
+        loaders = ([p.file_loader(os.fspath(q)) for q in paths] if paths is not None else
+                   [lambda: prepare_wave(waveform, sample_rate, p.sample_rate, p.min_samples)])
+        self.adapted = {}
+        for svm in self.svms:
+            rows = [r for r in (p.raw_functionals(load, svm.feature_set) for load in loaders)
+                    if r is not None]
+            self.adapted[svm.feature_set] = moments(np.stack(rows)) if rows else None
+
     def svm_probs(self, loaders: list, groups: list) -> list[np.ndarray | None]:
         """Per input, the mean of the SVMs' probabilities (None: openSMILE could not describe
         its audio). `loaders` give each input's waveform at the model's rate; `groups` its
-        speaker group (TRAINING_GROUP: the kept training moments)."""
+        speaker group (TRAINING_GROUP: the kept training moments); after `adapt_to_speaker`,
+        that speaker's moments standardise every input."""
         k = len(self.predictor.classes)
         total = [np.zeros(k) for _ in loaders]
         for svm in self.svms:
@@ -112,7 +133,8 @@ class FusedPredictor:
             stats = {}
             for g in dict.fromkeys(groups):
                 members = [r for r, h in zip(raw, groups) if h == g and r is not None]
-                stats[g] = ((svm.train_mean, svm.train_std) if g == TRAINING_GROUP
+                stats[g] = (self.adapted[svm.feature_set] if self.adapted is not None
+                            else (svm.train_mean, svm.train_std) if g == TRAINING_GROUP
                             else moments(np.stack(members)) if members else None)
             for i, (r, g) in enumerate(zip(raw, groups)):
                 if r is None or total[i] is None:
