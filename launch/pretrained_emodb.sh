@@ -14,7 +14,9 @@
 # MODEL.md with a note on its use) into adarl_jax/pretrained/emodb/. predict then standardises
 # one file with the training speakers' statistics (--speaker-from training, its default for this
 # model: a file's output never depends on other files), or a group of a speaker's files with
-# their own (--speaker-from folder|csv|call). ADARL_DRY_RUN=1 prints the commands instead.
+# their own (--speaker-from folder|csv|call). The shipped model is the CNN alone
+# (--no-late-fusion): predicting with it needs no openSMILE. ADARL_DRY_RUN=1 prints the
+# commands instead.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC1091  # common.sh, checked on its own
@@ -33,7 +35,7 @@ if [[ -f $final/model.json && -z ${ADARL_DRY_RUN:-} ]]; then
   echo "reusing the final model in $final (remove it to train it again)" >&2
 else
   run "$python" -m adarl_jax.cli train --config quick --variant adarl --data "$data" \
-    --workdir "$workdir" --final --no-progress "$@"
+    --workdir "$workdir" --final --no-late-fusion --no-progress "$@"
 fi
 run rm -rf "$dest"
 run mkdir -p "$dest"

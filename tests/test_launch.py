@@ -148,7 +148,8 @@ def test_pretrained_emodb_trains_the_default_recipe_and_copies_the_folder_into_t
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["python3", "-m", "adarl_jax.cli", "train", "--config", "quick",
                                 "--variant", "adarl", "--data", str(tmp_path), "--workdir",
-                                str(tmp_path / "w"), "--final", "--no-progress", "--workers", "1"]
+                                str(tmp_path / "w"), "--final", "--no-late-fusion", "--no-progress",
+                                "--workers", "1"]
     dest = REPO / "adarl_jax" / "pretrained" / "emodb"
     assert [line.split() for line in lines[3:]] == [
         ["cp", str(tmp_path / "w" / "final" / "adarl" / n), str(dest / n)]
