@@ -32,6 +32,11 @@ final=$workdir/final/adarl
 dest=$repo/adarl_jax/pretrained/emodb
 
 if [[ -f $final/model.json && -z ${ADARL_DRY_RUN:-} ]]; then
+  if grep -q '"late_fusion"' "$final/model.json"; then
+    echo "error: $final is a late fusion (it needs openSMILE to predict); the shipped model is" \
+      "the CNN alone: remove $final and rerun" >&2
+    exit 2
+  fi
   echo "reusing the final model in $final (remove it to train it again)" >&2
 else
   run "$python" -m adarl_jax.cli train --config quick --variant adarl --data "$data" \

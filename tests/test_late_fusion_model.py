@@ -27,17 +27,25 @@ def stand_in(feature_set):
     return extract, f"stand-in {feature_set}", [f"f{i}" for i in range(D)]
 
 
-@pytest.fixture(scope="module")
-def final(tmp_path_factory):
+def with_stand_in(mp):
+    """openSMILE replaced by the stand-in, installed or not (CI installs no [baselines])."""
+    import adarl_jax.baselines.opensmile as baselines
     import adarl_jax.data.functionals as functionals
     import adarl_jax.inference.predict as predict
 
+    mp.setattr(functionals, "opensmile_extractor", stand_in)
+    mp.setattr(predict, "opensmile_extractor", stand_in)
+    mp.setattr(baselines, "opensmile_available", lambda: True)
+    mp.setattr(predict, "require", lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def final(tmp_path_factory):
     root = tmp_path_factory.mktemp("late")
     manifest = make_corpus(root / "corpus")
     workdir = root / "W"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(functionals, "opensmile_extractor", stand_in)
-        mp.setattr(predict, "opensmile_extractor", stand_in)
+        with_stand_in(mp)
         mp.setenv("ADARL_JAX_COMPILATION_CACHE", "off")
         rc = cli.main(["train", "--config", "smoke", "--corpus", "csv", "--manifest", str(manifest),
                        "--workdir", str(workdir), "--no-progress", "--workers", "1", *TINY_OVERRIDES,
@@ -78,7 +86,6 @@ def test_the_folder_holds_the_svms_and_records_them(final):
 
 @pytest.mark.parametrize("speakers", ["call", "training", "adapted"])
 def test_predict_averages_the_cnn_and_each_svm(final, speakers):
-    import adarl_jax.inference.predict as predict
     from adarl_jax.data.audio import load_audio
     from adarl_jax.inference.late_fusion import FusedPredictor
     from adarl_jax.inference.predict import Predictor
@@ -87,7 +94,7 @@ def test_predict_averages_the_cnn_and_each_svm(final, speakers):
     speaker_files = sorted(str(p) for p in (root / "corpus" / "wav").glob("s2_*.wav"))
     paths, enrolled = speaker_files[:5], speaker_files[5:]  # 'adapted': the rest of s2 adapts
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(predict, "opensmile_extractor", stand_in)
+        with_stand_in(mp)
         p = Predictor.load(folder)
         assert isinstance(p, FusedPredictor) and "late fusion" in p.source
         if speakers == "adapted":
@@ -106,8 +113,11 @@ def test_predict_averages_the_cnn_and_each_svm(final, speakers):
             mean, std = raw.mean(0), raw.std(0) + 1e-8
         elif speakers == "adapted":
             mean, std = functionals(fs, enrolled).mean(0), functionals(fs, enrolled).std(0) + 1e-8
-        else:
-            mean, std = npz[f"{fs}/train_mean"], npz[f"{fs}/train_std"]
+        else:  # the kept moments are those of every training recording's functionals
+            every = functionals(fs, sorted(str(q) for q in (root / "corpus" / "wav").glob("*.wav")))
+            mean, std = every.mean(0), every.std(0) + 1e-8
+            np.testing.assert_allclose(npz[f"{fs}/train_mean"], mean, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(npz[f"{fs}/train_std"], std, rtol=1e-5, atol=1e-6)
         for c, x in zip(cnn, (raw - mean) / std):
             c.setdefault("svm", []).append(reference_probs(npz, fs, x))
     for f, c in zip(fused, cnn):
@@ -140,3 +150,38 @@ def test_only_the_speaker_normalised_adarl_gets_the_svms(final):
     assert late_fusion_files(config, None, final[0]) == ({}, None)
     config = load_config("smoke", ["model.variant=adarl", "frontend.normalize=segment"])
     assert late_fusion_files(config, None, final[0]) == ({}, None)
+
+
+def test_a_speaker_group_of_one_recording_takes_the_training_moments_and_says_so(final):
+    from adarl_jax.inference.predict import Predictor
+
+    root, folder = final
+    path = str(sorted((root / "corpus" / "wav").glob("s1_*.wav"))[0])
+    with pytest.MonkeyPatch.context() as mp:
+        with_stand_in(mp)
+        p = Predictor.load(folder)
+        (alone,) = p.predict_files([path], speakers="file")
+        (pooled,) = p.predict_files([path], speakers="training")
+        cnn_alone, cnn_pooled = (p.predictor.predict_files([path], speakers=s)[0]
+                                 for s in ("file", "training"))
+    assert "training speakers' moments" in alone["warning"]
+    assert pooled["warning"] is None or "moments" not in pooled["warning"]
+    # the SVMs' share is the same under both (the training moments), the CNN's differs
+    svm_alone = 3 * np.array(list(alone["probs"].values())) - np.array(list(cnn_alone["probs"].values()))
+    svm_pooled = 3 * np.array(list(pooled["probs"].values())) - np.array(list(cnn_pooled["probs"].values()))
+    np.testing.assert_allclose(svm_alone, svm_pooled, atol=2e-5)
+
+
+def test_without_opensmile_a_fused_folder_says_what_to_install(final, monkeypatch):
+    import sys
+
+    from adarl_jax.extras import MissingExtraError
+    from adarl_jax.inference.predict import Predictor
+
+    import adarl_jax.inference.predict as predict
+    from adarl_jax.extras import require
+
+    monkeypatch.setattr(predict, "require", require)  # the module fixture's stand-in undone
+    monkeypatch.setitem(sys.modules, "opensmile", None)  # an import of it now fails
+    with pytest.raises(MissingExtraError, match=r"late fusion in .*adarl.*pip install 'adarl-jax\[baselines\]'"):
+        Predictor.load(final[1])

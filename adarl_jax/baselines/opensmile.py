@@ -219,7 +219,8 @@ def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select,
                   "StandardScaler + SVC(kernel='linear', class_weight='balanced')", **info},
         test={"n": int(len(y)), "wa": metrics.weighted_accuracy(y, pred),
               "ua": metrics.unweighted_accuracy(y, pred, num_classes)},
-        utterances=rows, val_utterances=scored_rows(fold.val))
+        utterances=rows,  # the validation speakers' rows, when the SVM was not fitted on them
+        val_utterances=[] if info["refit_on_val"] else scored_rows(fold.val))
 
 
 def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:

@@ -98,8 +98,15 @@ def export_predictor(predictor, out, input: str = "spectrogram",
     """Writes the artifact(s) and `<out>.json`; returns that metadata.
 
     symbolic=None tries a symbolic batch dimension and falls back to one artifact per bucket
-    (default: the predictor's buckets) if jax cannot export the model that way.
+    (default: the predictor's buckets) if jax cannot export the model that way. A late
+    fusion (`late_fusion.FusedPredictor`) exports its CNN alone, with a warning: its SVMs read
+    openSMILE functionals, which no jax program computes.
     """
+    if getattr(predictor, "late_fusion", None):
+        log.warning("%s is a late fusion: the artifact is its CNN alone (the %s SVMs read "
+                    "openSMILE functionals, which no jax program computes)", predictor.source,
+                    ", ".join(predictor.late_fusion))
+        predictor = predictor.predictor
     out = Path(out)
     fn = _function(predictor, input)
     files = {}

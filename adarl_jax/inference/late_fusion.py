@@ -12,9 +12,10 @@ z-scored with that speaker's statistics, and the pooled moments of the raw funct
   p.predict_files(["a.wav"], speakers="call")    # probs: mean of the CNN and each SVM
 
 Each input's functionals are standardised as its spectrogram is, by its speaker group
-(adarl_jax.inference.speakers): with the group's own moments (zeros for a group of one
-recording, which then says nothing through them), or under `training` with the kept moments
-of the training speakers. A timeline, the embeddings and `export` are the CNN's alone.
+(adarl_jax.inference.speakers): with the group's own moments, or under `training` with the
+kept moments of the training speakers; a group of one recording has no moments of its own, so
+it gets the training speakers' too (a note in its warning column). A timeline, the embeddings
+and `export` are the CNN's alone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from adarl_jax.baselines.linear_svm import LinearModel
 from adarl_jax.data.functionals import group_zscore, moments
 from adarl_jax.inference.model_folder import ModelFolderError, checked_file
-from adarl_jax.inference.speakers import TRAINING_GROUP, speaker_groups
+from adarl_jax.inference.speakers import SPEAKER_FROM, TRAINING_GROUP
 
 __all__ = ["LATE_FUSION_FILE", "FunctionalsSVM", "FusedPredictor", "svms_bytes", "read_svms"]
 
@@ -100,6 +101,8 @@ class FusedPredictor:
         self.adapted = None  # adapt_to_speaker's {set: moments of the speaker's functionals}
 
     def __getattr__(self, name):  # classes, default_speaker_from, uses_speaker_norm, ...
+        if name == "predictor":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.predictor, name)
 
     def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
@@ -121,35 +124,45 @@ class FusedPredictor:
                     if r is not None]
             self.adapted[svm.feature_set] = moments(np.stack(rows)) if rows else None
 
-    def svm_probs(self, loaders: list, groups: list) -> list[np.ndarray | None]:
+    def svm_probs(self, loaders: list, groups: list) -> tuple[list, list]:
         """Per input, the mean of the SVMs' probabilities (None: openSMILE could not describe
         its audio). `loaders` give each input's waveform at the model's rate; `groups` its
         speaker group (TRAINING_GROUP: the kept training moments); after `adapt_to_speaker`,
-        that speaker's moments standardise every input."""
+        that speaker's moments standardise every input. A group without moments of its own
+        (one recording) takes the training speakers'. Returns (probabilities, notes): per input
+        the mean over the SVMs (None: openSMILE could not describe its audio) and a warning
+        line or None."""
         k = len(self.predictor.classes)
         total = [np.zeros(k) for _ in loaders]
+        notes = [None] * len(loaders)
         for svm in self.svms:
             raw = [self.predictor.raw_functionals(load, svm.feature_set) for load in loaders]
             stats = {}
             for g in dict.fromkeys(groups):
                 members = [r for r, h in zip(raw, groups) if h == g and r is not None]
                 stats[g] = (self.adapted[svm.feature_set] if self.adapted is not None
-                            else (svm.train_mean, svm.train_std) if g == TRAINING_GROUP
+                            else None if g == TRAINING_GROUP
                             else moments(np.stack(members)) if members else None)
             for i, (r, g) in enumerate(zip(raw, groups)):
                 if r is None or total[i] is None:
                     total[i] = None
                     continue
-                z = group_zscore(r[None], np.zeros(1), {0: stats[g]})
+                m = stats[g]
+                if m is None and g != TRAINING_GROUP:
+                    notes[i] = ("the late fusion's functionals standardised with the training "
+                                "speakers' moments (its speaker group is one recording)")
+                z = group_zscore(r[None], np.zeros(1), {0: m or (svm.train_mean, svm.train_std)})
                 total[i] = total[i] + svm.model.probs(z, k)[0]
-        return [None if t is None else t / len(self.svms) for t in total]
+        return [None if t is None else t / len(self.svms) for t in total], notes
 
-    def _fuse(self, records: list[dict], svm: list) -> list[dict]:
+    def _fuse(self, records: list[dict], svm: tuple[list, list]) -> list[dict]:
         classes = self.predictor.classes
         n = 1 + len(self.svms)
-        for rec, p in zip(records, svm):
+        for rec, p, note in zip(records, *svm):
             if rec["error"] is not None:
                 continue
+            if note:
+                rec["warning"] = "; ".join(w for w in (rec["warning"], note) if w)
             if p is None:
                 rec.update(emotion=None, probs=None, error="openSMILE could not describe its "
                            "audio (the late fusion's SVMs read its functionals)")
@@ -160,17 +173,13 @@ class FusedPredictor:
             rec["probs"] = {c: round(float(x), 6) for c, x in zip(classes, fused)}
         return records
 
-    def _groups(self, names: list[str], speakers) -> list[str]:
-        if speakers is None or isinstance(speakers, str):
-            return speaker_groups(names, speakers or self.predictor.default_speaker_from)
-        return [str(g) for g in speakers]
-
     def predict_files(self, paths, speakers=None, **kwargs) -> list[dict]:
         """`Predictor.predict_files`, each record's probabilities fused."""
         paths = [os.fspath(p) for p in paths]
         records = self.predictor.predict_files(paths, speakers=speakers, **kwargs)
         loaders = [self.predictor.file_loader(p) for p in paths]
-        return self._fuse(records, self.svm_probs(loaders, self._groups(paths, speakers)))
+        groups = self.predictor._speaker_groups(paths, speakers, rules=SPEAKER_FROM, noun="path")
+        return self._fuse(records, self.svm_probs(loaders, groups))
 
     def predict_batch(self, waveforms, sample_rate: int, speakers=None, **kwargs) -> list[dict]:
         """`Predictor.predict_batch`, each record's probabilities fused."""
@@ -181,7 +190,9 @@ class FusedPredictor:
         prepared = [prepare_wave(w, sample_rate, self.predictor.sample_rate,
                                  self.predictor.min_samples,
                                  channels_first=kwargs.get("channels_first", False)) for w in waves]
-        groups = self._groups([f"wave {i}" for i in range(len(waves))], speakers)
+        groups = self.predictor._speaker_groups([f"wave {i}" for i in range(len(waves))],
+                                                speakers, rules=("call", "training"),
+                                                noun="recording")
         fused = self._fuse(records, self.svm_probs([lambda w=w: w for w in prepared], groups))
         for i, rec in enumerate(fused):
             if rec["error"]:

@@ -50,6 +50,7 @@ from adarl_jax.data.audio import (AudioError, iter_segments, level_warning, load
                                   segment, trim_silence)
 from adarl_jax.data.functionals import (DOMAIN_SET, functionals_of, group_zscore, moments,
                                         opensmile_extractor)
+from adarl_jax.extras import require
 from adarl_jax.inference.fold_models import CheckpointError, FoldRef, find_fold, restore_variables
 from adarl_jax.data.frontend import FrontendSpec, spectrogram, valid_frames
 from adarl_jax.train.forward import segment_outputs
@@ -184,6 +185,10 @@ class Predictor:
 
         config, variables, meta = read_model_folder(folder)
         svms = read_svms(folder, meta)
+        if svms is not None:  # the SVMs read openSMILE functionals: say so before any work
+            require("opensmile", "baselines", f"the late fusion in {folder} (its SVMs read "
+                    "openSMILE functionals; a folder of train --final --no-late-fusion holds "
+                    "the CNN alone)")
         cnn = cls(config, variables, buckets, f"model folder {folder}",
                   n_models=ensemble_members(meta), training_statistics=folder_statistics(folder, meta))
         return cnn if svms is None else FusedPredictor(cnn, svms)
@@ -312,8 +317,9 @@ class Predictor:
             self._extractors[feature_set] = opensmile_extractor(feature_set)[0]
         try:
             wave = trim_silence(load(), self.sample_rate, self.cut["trim_db"], self.min_samples)[0]
-            return np.asarray(self._extractors[feature_set](wave, self.sample_rate),
-                              np.float32).reshape(-1)
+            row = np.asarray(self._extractors[feature_set](wave, self.sample_rate),
+                             np.float32).reshape(-1)
+            return np.where(np.isfinite(row), row, 0.0).astype(np.float32)  # as training's cache
         except AudioError:
             return None  # its segments' read error names the problem
 

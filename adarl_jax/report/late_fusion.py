@@ -16,10 +16,14 @@ the folds every member finished; the report, `seeds` and `contrast` read workdir
 
 from __future__ import annotations
 
+import logging
+
 from adarl_jax.report.averaging import average_folds
 from adarl_jax.workdir.layout import collect
 
 __all__ = ["NAME", "CNN", "FUNCTIONALS", "MEMBERS", "late_fusion_folds", "with_late_fusion", "collect_systems"]
+
+log = logging.getLogger(__name__)
 
 NAME = "adarl_late_fusion"
 CNN = "adarl"
@@ -40,9 +44,9 @@ def late_fusion_folds(collected: dict[str, list[dict]], members=MEMBERS,
         if len(held) > 1:
             raise ValueError(f"fold {f}: {', '.join(members)} validated on different speakers "
                              f"({sorted(held)}); they are not one fold split")
-    out = average_folds(runs, folds)
+    out = average_folds(runs, folds, by_index=False)
     if all(r.get("val_utterances") for rs in runs for r in rs if r["fold"] in folds):
-        val = {r["fold"]: r for r in average_folds(runs, folds, "val_utterances")}
+        val = {r["fold"]: r for r in average_folds(runs, folds, "val_utterances", by_index=False)}
         out = [{**r, "val_utterances": val[r["fold"]]["val_utterances"],
                 "validation": val[r["fold"]]["validation"]} for r in out]
     else:
@@ -54,8 +58,13 @@ def late_fusion_folds(collected: dict[str, list[dict]], members=MEMBERS,
 
 
 def with_late_fusion(collected: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """`collected` with the late-fusion system added when its members are all there."""
-    fused = late_fusion_folds(collected)
+    """`collected` with the late-fusion system added when its members are all there and
+    scored the same utterances (else a warning names why, and the rest stands)."""
+    try:
+        fused = late_fusion_folds(collected)
+    except ValueError as e:  # e.g. openSMILE could not describe a file the CNN scored
+        log.warning("no %s row: %s", NAME, e)
+        return collected
     return {**collected, NAME: fused} if fused else collected
 
 

@@ -94,16 +94,22 @@ def _evaluation(m: dict, loso_results: list[dict], baselines: dict | None) -> li
     return lines
 
 
-def _fusion_lines(fusion: dict | None) -> list[str]:
-    """The late fusion's members, when the folder holds one (adarl_jax.inference.late_fusion)."""
+def _fusion_lines(fusion: dict | None, scored: bool) -> list[str]:
+    """The late fusion's members, when the folder holds one (adarl_jax.inference.late_fusion);
+    `scored`: the LOSO run has the fused system's row."""
     if not fusion:
         return []
     svms = "; ".join(f"{fs}: C {fit['C']:g} by {fit['c_select']}, {fit['n_fit']} utterances"
                      for fs, fit in fusion["svms"].items())
+    row = ("Its LOSO figures are the `adarl_late_fusion` row below, each test speaker "
+           "standardised with its own statistics; " if scored else
+           "The LOSO run has no `adarl_late_fusion` row (its per-speaker baselines did not run), "
+           "so the fusion is not scored here; ")
     return [f"- A late fusion: this CNN and a linear SVM on each recording's openSMILE "
             f"{' and '.join(fusion['functionals'])} functionals ({svms}); "
-            f"{fusion['combination']}; {fusion['normalisation']}. Its LOSO figures are the "
-            "`adarl_late_fusion` row below; predicting needs openSMILE (`[baselines]`)."]
+            f"{fusion['combination']}; {fusion['normalisation']}. {row}under `predict`'s "
+            "default (`--speaker-from training`) it is not measured. Predicting needs openSMILE "
+            "(`[baselines]`)."]
 
 
 def model_card(model_json: dict, loso_results: list[dict], baselines: dict | None = None) -> str:
@@ -141,7 +147,7 @@ def model_card(model_json: dict, loso_results: list[dict], baselines: dict | Non
          f"- A seed ensemble of {m['ensemble']['members']} models (seeds "
          f"{', '.join(map(str, m['ensemble']['seeds']))}), each {t['steps']} training steps on "
          f"these data; {m['ensemble']['combination']}. No validation or test data."),
-        *_fusion_lines(m.get("late_fusion")), "",
+        *_fusion_lines(m.get("late_fusion"), "adarl_late_fusion" in (baselines or {})), "",
         *_evaluation(m, loso_results, baselines), "",
         "## Intended use", "",
         "Research on speech emotion recognition, and a starting point for models fitted to "
