@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adarl_jax.baselines.linear_svm import LinearModel
-from adarl_jax.data.functionals import group_zscore, moments
+from adarl_jax.data.functionals import moments
 from adarl_jax.inference.model_folder import ModelFolderError, checked_file
 from adarl_jax.inference.speakers import SPEAKER_FROM, TRAINING_GROUP
 
@@ -108,7 +108,7 @@ class FusedPredictor:
     def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
         """`Predictor.adapt_to_speaker` for the CNN and the SVMs alike: the speaker's audio
         standardises every input that follows (its functionals' moments; one recording gives
-        none, so the SVMs then read zeros); with neither argument, forget them."""
+        none, and the training speakers' stand in); with neither argument, forget them."""
         from adarl_jax.data.audio import prepare_wave
 
         self.predictor.adapt_to_speaker(paths, waveform, sample_rate)
@@ -124,35 +124,30 @@ class FusedPredictor:
                     if r is not None]
             self.adapted[svm.feature_set] = moments(np.stack(rows)) if rows else None
 
-    def svm_probs(self, loaders: list, groups: list) -> tuple[list, list]:
+    def svm_probs(self, keys: list, loaders: list, groups: list) -> tuple[list, list]:
         """Per input, the mean of the SVMs' probabilities (None: openSMILE could not describe
-        its audio). `loaders` give each input's waveform at the model's rate; `groups` its
-        speaker group (TRAINING_GROUP: the kept training moments); after `adapt_to_speaker`,
-        that speaker's moments standardise every input. A group without moments of its own
-        (one recording) takes the training speakers'. Returns (probabilities, notes): per input
-        the mean over the SVMs (None: openSMILE could not describe its audio) and a warning
-        line or None."""
+        its audio) and a warning line or None. `keys` name the distinct inputs, `loaders` give
+        each one's waveform at the model's rate, `groups` its speaker group: its functionals
+        are standardised as `Predictor.standardised_functionals` says, with the kept training
+        moments for TRAINING_GROUP and for a group of one recording (which has none of its
+        own), and adapt_to_speaker's speaker's after `adapt_to_speaker`."""
         k = len(self.predictor.classes)
-        total = [np.zeros(k) for _ in loaders]
-        notes = [None] * len(loaders)
+        total = [np.zeros(k) for _ in keys]
+        notes = [None] * len(keys)
         for svm in self.svms:
-            raw = [self.predictor.raw_functionals(load, svm.feature_set) for load in loaders]
-            stats = {}
-            for g in dict.fromkeys(groups):
-                members = [r for r, h in zip(raw, groups) if h == g and r is not None]
-                stats[g] = (self.adapted[svm.feature_set] if self.adapted is not None
-                            else None if g == TRAINING_GROUP
-                            else moments(np.stack(members)) if members else None)
-            for i, (r, g) in enumerate(zip(raw, groups)):
-                if r is None or total[i] is None:
+            training = (svm.train_mean, svm.train_std)
+            adapted = self.adapted[svm.feature_set] if self.adapted is not None else None
+            rows, lonely = self.predictor.standardised_functionals(
+                keys, groups, loaders, svm.feature_set, training, adapted or training,
+                lone=training)
+            for i, (z, alone) in enumerate(zip(rows, lonely)):
+                if z is None or total[i] is None:
                     total[i] = None
                     continue
-                m = stats[g]
-                if m is None and g != TRAINING_GROUP:
+                if alone:
                     notes[i] = ("the late fusion's functionals standardised with the training "
                                 "speakers' moments (its speaker group is one recording)")
-                z = group_zscore(r[None], np.zeros(1), {0: m or (svm.train_mean, svm.train_std)})
-                total[i] = total[i] + svm.model.probs(z, k)[0]
+                total[i] = total[i] + svm.model.probs(z[None], k)[0]
         return [None if t is None else t / len(self.svms) for t in total], notes
 
     def _fuse(self, records: list[dict], svm: tuple[list, list]) -> list[dict]:
@@ -179,7 +174,8 @@ class FusedPredictor:
         records = self.predictor.predict_files(paths, speakers=speakers, **kwargs)
         loaders = [self.predictor.file_loader(p) for p in paths]
         groups = self.predictor._speaker_groups(paths, speakers, rules=SPEAKER_FROM, noun="path")
-        return self._fuse(records, self.svm_probs(loaders, groups))
+        keys = [os.path.abspath(p) for p in paths]
+        return self._fuse(records, self.svm_probs(keys, loaders, groups))
 
     def predict_batch(self, waveforms, sample_rate: int, speakers=None, **kwargs) -> list[dict]:
         """`Predictor.predict_batch`, each record's probabilities fused."""
@@ -193,7 +189,8 @@ class FusedPredictor:
         groups = self.predictor._speaker_groups([f"wave {i}" for i in range(len(waves))],
                                                 speakers, rules=("call", "training"),
                                                 noun="recording")
-        fused = self._fuse(records, self.svm_probs([lambda w=w: w for w in prepared], groups))
+        fused = self._fuse(records, self.svm_probs(list(range(len(prepared))),
+                                                   [lambda w=w: w for w in prepared], groups))
         for i, rec in enumerate(fused):
             if rec["error"]:
                 raise ValueError(f"waveforms[{i}]: {rec['error']}")

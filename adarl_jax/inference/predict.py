@@ -329,25 +329,47 @@ class Predictor:
         (adapt_to_speaker's statistics when set) under frontend.normalize='speaker'."""
         if not self.functionals_set:
             return [None] * len(keys)
+        if self.spec.normalize != "speaker":
+            raw = {}
+            for k, load in zip(keys, loaders):
+                if k not in raw:
+                    raw[k] = self.raw_functionals(load)
+            return [raw[k] for k in keys]
+        training = None
+        if TRAINING_GROUP in groups and self.speaker_norm is None:
+            t = self._training()
+            training = (t["functionals_mean"], t["functionals_std"])
+        return self.standardised_functionals(keys, groups, loaders, self.functionals_set,
+                                             training, self.speaker_functionals)[0]
+
+    def standardised_functionals(self, keys: list, groups: list, loaders: list,
+                                 feature_set: str, training, adapted,
+                                 lone=None) -> tuple[list, list]:
+        """Per input, its `feature_set` functionals z-scored with its speaker group's moments
+        (None: its audio could not be described), and whether its group had none of its own.
+        A group's moments: `adapted` (adapt_to_speaker's) while the model is adapted to a
+        speaker, `training` for TRAINING_GROUP, else those of the group's distinct inputs
+        (`keys` name them; a repeated input counts once); a group of one recording has none,
+        and takes `lone` (None: zeros, the functionals then say nothing)."""
         raw = {}
         for k, load in zip(keys, loaders):
             if k not in raw:
-                raw[k] = self.raw_functionals(load)
-        if self.spec.normalize != "speaker":
-            return [raw[k] for k in keys]
+                raw[k] = self.raw_functionals(load, feature_set)
         stats = {}
         for g in dict.fromkeys(groups):
             if self.speaker_norm is not None:  # adapt_to_speaker's, whatever the groups
-                stats[g] = self.speaker_functionals
+                stats[g] = adapted
             elif g == TRAINING_GROUP:
-                t = self._training()
-                stats[g] = (t["functionals_mean"], t["functionals_std"])
+                stats[g] = training
             else:
                 members = [raw[k] for k in dict.fromkeys(k for k, h in zip(keys, groups) if h == g)
                            if raw[k] is not None]
                 stats[g] = moments(np.stack(members)) if members else None
-        return [None if raw[k] is None else group_zscore(raw[k][None], np.zeros(1), {0: stats[g]})[0]
+        lonely = [stats[g] is None for g in groups]
+        rows = [None if raw[k] is None else
+                group_zscore(raw[k][None], np.zeros(1), {0: lone if stats[g] is None else stats[g]})[0]
                 for k, g in zip(keys, groups)]
+        return rows, lonely
 
     def _speaker_groups(self, names: list[str], speakers, rules: tuple[str, ...],
                         noun: str) -> list[str]:
