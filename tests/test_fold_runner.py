@@ -118,7 +118,7 @@ def test_trainer_and_baseline_records_share_one_header(monkeypatch):
     cnn, svm = _trainer_record(config, fold, monkeypatch), _baseline_record(config, fold)
     assert list(cnn)[:len(HEADER)] == list(svm)[:len(HEADER)] == list(HEADER)
     assert list(cnn)[len(HEADER):] == ["test", "utterances", "val_utterances"]
-    assert list(svm)[len(HEADER):] == ["baseline", "test", "utterances"]
+    assert list(svm)[len(HEADER):] == ["baseline", "test", "utterances", "val_utterances"]
     same = ("fold", "test_speaker", "train_speakers", "val_speakers", "classes", "genders",
             "domains", "domain_column", "seed")
     assert {k: cnn[k] for k in same} == {k: svm[k] for k in same}
