@@ -39,7 +39,7 @@ from adarl_jax import metrics
 from adarl_jax.baselines.linear_svm import C_GRID, C_SELECT, DEFAULT_C, LinearModel, fit_fold, fit_svm
 from adarl_jax.data.corpora import Utterance
 from adarl_jax.data.dataset import domain_labels
-from adarl_jax.data.folds import Fold, config_folds
+from adarl_jax.data.folds import config_folds, every_speaker_fold
 from adarl_jax.data.functionals import (FEATURE_SETS, Extractor, FeatureTable, check_feature_set,
                                         extract_features, moments, opensmile_extractor,
                                         opensmile_module, speaker_zscore)
@@ -187,12 +187,19 @@ def _describe(result: dict) -> str:
     return fold_scores(result) + f" C {result['baseline']['C']:g} ({result['train_time_s']:.1f} s)"
 
 
+def _emotion_labels(config, utterances) -> np.ndarray:
+    """Each utterance's class index in config.data.classes (-1: no emotion of them)."""
+    classes = tuple(config.data.classes)
+    return np.array([classes.index(u.emotion) if u.emotion is not None else -1
+                     for u in utterances], np.int64)
+
+
 def _fit_fold(config, table: FeatureTable, fold, variant, feature_set, c_select, C, refit):
     """(fitted model, result record) of one fold: the SVM fitted as `fit_fold` says, then
     scored once on the test speaker."""
     utts, classes = table.utterances, tuple(config.data.classes)
     num_classes = len(classes)
-    emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1 for u in utts], np.int64)
+    emotion = _emotion_labels(config, utts)
     domain = domain_labels(config, utts).astype(np.int64)
     speakers = np.array([u.speaker for u in utts], dtype=object)
     t0 = time.time()
@@ -263,16 +270,12 @@ def fit_final_svm(config, utterances: list[Utterance], cache_dir, feature_set: s
 
     table = extract_features(config, utterances, cache_dir, feature_set, extractor,
                              extractor_id, progress)
-    classes = tuple(config.data.classes)
-    emotion = np.array([classes.index(u.emotion) if u.emotion is not None else -1
-                        for u in table.utterances], np.int64)
+    emotion = _emotion_labels(config, table.utterances)
     speakers = np.array([u.speaker for u in table.utterances], dtype=object)
-    everyone = Fold(index=0, test_speaker="", train_speakers=tuple(sorted(set(speakers))),
-                    val_speakers=(), train=np.arange(len(speakers)), val=np.zeros(0, np.int64),
-                    test=np.zeros(0, np.int64))
     with threadpool_limits(limits=1):
         model, info = fit_fold(speaker_zscore(table.features, speakers), emotion, speakers,
-                               everyone, len(classes), "inner", seed=int(config.train.seed))
+                               every_speaker_fold(table.utterances), len(config.data.classes),
+                               "inner", seed=int(config.train.seed))
     return model, {"feature_set": feature_set, "extractor": table.extractor_id, **info}, \
         moments(table.features)
 

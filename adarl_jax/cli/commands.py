@@ -333,10 +333,6 @@ def cmd_export(args, overrides) -> int:
     from adarl_jax.inference.export import export_predictor
 
     predictor = _predictor(args)
-    if getattr(predictor, "late_fusion", None):  # export_predictor exports the CNN alone
-        print(f"adarl-jax export: note: {args.model} is a late fusion; the artifact is its CNN "
-              f"alone (the {', '.join(predictor.late_fusion)} SVMs read openSMILE functionals, "
-              "which no jax program computes)", file=sys.stderr)
     platforms = tuple(p for p in args.platforms.split(",") if p)
     meta = export_predictor(predictor, args.out, input=args.input, platforms=platforms)
     for info in meta["artifacts"].values():

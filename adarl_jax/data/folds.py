@@ -13,7 +13,7 @@ import numpy as np
 
 from adarl_jax.data.corpus_sources import extra_sources, test_source
 
-__all__ = ["Fold", "loso_folds", "parse_folds", "missing_classes"]
+__all__ = ["Fold", "loso_folds", "every_speaker_fold", "parse_folds", "missing_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,14 @@ class Fold:
     train: np.ndarray  # utterance indices, labelled or not (unlabelled ones train the domain pathway)
     val: np.ndarray  # labelled utterances of the validation speakers
     test: np.ndarray  # labelled utterances of the test speaker
+
+
+def every_speaker_fold(utterances, index: int = 0) -> Fold:
+    """Every utterance trains; nothing validates or tests (a final model's fold)."""
+    speakers = tuple(sorted({u.speaker for u in utterances}))
+    empty = np.zeros(0, np.int64)
+    return Fold(index=index, test_speaker="", train_speakers=speakers, val_speakers=(),
+                train=np.arange(len(utterances)), val=empty, test=empty)
 
 
 def loso_folds(utterances, val_speakers_per_gender: int = 0, seed: int = 0,

@@ -35,7 +35,7 @@ from adarl_jax.workdir.kept_variant import keep_variant_file
 from adarl_jax.workdir import pinning
 from adarl_jax.config import input_shape, to_json
 from adarl_jax.workdir.files import write_text_atomic
-from adarl_jax.data.folds import Fold, loso_folds
+from adarl_jax.data.folds import every_speaker_fold, loso_folds
 from adarl_jax.data.reading import check_domains, corpus_dir, load_dataset
 from adarl_jax.model import param_counts
 from adarl_jax.report.model_card import model_card
@@ -81,14 +81,6 @@ def _finished_results(config, workdir: Path, dataset, collected: dict) -> list[d
             f"fold(s) without result.json, e.g. {missing[0]}; finish it first (adarl-jax train "
             f"--workdir {workdir} with the same config)")
     return [done[k] for k in sorted(done)]
-
-
-def final_fold(dataset, index: int) -> Fold:
-    """Every utterance trains; nothing validates or tests."""
-    speakers = tuple(sorted({u.speaker for u in dataset.utterances}))
-    empty = np.zeros(0, np.int64)
-    return Fold(index=index, test_speaker="", train_speakers=speakers, val_speakers=(),
-                train=np.arange(len(dataset.utterances)), val=empty, test=empty)
 
 
 def _prepare_train_dir(train_dir: Path, plan: str) -> None:
@@ -215,7 +207,7 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
     collected = collect_systems(workdir)
     results = _finished_results(config, workdir, dataset, collected)
     rule = epochs_rule(results)
-    fold = final_fold(dataset, index=max(r["fold"] for r in results) + 1)
+    fold = every_speaker_fold(dataset.utterances, index=max(r["fold"] for r in results) + 1)
     check_domains(config, dataset, [fold])
     is_writer = jax.process_index() == 0
     seeds = [int(config.train.seed) + k for k in range(int(members))]

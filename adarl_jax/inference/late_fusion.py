@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from adarl_jax.baselines.linear_svm import LinearModel
-from adarl_jax.data.functionals import moments
 from adarl_jax.inference.model_folder import ModelFolderError, checked_file
 from adarl_jax.inference.speakers import SPEAKER_FROM, TRAINING_GROUP
 
@@ -109,20 +108,11 @@ class FusedPredictor:
         """`Predictor.adapt_to_speaker` for the CNN and the SVMs alike: the speaker's audio
         standardises every input that follows (its functionals' moments; one recording gives
         none, and the training speakers' stand in); with neither argument, forget them."""
-        from adarl_jax.data.audio import prepare_wave
-
         self.predictor.adapt_to_speaker(paths, waveform, sample_rate)
-        if paths is None and waveform is None:
-            self.adapted = None
-            return
-        p = self.predictor
-        loaders = ([p.file_loader(os.fspath(q)) for q in paths] if paths is not None else
-                   [lambda: prepare_wave(waveform, sample_rate, p.sample_rate, p.min_samples)])
-        self.adapted = {}
-        for svm in self.svms:
-            rows = [r for r in (p.raw_functionals(load, svm.feature_set) for load in loaders)
-                    if r is not None]
-            self.adapted[svm.feature_set] = moments(np.stack(rows)) if rows else None
+        self.adapted = None if paths is None and waveform is None else {
+            svm.feature_set: self.predictor.speaker_moments(svm.feature_set, paths, waveform,
+                                                            sample_rate)
+            for svm in self.svms}
 
     def svm_probs(self, keys: list, loaders: list, groups: list) -> tuple[list, list]:
         """Per input, the mean of the SVMs' probabilities (None: openSMILE could not describe

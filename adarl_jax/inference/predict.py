@@ -273,11 +273,19 @@ class Predictor:
             raise ValueError("no readable audio to compute speaker statistics from")
         self.speaker_norm = stats[0]
         if self.functionals_set:
-            loaders = ([self.file_loader(os.fspath(p)) for p in paths] if paths is not None
-                       else [lambda: prepare_wave(waveform, sample_rate, self.sample_rate,
-                                                  self.min_samples)])
-            rows = [r for r in (self.raw_functionals(load) for load in loaders) if r is not None]
-            self.speaker_functionals = moments(np.stack(rows)) if rows else None
+            self.speaker_functionals = self.speaker_moments(self.functionals_set, paths,
+                                                            waveform, sample_rate)
+
+    def speaker_moments(self, feature_set: str, paths=None, waveform=None,
+                        sample_rate: int | None = None):
+        """(mean, std) of one speaker's `feature_set` functionals, from files or one waveform
+        (None: fewer than two describable recordings), as adapt_to_speaker takes them."""
+        loaders = ([self.file_loader(os.fspath(p)) for p in paths] if paths is not None
+                   else [lambda: prepare_wave(waveform, sample_rate, self.sample_rate,
+                                              self.min_samples)])
+        rows = [r for r in (self.raw_functionals(load, feature_set) for load in loaders)
+                if r is not None]
+        return moments(np.stack(rows)) if rows else None
 
     def _file_segments(self, path: str) -> Callable[..., Iterator]:
         d = self.config.data
@@ -330,10 +338,7 @@ class Predictor:
         if not self.functionals_set:
             return [None] * len(keys)
         if self.spec.normalize != "speaker":
-            raw = {}
-            for k, load in zip(keys, loaders):
-                if k not in raw:
-                    raw[k] = self.raw_functionals(load)
+            raw = self._raw_by_input(keys, loaders, self.functionals_set)
             return [raw[k] for k in keys]
         training = None
         if TRAINING_GROUP in groups and self.speaker_norm is None:
@@ -341,6 +346,14 @@ class Predictor:
             training = (t["functionals_mean"], t["functionals_std"])
         return self.standardised_functionals(keys, groups, loaders, self.functionals_set,
                                              training, self.speaker_functionals)[0]
+
+    def _raw_by_input(self, keys: list, loaders: list, feature_set: str) -> dict:
+        """{key: raw functionals} of each distinct input (a repeated key is read once)."""
+        raw = {}
+        for k, load in zip(keys, loaders):
+            if k not in raw:
+                raw[k] = self.raw_functionals(load, feature_set)
+        return raw
 
     def standardised_functionals(self, keys: list, groups: list, loaders: list,
                                  feature_set: str, training, adapted,
@@ -351,10 +364,7 @@ class Predictor:
         speaker, `training` for TRAINING_GROUP, else those of the group's distinct inputs
         (`keys` name them; a repeated input counts once); a group of one recording has none,
         and takes `lone` (None: zeros, the functionals then say nothing)."""
-        raw = {}
-        for k, load in zip(keys, loaders):
-            if k not in raw:
-                raw[k] = self.raw_functionals(load, feature_set)
+        raw = self._raw_by_input(keys, loaders, feature_set)
         stats = {}
         for g in dict.fromkeys(groups):
             if self.speaker_norm is not None:  # adapt_to_speaker's, whatever the groups
