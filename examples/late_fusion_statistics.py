@@ -1,0 +1,119 @@
+"""The late fusion under the statistics a user has: each adarl fold model of a finished main
+command's workdir (adarl and the per-speaker baselines) labels its validation speakers (or,
+with --test, its test speaker) under `train` (the training speakers' pooled statistics),
+`utterance` (each recording alone), `enrol:3` and `enrol:10` (K of the speaker's recordings,
+not scored, 5 draws), and with the speaker's own statistics (`all`). The SVM fold models'
+functionals are standardised as `predict` does for a fused model: with the pooled moments of
+the fold's training recordings under `train` and `utterance` (one recording has none), with
+the moments of the same K recordings under `enrol:K`, with the speaker's own under `all`.
+Prints UA pooled over folds (mean ± sd over draws) of adarl and of the fusion (RESULTS.md,
+"The late fusion under the statistics a user has").
+
+  python examples/late_fusion_statistics.py runs/late/e0 [--test]
+"""
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from adarl_jax import metrics
+from adarl_jax.baselines.linear_svm import LinearModel
+from adarl_jax.baselines.opensmile import variant_name
+from adarl_jax.data.folds import config_folds
+from adarl_jax.data.functionals import attach_functionals, extract_features, moments, speaker_zscore
+from adarl_jax.data.reading import load_dataset
+from adarl_jax.inference.fold_models import find_fold, restore_variables
+from adarl_jax.model import build_model
+from adarl_jax.report.late_fusion import FUNCTIONALS
+from adarl_jax.train import sharding
+from adarl_jax.train.forward import BatchedInference
+from adarl_jax.train.test_statistics import enrolment_draws, predictions_under_modes, speaker_utterances
+from adarl_jax.workdir.layout import fold_dirs
+
+MODES, DRAWS = ("train", "utterance", "enrol:3", "enrol:10"), 5
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("workdir")
+    ap.add_argument("--test", action="store_true", help="the test speakers (default: validation)")
+    args = ap.parse_args()
+    W = Path(args.workdir)
+    mesh, dataset, scores = sharding.make_mesh(), None, {}
+    for ref in find_fold(W, "adarl", "all"):
+        config, variables = restore_variables(ref)
+        if dataset is None:
+            dataset = load_dataset(config, W, progress=False)
+            K = len(config.data.classes)
+            speakers = np.array([u.speaker for u in dataset.utterances], object)
+            raw = {fs: extract_features(config, dataset.utterances, W / "cache", fs,
+                                        progress=False).features.astype(np.float64)
+                   for fs in FUNCTIONALS}
+        fold = config_folds(config, dataset.utterances, str(ref.fold))[0]
+        scored_utts = np.asarray(fold.test if args.test else fold.val, np.int64)
+        attach_functionals(config, dataset, progress=False)
+        evaluate = BatchedInference(build_model(config), mesh, int(config.train.eval_batch_size))
+        captured = []  # segment probabilities, one array per mode and draw, in call order
+
+        def probs(x, u):
+            captured.append(np.asarray(evaluate(variables, x, u)["emotion_probs"]))
+            return captured[-1]
+
+        scored = config.copy_and_resolve_references()
+        scored.eval.test_statistics, scored.eval.enrol_draws = MODES, DRAWS
+        seed = int(config.train.seed)
+        predictions_under_modes(scored, dataset, dataclasses.replace(fold, test=scored_utts), probs, seed)
+        seg_utt = dataset.segment_utt[dataset.subset_segments(scored_utts)]
+        y = np.asarray(dataset.emotion)[scored_utts]
+        svms = {fs: LinearModel.load(fold_dirs(W / variant_name(fs, "speaker"))[ref.fold] / "model.npz")
+                for fs in FUNCTIONALS}
+        pooled = {fs: moments(raw[fs][np.asarray(fold.train, np.int64)]) for fs in FUNCTIONALS}
+        record = json.loads((fold_dirs(W / "adarl")[ref.fold] / "result.json").read_text())
+        own = {r["utterance"]: r["probs"]
+               for r in record["utterances" if args.test else "val_utterances"]}
+        runs = [("all", 0, None, None)]
+        calls = iter(captured)
+        for mode in MODES:
+            if mode.startswith("enrol"):
+                by = speaker_utterances(dataset.utterances, scored_utts)
+                for d, chosen in enumerate(enrolment_draws(by, int(mode.split(":")[1]), DRAWS, seed, fold.index)):
+                    runs.append((mode, d, next(calls), chosen))
+            else:
+                runs.append((mode, 0, next(calls), None))
+        for mode, d, seg_probs, chosen in runs:
+            cnn = (np.stack([own[int(u)] for u in scored_utts]) if seg_probs is None else
+                   np.stack([seg_probs[seg_utt == u].mean(0) for u in scored_utts]))
+            keep = np.ones(len(scored_utts), bool)
+            svm = np.zeros_like(cnn)
+            for fs, model in svms.items():
+                if mode == "all":
+                    z = speaker_zscore(raw[fs], speakers)[scored_utts]
+                elif chosen is None:
+                    z = (raw[fs][scored_utts] - pooled[fs][0]) / pooled[fs][1]
+                else:
+                    z = np.zeros((len(scored_utts), raw[fs].shape[1]))
+                    for spk, utts in chosen.items():
+                        rows = speakers[scored_utts] == spk
+                        mean, std = moments(raw[fs][np.asarray(utts)])
+                        z[rows] = (raw[fs][scored_utts[rows]] - mean) / std
+                        keep &= ~np.isin(scored_utts, utts)
+                svm += model.probs(z, K) / len(svms)
+            entry = scores.setdefault((mode, d), {"y": [], "adarl": [], "fusion": []})
+            entry["y"].append(y[keep])
+            entry["adarl"].append(cnn.argmax(1)[keep])
+            entry["fusion"].append(((cnn + len(svms) * svm) / (1 + len(svms))).argmax(1)[keep])
+    print(f"{W} ({'test' if args.test else 'validation'} speakers): UA pooled over folds")
+    for mode in ("all", *MODES):
+        cells = []
+        for system in ("adarl", "fusion"):
+            uas = [metrics.unweighted_accuracy(np.concatenate(e["y"]), np.concatenate(e[system]), K)
+                   for (m, _), e in scores.items() if m == mode]
+            cells.append(f"{system} {np.mean(uas):.3f}" + (f" ± {np.std(uas, ddof=1):.3f}" if len(uas) > 1 else ""))
+        print(f"  {mode:10s} " + "   ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
