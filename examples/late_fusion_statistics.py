@@ -5,9 +5,12 @@ with --test, its test speaker) under `train` (the training speakers' pooled stat
 not scored, 5 draws), and with the speaker's own statistics (`all`). The SVM fold models'
 functionals are standardised as `predict` does for a fused model: with the pooled moments of
 the fold's training recordings under `train` and `utterance` (one recording has none), with
-the moments of the same K recordings under `enrol:K`, with the speaker's own under `all`.
-Prints UA pooled over folds (mean ± sd over draws) of adarl and of the fusion (RESULTS.md,
-"The late fusion under the statistics a user has").
+the moments of the same K recordings under `enrol:K`, with the speaker's own under `all`;
+`fusion_global` takes the fold's globally standardised SVMs instead (what a fused model folder
+does for a speaker group of fewer than `GLOBAL_BELOW` recordings and under `train`), and
+`compare_global`, `egemaps_global` are those SVMs alone. Prints UA pooled over folds (mean ±
+sd over draws) of each (RESULTS.md, "The late fusion under the statistics a user has", "The
+late fusion's SVMs for small speaker groups").
 
   python examples/late_fusion_statistics.py runs/late/e0 [--test]
 """
@@ -34,6 +37,7 @@ from adarl_jax.train.test_statistics import enrolment_draws, predictions_under_m
 from adarl_jax.workdir.layout import fold_dirs
 
 MODES, DRAWS = ("train", "utterance", "enrol:3", "enrol:10"), 5
+SYSTEMS = ("adarl", "fusion", "fusion_global", *(f"{fs}_global" for fs in FUNCTIONALS))
 
 
 def main():
@@ -68,8 +72,8 @@ def main():
         predictions_under_modes(scored, dataset, dataclasses.replace(fold, test=scored_utts), probs, seed)
         seg_utt = dataset.segment_utt[dataset.subset_segments(scored_utts)]
         y = np.asarray(dataset.emotion)[scored_utts]
-        svms = {fs: LinearModel.load(fold_dirs(W / variant_name(fs, "speaker"))[ref.fold] / "model.npz")
-                for fs in FUNCTIONALS}
+        svms, global_svms = ({fs: LinearModel.load(fold_dirs(W / variant_name(fs, norm))[ref.fold] / "model.npz")
+                              for fs in FUNCTIONALS} for norm in ("speaker", "global"))
         pooled = {fs: moments(raw[fs][np.asarray(fold.train, np.int64)]) for fs in FUNCTIONALS}
         record = json.loads((fold_dirs(W / "adarl")[ref.fold] / "result.json").read_text())
         own = {r["utterance"]: r["probs"]
@@ -101,14 +105,18 @@ def main():
                         z[rows] = (raw[fs][scored_utts[rows]] - mean) / std
                         keep &= ~np.isin(scored_utts, utts)
                 svm += model.probs(z, K) / len(svms)
-            entry = scores.setdefault((mode, d), {"y": [], "adarl": [], "fusion": []})
+            glob = {fs: m.probs(raw[fs][scored_utts], K) for fs, m in global_svms.items()}
+            predicted = {"adarl": cnn, "fusion": (cnn + len(svms) * svm) / (1 + len(svms)),
+                         "fusion_global": (cnn + sum(glob.values())) / (1 + len(glob)),
+                         **{f"{fs}_global": p for fs, p in glob.items()}}
+            entry = scores.setdefault((mode, d), {"y": []})
             entry["y"].append(y[keep])
-            entry["adarl"].append(cnn.argmax(1)[keep])
-            entry["fusion"].append(((cnn + len(svms) * svm) / (1 + len(svms))).argmax(1)[keep])
+            for system, p in predicted.items():
+                entry.setdefault(system, []).append(p.argmax(1)[keep])
     print(f"{W} ({'test' if args.test else 'validation'} speakers): UA pooled over folds")
     for mode in ("all", *MODES):
         cells = []
-        for system in ("adarl", "fusion"):
+        for system in SYSTEMS:
             uas = [metrics.unweighted_accuracy(np.concatenate(e["y"]), np.concatenate(e[system]), K)
                    for (m, _), e in scores.items() if m == mode]
             cells.append(f"{system} {np.mean(uas):.3f}" + (f" ± {np.std(uas, ddof=1):.3f}" if len(uas) > 1 else ""))

@@ -1,7 +1,9 @@
-"""The late fusion as a final model: `train --final` of adarl writes the per-speaker SVMs into
-its model folder, `Predictor.load` serves CNN + SVMs, and each file's probabilities are the
-mean of the CNN's and the SVMs', against a numpy reimplementation of the SVM's scores.
-openSMILE is an optional extra: a stand-in extractor takes its place (as in test_fusion)."""
+"""The late fusion as a final model: `train --final` of adarl writes the per-speaker and the
+global SVMs into its model folder, `Predictor.load` serves CNN + SVMs, and each file's
+probabilities are the mean of the CNN's and the SVMs' (the per-speaker SVMs for a speaker
+group of at least `global_below` recordings, else the global ones), against a numpy
+reimplementation of the SVM's scores. openSMILE is an optional extra: a stand-in extractor
+takes its place (as in test_fusion)."""
 
 import io
 import json
@@ -55,10 +57,11 @@ def final(tmp_path_factory):
         yield root, workdir / "final" / "adarl"
 
 
-def reference_probs(npz, feature_set, x):
-    """libsvm's pairwise votes + confidence -> per-class scores -> softmax, in numpy."""
-    z = (x - npz[f"{feature_set}/mean"]) / npz[f"{feature_set}/scale"]
-    dec = z @ npz[f"{feature_set}/coef"].T + npz[f"{feature_set}/intercept"]
+def reference_probs(npz, prefix, x):
+    """libsvm's pairwise votes + confidence -> per-class scores -> softmax, in numpy; `prefix`
+    names the SVM in late_fusion.npz ('<set>/' per speaker, '<set>/global_' global)."""
+    z = (x - npz[f"{prefix}mean"]) / npz[f"{prefix}scale"]
+    dec = z @ npz[f"{prefix}coef"].T + npz[f"{prefix}intercept"]
     k = 4
     votes, conf, pair = np.zeros(k), np.zeros(k), 0
     for i in range(k):
@@ -72,35 +75,70 @@ def reference_probs(npz, feature_set, x):
     return e / e.sum()
 
 
+def legacy_copy(folder, tmp_path):
+    """The folder as format_version 3 wrote it: no `global_below`, so no global SVMs read."""
+    import shutil
+
+    copy = tmp_path / "v3"
+    shutil.copytree(folder, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    del meta["late_fusion"]["global_below"]
+    meta["format_version"] = 3
+    (copy / "model.json").write_text(json.dumps(meta))
+    return copy
+
+
 def test_the_folder_holds_the_svms_and_records_them(final):
     from adarl_jax.inference.model_folder import LATE_FUSION_FORMAT_VERSION
+    from adarl_jax.report.late_fusion import GLOBAL_BELOW
 
     _, folder = final
     meta = json.loads((folder / "model.json").read_text())
     assert meta["format_version"] == LATE_FUSION_FORMAT_VERSION
     assert meta["late_fusion"]["functionals"] == ["egemaps", "compare"]
+    assert meta["late_fusion"]["global_below"] == GLOBAL_BELOW
     assert set(meta["files"]) >= {"late_fusion.npz", "params.npz"}
     assert meta["late_fusion"]["svms"]["egemaps"]["n_fit"] == 32  # every utterance of the 4 speakers
+    npz = np.load(io.BytesIO((folder / "late_fusion.npz").read_bytes()))
+    for fs in ("egemaps", "compare"):
+        assert meta["late_fusion"]["svms"][fs]["global_C"] == float(npz[f"{fs}/global_C"])
+        assert not np.allclose(npz[f"{fs}/global_coef"], npz[f"{fs}/coef"])
     assert "late fusion" in (folder / "MODEL.md").read_text()
 
 
-@pytest.mark.parametrize("speakers", ["call", "training", "adapted"])
-def test_predict_averages_the_cnn_and_each_svm(final, speakers):
+# (speaker rule, the files predicted, the files adapt_to_speaker takes, which SVMs score them,
+#  whose moments standardise them for the per-speaker SVMs)
+CASES = {
+    "call, 5 files": ("call", slice(0, 5), None, "global", None),
+    "call, every file": ("call", slice(None), None, "speaker", "predicted"),
+    "training": ("training", slice(0, 5), None, "global", None),
+    "adapted to 3 files": (None, slice(0, 5), slice(29, 32), "global", None),
+    "adapted to 12 files": (None, slice(0, 5), slice(20, 32), "speaker", "adapted"),
+    "v3 folder, training": ("training", slice(0, 5), None, "speaker", "training"),
+    "v3 folder, call, 5 files": ("call", slice(0, 5), None, "speaker", "predicted"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_predict_averages_the_cnn_and_each_svm(final, case, tmp_path):
     from adarl_jax.data.audio import load_audio
     from adarl_jax.inference.late_fusion import FusedPredictor
     from adarl_jax.inference.predict import Predictor
 
     root, folder = final
-    speaker_files = sorted(str(p) for p in (root / "corpus" / "wav").glob("s2_*.wav"))
-    paths, enrolled = speaker_files[:5], speaker_files[5:]  # 'adapted': the rest of s2 adapts
+    rule, predicted, adapted, members, moments_of = CASES[case]
+    every = sorted(str(p) for p in (root / "corpus" / "wav").glob("*.wav"))
+    paths = every[predicted]
+    enrolled = every[adapted] if adapted is not None else None
+    source = legacy_copy(folder, tmp_path) if case.startswith("v3") else folder
     with pytest.MonkeyPatch.context() as mp:
         with_stand_in(mp)
-        p = Predictor.load(folder)
+        p = Predictor.load(source)
         assert isinstance(p, FusedPredictor) and "late fusion" in p.source
-        if speakers == "adapted":
+        if enrolled is not None:
             p.adapt_to_speaker(enrolled)
-        fused = p.predict_files(paths, speakers=None if speakers == "adapted" else speakers)
-        cnn = p.predictor.predict_files(paths, speakers=None if speakers == "adapted" else speakers)
+        fused = p.predict_files(paths, speakers=rule)
+        cnn = p.predictor.predict_files(paths, speakers=rule)
         p.adapt_to_speaker()
     npz = np.load(io.BytesIO((folder / "late_fusion.npz").read_bytes()))
 
@@ -109,21 +147,37 @@ def test_predict_averages_the_cnn_and_each_svm(final, speakers):
 
     for fs in ("egemaps", "compare"):
         raw = functionals(fs, paths)
-        if speakers == "call":
-            mean, std = raw.mean(0), raw.std(0) + 1e-8
-        elif speakers == "adapted":
-            mean, std = functionals(fs, enrolled).mean(0), functionals(fs, enrolled).std(0) + 1e-8
-        else:  # the kept moments are those of every training recording's functionals
-            every = functionals(fs, sorted(str(q) for q in (root / "corpus" / "wav").glob("*.wav")))
-            mean, std = every.mean(0), every.std(0) + 1e-8
-            np.testing.assert_allclose(npz[f"{fs}/train_mean"], mean, rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(npz[f"{fs}/train_std"], std, rtol=1e-5, atol=1e-6)
-        for c, x in zip(cnn, (raw - mean) / std):
-            c.setdefault("svm", []).append(reference_probs(npz, fs, x))
+        if members == "global":
+            x, prefix = raw, f"{fs}/global_"
+        else:
+            ref = {"predicted": raw, "adapted": functionals(fs, enrolled) if enrolled else None,
+                   "training": functionals(fs, every)}[moments_of]
+            mean, std = ref.mean(0), ref.std(0) + 1e-8
+            if moments_of == "training":  # the kept moments are those of every training recording
+                np.testing.assert_allclose(npz[f"{fs}/train_mean"], mean, rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(npz[f"{fs}/train_std"], std, rtol=1e-5, atol=1e-6)
+            x, prefix = (raw - mean) / std, f"{fs}/"
+        for c, row in zip(cnn, x):
+            c.setdefault("svm", []).append(reference_probs(npz, prefix, row))
     for f, c in zip(fused, cnn):
         want = (np.array(list(c["probs"].values())) + sum(c["svm"])) / 3
         np.testing.assert_allclose(list(f["probs"].values()), want, atol=2e-6)
         assert f["emotion"] == p.classes[int(np.argmax(want))]
+
+
+def test_the_global_svm_is_a_scaler_and_linear_svm_on_every_recording(final):
+    """Its stored scaler is the mean and population std of every training recording's raw
+    functionals (StandardScaler's), and it classifies the training recordings it was fitted on
+    better than chance."""
+    from adarl_jax.data.audio import load_audio
+
+    root, folder = final
+    every = sorted(str(p) for p in (root / "corpus" / "wav").glob("*.wav"))
+    npz = np.load(io.BytesIO((folder / "late_fusion.npz").read_bytes()))
+    for fs in ("egemaps", "compare"):
+        raw = np.stack([stand_in(fs)[0](load_audio(q, 16000), 16000) for q in every]).astype(np.float64)
+        np.testing.assert_allclose(npz[f"{fs}/global_mean"], raw.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(npz[f"{fs}/global_scale"], raw.std(0), rtol=1e-5, atol=1e-6)
 
 
 def test_an_altered_svm_file_is_refused_by_name(final, tmp_path):
@@ -152,24 +206,43 @@ def test_only_the_speaker_normalised_adarl_gets_the_svms(final):
     assert late_fusion_files(config, None, final[0]) == ({}, None)
 
 
-def test_a_speaker_group_of_one_recording_takes_the_training_moments_and_says_so(final):
+@pytest.mark.parametrize("v3", [False, True])
+def test_one_recording_gets_the_svms_of_the_training_statistics(final, v3, tmp_path):
+    """A speaker group of one recording has no moments of its own: its SVMs' share equals the
+    one under `training` (the global SVMs; in a v3 folder the per-speaker ones with the kept
+    training moments, which its warning column says)."""
     from adarl_jax.inference.predict import Predictor
 
     root, folder = final
     path = str(sorted((root / "corpus" / "wav").glob("s1_*.wav"))[0])
     with pytest.MonkeyPatch.context() as mp:
         with_stand_in(mp)
-        p = Predictor.load(folder)
+        p = Predictor.load(legacy_copy(folder, tmp_path) if v3 else folder)
         (alone,) = p.predict_files([path], speakers="file")
         (pooled,) = p.predict_files([path], speakers="training")
         cnn_alone, cnn_pooled = (p.predictor.predict_files([path], speakers=s)[0]
                                  for s in ("file", "training"))
-    assert "training speakers' moments" in alone["warning"]
+    said = alone["warning"] is not None and "training speakers' moments" in alone["warning"]
+    assert said == v3
     assert pooled["warning"] is None or "moments" not in pooled["warning"]
-    # the SVMs' share is the same under both (the training moments), the CNN's differs
     svm_alone = 3 * np.array(list(alone["probs"].values())) - np.array(list(cnn_alone["probs"].values()))
     svm_pooled = 3 * np.array(list(pooled["probs"].values())) - np.array(list(cnn_pooled["probs"].values()))
     np.testing.assert_allclose(svm_alone, svm_pooled, atol=2e-5)
+
+
+def test_a_bad_global_below_is_refused_by_name(final, tmp_path):
+    import shutil
+
+    from adarl_jax.inference.model_folder import ModelFolderError
+    from adarl_jax.inference.predict import Predictor
+
+    copy = tmp_path / "m"
+    shutil.copytree(final[1], copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["late_fusion"]["global_below"] = "eleven"
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match=r"model.json: late_fusion.global_below is 'eleven'"):
+        Predictor.load(copy)
 
 
 def test_without_opensmile_a_fused_folder_says_what_to_install(final, monkeypatch):

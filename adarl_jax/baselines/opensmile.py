@@ -261,23 +261,27 @@ def _enrolled(config, raw: np.ndarray, utterances, fold, model) -> dict:
 
 def fit_final_svm(config, utterances: list[Utterance], cache_dir, feature_set: str,
                   extractor: Extractor | None = None, extractor_id: str | None = None,
-                  progress: bool = True) -> tuple[LinearModel, dict, tuple]:
-    """The per-speaker SVM of a final model (the late fusion's member): every speaker's
-    functionals z-scored with that speaker's statistics, C by leave-one-speaker-out over all
-    of them, then fitted on all. Returns (model, info, (mean, std)): the pooled moments of the
-    raw functionals, what standardises a recording under `predict --speaker-from training`."""
+                  progress: bool = True, normalize: str = "speaker") -> tuple[LinearModel, dict, tuple]:
+    """An SVM of a final model (a late fusion's member): every speaker's functionals z-scored
+    with that speaker's statistics (`normalize` 'speaker'), or raw, the SVM's own scaler
+    standardising them over all speakers ('global'); C by leave-one-speaker-out over all the
+    speakers, then fitted on all. Returns (model, info, (mean, std)): the pooled moments of the
+    raw functionals, what standardises a recording for the per-speaker SVM under
+    `predict --speaker-from training`."""
     from threadpoolctl import threadpool_limits
 
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize={normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
     table = extract_features(config, utterances, cache_dir, feature_set, extractor,
                              extractor_id, progress)
     emotion = _emotion_labels(config, table.utterances)
     speakers = np.array([u.speaker for u in table.utterances], dtype=object)
+    x = speaker_zscore(table.features, speakers) if normalize == "speaker" else table.features
     with threadpool_limits(limits=1):
-        model, info = fit_fold(speaker_zscore(table.features, speakers), emotion, speakers,
-                               every_speaker_fold(table.utterances), len(config.data.classes),
-                               "inner", seed=int(config.train.seed))
-    return model, {"feature_set": feature_set, "extractor": table.extractor_id, **info}, \
-        moments(table.features)
+        model, info = fit_fold(x, emotion, speakers, every_speaker_fold(table.utterances),
+                               len(config.data.classes), "inner", seed=int(config.train.seed))
+    return model, {"feature_set": feature_set, "extractor": table.extractor_id,
+                   "normalize": normalize, **info}, moments(table.features)
 
 
 def run_baselines(config, workdir, feature_sets=("egemaps", "compare"), folds: str | None = None,

@@ -153,8 +153,9 @@ def _training_args(p) -> None:
                    "model folder, their class probabilities averaged (default 1: one model)")
     p.add_argument("--no-late-fusion", action="store_true",
                    help="--final: the adarl model folder holds the CNN alone (default: with the "
-                   "per-speaker eGeMAPS and ComParE SVMs of the late fusion, when openSMILE is "
-                   "installed; predict then averages their probabilities with the CNN's)")
+                   "eGeMAPS and ComParE SVMs of the late fusion, per speaker and global, when "
+                   "openSMILE is installed; predict then averages their probabilities with the "
+                   "CNN's, the global SVMs' for a speaker group of fewer than 11 recordings)")
 
 
 def _train(sub) -> None:

@@ -128,13 +128,14 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
 def late_fusion_files(config, dataset, workdir: Path, progress: bool = True,
                       extractor=None, extractor_id: str | None = None) -> tuple[dict, dict | None]:
     """({'late_fusion.npz': bytes}, model.json's `late_fusion`) for a final model of the late
-    fusion's CNN (adarl_jax.report.late_fusion: `adarl`, speaker-normalised): the per-speaker
-    SVMs fitted on every speaker (`baselines.opensmile.fit_final_svm`; the workdir's
-    functionals cache serves them). ({}, None) for any other model, or without openSMILE
-    (a warning: the folder then holds the CNN alone)."""
+    fusion's CNN (adarl_jax.report.late_fusion: `adarl`, speaker-normalised): per openSMILE set,
+    the per-speaker SVM and the globally standardised one (for small speaker groups,
+    `GLOBAL_BELOW`), both fitted on every speaker (`baselines.opensmile.fit_final_svm`; the
+    workdir's functionals cache serves them). ({}, None) for any other model, or without
+    openSMILE (a warning: the folder then holds the CNN alone)."""
     from adarl_jax.baselines.opensmile import fit_final_svm, opensmile_available
     from adarl_jax.inference.late_fusion import LATE_FUSION_FILE, FunctionalsSVM, svms_bytes
-    from adarl_jax.report.late_fusion import CNN, FUNCTIONALS
+    from adarl_jax.report.late_fusion import CNN, FUNCTIONALS, GLOBAL_BELOW
 
     if config.model.variant != CNN or config.frontend.normalize != "speaker":
         return {}, None
@@ -144,15 +145,20 @@ def late_fusion_files(config, dataset, workdir: Path, progress: bool = True,
         return {}, None
     svms, fits = [], {}
     for fs in FUNCTIONALS:
-        model, info, (mean, std) = fit_final_svm(config, dataset.utterances, workdir / "cache", fs,
-                                                 extractor, extractor_id, progress)
-        svms.append(FunctionalsSVM(fs, model, mean, std))
+        fitted = {norm: fit_final_svm(config, dataset.utterances, workdir / "cache", fs,
+                                      extractor, extractor_id, progress, normalize=norm)
+                  for norm in ("speaker", "global")}
+        (model, info, (mean, std)), global_model = fitted["speaker"], fitted["global"][0]
+        svms.append(FunctionalsSVM(fs, model, mean, std, global_model))
         fits[fs] = {k: info[k] for k in ("extractor", "C", "c_select", "n_fit")}
+        fits[fs]["global_C"] = fitted["global"][1]["C"]
     return {LATE_FUSION_FILE: svms_bytes(svms)}, {
-        "functionals": list(FUNCTIONALS), "svms": fits,
+        "functionals": list(FUNCTIONALS), "svms": fits, "global_below": GLOBAL_BELOW,
         "combination": "the mean of the CNN's and each SVM's class probabilities",
         "normalisation": "each recording's functionals z-scored with its speaker group's "
-                         "statistics, as its spectrogram"}
+                         "statistics, as its spectrogram, for the per-speaker SVMs; a group of "
+                         f"fewer than {GLOBAL_BELOW} recordings, or the training speakers' "
+                         "statistics, takes the globally standardised SVMs instead"}
 
 
 def train_final(config, loso_workdir, out_dir, mesh=None, progress: bool = True,

@@ -14,7 +14,8 @@ A seed ensemble (`train --final --ensemble N`, format_version 2) records
 params.npz on a leading axis of size N; `Predictor` averages their class probabilities.
 A late fusion (format_version 3) adds `late_fusion.npz`, the linear SVMs on the recording's
 openSMILE functionals whose probabilities `Predictor.load` averages with the CNN's
-(adarl_jax.inference.late_fusion), and records `late_fusion` in model.json.
+(adarl_jax.inference.late_fusion), and records `late_fusion` in model.json; format_version 4
+adds the globally standardised SVMs that score small speaker groups (`late_fusion.global_below`).
 
 A folder is written in a staging folder beside it (`.<name>.partial/`) and renamed into place
 at the end, so a folder named `<name>` is always complete; `model.json` is the mark of one.
@@ -41,9 +42,9 @@ from adarl_jax.workdir.files import digest, write_bytes_atomic, write_json_atomi
 from adarl_jax.inference.fold_models import CheckpointError
 
 FORMAT = "adarl-jax-model"
-FORMAT_VERSION = 3  # the newest this code reads; a single model is written as 1
+FORMAT_VERSION = 4  # the newest this code reads; a single model is written as 1
 ENSEMBLE_FORMAT_VERSION = 2  # model.json's `ensemble`: parameters stacked on a leading axis
-LATE_FUSION_FORMAT_VERSION = 3  # model.json's `late_fusion` and late_fusion.npz
+LATE_FUSION_FORMAT_VERSION = 4  # model.json's `late_fusion` (with `global_below`) and late_fusion.npz
 PARAMS_FILE, CONFIG_FILE, MODEL_FILE, CARD_FILE = "params.npz", "config.json", "model.json", "MODEL.md"
 REQUIRED = (MODEL_FILE, CONFIG_FILE, PARAMS_FILE)
 

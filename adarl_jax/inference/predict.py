@@ -181,7 +181,7 @@ class Predictor:
         """The model of a model folder (adarl_jax.inference.model_folder: `train_final` writes one):
         a Predictor, or a `late_fusion.FusedPredictor` when the folder holds a late fusion's
         SVMs. Raises ModelFolderError (a ValueError) naming the file and what is wrong with it."""
-        from adarl_jax.inference.late_fusion import FusedPredictor, read_svms
+        from adarl_jax.inference.late_fusion import FusedPredictor, global_below, read_svms
 
         config, variables, meta = read_model_folder(folder)
         svms = read_svms(folder, meta)
@@ -191,7 +191,7 @@ class Predictor:
                     "the CNN alone)")
         cnn = cls(config, variables, buckets, f"model folder {folder}",
                   n_models=ensemble_members(meta), training_statistics=folder_statistics(folder, meta))
-        return cnn if svms is None else FusedPredictor(cnn, svms)
+        return cnn if svms is None else FusedPredictor(cnn, svms, global_below(folder, meta))
 
     @classmethod
     def from_pretrained(cls, name: str = "emodb",
@@ -338,7 +338,7 @@ class Predictor:
         if not self.functionals_set:
             return [None] * len(keys)
         if self.spec.normalize != "speaker":
-            raw = self._raw_by_input(keys, loaders, self.functionals_set)
+            raw = self.raw_by_input(keys, loaders, self.functionals_set)
             return [raw[k] for k in keys]
         training = None
         if TRAINING_GROUP in groups and self.speaker_norm is None:
@@ -347,7 +347,7 @@ class Predictor:
         return self.standardised_functionals(keys, groups, loaders, self.functionals_set,
                                              training, self.speaker_functionals)[0]
 
-    def _raw_by_input(self, keys: list, loaders: list, feature_set: str) -> dict:
+    def raw_by_input(self, keys: list, loaders: list, feature_set: str) -> dict:
         """{key: raw functionals} of each distinct input (a repeated key is read once)."""
         raw = {}
         for k, load in zip(keys, loaders):
@@ -357,14 +357,15 @@ class Predictor:
 
     def standardised_functionals(self, keys: list, groups: list, loaders: list,
                                  feature_set: str, training, adapted,
-                                 lone=None) -> tuple[list, list]:
+                                 lone=None, raw: dict | None = None) -> tuple[list, list]:
         """Per input, its `feature_set` functionals z-scored with its speaker group's moments
         (None: its audio could not be described), and whether its group had none of its own.
         A group's moments: `adapted` (adapt_to_speaker's) while the model is adapted to a
         speaker, `training` for TRAINING_GROUP, else those of the group's distinct inputs
         (`keys` name them; a repeated input counts once); a group of one recording has none,
-        and takes `lone` (None: zeros, the functionals then say nothing)."""
-        raw = self._raw_by_input(keys, loaders, feature_set)
+        and takes `lone` (None: zeros, the functionals then say nothing). `raw`: the inputs'
+        raw functionals when already read (`raw_by_input`)."""
+        raw = self.raw_by_input(keys, loaders, feature_set) if raw is None else raw
         stats = {}
         for g in dict.fromkeys(groups):
             if self.speaker_norm is not None:  # adapt_to_speaker's, whatever the groups

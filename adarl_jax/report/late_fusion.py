@@ -21,7 +21,7 @@ import logging
 from adarl_jax.report.averaging import average_folds
 from adarl_jax.workdir.layout import collect
 
-__all__ = ["NAME", "CNN", "FUNCTIONALS", "MEMBERS", "late_fusion_folds", "with_late_fusion", "collect_systems"]
+__all__ = ["NAME", "CNN", "FUNCTIONALS", "MEMBERS", "GLOBAL_BELOW", "late_fusion_folds", "with_late_fusion", "collect_systems"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ NAME = "adarl_late_fusion"
 CNN = "adarl"
 FUNCTIONALS = ("egemaps", "compare")  # the SVMs' openSMILE sets, per speaker
 MEMBERS = (CNN, *(f"opensmile_{fs}_spk_svm" for fs in FUNCTIONALS))
+# A final model's fusion scores a speaker group of fewer recordings than this, and a recording
+# standardised with the training speakers' statistics, with globally standardised SVMs (no
+# speaker statistics; the per-speaker SVMs above need the speaker's): chosen by a rule written
+# before the runs, on the validation speakers of both development corpora, among 2, 4 and 11
+# (RESULTS.md, "The late fusion's SVMs for small speaker groups"). The LOSO report's fusion
+# standardises each test speaker with all of its recordings, so its members stay per speaker.
+GLOBAL_BELOW = 11
 
 
 def late_fusion_folds(collected: dict[str, list[dict]], members=MEMBERS,

@@ -99,8 +99,9 @@ def _fusion_lines(fusion: dict | None, scored: bool) -> list[str]:
     `scored`: the LOSO run has the fused system's row."""
     if not fusion:
         return []
-    svms = "; ".join(f"{fs}: C {fit['C']:g} by {fit['c_select']}, {fit['n_fit']} utterances"
-                     for fs, fit in fusion["svms"].items())
+    svms = "; ".join(f"{fs}: C {fit['C']:g} by {fit['c_select']}"
+                     + (f" (global: C {fit['global_C']:g})" if "global_C" in fit else "")
+                     + f", {fit['n_fit']} utterances" for fs, fit in fusion["svms"].items())
     row = ("Its LOSO figures are the `adarl_late_fusion` row below, each test speaker "
            "standardised with its own statistics; " if scored else
            "The LOSO run has no `adarl_late_fusion` row (its per-speaker baselines did not run), "
