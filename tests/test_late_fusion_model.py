@@ -75,6 +75,18 @@ def reference_probs(npz, prefix, x):
     return e / e.sum()
 
 
+def with_global_below(folder, tmp_path, n):
+    """The folder with model.json's `global_below` set to `n`."""
+    import shutil
+
+    copy = tmp_path / f"below{n}"
+    shutil.copytree(folder, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["late_fusion"]["global_below"] = n
+    (copy / "model.json").write_text(json.dumps(meta))
+    return copy
+
+
 def legacy_copy(folder, tmp_path):
     """The folder as format_version 3 wrote it: no `global_below`, so no global SVMs read."""
     import shutil
@@ -106,16 +118,22 @@ def test_the_folder_holds_the_svms_and_records_them(final):
     assert "late fusion" in (folder / "MODEL.md").read_text()
 
 
-# (speaker rule, the files predicted, the files adapt_to_speaker takes, which SVMs score them,
-#  whose moments standardise them for the per-speaker SVMs)
+# name: (speaker rule, the files predicted, the files adapt_to_speaker takes (or None), which
+#  SVMs score them, whose moments standardise them for the per-speaker SVMs); `e`: every file
 CASES = {
-    "call, 5 files": ("call", slice(0, 5), None, "global", None),
-    "call, every file": ("call", slice(None), None, "speaker", "predicted"),
-    "training": ("training", slice(0, 5), None, "global", None),
-    "adapted to 3 files": (None, slice(0, 5), slice(29, 32), "global", None),
-    "adapted to 12 files": (None, slice(0, 5), slice(20, 32), "speaker", "adapted"),
-    "v3 folder, training": ("training", slice(0, 5), None, "speaker", "training"),
-    "v3 folder, call, 5 files": ("call", slice(0, 5), None, "speaker", "predicted"),
+    "call, 5 files": ("call", lambda e: e[:5], None, "global", None),
+    "call, 10 files": ("call", lambda e: e[:10], None, "global", None),
+    "call, 11 files": ("call", lambda e: e[:11], None, "speaker", "predicted"),
+    "call, 11 paths of 10 files": ("call", lambda e: e[:10] + e[:1], None, "global", None),
+    "call, every file": ("call", lambda e: e, None, "speaker", "predicted"),
+    "training": ("training", lambda e: e[:5], None, "global", None),
+    "adapted to 3 files": (None, lambda e: e[:5], lambda e: e[29:32], "global", None),
+    "adapted to 12 files": (None, lambda e: e[:5], lambda e: e[20:32], "speaker", "adapted"),
+    "adapted to one file named 12 times": (None, lambda e: e[:5], lambda e: e[20:21] * 12, "global", None),
+    "adapted to 12 files, then forgotten": ("call", lambda e: e[:5], lambda e: e[20:32], "global", None),
+    "global_below 4, call, 5 files": ("call", lambda e: e[:5], None, "speaker", "predicted"),
+    "v3 folder, training": ("training", lambda e: e[:5], None, "speaker", "training"),
+    "v3 folder, call, 5 files": ("call", lambda e: e[:5], None, "speaker", "predicted"),
 }
 
 
@@ -128,15 +146,18 @@ def test_predict_averages_the_cnn_and_each_svm(final, case, tmp_path):
     root, folder = final
     rule, predicted, adapted, members, moments_of = CASES[case]
     every = sorted(str(p) for p in (root / "corpus" / "wav").glob("*.wav"))
-    paths = every[predicted]
-    enrolled = every[adapted] if adapted is not None else None
-    source = legacy_copy(folder, tmp_path) if case.startswith("v3") else folder
+    paths = predicted(every)
+    enrolled = adapted(every) if adapted is not None else None
+    source = (legacy_copy(folder, tmp_path) if case.startswith("v3") else
+              with_global_below(folder, tmp_path, 4) if case.startswith("global_below 4") else folder)
     with pytest.MonkeyPatch.context() as mp:
         with_stand_in(mp)
         p = Predictor.load(source)
         assert isinstance(p, FusedPredictor) and "late fusion" in p.source
         if enrolled is not None:
             p.adapt_to_speaker(enrolled)
+            if case.endswith("forgotten"):
+                p.adapt_to_speaker()
         fused = p.predict_files(paths, speakers=rule)
         cnn = p.predictor.predict_files(paths, speakers=rule)
         p.adapt_to_speaker()
@@ -167,8 +188,7 @@ def test_predict_averages_the_cnn_and_each_svm(final, case, tmp_path):
 
 def test_the_global_svm_is_a_scaler_and_linear_svm_on_every_recording(final):
     """Its stored scaler is the mean and population std of every training recording's raw
-    functionals (StandardScaler's), and it classifies the training recordings it was fitted on
-    better than chance."""
+    functionals (StandardScaler's)."""
     from adarl_jax.data.audio import load_audio
 
     root, folder = final

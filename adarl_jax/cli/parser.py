@@ -155,7 +155,8 @@ def _training_args(p) -> None:
                    help="--final: the adarl model folder holds the CNN alone (default: with the "
                    "eGeMAPS and ComParE SVMs of the late fusion, per speaker and global, when "
                    "openSMILE is installed; predict then averages their probabilities with the "
-                   "CNN's, the global SVMs' for a speaker group of fewer than 11 recordings)")
+                   "CNN's: the global SVMs' for a speaker group of fewer than 11 recordings and "
+                   "under --speaker-from training, the default)")
 
 
 def _train(sub) -> None:

@@ -140,6 +140,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 2
     c.train.checkpoint_every_steps = 0  # 0: a checkpoint every epoch; N: when N steps have passed
     c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
+    # >0 with selection 'val': a fold stops once its best validation epoch lies this fraction of
+    # the schedule's steps behind (the schedule unchanged: every epoch before the stop is the
+    # full run's); 0: it trains every epoch
+    c.train.patience_fraction = 0.0
     c.train.val_speakers_per_gender = 1
     # none | class | gender | class_gender: draw each epoch's samples with probability
     # inversely proportional to their group's size (with replacement), e.g. balanced batches
@@ -203,8 +207,8 @@ def adamw_training(config) -> None:
     """The recipe's training (`quick.py`, chosen by nested selection): AdamW (lr 1e-3,
     decoupled weight decay 1e-2), cosine decay to 0 over 600 steps whatever the corpus size
     (twice the 300 it was chosen with: that won three seeds of both corpora's validation
-    speakers, RESULTS.md), the epoch chosen on validation speakers, batches balanced over
-    emotion x gender."""
+    speakers, RESULTS.md), the epoch chosen on validation speakers (a fold stopped once that
+    epoch is 30% of the schedule behind), batches balanced over emotion x gender."""
     config.optim.optimizer = "adamw"
     config.optim.schedule = "cosine"
     config.optim.lr = 0.001
@@ -214,6 +218,10 @@ def adamw_training(config) -> None:
     config.optim.decay_every_steps = 150
     validation_selection(config)
     config.train.checkpoint_every_steps = 100  # same model (tested); less time writing checkpoints
+    # stop a fold once its best validation epoch is 30% of the schedule behind: the selected
+    # model changes in 6 of 66 folds and mean fold validation UA by -0.001 / -0.002 (EmoDB /
+    # ravdess-dev, 3 seeds), for about 35% fewer steps (rule and figures: RESULTS.md)
+    config.train.patience_fraction = 0.3
 
 
 def validation_selection(config) -> None:

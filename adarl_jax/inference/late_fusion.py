@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from adarl_jax.baselines.linear_svm import LinearModel
+from adarl_jax.data.functionals import moments
 from adarl_jax.inference.model_folder import ModelFolderError, checked_file
+from adarl_jax.inference.predict import distinct_paths
 from adarl_jax.inference.speakers import SPEAKER_FROM, TRAINING_GROUP
 
 __all__ = ["LATE_FUSION_FILE", "FunctionalsSVM", "FusedPredictor", "svms_bytes", "read_svms",
@@ -127,7 +130,7 @@ class FusedPredictor:
             f"{s.feature_set} + SVM" for s in self.svms)
         self.late_fusion = [s.feature_set for s in self.svms]
         self.adapted = None  # adapt_to_speaker's {set: moments of the speaker's functionals}
-        self.adapted_count = 0  # and how many recordings gave them
+        self.adapted_count = 0  # and how many distinct describable recordings gave them
 
     def __getattr__(self, name):  # classes, default_speaker_from, uses_speaker_norm, ...
         if name == "predictor":  # not set yet (copy, pickle): no recursion
@@ -136,27 +139,29 @@ class FusedPredictor:
 
     def adapt_to_speaker(self, paths=None, waveform=None, sample_rate: int | None = None) -> None:
         """`Predictor.adapt_to_speaker` for the CNN and the SVMs alike: the speaker's audio
-        standardises every input that follows (its functionals' moments; fewer recordings than
-        `global_below` and the global SVMs stand in); with neither argument, forget them."""
-        paths = None if paths is None else list(paths)
+        standardises every input that follows (its functionals' moments; fewer distinct
+        describable recordings than `global_below` and the global SVMs stand in); with neither
+        argument, forget them."""
+        paths = None if paths is None else distinct_paths(paths)
         self.predictor.adapt_to_speaker(paths, waveform, sample_rate)
-        forget = paths is None and waveform is None
-        self.adapted = None if forget else {
-            svm.feature_set: self.predictor.speaker_moments(svm.feature_set, paths, waveform,
-                                                            sample_rate)
-            for svm in self.svms}
-        self.adapted_count = 0 if forget else (len(paths) if paths is not None else 1)
+        self.adapted, self.adapted_count = None, 0
+        if paths is None and waveform is None:
+            return
+        rows = {svm.feature_set: self.predictor.speaker_rows(svm.feature_set, paths, waveform,
+                                                             sample_rate)
+                for svm in self.svms}
+        self.adapted = {fs: moments(np.stack(r)) if r else None for fs, r in rows.items()}
+        self.adapted_count = min(len(r) for r in rows.values())
 
     def _small(self, keys: list, groups: list, raw: dict) -> list[bool]:
         """Per input, whether the global SVMs score it: `training`, or a speaker group (the
-        adapted speaker after adapt_to_speaker) of fewer than `global_below` recordings."""
+        adapted speaker after adapt_to_speaker) of fewer than `global_below` distinct
+        recordings whose functionals could be read."""
         if self.global_below is None:
             return [False] * len(keys)
         if self.predictor.speaker_norm is not None:
             return [self.adapted_count < self.global_below] * len(keys)
-        size = {}
-        for g in dict.fromkeys(groups):
-            size[g] = len({k for k, h in zip(keys, groups) if h == g and raw[k] is not None})
+        size = Counter(g for k, g in dict.fromkeys(zip(keys, groups)) if raw[k] is not None)
         return [g == TRAINING_GROUP or size[g] < self.global_below for g in groups]
 
     def svm_probs(self, keys: list, loaders: list, groups: list) -> tuple[list, list]:

@@ -96,6 +96,12 @@ def plan_batches(n: int, buckets: Sequence[int], overhead: float = 4.0) -> list[
     return plan + best[rest][2]
 
 
+
+def distinct_paths(paths) -> list[str]:
+    """The paths in order, each file once (compared as absolute paths)."""
+    return list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
+
+
 class Predictor:
     """A trained model with its front end, jit-compiled once per bucket size.
 
@@ -264,7 +270,8 @@ class Predictor:
             raise ValueError("this model was trained with frontend.normalize='utterance': each "
                              "recording is standardised by itself; there is no speaker to adapt to")
         if paths is not None:
-            sources = [self._file_segments(os.fspath(p)) for p in paths]
+            paths = distinct_paths(paths)
+            sources = [self._file_segments(p) for p in paths]
         else:
             sources = [self._wave_segments(prepare_wave(waveform, sample_rate, self.sample_rate,
                                                         self.min_samples))]
@@ -276,15 +283,21 @@ class Predictor:
             self.speaker_functionals = self.speaker_moments(self.functionals_set, paths,
                                                             waveform, sample_rate)
 
-    def speaker_moments(self, feature_set: str, paths=None, waveform=None,
-                        sample_rate: int | None = None):
-        """(mean, std) of one speaker's `feature_set` functionals, from files or one waveform
-        (None: fewer than two describable recordings), as adapt_to_speaker takes them."""
-        loaders = ([self.file_loader(os.fspath(p)) for p in paths] if paths is not None
+    def speaker_rows(self, feature_set: str, paths=None, waveform=None,
+                     sample_rate: int | None = None) -> list[np.ndarray]:
+        """The raw `feature_set` functionals of one speaker's distinct describable recordings,
+        from files (a path repeated counts once) or one waveform."""
+        loaders = ([self.file_loader(p) for p in distinct_paths(paths)] if paths is not None
                    else [lambda: prepare_wave(waveform, sample_rate, self.sample_rate,
                                               self.min_samples)])
-        rows = [r for r in (self.raw_functionals(load, feature_set) for load in loaders)
+        return [r for r in (self.raw_functionals(load, feature_set) for load in loaders)
                 if r is not None]
+
+    def speaker_moments(self, feature_set: str, paths=None, waveform=None,
+                        sample_rate: int | None = None):
+        """(mean, std) of one speaker's `feature_set` functionals (`speaker_rows`; None: fewer
+        than two describable recordings), as adapt_to_speaker takes them."""
+        rows = self.speaker_rows(feature_set, paths, waveform, sample_rate)
         return moments(np.stack(rows)) if rows else None
 
     def _file_segments(self, path: str) -> Callable[..., Iterator]:

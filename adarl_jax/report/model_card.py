@@ -106,11 +106,13 @@ def _fusion_lines(fusion: dict | None, scored: bool) -> list[str]:
            "standardised with its own statistics; " if scored else
            "The LOSO run has no `adarl_late_fusion` row (its per-speaker baselines did not run), "
            "so the fusion is not scored here; ")
-    return [f"- A late fusion: this CNN and a linear SVM on each recording's openSMILE "
+    pairs = ("a linear SVM on each recording's openSMILE " if "global_below" not in fusion else
+             "two linear SVMs (per-speaker and globally standardised) on each recording's openSMILE ")
+    return [f"- A late fusion: this CNN and {pairs}"
             f"{' and '.join(fusion['functionals'])} functionals ({svms}); "
             f"{fusion['combination']}; {fusion['normalisation']}. {row}under `predict`'s "
-            "default (`--speaker-from training`) it is not measured. Predicting needs openSMILE "
-            "(`[baselines]`)."]
+            "default (`--speaker-from training`) this folder is not measured (RESULTS.md has "
+            "the LOSO fold models under it). Predicting needs openSMILE (`[baselines]`)."]
 
 
 def model_card(model_json: dict, loso_results: list[dict], baselines: dict | None = None) -> str:

@@ -32,7 +32,8 @@ from adarl_jax.train.checkpoint import FoldCheckpointer
 from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_epoch
 from adarl_jax.workdir.files import write_text_atomic
 from adarl_jax.workdir.fold_record import fold_record
-from adarl_jax.train.optim import domain_loss_only, learning_rate_schedule, num_epochs
+from adarl_jax.train.optim import (domain_loss_only, learning_rate_schedule, num_epochs,
+                                   patience_over, patience_steps)
 from adarl_jax.train.tb import open_scalar_log
 from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
@@ -275,19 +276,24 @@ def resume(config, run: FoldRun, ckpts: Checkpoints, epochs: int | None = None) 
     if jax.process_index() == 0:
         _trim_jsonl(ckpts.folder / "metrics.jsonl", start)
     epochs = num_epochs(config, run.steps_per_epoch) if epochs is None else int(epochs)
-    return Resume(state=state, epochs=range(start, epochs), best=best)
+    if start > 0 and patience_over(int(best["epoch"]), start - 1, run.steps_per_epoch,
+                                   patience_steps(config, run.steps_per_epoch)):
+        epochs = start  # it had stopped early (train.patience_fraction): nothing left to train
+    return Resume(state=state, epochs=range(start, max(start, epochs)), best=best)
 
 
 def train_epochs(config, dataset, fold, run: FoldRun, ckpts: Checkpoints, start: Resume,
                  progress: bool) -> Trained:
     """The epoch loop: train, fetch the epoch's metrics once, validate, log, checkpoint; returns
-    with every checkpoint written."""
+    with every checkpoint written. Under train.patience_fraction it ends early, after the
+    epoch that puts the best validation epoch that far behind (`optim.patience_over`)."""
     # checkpoint when train.checkpoint_every_steps have passed (0: every epoch) and at the end;
     # a resumed run restarts from the last one, so this bounds the work a kill can lose
     t0 = time.time()
     every, saved_step, pending_best = int(config.train.checkpoint_every_steps), None, None
     state, best, epochs = start.state, start.best, start.epochs
-    last = epochs.stop - 1
+    last, done = epochs.stop - 1, epochs.stop
+    limit = patience_steps(config, run.steps_per_epoch)
     copy = sharding.jit_copy(run.loop.mesh)
     bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
                desc=f"{config.model.variant} {run.label}")
@@ -309,12 +315,13 @@ def train_epochs(config, dataset, fold, run: FoldRun, ckpts: Checkpoints, start:
                 best = {"epoch": epoch, "val_ua": ua}
                 # a copy: the next step donates (invalidates) this state's buffers
                 pending_best = (epoch, copy(state), ua)
+        stop = patience_over(int(best["epoch"]), epoch, run.steps_per_epoch, limit)
         if jax.process_index() == 0:
             with open(ckpts.folder / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             if scalars is not None:
                 scalars.write(record)
-        if every <= 0 or epoch == last or step - saved_step >= every:
+        if every <= 0 or epoch == last or stop or step - saved_step >= every:
             if pending_best is not None:  # the best so far goes to disk with the checkpoint
                 e, s, ua = pending_best
                 ckpts.best.save(e, s, {"epoch": e, "val_ua": ua})
@@ -322,11 +329,14 @@ def train_epochs(config, dataset, fold, run: FoldRun, ckpts: Checkpoints, start:
                 pending_best = None
             ckpts.last.save(epoch, state, {"epoch": epoch, "best": best})
             saved_step = step
+        if stop:
+            done = epoch + 1
+            break
     bar.close()
     if scalars is not None:
         scalars.close()
     ckpts.last.wait()
-    return Trained(state=state, best=best, epochs=epochs.stop, t0=t0)
+    return Trained(state=state, best=best, epochs=done, t0=t0)
 
 
 def _validate(config, dataset, fold, evaluator, state, record: dict) -> float:
