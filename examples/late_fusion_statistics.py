@@ -12,7 +12,7 @@ does for a speaker group of fewer than `GLOBAL_BELOW` recordings and under `trai
 sd over draws) of each (RESULTS.md, "The late fusion under the statistics a user has", "The
 late fusion's SVMs for small speaker groups").
 
-  python examples/late_fusion_statistics.py runs/late/e0 [--test]
+  python examples/late_fusion_statistics.py runs/late/e0 [--test] [--modes train,enrol:20]
 """
 
 import argparse
@@ -44,7 +44,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("workdir")
     ap.add_argument("--test", action="store_true", help="the test speakers (default: validation)")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help=f"the statistics besides `all`, comma-separated (default: {','.join(MODES)})")
     args = ap.parse_args()
+    modes = tuple(m for m in args.modes.split(",") if m)
     W = Path(args.workdir)
     mesh, dataset, scores = sharding.make_mesh(), None, {}
     for ref in find_fold(W, "adarl", "all"):
@@ -67,7 +70,7 @@ def main():
             return captured[-1]
 
         scored = config.copy_and_resolve_references()
-        scored.eval.test_statistics, scored.eval.enrol_draws = MODES, DRAWS
+        scored.eval.test_statistics, scored.eval.enrol_draws = modes, DRAWS
         seed = int(config.train.seed)
         predictions_under_modes(scored, dataset, dataclasses.replace(fold, test=scored_utts), probs, seed)
         seg_utt = dataset.segment_utt[dataset.subset_segments(scored_utts)]
@@ -80,7 +83,7 @@ def main():
                for r in record["utterances" if args.test else "val_utterances"]}
         runs = [("all", 0, None, None)]
         calls = iter(captured)
-        for mode in MODES:
+        for mode in modes:
             if mode.startswith("enrol"):
                 by = speaker_utterances(dataset.utterances, scored_utts)
                 for d, chosen in enumerate(enrolment_draws(by, int(mode.split(":")[1]), DRAWS, seed, fold.index)):
@@ -114,7 +117,7 @@ def main():
             for system, p in predicted.items():
                 entry.setdefault(system, []).append(p.argmax(1)[keep])
     print(f"{W} ({'test' if args.test else 'validation'} speakers): UA pooled over folds")
-    for mode in ("all", *MODES):
+    for mode in ("all", *modes):
         cells = []
         for system in SYSTEMS:
             uas = [metrics.unweighted_accuracy(np.concatenate(e["y"]), np.concatenate(e[system]), K)
