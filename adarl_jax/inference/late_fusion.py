@@ -16,8 +16,9 @@ globally, no speaker statistics needed).
 Each input's functionals are standardised as its spectrogram is, by its speaker group
 (adarl_jax.inference.speakers), with the group's own moments, when the group holds at least
 model.json's `late_fusion.global_below` recordings (adarl_jax.report.late_fusion.GLOBAL_BELOW;
-the speaker of `adapt_to_speaker` counts its recordings); a smaller group and `training` take
-the globally standardised SVMs, whose functionals need no speaker's moments. A folder written
+the speaker of `adapt_to_speaker` counts its distinct describable recordings); a smaller
+group and `training` take the globally standardised SVMs, whose functionals need no
+speaker's moments. A folder written
 before the global SVMs (no `global_below`) standardises a small group with its own moments and
 a group of one recording, or `training`, with the training speakers' pooled moments (a note in
 its warning column). A timeline, the embeddings and `export` are the CNN's alone.
