@@ -401,3 +401,55 @@ def test_level_warning_threshold_is_minus_60_dbfs():
     assert level_warning(0.01, just_below, n).startswith("near-silent")
     assert level_warning(0.01, just_above, n) is None
     assert level_warning(0.0, 0.0, n) == "silent: every sample is zero"
+
+
+def _rms_dbfs(samples):
+    x = np.asarray(samples, np.float64)
+    return 20 * np.log10(np.sqrt(np.mean(x * x)))
+
+
+@pytest.mark.parametrize("trim_db", [0.0, 40.0])
+def test_level_scales_the_kept_recording_to_the_rms_asked_for(tmp_path, trim_db):
+    """data.level_dbfs: the (trimmed) recording's RMS over its real samples is the level asked
+    for, whatever its recorded level, in memory and streamed alike."""
+    wave, _ = _speech_in_silence(1.3, 4.1, 0.9, rate=22050)
+    for gain in (0.05, 1.0):
+        path = tmp_path / f"g{gain}.wav"
+        sf.write(path, gain * wave, 22050, subtype="FLOAT")
+        whole, n, _ = segment(load_audio(path), 16000, 10.0, 1.0, trim_db=trim_db,
+                              level_dbfs=-25.0)  # one segment holds the whole kept recording
+        assert _rms_dbfs(whole[0][:n[0]]) == pytest.approx(-25.0, abs=1e-3)
+        segs, lengths, starts = segment(load_audio(path), 16000, 3.0, 1.0, trim_db=trim_db,
+                                        level_dbfs=-25.0)
+        streamed = list(iter_segments(path, block_s=1.3, trim_db=trim_db, level_dbfs=-25.0))
+        assert len(streamed) == len(segs)
+        _assert_same_segments(streamed, segs, lengths, starts)
+        plain = segment(load_audio(path), 16000, 3.0, 1.0, trim_db=trim_db)
+        np.testing.assert_array_equal(plain[1], lengths)  # the cut is the level's business alone
+        ratio = segs[0][:lengths[0]] / np.where(plain[0][0][:lengths[0]] == 0, 1, plain[0][0][:lengths[0]])
+        nonzero = plain[0][0][:lengths[0]] != 0
+        assert np.ptp(ratio[nonzero]) < 1e-4 * np.abs(ratio[nonzero]).max()  # one gain
+
+
+def test_level_of_a_cut_between_frame_edges_is_measured_on_its_samples(tmp_path):
+    """A click shorter than min_samples widens the cut off the 25 ms frame edges: the streamed
+    reader then reads the kept samples once more for their level, equal to the in-memory one."""
+    rate = 16000
+    wave = np.zeros(rate, np.float64)
+    wave[8010:8030] = 0.5  # 20 samples of sound in one 400-sample frame: the cut is widened
+    # to min_samples = 1000, whose end falls inside a frame
+    path = tmp_path / "click.wav"
+    sf.write(path, wave, rate, subtype="FLOAT")
+    segs, lengths, starts = segment(load_audio(path), rate, 3.0, 1.0, trim_db=40.0,
+                                    min_samples=1000, level_dbfs=-30.0)
+    streamed = list(iter_segments(path, block_s=0.3, trim_db=40.0, min_samples=1000,
+                                  level_dbfs=-30.0))
+    assert lengths[0] == 1000 and _rms_dbfs(segs[0][:1000]) == pytest.approx(-30.0, abs=1e-3)
+    _assert_same_segments(streamed, segs, lengths, starts)
+
+
+def test_a_positive_level_is_refused_by_name():
+    from adarl_jax.config import load_config
+
+    with pytest.raises(ValueError, match=r"data.level_dbfs=3"):
+        load_config("smoke", ["data.level_dbfs=3.0"])

@@ -35,6 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
     # >0: cut each recording's leading and trailing silence first, from the first to the last
     # 25 ms frame within trim_db dB of its loudest frame (e.g. 40); 0 = keep it all
     c.data.trim_db = 0.0
+    # <0: scale each recording (after the trim) to this RMS level in dBFS (e.g. -25), so that
+    # how loud a corpus was recorded or normalised carries no label; 0 = as recorded
+    c.data.level_dbfs = 0.0
     # emotions outside `classes`: drop them, or keep them as domain-only samples (their
     # gender trains the domain pathway; no emotion, centre or test term uses them)
     c.data.other_emotions = "drop"  # drop | domain_only

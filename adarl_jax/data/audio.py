@@ -8,7 +8,8 @@ long (or is the only segment), and short segments are zero-padded at the end (th
 length travels with them, so the front end can normalise over the real samples only). An
 in-memory recording (`prepare_wave`) is mixed and resampled the same way. With `trim_db` > 0 the leading and
 trailing silence is cut first (`speech_bounds`: from the first to the last 25 ms frame within
-`trim_db` dB of the file's loudest frame); segment starts stay in the file's time.
+`trim_db` dB of the file's loudest frame); segment starts stay in the file's time. With
+`level_dbfs` < 0 the (trimmed) recording is then scaled to that RMS level (`level_gain`).
 
 Files that are usable but suspect get warnings rather than errors: a `warnings` list passed to
 `load_audio` or `iter_segments` receives one line per problem. Two are checked: silence (every
@@ -30,7 +31,7 @@ from scipy.signal import resample_poly
 
 __all__ = ["AudioError", "SILENCE_DBFS", "TRIM_FRAME_S", "level_warning", "load_audio",
            "prepare_wave", "frame_power", "speech_bounds", "trim_silence", "segment",
-           "iter_segments", "segment_count"]
+           "iter_segments", "segment_count", "level_gain"]
 
 SILENCE_DBFS = -60.0  # RMS level (dB re full scale 1.0) below which a file is near-silent
 TRIM_FRAME_S = 0.025  # the frames whose levels decide where silence is trimmed
@@ -253,6 +254,26 @@ def trim_silence(wave: np.ndarray, sample_rate: int, trim_db: float,
     return wave[first:end], first
 
 
+def level_gain(mean_square: float, level_dbfs: float) -> float:
+    """The factor that brings a wave of this mean square to an RMS level of `level_dbfs` dB
+    re full scale; 1 when `level_dbfs` is 0 (as recorded) or the wave is silent."""
+    if not level_dbfs or not mean_square > 0:
+        return 1.0
+    return 10.0 ** (float(level_dbfs) / 20.0) / math.sqrt(mean_square)
+
+
+def _kept_mean_square(power: np.ndarray, frame_len: int, n: int, first: int, end: int):
+    """The mean square of samples [first, end) of a wave of n samples from its frames'
+    `power`, when both bounds fall on frame edges (None otherwise)."""
+    if first % frame_len or (end % frame_len and end != n) or end <= first:
+        return None
+    sizes = np.full(power.shape, frame_len, np.float64)
+    if sizes.size:
+        sizes[-1] = n - (sizes.size - 1) * frame_len
+    a, b = first // frame_len, -(-end // frame_len)
+    return float(np.dot(power[a:b], sizes[a:b]) / (end - first))
+
+
 def _lengths(segment_s: float, hop_s: float, sample_rate: int) -> tuple[int, int]:
     """(segment length, hop) in samples; hop_s 0 means the segment length (no overlap)."""
     seg_len = int(round(segment_s * sample_rate))
@@ -287,10 +308,11 @@ def _starts(n: int, seg_len: int, hop: int, min_tail: int) -> list[int]:
 
 def segment(
     wave: np.ndarray, sample_rate: int, segment_s: float = 3.0, min_tail_s: float = 1.0,
-    hop_s: float = 0.0, trim_db: float = 0.0, min_samples: int = 1,
+    hop_s: float = 0.0, trim_db: float = 0.0, min_samples: int = 1, level_dbfs: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Segments of a mono wave, one every `hop_s` seconds (0: `segment_s`, no overlap), of its
-    part between `speech_bounds` when `trim_db` > 0 (starts in the wave's time).
+    part between `speech_bounds` when `trim_db` > 0 (starts in the wave's time), that part
+    scaled to an RMS level of `level_dbfs` when it is < 0.
 
     Returns (segments float32 (n, L), lengths int32 (n,), starts_s float32 (n,)) with
     L = round(segment_s * sample_rate); a segment shorter than L is zero-padded at the end and
@@ -303,6 +325,9 @@ def segment(
         raise ValueError("segment got an empty wave")
     seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
     wave, first = trim_silence(wave, sample_rate, trim_db, min_samples)
+    gain = level_gain(float(np.mean(np.square(wave, dtype=np.float64))), level_dbfs)
+    if gain != 1.0:
+        wave = (wave * np.float32(gain)).astype(np.float32)
     starts = _starts(wave.shape[0], seg_len, hop, int(round(min_tail_s * sample_rate)))
     segments = np.zeros((len(starts), seg_len), np.float32)
     lengths = np.zeros((len(starts),), np.int32)
@@ -355,6 +380,17 @@ def _resampled_blocks(path, f: sf.SoundFile, up: int, down: int, block_frames: i
             return
 
 
+def _range_mean_square(path, f, up: int, down: int, block_frames: int, first: int,
+                       end: int) -> float:
+    """The mean square of samples [first, end) of the resampled file, read once more."""
+    total, at = 0.0, 0
+    for block in _resampled_blocks(path, f, up, down, block_frames):
+        piece = np.asarray(block[max(first - at, 0):max(end - at, 0)], np.float64)
+        total += float(np.dot(piece, piece))
+        at += block.shape[0]
+    return total / max(end - first, 1)
+
+
 def iter_segments(
     path,
     sample_rate: int = 16000,
@@ -365,6 +401,7 @@ def iter_segments(
     warnings: list | None = None,
     hop_s: float = 0.0,
     trim_db: float = 0.0,
+    level_dbfs: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, int, float]]:
     """Segments of a file of any length, reading it in blocks of about `block_s` seconds.
 
@@ -372,8 +409,10 @@ def iter_segments(
     `segment(load_audio(path, ...), ...)` up to float rounding, with memory bounded by the
     block size instead of the file's length. Raises AudioError as `load_audio` does; a file
     with NaN samples late in it raises when that block is reached. `warnings` receives the
-    same lines as `load_audio`'s once the whole file has been read. With `trim_db` > 0 the
-    file is read twice: once for the frame levels that place the cut, once for the segments.
+    same lines as `load_audio`'s once the whole file has been read. With `trim_db` > 0 or
+    `level_dbfs` < 0 the file is read twice: once for the frame levels that place the cut and
+    give the level, once for the segments (three times in the rare case of a cut between
+    frame edges, a recording barely `min_samples` long, whose level needs its samples).
     """
     seg_len, hop = _lengths(segment_s, hop_s, sample_rate)
     min_tail = int(round(min_tail_s * sample_rate))
@@ -387,12 +426,17 @@ def iter_segments(
                 path, f"too short: {n_out} samples at {sample_rate} Hz, need at least {min_samples}"
             )
         block_frames = max(1, int(round(block_s * f.samplerate)))
-        first, end = 0, None  # the kept samples [first, end) of the wave
-        if trim_db > 0:
+        first, end, gain = 0, None, 1.0  # the kept samples [first, end) of the wave, their gain
+        if trim_db > 0 or level_dbfs:
             acc = _FramePower(_trim_frame(sample_rate))
             for block in _resampled_blocks(path, f, up, down, block_frames):
                 acc.add(block)
             first, end = speech_bounds(acc.power(), acc.frame_len, acc.n, trim_db, min_samples)
+            if level_dbfs:
+                ms = _kept_mean_square(acc.power(), acc.frame_len, acc.n, first, end)
+                if ms is None:
+                    ms = _range_mean_square(path, f, up, down, block_frames, first, end)
+                gain = level_gain(ms, level_dbfs)
         buf = np.zeros((0,), np.float32)
         index = 0
         produced, peak, sum_squares = 0, 0.0, 0.0
@@ -404,6 +448,8 @@ def iter_segments(
                 sum_squares += float(np.dot(block, block))
             if end is not None:
                 block = block[max(first - at, 0):max(end - at, 0)]
+            if gain != 1.0:
+                block = (block * np.float32(gain)).astype(np.float32)
             buf = np.concatenate([buf, block]) if buf.size else block
             while buf.shape[0] >= seg_len:  # buf starts at sample first + index * hop
                 yield np.array(buf[:seg_len]), seg_len, (first + index * hop) / sample_rate

@@ -50,10 +50,10 @@ def min_samples_for(config) -> int:
 def cut_options(config) -> dict:
     """How the config cuts a recording, as keyword arguments of `audio.segment` and
     `audio.iter_segments` beyond (sample_rate, segment_s, min_tail_s): the hop between
-    segments, the silence trim and the shortest usable recording."""
+    segments, the silence trim, the level and the shortest usable recording."""
     d = config.data
     return {"hop_s": float(d.segment_hop_s), "trim_db": float(d.trim_db),
-            "min_samples": min_samples_for(config)}
+            "level_dbfs": float(d.get("level_dbfs", 0.0)), "min_samples": min_samples_for(config)}
 
 
 def valid_frame_count(config, length: int) -> int:
@@ -71,7 +71,7 @@ def key_material(config, speed: float = 1.0) -> dict:
         "frontend": config.frontend.to_dict(),
         "data": {"sample_rate": d.sample_rate, "segment_s": d.segment_s, "min_tail_s": d.min_tail_s,
                  # only when set, so that caches made before the field keep their keys
-                 **{k: d[k] for k in ("segment_hop_s", "trim_db") if d[k]},
+                 **{k: d[k] for k in ("segment_hop_s", "trim_db", "level_dbfs") if d.get(k)},
                  **({"speed": float(speed)} if float(speed) != 1.0 else {})},
     }
 

@@ -107,6 +107,7 @@ def _record(config, dataset, fold, rule, trained, variables, workdir) -> dict:
                   "min_tail_s": float(config.data.min_tail_s),
                   "segment_hop_s": float(config.data.segment_hop_s),
                   "trim_db": float(config.data.trim_db),
+                  "level_dbfs": float(config.data.get("level_dbfs", 0.0)),
                   "frontend": config.frontend.to_dict()},
         "epochs": {**rule, "schedule": "the LOSO run's learning-rate schedule, stopped after "
                    f"{rule['epochs']} epoch(s)"},

@@ -58,7 +58,8 @@ __all__ = ["load_grid", "candidate_configs", "choose_winners", "run_tune", "tune
 
 GRID_DIR = CONFIG_DIR / "grids"
 # data fields a candidate may change: they keep every utterance, its label and its fold
-FREE_DATA_FIELDS = ("other_emotions", "segment_s", "segment_hop_s", "min_tail_s", "trim_db")
+FREE_DATA_FIELDS = ("other_emotions", "segment_s", "segment_hop_s", "min_tail_s", "trim_db",
+                    "level_dbfs")
 
 
 def load_grid(spec: str) -> dict:

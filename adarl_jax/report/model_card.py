@@ -69,9 +69,11 @@ def _row(name: str, fold_results: list[dict]) -> str:
 def _every(inp: dict) -> str:
     """'one every H s ' for overlapping segments, and the silence trim; '' for neither."""
     hop, trim = float(inp.get("segment_hop_s", 0.0)), float(inp.get("trim_db", 0.0))
+    level = float(inp.get("level_dbfs", 0.0))
     return ((f"one every {hop:g} s " if hop and hop != float(inp["segment_s"]) else "")
             + (f"after trimming the silence more than {trim:g} dB below the loudest frame "
-               "at both ends " if trim else ""))
+               "at both ends " if trim else "")
+            + (f"with each recording scaled to an RMS level of {level:g} dBFS " if level else ""))
 
 
 def _evaluation(m: dict, loso_results: list[dict], baselines: dict | None) -> list[str]:
