@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import math
 import os
 from pathlib import Path
 
@@ -73,9 +74,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
                          f"sample at {d.sample_rate} Hz up to data.segment_s={d.segment_s}")
     if float(d.trim_db) < 0:
         raise ValueError(f"data.trim_db={d.trim_db}: expected 0 (no trim) or a positive level")
-    if float(d.get("level_dbfs", 0.0)) > 0:
+    if not float(d.get("level_dbfs", 0.0)) <= 0 or not math.isfinite(float(d.get("level_dbfs", 0.0))):
         raise ValueError(f"data.level_dbfs={d.level_dbfs}: expected 0 (as recorded) or a level "
                          "below full scale, e.g. -25")
+    patience = float(config.train.get("patience_fraction", 0.0))
+    if not 0.0 <= patience < 1.0:
+        raise ValueError(f"train.patience_fraction={patience}: expected 0 (no early stop) or a "
+                         "fraction of the schedule below 1")
     if fe.scale == "linear" and fe.n_bins > fe.n_fft // 2 + 1:
         raise ValueError(f"frontend.n_bins={fe.n_bins} exceeds n_fft//2+1={fe.n_fft // 2 + 1}")
     if fe.kind not in ("multi_window", "colormap"):

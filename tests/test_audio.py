@@ -453,3 +453,15 @@ def test_a_positive_level_is_refused_by_name():
 
     with pytest.raises(ValueError, match=r"data.level_dbfs=3"):
         load_config("smoke", ["data.level_dbfs=3.0"])
+
+
+def test_a_near_silent_recording_is_not_raised_to_the_level():
+    """Below SILENCE_DBFS a recording is noise (and warned about): its level stays as recorded
+    rather than its noise floor being raised into speech levels."""
+    rng = np.random.default_rng(1)
+    quiet = (1e-4 * rng.standard_normal(16000)).astype(np.float32)  # about -80 dBFS
+    segs, lengths, _ = segment(quiet, 16000, 3.0, 1.0, level_dbfs=-25.0)
+    np.testing.assert_array_equal(segs[0][:lengths[0]], quiet)
+    loud = 0.1 * quiet / 1e-4
+    segs, lengths, _ = segment(loud, 16000, 3.0, 1.0, level_dbfs=-25.0)
+    assert _rms_dbfs(segs[0][:lengths[0]]) == pytest.approx(-25.0, abs=1e-3)

@@ -21,7 +21,8 @@ def _train(manifest, workdir, *extra):
                    "--workdir", str(workdir), "--folds", "0", "--no-progress", "--workers", "1",
                    "--no-report", *TINY_OVERRIDES, f"--config.optim.epochs={EPOCHS}",
                    "--config.train.selection=val", "--config.train.val_speakers_per_gender=1",
-                   "--config.model.variant=backbone", *extra])
+                   "--config.model.variant=backbone",
+                   "--config.train.checkpoint_every_steps=1000", *extra])  # as the recipe: not every epoch
     assert rc == 0
     fold = next((workdir / "backbone").glob("fold_00_*"))
     curve = [json.loads(line)["val_ua"] for line in (fold / "metrics.jsonl").read_text().splitlines()]
@@ -65,6 +66,29 @@ def test_a_rerun_after_the_stop_trains_nothing_more(runs):
     assert again == curve
     assert (rerun["epochs"], rerun["selected_epoch"], rerun["utterances"]) == (
         result["epochs"], result["selected_epoch"], result["utterances"])
+
+
+def test_a_domain_pretraining_starts_no_count():
+    """Its epochs train the gender pathway alone (emotion scores at chance): the count starts
+    at the last of them, and the limit is a fraction of the emotion schedule alone."""
+    from adarl_jax.config import load_config
+    from adarl_jax.train.optim import emotion_start_epoch
+
+    config = load_config("smoke", ["train.selection=val", "train.patience_fraction=0.25",
+                                   "optim.epochs=10", "optim.domain_pretrain_steps=20"])
+    assert emotion_start_epoch(config, 4) == 5  # 20 steps of 4 a epoch: epochs 0-4
+    assert patience_steps(config, 4) == 10.0  # 0.25 x the 10 emotion epochs x 4 steps
+    assert not patience_over(0, 6, 4, 10.0, start_epoch=5)  # best at 0 (pretraining): count from 4
+    assert patience_over(0, 7, 4, 10.0, start_epoch=5)
+    assert patience_over(6, 9, 4, 10.0, start_epoch=5) and not patience_over(6, 8, 4, 10.0, 5)
+
+
+def test_bad_fractions_are_refused_by_name():
+    from adarl_jax.config import load_config
+
+    for bad in ("-0.1", "1.0"):
+        with pytest.raises(ValueError, match=r"train.patience_fraction"):
+            load_config("smoke", [f"train.patience_fraction={bad}"])
 
 
 def test_the_limit_is_a_fraction_of_the_schedule():

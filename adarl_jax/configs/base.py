@@ -143,9 +143,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 2
     c.train.checkpoint_every_steps = 0  # 0: a checkpoint every epoch; N: when N steps have passed
     c.train.selection = "last"  # last | val (validation speakers drawn from training speakers)
-    # >0 with selection 'val': a fold stops once its best validation epoch lies this fraction of
-    # the schedule's steps behind (the schedule unchanged: every epoch before the stop is the
-    # full run's); 0: it trains every epoch
+    # >0 with selection 'val' (ignored with 'last'): a fold stops once its best validation epoch
+    # lies this fraction of the schedule's steps behind (the schedule unchanged: every epoch
+    # before the stop is the full run's; a domain pretraining's epochs start no count); 0: it
+    # trains every epoch
     c.train.patience_fraction = 0.0
     c.train.val_speakers_per_gender = 1
     # none | class | gender | class_gender: draw each epoch's samples with probability

@@ -256,8 +256,9 @@ def trim_silence(wave: np.ndarray, sample_rate: int, trim_db: float,
 
 def level_gain(mean_square: float, level_dbfs: float) -> float:
     """The factor that brings a wave of this mean square to an RMS level of `level_dbfs` dB
-    re full scale; 1 when `level_dbfs` is 0 (as recorded) or the wave is silent."""
-    if not level_dbfs or not mean_square > 0:
+    re full scale; 1 when `level_dbfs` is 0 (as recorded) or the wave is below SILENCE_DBFS
+    (near-silent: its noise would be raised into speech levels; it is warned about)."""
+    if not level_dbfs or not mean_square > 10.0 ** (SILENCE_DBFS / 10.0):
         return 1.0
     return 10.0 ** (float(level_dbfs) / 20.0) / math.sqrt(mean_square)
 

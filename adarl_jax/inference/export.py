@@ -150,9 +150,8 @@ def export_predictor(predictor, out, input: str = "spectrogram",
         "variant": c.model.variant,
         "source": predictor.source,
         "n_models": predictor.n_models,
-        "data": {**{k: c.data[k] for k in ("sample_rate", "segment_s", "min_tail_s",
-                                             "segment_hop_s", "trim_db")},
-                 **({"level_dbfs": float(c.data.level_dbfs)} if c.data.get("level_dbfs") else {})},
+        "data": {k: c.data[k] for k in ("sample_rate", "segment_s", "min_tail_s",
+                                            "segment_hop_s", "trim_db", "level_dbfs")},
         "frontend": c.frontend.to_dict(),
         "speaker_statistics": (("waveform: of the segments of each call (one speaker, or one "
                                 "file); no padding rows" if input == "waveform" else

@@ -36,22 +36,34 @@ def num_epochs(config, steps_per_epoch: int) -> int:
     return max(1, main + -(-pretrain_steps(config) // spe))
 
 
+def emotion_start_epoch(config, steps_per_epoch: int) -> int:
+    """The first epoch that trains the emotion pathway: the one after the domain pretraining's
+    (optim.domain_pretrain_steps; 0 without it)."""
+    return -(-pretrain_steps(config) // max(int(steps_per_epoch), 1))
+
+
 def patience_steps(config, steps_per_epoch: int) -> float:
-    """train.patience_fraction of the schedule's length (optim.train_steps, or the epochs'
-    steps when that is 0): under train.selection='val' a fold stops once its best validation
-    epoch lies that many steps behind (`patience_over`); 0: it never stops early."""
+    """train.patience_fraction of the emotion schedule's length (optim.train_steps, or the
+    epochs' steps after any domain pretraining when that is 0): under train.selection='val' a
+    fold stops once its best validation epoch lies that many steps behind (`patience_over`);
+    0: it never stops early."""
     fraction = float(config.train.get("patience_fraction", 0.0))
     if fraction <= 0 or config.train.selection != "val":
         return 0.0
     spe = max(int(steps_per_epoch), 1)
     steps = int(config.optim.train_steps)
-    return fraction * (steps if steps > 0 else num_epochs(config, spe) * spe)
+    main = num_epochs(config, spe) - emotion_start_epoch(config, spe)
+    return fraction * (steps if steps > 0 else main * spe)
 
 
-def patience_over(best_epoch: int, epoch: int, steps_per_epoch: int, limit: float) -> bool:
+def patience_over(best_epoch: int, epoch: int, steps_per_epoch: int, limit: float,
+                  start_epoch: int = 0) -> bool:
     """Whether training stops after `epoch`: `limit` > 0 steps (`patience_steps`) have passed
-    since the best validation epoch so far (-1: none yet, never stops)."""
-    return limit > 0 and best_epoch >= 0 and (epoch - best_epoch) * steps_per_epoch >= limit
+    since the best validation epoch so far (-1: none yet, never stops), counted from no earlier
+    than the last epoch before `start_epoch` (`emotion_start_epoch`: a domain pretraining's
+    epochs, whose emotion scores are chance, start no count)."""
+    return (limit > 0 and best_epoch >= 0
+            and (epoch - max(best_epoch, start_epoch - 1)) * steps_per_epoch >= limit)
 
 
 def _decay(o, total: int, steps_per_epoch: int) -> optax.Schedule:

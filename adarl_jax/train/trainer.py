@@ -33,7 +33,7 @@ from adarl_jax.train.epochs import ScanLoop, StepLoop, check_diverged, finish_ep
 from adarl_jax.workdir.files import write_text_atomic
 from adarl_jax.workdir.fold_record import fold_record
 from adarl_jax.train.optim import (domain_loss_only, learning_rate_schedule, num_epochs,
-                                   patience_over, patience_steps)
+                                   emotion_start_epoch, patience_over, patience_steps)
 from adarl_jax.train.tb import open_scalar_log
 from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
@@ -277,7 +277,8 @@ def resume(config, run: FoldRun, ckpts: Checkpoints, epochs: int | None = None) 
         _trim_jsonl(ckpts.folder / "metrics.jsonl", start)
     epochs = num_epochs(config, run.steps_per_epoch) if epochs is None else int(epochs)
     if start > 0 and patience_over(int(best["epoch"]), start - 1, run.steps_per_epoch,
-                                   patience_steps(config, run.steps_per_epoch)):
+                                   patience_steps(config, run.steps_per_epoch),
+                                   emotion_start_epoch(config, run.steps_per_epoch)):
         epochs = start  # it had stopped early (train.patience_fraction): nothing left to train
     return Resume(state=state, epochs=range(start, max(start, epochs)), best=best)
 
@@ -294,6 +295,7 @@ def train_epochs(config, dataset, fold, run: FoldRun, ckpts: Checkpoints, start:
     state, best, epochs = start.state, start.best, start.epochs
     last, done = epochs.stop - 1, epochs.stop
     limit = patience_steps(config, run.steps_per_epoch)
+    first = emotion_start_epoch(config, run.steps_per_epoch)
     copy = sharding.jit_copy(run.loop.mesh)
     bar = tqdm(total=len(epochs) * run.steps_per_epoch, disable=not progress, leave=False,
                desc=f"{config.model.variant} {run.label}")
@@ -315,7 +317,7 @@ def train_epochs(config, dataset, fold, run: FoldRun, ckpts: Checkpoints, start:
                 best = {"epoch": epoch, "val_ua": ua}
                 # a copy: the next step donates (invalidates) this state's buffers
                 pending_best = (epoch, copy(state), ua)
-        stop = patience_over(int(best["epoch"]), epoch, run.steps_per_epoch, limit)
+        stop = patience_over(int(best["epoch"]), epoch, run.steps_per_epoch, limit, first)
         if jax.process_index() == 0:
             with open(ckpts.folder / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
