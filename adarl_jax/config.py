@@ -74,7 +74,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                          f"sample at {d.sample_rate} Hz up to data.segment_s={d.segment_s}")
     if float(d.trim_db) < 0:
         raise ValueError(f"data.trim_db={d.trim_db}: expected 0 (no trim) or a positive level")
-    if not float(d.get("level_dbfs", 0.0)) <= 0 or not math.isfinite(float(d.get("level_dbfs", 0.0))):
+    level = float(d.get("level_dbfs", 0.0))
+    if not (math.isfinite(level) and level <= 0):
         raise ValueError(f"data.level_dbfs={d.level_dbfs}: expected 0 (as recorded) or a level "
                          "below full scale, e.g. -25")
     patience = float(config.train.get("patience_fraction", 0.0))

@@ -96,7 +96,6 @@ def plan_batches(n: int, buckets: Sequence[int], overhead: float = 4.0) -> list[
     return plan + best[rest][2]
 
 
-
 def distinct_paths(paths) -> list[str]:
     """The paths in order, each file once (compared as absolute paths)."""
     return list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
