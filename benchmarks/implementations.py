@@ -25,6 +25,9 @@ JAX_IMPLS = {
     "jax_plain": {"fused_bn_pool": False},
     # adarl's two pathways' block-1 convolutions as one (model.shared_first_conv; off by default)
     "jax_shared_conv": {"shared_first_conv": True},
+    # block 1's convolutions on the input's 2 x 2 blocks (model.first_convs, quick.py's)
+    "jax_s2d": {"first_convs": "space_to_depth"},
+    "jax_direct": {"first_convs": "direct"},
     # bfloat16 compute, float32 params: the accelerator option, here on the CPU
     "jax_bf16": {"dtype": "bfloat16"},
 }

@@ -42,6 +42,7 @@ from adarl_jax.report.model_card import model_card
 from adarl_jax.inference.model_folder import (ENSEMBLE_FORMAT_VERSION, FORMAT,
                                               LATE_FUSION_FORMAT_VERSION, MODEL_FILE,
                                               check_target, staging_dir, write_model_folder)
+from adarl_jax.train.programs import Programs
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.test_statistics import training_statistics
 from adarl_jax.train.trainer import open_checkpoints, resume, setup_run, train_epochs
@@ -218,7 +219,7 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
     check_domains(config, dataset, [fold])
     is_writer = jax.process_index() == 0
     seeds = [int(config.train.seed) + k for k in range(int(members))]
-    member_variables, first = [], None
+    member_variables, first, programs = [], None, Programs()  # members share their programs
     for k, seed in enumerate(seeds):
         member = config.copy_and_resolve_references()
         member.train.seed = seed
@@ -227,7 +228,8 @@ def _train_final(config, loso_workdir, out_dir: Path, mesh, progress, overwrite,
             _prepare_train_dir(train_dir, json.dumps({"config": json.loads(to_json(member)),
                                                       "epochs": rule["epochs"]}, indent=1))
         label = "final model" if members == 1 else f"final model, member {k + 1}/{members}"
-        run = setup_run(member, dataset, fold, checked_mesh(member, mesh), label=label)
+        run = setup_run(member, dataset, fold, checked_mesh(member, mesh), label=label,
+                        programs=programs)
         with open_checkpoints(member, train_dir) as ckpts:
             start = resume(member, run, ckpts, epochs=rule["epochs"])
             trained = train_epochs(member, dataset, fold, run, ckpts, start, progress and is_writer)

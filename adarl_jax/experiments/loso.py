@@ -32,6 +32,7 @@ from adarl_jax.data.reading import check_domains, data_change, load_checked_data
 from adarl_jax.model import build_model, init_variables, param_counts
 from adarl_jax.model.registry import use_variant
 from adarl_jax.train import sharding
+from adarl_jax.train.programs import Programs
 from adarl_jax.train.sharding import checked_mesh
 from adarl_jax.train.trainer import run_fold as train_and_test
 from adarl_jax.workdir.kept_variant import keep_variant_file
@@ -208,9 +209,11 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
         check_domains(vconfig, dataset, chosen)
         attach_functionals(vconfig, dataset, progress)  # once, before its folds (when it reads them)
         _print_param_counts(vconfig)
+        programs = Programs()  # the variant's folds share its train step and evaluator
         results += run_folds(
             workdir, variant, chosen,
-            lambda fold, fdir, c=vconfig: train_and_test(c, dataset, fold, fdir, mesh, progress),
+            lambda fold, fdir, c=vconfig, p=programs: train_and_test(c, dataset, fold, fdir, mesh,
+                                                                     progress, p),
             check=lambda fdir, c=vconfig: pinning.pin_fold_config(c, fdir, write=is_writer),
             write=is_writer)
     return results

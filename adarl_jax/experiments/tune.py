@@ -49,6 +49,7 @@ from adarl_jax.data.reading import check_domains, data_change, load_checked_data
 from adarl_jax.experiments import loso
 from adarl_jax.model.registry import use_variant
 from adarl_jax.train import sharding
+from adarl_jax.train.programs import Programs
 from adarl_jax.train.trainer import run_fold
 from adarl_jax.workdir import pinning
 from adarl_jax.workdir.kept_variant import keep_variant_file
@@ -226,9 +227,11 @@ def run_tune(grid: dict, workdir, overrides=(), folds: str | None = None, varian
             config = configs[name]
             dataset = load_dataset(config, workdir, progress)
             check_domains(config, dataset, chosen)
+            programs = Programs()  # the candidate's folds share its train step and evaluator
             records = loso.run_folds(
                 workdir / name, config.model.variant, chosen,
-                lambda fold, fdir, c=config: run_fold(c, dataset, fold, fdir, mesh, progress),
+                lambda fold, fdir, c=config, p=programs: run_fold(c, dataset, fold, fdir, mesh,
+                                                                  progress, p),
                 check=lambda fdir, c=config: pinning.pin_fold_config(c, fdir, write=is_writer),
                 label=f"tune {name}", write=is_writer,
                 describe=lambda r: f"val UA {r['best_val_ua']:.3f} ({time.time() - t0:.0f} s)")

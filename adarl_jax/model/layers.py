@@ -42,6 +42,93 @@ def conv_name(pair) -> str:
     return f"conv{kf}x{kt}"
 
 
+FIRST_CONVS = ("direct", "space_to_depth")
+
+
+def direct_convs(x, kernels):
+    """'SAME', stride-1 convolutions of x (B, H, W, C) with each kernel (kh, kw, C, O_i),
+    concatenated on channels: lax.conv_general_dilated, as nn.Conv computes them."""
+    return jnp.concatenate([jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) for k in kernels], -1)
+
+
+def _block_taps(k: int) -> np.ndarray:
+    """Along one axis, for a kernel of odd size k seen from 2 x 2 blocks: the original tap
+    (0..k-1, or k for none) at [block offset, input sub-position, output sub-position]. The
+    block offsets run over -m..m, m = ceil((k // 2) / 2): a symmetric block kernel."""
+    r = k // 2
+    m = -(-r // 2)
+    taps = np.full((2 * m + 1, 2, 2), k, np.int32)
+    for b in range(-m, m + 1):
+        for s in range(2):
+            for a in range(2):
+                d = 2 * b + s - a  # the input's offset from the output, in samples
+                if -r <= d <= r:
+                    taps[b + m, s, a] = d + r
+    return taps
+
+
+def _space_to_depth_convs(x, kernels):
+    """`direct_convs` as one convolution of x's 2 x 2 blocks: (B, H/2, W/2, 4C) against a
+    (bh, bw, 4C, 4O) kernel gathered from the kernels (zero where a block tap reaches past a
+    kernel), its output's 4 sub-positions spread back to (B, H, W, O). Odd H or W are padded
+    with zeros first (what 'SAME' reads there anyway) and cropped after."""
+    size = tuple(max(k.shape[axis] for k in kernels) for axis in (0, 1))
+    kernel = jnp.concatenate([jnp.pad(k, [((s - n) // 2, (s - n) // 2) for s, n in
+                                          zip(size, k.shape[:2])] + [(0, 0), (0, 0)])
+                              for k in kernels], axis=-1)  # centred in the largest size
+    kernel = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index size[i]: a zero tap
+    th, tw = _block_taps(size[0]), _block_taps(size[1])
+    # [bh, bw, sh, sw, ah, aw, C, O] -> [bh, bw, (sh, sw, C), (ah, aw, O)]
+    block = kernel[th[:, None, :, None, :, None], tw[None, :, None, :, None, :]]
+    bh, bw, c, o = len(th), len(tw), kernel.shape[2], kernel.shape[3]
+    block = block.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(bh, bw, 4 * c, 4 * o)
+    b, h, w, _ = x.shape
+    x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    h2, w2 = x.shape[1] // 2, x.shape[2] // 2
+    x = x.reshape(b, h2, 2, w2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h2, w2, 4 * c)
+    y = jax.lax.conv_general_dilated(x, block, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = y.reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h2, 2 * w2, o)
+    return y[:, :h, :w]
+
+
+@jax.custom_vjp
+def space_to_depth_convs(x, kernels):
+    """`direct_convs` (odd kernel sizes), its forward computed on 2 x 2 blocks of x, where the
+    3-channel input of block 1 becomes 12 channels: XLA:CPU's convolution is several times
+    faster there. Its gradient is `direct_convs`'s (the faster weight gradient on the CPU).
+    The same function within float rounding (tests/test_first_conv.py)."""
+    return _space_to_depth_convs(x, kernels)
+
+
+def _s2d_forward(x, kernels):
+    return _space_to_depth_convs(x, kernels), (x, kernels)
+
+
+def _s2d_backward(residuals, g):
+    return jax.vjp(direct_convs, *residuals)[1](g)
+
+
+space_to_depth_convs.defvjp(_s2d_forward, _s2d_backward)
+
+
+class ConvParameters(nn.Module):
+    """An nn.Conv's parameters alone (same names, shapes and initialisers: the same values
+    from the same key), for convolutions computed elsewhere (`space_to_depth_convs`)."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, in_features: int):
+        kernel = self.param("kernel", xavier, (*self.kernel_size, in_features, self.features))
+        bias = (self.param("bias", nn.initializers.zeros_init(), (self.features,))
+                if self.use_bias else None)
+        return kernel, bias
+
+
 class MultiScaleConvBlock(nn.Module):
     """Eq. 10: F_l = p_avg(ReLU(BN({w_1 * F_{l-1}, w_2 * F_{l-1}}))).
 
@@ -59,16 +146,25 @@ class MultiScaleConvBlock(nn.Module):
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
     fused: bool = True
+    convs: str = "direct"  # or "space_to_depth" (`space_to_depth_convs`; same function)
 
     @nn.compact
     def __call__(self, x, train: bool, convolved=None):
         """`convolved`: the convolutions' concatenated output, computed elsewhere from this
         block's own kernels (`shared_input_convs`); then `x` is not read."""
-        if convolved is None:
+        pairs = kernel_pairs(self.kernel_sizes)
+        if convolved is None and self.convs == "space_to_depth":
+            params = [ConvParameters(f, k, self.use_bias, name=conv_name(k))(x.shape[-1])
+                      for f, k in zip(self.features, pairs)]
+            x = space_to_depth_convs(jnp.asarray(x, self.dtype),
+                                     tuple(k.astype(self.dtype) for k, _ in params))
+            if self.use_bias:  # nn.Conv's arithmetic: the bias in `dtype`, added after
+                x = x + jnp.concatenate([b for _, b in params]).astype(self.dtype)
+        elif convolved is None:
             branches = [
                 nn.Conv(f, k, padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
                         dtype=self.dtype, name=conv_name(k))(x)
-                for f, k in zip(self.features, kernel_pairs(self.kernel_sizes))
+                for f, k in zip(self.features, pairs)
             ]
             x = jnp.concatenate(branches, axis=-1)
         else:
@@ -93,6 +189,7 @@ class ConvPathway(nn.Module):
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
     fused: bool = True
+    first_convs: str = "direct"  # how block 1 convolves its (few-channel) input: FIRST_CONVS
 
     @nn.compact
     def __call__(self, x, train: bool, first_convolved=None):
@@ -100,6 +197,7 @@ class ConvPathway(nn.Module):
         for i, (features, pool) in enumerate(zip(self.block_features, self.block_pools)):
             x = MultiScaleConvBlock(features, self.kernel_sizes, pool, self.use_bias,
                                     self.bn_momentum, self.dtype, self.fused,
+                                    self.first_convs if i == 0 else "direct",
                                     name=f"block{i + 1}")(x, train, first_convolved if i == 0 else None)
         return x
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from adarl_jax.model.layers import CHANNELWISE_INITS, kernel_pairs
+from adarl_jax.model.layers import CHANNELWISE_INITS, FIRST_CONVS, kernel_pairs
 from adarl_jax.spec_fields import cast_fields
 
 
@@ -26,11 +26,15 @@ class ModelSpec:
     dtype: Any = jnp.float32
     fused_bn_pool: bool = True
     shared_first_conv: bool = False
+    first_convs: str = "direct"  # block 1's convolutions: direct | space_to_depth (layers)
     channelwise_init: str = "per_channel"  # per_channel | joint (layers.ChannelwiseDense)
     settings: tuple = ()  # ((key, value), ...): the variant's own settings, read as spec.<key>
 
     def __post_init__(self):
         object.__setattr__(self, "kernel_sizes", kernel_pairs(self.kernel_sizes))
+        if self.first_convs not in FIRST_CONVS:
+            raise ValueError(f"model.first_convs={self.first_convs!r}: expected one of "
+                             f"{list(FIRST_CONVS)}")
         if self.channelwise_init not in CHANNELWISE_INITS:
             raise ValueError(f"model.channelwise_init={self.channelwise_init!r}: expected one of "
                              f"{sorted(CHANNELWISE_INITS)}")
@@ -57,7 +61,7 @@ class ModelSpec:
             dtype=jnp.dtype(m.dtype),
             **cast_fields(cls, m, ("conv_bias", "hidden", "attention_hidden", "bn_momentum",
                                    "grl_scale", "fused_bn_pool", "shared_first_conv",
-                                   "channelwise_init")),
+                                   "first_convs", "channelwise_init")),
             settings=tuple(sorted((k, as_hashable(v)) for k, v in (settings or {}).items())),
         )
 
@@ -65,4 +69,4 @@ class ModelSpec:
         return dict(block_features=self.block_features, block_pools=self.block_pools,
                     kernel_sizes=self.kernel_sizes, use_bias=self.conv_bias,
                     bn_momentum=self.bn_momentum, dtype=self.dtype,
-                    fused=self.fused_bn_pool)
+                    fused=self.fused_bn_pool, first_convs=self.first_convs)

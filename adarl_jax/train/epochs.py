@@ -54,9 +54,11 @@ class StepLoop:
 class ScanLoop:
     """The epoch as one compiled lax.scan over the training set held on the devices."""
 
-    def __init__(self, train_step, mesh, features, segments, emotion, domain, functionals=None):
+    def __init__(self, train_step, mesh, features, segments, emotion, domain, functionals=None,
+                 train_epoch=None):
+        # train_epoch: make_train_epoch(train_step, ...) built once for a job's runs (programs)
         self.epoch = sharding.jit_train_epoch(
-            make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)
+            train_epoch or make_train_epoch(train_step, sharding.batch_sharded(mesh)), mesh)
         self.mesh = mesh
         data = {"x": np.asarray(features[segments], np.float32), "emotion": emotion,
                 "domain": domain, "weight": np.ones(len(segments), np.float32)}

@@ -36,8 +36,9 @@ from adarl_jax.train.optim import (domain_loss_only, learning_rate_schedule, num
                                    emotion_start_epoch, patience_over, patience_steps)
 from adarl_jax.train.tb import open_scalar_log
 from adarl_jax.train.forward import BatchedInference
-from adarl_jax.train.train_step import (create_train_state_from_config, make_train_step,
-                                        TrainState)
+from adarl_jax.train.programs import Programs, recipe_key, step_seed
+from adarl_jax.train.train_step import (create_train_state_from_config, make_train_epoch,
+                                        make_train_step, TrainState)
 from adarl_jax.data.folds import missing_classes
 from adarl_jax.train.test_statistics import (predictions_under_modes, statistics_views,
                                              training_statistics)
@@ -224,9 +225,12 @@ def training_set(config, dataset, train_utts, train_segs: np.ndarray):
             functionals)
 
 
-def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
+def setup_run(config, dataset, fold, mesh, label: str | None = None,
+              programs: Programs | None = None) -> FoldRun:
     """A run's initial (replicated) state, epoch loop (scan or step), evaluator and seeds,
-    for the training utterances `fold.train`."""
+    for the training utterances `fold.train`. `programs`: the job's shared functions
+    (adarl_jax.train.programs), so that a run like an earlier one compiles nothing."""
+    programs = Programs() if programs is None else programs
     batch_size = int(config.optim.batch_size)
     attach_functionals(config, dataset, progress=False)  # a variant that reads functionals gets them
     train_segs = dataset.subset_segments(fold.train)
@@ -238,21 +242,28 @@ def setup_run(config, dataset, fold, mesh, label: str | None = None) -> FoldRun:
     seeds = run_seeds(config, fold.index)
     model, state, tx = create_train_state_from_config(config, seeds.init, steps_per_epoch,
                                                       class_weights_for(config, train_emotion))
-    schedule = learning_rate_schedule(config, steps_per_epoch)
-    train_step = make_train_step(model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
-                                             config.loss.center_weight), schedule,
-                                 make_augment(config), seeds.augment,
-                                 float(config.augment.mixup_alpha),
-                                 float(config.loss.label_smoothing), domain_loss_only(config))
+    recipe = (recipe_key(config), mesh)
+    step_key = (*recipe, steps_per_epoch, step_seed(config, seeds.augment))
+    train_step = programs.get(("train_step", *step_key), lambda: make_train_step(
+        model, tx, (config.loss.domain_weight, config.loss.emotion_weight,
+                    config.loss.center_weight), learning_rate_schedule(config, steps_per_epoch),
+        make_augment(config), seeds.augment, float(config.augment.mixup_alpha),
+        float(config.loss.label_smoothing), domain_loss_only(config)))
     use_scan = config.train.loop == "scan" or (config.train.loop == "auto"
                                                and jax.default_backend() != "cpu")
-    loop = (ScanLoop if use_scan else StepLoop)(train_step, mesh, features, train_segs,
-                                                 train_emotion, train_domain, functionals)
+    data = (features, train_segs, train_emotion, train_domain, functionals)
+    if use_scan:
+        loop = ScanLoop(train_step, mesh, *data, train_epoch=programs.get(
+            ("train_epoch", *step_key),
+            lambda: make_train_epoch(train_step, sharding.batch_sharded(mesh))))
+    else:  # the jitted step is the same program whenever train_step is the same function
+        loop = StepLoop(train_step, mesh, *data)
+    evaluator = programs.get(("evaluator", *recipe), lambda: BatchedInference(
+        model, mesh, int(config.train.eval_batch_size)))
     return FoldRun(
         state=sharding.put_replicated(state, mesh), loop=loop, steps_per_epoch=steps_per_epoch,
         n_train=len(train_segs), groups=sampling_groups(config, train_emotion, train_domain),
-        evaluator=BatchedInference(model, mesh, int(config.train.eval_batch_size)), seeds=seeds,
-        label=label or f"fold {fold.index} ({fold.test_speaker})")
+        evaluator=evaluator, seeds=seeds, label=label or f"fold {fold.index} ({fold.test_speaker})")
 
 
 def open_checkpoints(config, run_dir) -> Checkpoints:
@@ -391,10 +402,13 @@ def keep_training_statistics(config, dataset, fold, folder) -> None:
         write_statistics(folder, training_statistics(dataset, fold.train))
 
 
-def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True) -> dict:
+def run_fold(config, dataset, fold, fold_dir, mesh=None, progress: bool = True,
+             programs: Programs | None = None) -> dict:
     """Trains (resuming from the fold's checkpoints) and tests one fold; returns its result
-    record without writing it: whoever decides that the fold is to run writes it."""
-    run = setup_run(config, dataset, fold, sharding.checked_mesh(config, mesh))
+    record without writing it: whoever decides that the fold is to run writes it.
+    `programs`: functions shared with the job's other folds (see setup_run)."""
+    run = setup_run(config, dataset, fold, sharding.checked_mesh(config, mesh),
+                    programs=programs)
     with open_checkpoints(config, fold_dir) as ckpts:
         start = resume(config, run, ckpts)
         trained = train_epochs(config, dataset, fold, run, ckpts, start,

@@ -1,0 +1,69 @@
+"""A job's folds share their train step and evaluator (adarl_jax.train.programs): the second
+fold builds and traces nothing new, and every fold's result is the one it gets alone."""
+
+import numpy as np
+
+from adarl_jax.data.folds import loso_folds
+from adarl_jax.data.reading import load_dataset
+from adarl_jax.train import trainer
+from adarl_jax.train.programs import Programs, step_seed
+from adarl_jax.train.sharding import make_mesh
+from conftest import make_corpus, tiny_config
+
+
+def test_programs_build_once_per_key():
+    programs, built = Programs(), []
+    build = lambda tag: (lambda: built.append(tag) or object())
+    a = programs.get(("step", 8), build("a"))
+    assert programs.get(("step", 8), build("b")) is a
+    assert programs.get(("step", 9), build("c")) is not a
+    assert built == ["a", "c"] and len(programs) == 2
+
+
+def test_the_seed_is_part_of_the_key_only_where_the_step_draws_keys():
+    config = tiny_config("adarl")
+    assert step_seed(config, 7) is None
+    config.augment.freq_masks = 1
+    assert step_seed(config, 7) == 7
+    config = tiny_config("adarl")
+    config.augment.mixup_alpha = 0.2
+    assert step_seed(config, 7) == 7
+
+
+def test_shared_programs_give_each_fold_its_own_result_and_trace_once(tmp_path, monkeypatch):
+    config = tiny_config("adarl")
+    config.data.corpus = "csv"
+    # 4 speakers with 8 recordings each: every fold trains on 3 speakers, the same steps per epoch
+    config.data.manifest = str(make_corpus(tmp_path / "corpus"))
+    config.train.selection = "last"
+    dataset = load_dataset(config, tmp_path / "w", progress=False)
+    folds = loso_folds(dataset.utterances, 0, 0)[:2]
+    steps = {-(-len(dataset.subset_segments(f.train)) // int(config.optim.batch_size))
+             for f in folds}
+    assert len(steps) == 1, "the test needs two folds with equal steps per epoch"
+    traced = []
+    make = trainer.make_train_step
+
+    def counting(*args, **kwargs):
+        step = make(*args, **kwargs)
+
+        def counted(state, batch):
+            traced.append(1)  # runs only while jax traces the step
+            return step(state, batch)
+        return counted
+
+    monkeypatch.setattr(trainer, "make_train_step", counting)
+    mesh = make_mesh(1)
+    alone = [trainer.run_fold(config, dataset, f, tmp_path / f"alone{f.index}", mesh,
+                              progress=False) for f in folds]
+    assert len(traced) == 2
+    traced.clear()
+    programs = Programs()
+    shared = [trainer.run_fold(config, dataset, f, tmp_path / f"shared{f.index}", mesh,
+                               progress=False, programs=programs) for f in folds]
+    assert len(traced) == 1  # the second fold reused the first one's compiled step
+    for a, b in zip(alone, shared):
+        assert a["steps"] == b["steps"] > 0
+        np.testing.assert_array_equal([u["probs"] for u in a["utterances"]],
+                                      [u["probs"] for u in b["utterances"]])
+    assert len(programs) == 2  # one train step, one evaluator
