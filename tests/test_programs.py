@@ -6,7 +6,7 @@ import numpy as np
 from adarl_jax.data.folds import loso_folds
 from adarl_jax.data.reading import load_dataset
 from adarl_jax.train import trainer
-from adarl_jax.train.programs import Programs, step_seed
+from adarl_jax.train.programs import Programs, recipe_key, step_seed
 from adarl_jax.train.sharding import make_mesh
 from conftest import make_corpus, tiny_config
 
@@ -18,6 +18,14 @@ def test_programs_build_once_per_key():
     assert programs.get(("step", 8), build("b")) is a
     assert programs.get(("step", 9), build("c")) is not a
     assert built == ["a", "c"] and len(programs) == 2
+
+
+def test_the_recipe_key_is_the_config_but_the_seed():
+    a, b = tiny_config("adarl"), tiny_config("adarl")
+    b.train.seed = 3
+    assert recipe_key(a) == recipe_key(b)
+    b.optim.lr = 0.5
+    assert recipe_key(a) != recipe_key(b)
 
 
 def test_the_seed_is_part_of_the_key_only_where_the_step_draws_keys():

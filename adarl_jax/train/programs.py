@@ -37,8 +37,13 @@ class Programs:
 
 
 def recipe_key(config) -> str:
-    """The config as canonical JSON: runs of equal keys build equal functions from it."""
-    return to_json(config)
+    """The config as canonical JSON, but for train.seed: runs of equal keys build equal
+    functions from it. The seed reaches a program only as the step's key seed, which
+    `step_seed` adds where the step reads it (the seed's other streams, the initial
+    parameters and the batch order, are data), so an ensemble's members share theirs."""
+    c = config.copy_and_resolve_references()
+    c.train.seed = 0
+    return to_json(c)
 
 
 def step_seed(config, seed: int) -> int | None:
