@@ -2,6 +2,7 @@
 fold builds and traces nothing new, and every fold's result is the one it gets alone."""
 
 import numpy as np
+import pytest
 
 from adarl_jax.data.folds import loso_folds
 from adarl_jax.data.reading import load_dataset
@@ -38,17 +39,37 @@ def test_the_seed_is_part_of_the_key_only_where_the_step_draws_keys():
     assert step_seed(config, 7) == 7
 
 
-def test_shared_programs_give_each_fold_its_own_result_and_trace_once(tmp_path, monkeypatch):
+def _corpus_config(tmp_path, case: str):
     config = tiny_config("adarl")
     config.data.corpus = "csv"
-    # 4 speakers with 8 recordings each: every fold trains on 3 speakers, the same steps per epoch
-    config.data.manifest = str(make_corpus(tmp_path / "corpus"))
+    manifest = make_corpus(tmp_path / "corpus")  # 4 speakers, 8 recordings each
+    if case == "other_steps":  # half of s1's recordings gone: its fold trains on more segments
+        lines = manifest.read_text().splitlines()
+        manifest.write_text("\n".join(l for l in lines if not (",s1," in l and "_1.wav" in l)) + "\n")
+        config.optim.batch_size = 4
+    if case == "augment":  # the step draws keys: each fold's own seed
+        config.augment.freq_masks = 1
+    config.data.manifest = str(manifest)
     config.train.selection = "last"
+    return config
+
+
+# case -> (distinct train steps among the two folds, whether the two folds have equal steps)
+CASES = {"plain": (1, True), "augment": (2, True), "other_steps": (2, False)}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_shared_programs_give_each_fold_its_own_result(tmp_path, monkeypatch, case):
+    """Two folds with and without a shared Programs: the same probabilities; the step is built
+    and traced once where nothing it closes over differs (no augmentation, equal steps per
+    epoch), once a fold where the seed (augmentation) or the steps per epoch differ."""
+    config = _corpus_config(tmp_path, case)
     dataset = load_dataset(config, tmp_path / "w", progress=False)
     folds = loso_folds(dataset.utterances, 0, 0)[:2]
-    steps = {-(-len(dataset.subset_segments(f.train)) // int(config.optim.batch_size))
-             for f in folds}
-    assert len(steps) == 1, "the test needs two folds with equal steps per epoch"
+    steps = [-(-len(dataset.subset_segments(f.train)) // int(config.optim.batch_size))
+             for f in folds]
+    distinct, equal_steps = CASES[case]
+    assert (steps[0] == steps[1]) == equal_steps, steps
     traced = []
     make = trainer.make_train_step
 
@@ -69,9 +90,9 @@ def test_shared_programs_give_each_fold_its_own_result_and_trace_once(tmp_path, 
     programs = Programs()
     shared = [trainer.run_fold(config, dataset, f, tmp_path / f"shared{f.index}", mesh,
                                progress=False, programs=programs) for f in folds]
-    assert len(traced) == 1  # the second fold reused the first one's compiled step
+    assert len(traced) == distinct
+    assert len(programs) == distinct + 1  # and one evaluator
     for a, b in zip(alone, shared):
         assert a["steps"] == b["steps"] > 0
         np.testing.assert_array_equal([u["probs"] for u in a["utterances"]],
                                       [u["probs"] for u in b["utterances"]])
-    assert len(programs) == 2  # one train step, one evaluator

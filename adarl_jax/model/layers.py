@@ -68,17 +68,27 @@ def _block_taps(k: int) -> np.ndarray:
     return taps
 
 
+def centred_kernels(kernels, who: str):
+    """The kernels (kh, kw, C, O_i), each zero-padded, centred, to the largest size on each
+    axis, concatenated on the output axis: one kernel with the same 'SAME' convolutions.
+    Odd sizes only (an even kernel has no centre: 'SAME' pads it unevenly); `who` names the
+    caller in the error."""
+    sizes = [tuple(k.shape[:2]) for k in kernels]
+    if any(n % 2 == 0 for size in sizes for n in size):
+        raise ValueError(f"{who} needs odd kernel sizes, got {sizes}")
+    size = tuple(max(axis) for axis in zip(*sizes))
+    return jnp.concatenate([jnp.pad(k, [((s - n) // 2, (s - n) // 2) for s, n in zip(size, k.shape[:2])]
+                                    + [(0, 0), (0, 0)]) for k in kernels], axis=-1)
+
+
 def _space_to_depth_convs(x, kernels):
     """`direct_convs` as one convolution of x's 2 x 2 blocks: (B, H/2, W/2, 4C) against a
     (bh, bw, 4C, 4O) kernel gathered from the kernels (zero where a block tap reaches past a
     kernel), its output's 4 sub-positions spread back to (B, H, W, O). Odd H or W are padded
     with zeros first (what 'SAME' reads there anyway) and cropped after."""
-    size = tuple(max(k.shape[axis] for k in kernels) for axis in (0, 1))
-    kernel = jnp.concatenate([jnp.pad(k, [((s - n) // 2, (s - n) // 2) for s, n in
-                                          zip(size, k.shape[:2])] + [(0, 0), (0, 0)])
-                              for k in kernels], axis=-1)  # centred in the largest size
+    kernel = centred_kernels(kernels, "model.first_convs='space_to_depth'")
+    th, tw = _block_taps(kernel.shape[0]), _block_taps(kernel.shape[1])
     kernel = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index size[i]: a zero tap
-    th, tw = _block_taps(size[0]), _block_taps(size[1])
     # [bh, bw, sh, sw, ah, aw, C, O] -> [bh, bw, (sh, sw, C), (ah, aw, O)]
     block = kernel[th[:, None, :, None, :, None], tw[None, :, None, :, None, :]]
     bh, bw, c, o = len(th), len(tw), kernel.shape[2], kernel.shape[3]
@@ -96,9 +106,11 @@ def _space_to_depth_convs(x, kernels):
 @jax.custom_vjp
 def space_to_depth_convs(x, kernels):
     """`direct_convs` (odd kernel sizes), its forward computed on 2 x 2 blocks of x, where the
-    3-channel input of block 1 becomes 12 channels: XLA:CPU's convolution is several times
-    faster there. Its gradient is `direct_convs`'s (the faster weight gradient on the CPU).
-    The same function within float rounding (tests/test_first_conv.py)."""
+    3-channel input of block 1 becomes 12 channels, on which XLA:CPU's convolution runs
+    faster at `quick`'s 80 x 60 input (not at the paper's 400 x 300; benchmarks/README.md).
+    Its gradient is `direct_convs`'s (the faster weight gradient on the CPU). The same function
+    within float rounding (tests/test_first_conv.py). A custom VJP: reverse mode only (no jvp
+    through it)."""
     return _space_to_depth_convs(x, kernels)
 
 
@@ -146,29 +158,13 @@ class MultiScaleConvBlock(nn.Module):
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
     fused: bool = True
-    convs: str = "direct"  # or "space_to_depth" (`space_to_depth_convs`; same function)
+    convs: str = "direct"  # how the convolutions run: FIRST_CONVS (the same function)
 
     @nn.compact
     def __call__(self, x, train: bool, convolved=None):
         """`convolved`: the convolutions' concatenated output, computed elsewhere from this
         block's own kernels (`shared_input_convs`); then `x` is not read."""
-        pairs = kernel_pairs(self.kernel_sizes)
-        if convolved is None and self.convs == "space_to_depth":
-            params = [ConvParameters(f, k, self.use_bias, name=conv_name(k))(x.shape[-1])
-                      for f, k in zip(self.features, pairs)]
-            x = space_to_depth_convs(jnp.asarray(x, self.dtype),
-                                     tuple(k.astype(self.dtype) for k, _ in params))
-            if self.use_bias:  # nn.Conv's arithmetic: the bias in `dtype`, added after
-                x = x + jnp.concatenate([b for _, b in params]).astype(self.dtype)
-        elif convolved is None:
-            branches = [
-                nn.Conv(f, k, padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
-                        dtype=self.dtype, name=conv_name(k))(x)
-                for f, k in zip(self.features, pairs)
-            ]
-            x = jnp.concatenate(branches, axis=-1)
-        else:
-            x = convolved
+        x = self.convolve(x) if convolved is None else convolved
         if self.fused:
             return BatchNormReLUPool(self.pool, self.bn_momentum, self.dtype, name="bn")(x, train)
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
@@ -177,6 +173,23 @@ class MultiScaleConvBlock(nn.Module):
         if tuple(self.pool) != (1, 1):
             x = nn.avg_pool(x, tuple(self.pool), strides=tuple(self.pool))
         return x
+
+    def convolve(self, x):
+        """The parallel 'SAME' convolutions, concatenated on channels: nn.Conv's, or the same
+        function from the same parameters computed on 2 x 2 blocks (`space_to_depth_convs`)."""
+        pairs = kernel_pairs(self.kernel_sizes)
+        if self.convs == "direct":
+            return jnp.concatenate([
+                nn.Conv(f, k, padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
+                        dtype=self.dtype, name=conv_name(k))(x)
+                for f, k in zip(self.features, pairs)], axis=-1)
+        params = [ConvParameters(f, k, self.use_bias, name=conv_name(k))(x.shape[-1])
+                  for f, k in zip(self.features, pairs)]
+        y = space_to_depth_convs(jnp.asarray(x, self.dtype),
+                                 tuple(k.astype(self.dtype) for k, _ in params))
+        if self.use_bias:  # nn.Conv's arithmetic: the bias in `dtype`, added after
+            y = y + jnp.concatenate([b for _, b in params]).astype(self.dtype)
+        return y
 
 
 class ConvPathway(nn.Module):
@@ -197,7 +210,7 @@ class ConvPathway(nn.Module):
         for i, (features, pool) in enumerate(zip(self.block_features, self.block_pools)):
             x = MultiScaleConvBlock(features, self.kernel_sizes, pool, self.use_bias,
                                     self.bn_momentum, self.dtype, self.fused,
-                                    self.first_convs if i == 0 else "direct",
+                                    convs=self.first_convs if i == 0 else "direct",
                                     name=f"block{i + 1}")(x, train, first_convolved if i == 0 else None)
         return x
 
@@ -214,22 +227,18 @@ def shared_input_convs(x, blocks, kernel_sizes, dtype) -> list:
     (`nn.Conv` arithmetic: inputs, kernel and bias cast to `dtype`, bias added after).
     """
     pairs = kernel_pairs(kernel_sizes)
-    if any(k % 2 == 0 for pair in pairs for k in pair):
-        raise ValueError(f"shared_input_convs needs odd kernel sizes, got {pairs}")
-    size = tuple(max(axis) for axis in zip(*pairs))
     kernels, biases, widths = [], [], []
     for block in blocks:
         width = 0
         for pair in pairs:
             conv = block[conv_name(pair)]
-            pad = [((s - k) // 2, (s - k) // 2) for s, k in zip(size, pair)]
-            kernels.append(jnp.pad(conv["kernel"], (*pad, (0, 0), (0, 0))))
+            kernels.append(conv["kernel"])
             biases.append(conv["bias"] if "bias" in conv else jnp.zeros(conv["kernel"].shape[-1]))
             width += conv["kernel"].shape[-1]
         widths.append(width)
     y = jax.lax.conv_general_dilated(
-        jnp.asarray(x, dtype), jnp.concatenate(kernels, axis=-1).astype(dtype), (1, 1), "SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        jnp.asarray(x, dtype), centred_kernels(kernels, "shared_input_convs").astype(dtype),
+        (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     y = y + jnp.concatenate(biases).astype(dtype)
     return jnp.split(y, np.cumsum(widths)[:-1].tolist(), axis=-1)
 

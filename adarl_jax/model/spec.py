@@ -35,6 +35,14 @@ class ModelSpec:
         if self.first_convs not in FIRST_CONVS:
             raise ValueError(f"model.first_convs={self.first_convs!r}: expected one of "
                              f"{list(FIRST_CONVS)}")
+        if self.first_convs == "space_to_depth":
+            if any(n % 2 == 0 for pair in self.kernel_sizes for n in pair):
+                raise ValueError(f"model.first_convs='space_to_depth' needs odd kernel sizes; "
+                                 f"model.kernel_sizes={self.kernel_sizes}")
+            if self.shared_first_conv:
+                raise ValueError("model.first_convs='space_to_depth' and "
+                                 "model.shared_first_conv=True are two ways of computing block "
+                                 "1's convolutions: choose one")
         if self.channelwise_init not in CHANNELWISE_INITS:
             raise ValueError(f"model.channelwise_init={self.channelwise_init!r}: expected one of "
                              f"{sorted(CHANNELWISE_INITS)}")

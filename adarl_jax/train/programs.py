@@ -1,14 +1,17 @@
-"""The functions a job's runs share, built once, so that only a variant's first fold compiles.
+"""The functions a job's runs share, built once, so that a variant's later folds reuse them.
 
 jax caches a jitted function's tracing and compilation by the identity of the Python function
 it wraps. A fold that builds its own train step and prediction function (closures over the
-model, the optimiser, the schedule) therefore traces and compiles them again, even where they
-are the same program as the fold before's: about 1.5 s a fold on the 2-core host, from the
-persistent cache. `Programs` hands every run of a job the one function built for what it
-closes over: the config, the steps per epoch (the optimiser's and the schedule's) and, where
-the step draws random keys, the run's seed (`step_seed`). One is held per variant of a job
-(`loso.train_variants`) and per candidate of `tune`; without one every run builds its own,
-with the same results.
+model, the optimiser, the schedule) therefore traces them again and compiles or loads them
+from the persistent cache, even where they are the same programs as the fold before's.
+`Programs` hands every run of a job the one function built for what it closes over: the
+config (but its seed), the mesh, the steps per epoch (the optimiser's and the schedule's
+constants: folds with other counts build their own) and, where the step draws random keys,
+the run's seed (`step_seed`). The step loop's train step and the evaluator are then traced
+and compiled once; the model's initialisation still is per fold, and so is the scanned
+epoch (on accelerators), whose training set's size is in its program. One `Programs` is
+held per variant of a job (`loso.train_variants`), per candidate of `tune` and per final
+model (its ensemble members); without one every run builds its own, with the same results.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Callable, Hashable
 
 from adarl_jax.config import to_json
 from adarl_jax.data.augment import make_augment
+from adarl_jax.train.train_step import step_draws_keys
 
 __all__ = ["Programs", "recipe_key", "step_seed"]
 
@@ -47,8 +51,8 @@ def recipe_key(config) -> str:
 
 
 def step_seed(config, seed: int) -> int | None:
-    """The train step's seed as far as the step reads it: None when no augmentation and no
-    mixup draws a key (train_step.make_train_step), so that folds differing only in their
-    seed share one step."""
-    draws = make_augment(config) is not None or float(config.augment.mixup_alpha) > 0
+    """The train step's seed as far as the step reads it (train_step.step_draws_keys): None
+    when no augmentation and no mixup draws a key, so that folds differing only in their seed
+    share one step."""
+    draws = step_draws_keys(make_augment(config), config.augment.mixup_alpha)
     return int(seed) if draws else None

@@ -63,6 +63,12 @@ def create_train_state_from_config(config, key, steps_per_epoch: int, class_weig
     return model, state, tx
 
 
+def step_draws_keys(augment: Callable | None, mixup_alpha: float) -> bool:
+    """Whether `make_train_step`'s step reads its seed: only augmentation and mixup draw keys
+    (adarl_jax.train.programs keys a shared step by the seed exactly then)."""
+    return augment is not None or float(mixup_alpha) > 0
+
+
 def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
                     lr_schedule: Callable | None = None, augment: Callable | None = None,
                     seed: int = 0, mixup_alpha: float = 0.0, label_smoothing: float = 0.0,
@@ -87,7 +93,8 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_weights,
         if inputs and mixup_alpha > 0:
             raise ValueError("augment.mixup_alpha > 0 does not mix functionals: set it to 0 for "
                              "a variant that reads them")
-        key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), state.step)
+        if step_draws_keys(augment, mixup_alpha):  # else the seed is read nowhere
+            key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), state.step)
         if augment is not None:
             x = augment(key, x)
         if mixup_alpha > 0:
