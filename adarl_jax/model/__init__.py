@@ -7,6 +7,8 @@ A variant outside the package needs this one import (see examples/se_attention.p
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -31,16 +33,31 @@ def build_model(config):
     return info.module(ModelSpec.from_config(config, info.settings(config.model)))
 
 
+def _init(model, input_shape: tuple, functionals_dim: int, rng):
+    dummy = jnp.zeros((1, *input_shape), jnp.float32)
+    kwargs = {"functionals": jnp.zeros((1, functionals_dim), jnp.float32)} if functionals_dim else {}
+    return model.init_with_output(rng, dummy, train=False, **kwargs)
+
+
+# one program per (model, shapes): equal modules (a frozen spec) hash alike, so every fold of a
+# variant initialises with the first fold's compiled program
+_shared_init = jax.jit(_init, static_argnums=(0, 1, 2))
+
+
 def init_variables(model, input_shape, rng, functionals_dim: int = 0):
     """{'params', 'batch_stats'} for inputs of shape (freq, time, channels) (and, for a variant
     that reads them, `functionals_dim` functionals per segment)."""
-    dummy = jnp.zeros((1, *input_shape), jnp.float32)
-    kwargs = {}
     if reads_functionals(model):
         if functionals_dim < 1:
             raise ValueError(f"{type(model).__name__} reads functionals: give functionals_dim")
-        kwargs["functionals"] = jnp.zeros((1, functionals_dim), jnp.float32)
-    init = jax.jit(lambda r: model.init_with_output(r, dummy, train=False, **kwargs))
+    else:
+        functionals_dim = 0
+    static = (model, tuple(int(n) for n in input_shape), int(functionals_dim))
+    try:
+        hash(static)
+        init = functools.partial(_shared_init, *static)
+    except TypeError:  # a module with an unhashable field: a program of its own
+        init = jax.jit(functools.partial(_init, *static))
     outputs, variables = init(rng)
     check_domain_head(type(model), outputs)
     return dict(variables)
