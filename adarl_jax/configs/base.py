@@ -90,8 +90,8 @@ def get_config() -> ml_collections.ConfigDict:
     # adarl: both pathways' block-1 convs as one conv (same function); slower on CPU (benchmarks/)
     c.model.shared_first_conv = False
     # block 1's convolutions: 'direct' (nn.Conv) or 'space_to_depth' (on 2 x 2 blocks of the
-    # input, the same function; faster at quick's 80 x 60 on CPU, slower at the paper's input:
-    # benchmarks/README.md)
+    # input, the same function; faster at quick's 80 x 60 on one CPU core, slower on two
+    # threads and at the paper's input: benchmarks/README.md)
     c.model.first_convs = "direct"
     # the CFC's 64 FC(8, 1) (Eq. 2): per_channel = Xavier as 64 separate layers (fan-out 1);
     # joint = Xavier over the (8, 64) kernel as one layer (fan-out 64, ~2.8x smaller weights)

@@ -46,8 +46,9 @@ def get_config():
                            fmax_hz=8000.0, normalize="speaker")
     config.model.block_pools = ((5, 5), (2, 2), (1, 1), (1, 1))
     base.square_network(config)  # the measured recipe's network, not the paper reading
-    # block 1's convolutions on 2 x 2 blocks of the input: the same function, a fold ~15%
-    # faster on the CPU at this input (benchmarks/README.md; RESULTS.md "Block 1 on 2 x 2 blocks")
+    # block 1's convolutions on 2 x 2 blocks of the input: the same function, a fold on one
+    # CPU core (a reproduce worker's) ~20% faster at this input (benchmarks/README.md;
+    # RESULTS.md "Block 1 on 2 x 2 blocks"); on two threads the step is ~6% slower
     config.model.first_convs = "space_to_depth"
     # training: AdamW, cosine decay over 600 steps, the epoch chosen on validation speakers,
     # batches balanced over emotion x gender

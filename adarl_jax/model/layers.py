@@ -107,7 +107,8 @@ def _space_to_depth_convs(x, kernels):
 def space_to_depth_convs(x, kernels):
     """`direct_convs` (odd kernel sizes), its forward computed on 2 x 2 blocks of x, where the
     3-channel input of block 1 becomes 12 channels, on which XLA:CPU's convolution runs
-    faster at `quick`'s 80 x 60 input (not at the paper's 400 x 300; benchmarks/README.md).
+    faster at `quick`'s 80 x 60 input on one core (not on two threads, nor at the paper's
+    400 x 300; benchmarks/README.md).
     Its gradient is `direct_convs`'s (the faster weight gradient on the CPU). The same function
     within float rounding (tests/test_first_conv.py). A custom VJP: reverse mode only (no jvp
     through it)."""
