@@ -45,11 +45,17 @@ def conv_name(pair) -> str:
 FIRST_CONVS = ("direct", "space_to_depth")
 
 
+def same_conv(x, kernel):
+    """The 'SAME', stride-1 NHWC convolution of x with one (kh, kw, C, O) kernel, as nn.Conv
+    computes it (without bias)."""
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def direct_convs(x, kernels):
     """'SAME', stride-1 convolutions of x (B, H, W, C) with each kernel (kh, kw, C, O_i),
-    concatenated on channels: lax.conv_general_dilated, as nn.Conv computes them."""
-    return jnp.concatenate([jax.lax.conv_general_dilated(
-        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) for k in kernels], -1)
+    concatenated on channels."""
+    return jnp.concatenate([same_conv(x, k) for k in kernels], -1)
 
 
 def _block_taps(k: int) -> np.ndarray:
@@ -97,9 +103,7 @@ def _space_to_depth_convs(x, kernels):
     x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     h2, w2 = x.shape[1] // 2, x.shape[2] // 2
     x = x.reshape(b, h2, 2, w2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h2, w2, 4 * c)
-    y = jax.lax.conv_general_dilated(x, block, (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = y.reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h2, 2 * w2, o)
+    y = same_conv(x, block).reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h2, 2 * w2, o)
     return y[:, :h, :w]
 
 
@@ -237,9 +241,7 @@ def shared_input_convs(x, blocks, kernel_sizes, dtype) -> list:
             biases.append(conv["bias"] if "bias" in conv else jnp.zeros(conv["kernel"].shape[-1]))
             width += conv["kernel"].shape[-1]
         widths.append(width)
-    y = jax.lax.conv_general_dilated(
-        jnp.asarray(x, dtype), centred_kernels(kernels, "shared_input_convs").astype(dtype),
-        (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = same_conv(jnp.asarray(x, dtype), centred_kernels(kernels, "shared_input_convs").astype(dtype))
     y = y + jnp.concatenate(biases).astype(dtype)
     return jnp.split(y, np.cumsum(widths)[:-1].tolist(), axis=-1)
 
