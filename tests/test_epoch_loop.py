@@ -9,7 +9,8 @@ import pytest
 
 from adarl_jax.train import sharding
 from adarl_jax.config import input_shape
-from adarl_jax.train.epochs import ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch
+from adarl_jax.train.epochs import (ScanLoop, StepLoop, all_finite, check_diverged, finish_epoch,
+                                    held_rows)
 from adarl_jax.train.optim import learning_rate_schedule
 from adarl_jax.train.train_step import create_train_state_from_config, make_train_epoch, make_train_step
 from adarl_jax.train.trainer import epoch_order
@@ -18,7 +19,7 @@ from conftest import make_corpus, tiny_config
 EPOCHS, N, B = 3, 28, 8  # 4 steps an epoch, the last batch filled by redrawn segments
 
 
-def _smoke(seed=0):
+def _smoke(seed=0, n=N):
     config = tiny_config()
     model, state, tx = create_train_state_from_config(config, jax.random.key(seed, impl="rbg"),
                                                       N // B + 1)
@@ -27,8 +28,8 @@ def _smoke(seed=0):
     # on the host: each side places its own copy (a donated step deletes what it was given)
     state = jax.device_get(state)
     rng = np.random.default_rng(seed)
-    data = (rng.normal(size=(N, *input_shape(config))).astype(np.float32), np.arange(N),
-            rng.integers(-1, 4, N).astype(np.int32), rng.integers(0, 2, N).astype(np.int32))
+    data = (rng.normal(size=(n, *input_shape(config))).astype(np.float32), np.arange(n),
+            rng.integers(-1, 4, n).astype(np.int32), rng.integers(0, 2, n).astype(np.int32))
     return step, state, data
 
 
@@ -36,15 +37,16 @@ def _reference(step, state, data, scan: bool):
     """The loop as it was written before: float() of every step's metrics (the scanned epoch:
     of its means), summed in step order."""
     features, segs, emotion, domain = data
+    n = len(segs)
     mesh = sharding.make_mesh(1)
     state = sharding.put_replicated(state, mesh)
     jstep = sharding.jit_train_step(step, mesh)
     jepoch = sharding.jit_train_epoch(make_train_epoch(step, sharding.batch_sharded(mesh)), mesh)
     whole = sharding.put_replicated({"x": features[segs], "emotion": emotion, "domain": domain,
-                                     "weight": np.ones(N, np.float32)}, mesh)
+                                     "weight": np.ones(n, np.float32)}, mesh)
     history = []
     for epoch in range(EPOCHS):
-        order = epoch_order(N, B, 0, 0, epoch)
+        order = epoch_order(n, B, 0, 0, epoch)
         if scan:
             state, m = jepoch(state, whole, sharding.put_replicated(order, mesh))
             history.append({k: float(v) for k, v in m.items()})
@@ -60,19 +62,21 @@ def _reference(step, state, data, scan: bool):
     return jax.device_get(state), history
 
 
-@pytest.mark.parametrize("loop_cls", [StepLoop, ScanLoop], ids=["step", "scan"])
-def test_loop_equals_the_per_step_float_loop_bit_for_bit(loop_cls):
+@pytest.mark.parametrize("loop_cls,n", [(StepLoop, N), (ScanLoop, N), (ScanLoop, N - 3)],
+                         ids=["step", "scan", "scan-padded"])
+def test_loop_equals_the_per_step_float_loop_bit_for_bit(loop_cls, n):
     """Same jitted step, same batches in the same order: parameters, BatchNorm statistics and
     epoch means are identical (not merely close); the metrics' float64 sum runs in step order
-    as before, and prefetching changes where a batch is copied, not what it holds."""
-    step, state, data = _smoke()
+    as before, and prefetching changes where a batch is copied, not what it holds. The scanned
+    epoch of 25 segments holds 26 rows (held_rows), the reference exactly 25."""
+    step, state, data = _smoke(n=n)
     ref_state, ref_history = _reference(step, state, data, scan=loop_cls is ScanLoop)
     mesh = sharding.make_mesh(1)
     loop = loop_cls(step, mesh, *data)
     state, history, steps = sharding.put_replicated(state, mesh), [], []
     for epoch in range(EPOCHS):
         counted = []
-        state, metrics = loop(state, epoch_order(N, B, 0, 0, epoch), lambda: counted.append(1))
+        state, metrics = loop(state, epoch_order(n, B, 0, 0, epoch), lambda: counted.append(1))
         means, at, finite = finish_epoch(metrics, state)
         history.append(means)
         steps.append((at, len(counted)))
@@ -82,6 +86,37 @@ def test_loop_equals_the_per_step_float_loop_bit_for_bit(loop_cls):
     for a, b in zip(jax.tree.leaves((ref_state.params, ref_state.batch_stats, ref_state.opt_state)),
                     jax.tree.leaves(jax.device_get((state.params, state.batch_stats, state.opt_state)))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_held_rows_is_the_least_number_of_the_form_m_times_a_power_of_two():
+    """Against the ladder written out: every m * 2**k (8 <= m < 16), and 1..16 themselves."""
+    ladder = sorted({*range(1, 17), *(m * 2 ** k for m in range(8, 16) for k in range(1, 12))})
+    for n in range(1, 6000):
+        held = held_rows(n)
+        assert held == next(v for v in ladder if v >= n), n
+        assert held - n <= n / 8
+    assert held_rows(25) == 26 and held_rows(28) == 28 and held_rows(300) == 320
+
+
+def test_scanned_epochs_of_training_sets_that_round_alike_compile_once():
+    """Two folds' sets (25 and 26 segments, both held as 26 rows) run one traced epoch; a set
+    of 30 (held as 30) needs its own; an order past the set is refused before it runs."""
+    step, state, _ = _smoke()
+    traced = []
+
+    def counting_step(s, b):
+        traced.append(1)  # runs only while jax traces the step
+        return step(s, b)
+
+    mesh = sharding.make_mesh(1)
+    epoch = make_train_epoch(counting_step, sharding.batch_sharded(mesh))
+    for n, expected in ((25, 1), (26, 1), (30, 2)):
+        _, _, data = _smoke(n=n)
+        loop = ScanLoop(counting_step, mesh, *data, train_epoch=epoch)
+        loop(sharding.put_replicated(state, mesh), epoch_order(n, B, 0, 0, 0))
+        assert len(traced) == expected, n
+    with pytest.raises(IndexError, match="indexes segment 30 of a training set of 30"):
+        loop(sharding.put_replicated(state, mesh), np.array([[0, 30]]))
 
 
 def test_step_loop_prefetches_one_batch_ahead(monkeypatch):

@@ -9,8 +9,9 @@ config (but its seed), the mesh, the steps per epoch (the optimiser's and the sc
 constants: folds with other counts build their own) and, where the step draws random keys,
 the run's seed (`step_seed`). The step loop's train step and the evaluator are then traced
 and compiled once (the model's initialisation is one program per model and input shape,
-`model.init_variables`); the scanned epoch (on accelerators) still is per fold, since its
-training set's size is in its program. One `Programs` is
+`model.init_variables`), and so is the scanned epoch (on accelerators) for the folds whose
+training sets round to one held size (`epochs.held_rows`: at most 1/8 of padding; a set's
+size is in that program). One `Programs` is
 held per variant of a job (`loso.train_variants`), per candidate of `tune` and per final
 model (its ensemble members); without one every run builds its own, with the same results.
 """
