@@ -40,16 +40,13 @@ MODES, DRAWS = ("train", "utterance", "enrol:3", "enrol:10"), 5
 SYSTEMS = ("adarl", "fusion", "fusion_global", *(f"{fs}_global" for fs in FUNCTIONALS))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("workdir")
-    ap.add_argument("--test", action="store_true", help="the test speakers (default: validation)")
-    ap.add_argument("--modes", default=",".join(MODES),
-                    help=f"the statistics besides `all`, comma-separated (default: {','.join(MODES)})")
-    args = ap.parse_args()
-    modes = tuple(m for m in args.modes.split(",") if m)
-    W = Path(args.workdir)
-    mesh, dataset, scores = sharding.make_mesh(), None, {}
+def member_probabilities(W: Path, test: bool, modes=MODES):
+    """Per adarl fold of workdir `W`, statistics mode and draw: {mode, draw, fold, y, keep (the
+    scored utterances: under enrol:K those not among the K), cnn (adarl's probabilities),
+    spk_svm (the mean of the per-speaker SVMs', standardised as above), <set>_global (each
+    globally standardised SVM's)}, each array over the fold's validation (or, `test`, test)
+    utterances."""
+    mesh, dataset = sharding.make_mesh(), None
     for ref in find_fold(W, "adarl", "all"):
         config, variables = restore_variables(ref)
         if dataset is None:
@@ -60,7 +57,7 @@ def main():
                                         progress=False).features.astype(np.float64)
                    for fs in FUNCTIONALS}
         fold = config_folds(config, dataset.utterances, str(ref.fold))[0]
-        scored_utts = np.asarray(fold.test if args.test else fold.val, np.int64)
+        scored_utts = np.asarray(fold.test if test else fold.val, np.int64)
         attach_functionals(config, dataset, progress=False)
         evaluate = BatchedInference(build_model(config), mesh, int(config.train.eval_batch_size))
         captured = []  # segment probabilities, one array per mode and draw, in call order
@@ -80,7 +77,7 @@ def main():
         pooled = {fs: moments(raw[fs][np.asarray(fold.train, np.int64)]) for fs in FUNCTIONALS}
         record = json.loads((fold_dirs(W / "adarl")[ref.fold] / "result.json").read_text())
         own = {r["utterance"]: r["probs"]
-               for r in record["utterances" if args.test else "val_utterances"]}
+               for r in record["utterances" if test else "val_utterances"]}
         runs = [("all", 0, None, None)]
         calls = iter(captured)
         for mode in modes:
@@ -108,14 +105,32 @@ def main():
                         z[rows] = (raw[fs][scored_utts[rows]] - mean) / std
                         keep &= ~np.isin(scored_utts, utts)
                 svm += model.probs(z, K) / len(svms)
-            glob = {fs: m.probs(raw[fs][scored_utts], K) for fs, m in global_svms.items()}
-            predicted = {"adarl": cnn, "fusion": (cnn + len(svms) * svm) / (1 + len(svms)),
-                         "fusion_global": (cnn + sum(glob.values())) / (1 + len(glob)),
-                         **{f"{fs}_global": p for fs, p in glob.items()}}
-            entry = scores.setdefault((mode, d), {"y": []})
-            entry["y"].append(y[keep])
-            for system, p in predicted.items():
-                entry.setdefault(system, []).append(p.argmax(1)[keep])
+            yield dict(mode=mode, draw=d, fold=int(ref.fold), y=y, keep=keep, cnn=cnn, spk_svm=svm,
+                       **{f"{fs}_global": m.probs(raw[fs][scored_utts], K)
+                          for fs, m in global_svms.items()})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("workdir")
+    ap.add_argument("--test", action="store_true", help="the test speakers (default: validation)")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help=f"the statistics besides `all`, comma-separated (default: {','.join(MODES)})")
+    args = ap.parse_args()
+    modes = tuple(m for m in args.modes.split(",") if m)
+    W = Path(args.workdir)
+    scores, K = {}, None
+    for r in member_probabilities(W, args.test, modes):
+        K = r["cnn"].shape[1]
+        cnn, svm, keep = r["cnn"], r["spk_svm"], r["keep"]
+        glob = {fs: r[f"{fs}_global"] for fs in FUNCTIONALS}
+        predicted = {"adarl": cnn, "fusion": (cnn + len(FUNCTIONALS) * svm) / (1 + len(FUNCTIONALS)),
+                     "fusion_global": (cnn + sum(glob.values())) / (1 + len(glob)),
+                     **{f"{fs}_global": p for fs, p in glob.items()}}
+        entry = scores.setdefault((r["mode"], r["draw"]), {"y": []})
+        entry["y"].append(r["y"][keep])
+        for system, p in predicted.items():
+            entry.setdefault(system, []).append(p.argmax(1)[keep])
     print(f"{W} ({'test' if args.test else 'validation'} speakers): UA pooled over folds")
     for mode in ("all", *modes):
         cells = []
