@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -40,26 +41,45 @@ MODES, DRAWS = ("train", "utterance", "enrol:3", "enrol:10"), 5
 SYSTEMS = ("adarl", "fusion", "fusion_global", *(f"{fs}_global" for fs in FUNCTIONALS))
 
 
+def fold_models(W: Path, test: bool):
+    """Per adarl fold model of workdir `W`, a namespace: ref, config, variables, dataset (read
+    once, speaker-standardised), fold, scored (its validation utterances, or with `test` its
+    test utterances), evaluate (a BatchedInference of the model), K, speakers (per utterance),
+    raw ({set: the raw openSMILE functionals of every utterance}), svms and global_svms ({set:
+    the fold's per-speaker and global LinearModel})."""
+    mesh, shared = sharding.make_mesh(), None
+    for ref in find_fold(W, "adarl", "all"):
+        config, variables = restore_variables(ref)
+        if shared is None:
+            dataset = load_dataset(config, W, progress=False)
+            shared = dict(
+                dataset=dataset, K=len(config.data.classes),
+                speakers=np.array([u.speaker for u in dataset.utterances], object),
+                raw={fs: extract_features(config, dataset.utterances, W / "cache", fs,
+                                          progress=False).features.astype(np.float64)
+                     for fs in FUNCTIONALS})
+        dataset = shared["dataset"]
+        fold = config_folds(config, dataset.utterances, str(ref.fold))[0]
+        attach_functionals(config, dataset, progress=False)
+        svms, global_svms = ({fs: LinearModel.load(fold_dirs(W / variant_name(fs, norm))[ref.fold] / "model.npz")
+                              for fs in FUNCTIONALS} for norm in ("speaker", "global"))
+        yield SimpleNamespace(
+            ref=ref, config=config, variables=variables, fold=fold,
+            scored=np.asarray(fold.test if test else fold.val, np.int64),
+            evaluate=BatchedInference(build_model(config), mesh, int(config.train.eval_batch_size)),
+            svms=svms, global_svms=global_svms, **shared)
+
+
 def member_probabilities(W: Path, test: bool, modes=MODES):
     """Per adarl fold of workdir `W`, statistics mode and draw: {mode, draw, fold, y, keep (the
     scored utterances: under enrol:K those not among the K), cnn (adarl's probabilities),
     spk_svm (the mean of the per-speaker SVMs', standardised as above), <set>_global (each
     globally standardised SVM's)}, each array over the fold's validation (or, `test`, test)
     utterances."""
-    mesh, dataset = sharding.make_mesh(), None
-    for ref in find_fold(W, "adarl", "all"):
-        config, variables = restore_variables(ref)
-        if dataset is None:
-            dataset = load_dataset(config, W, progress=False)
-            K = len(config.data.classes)
-            speakers = np.array([u.speaker for u in dataset.utterances], object)
-            raw = {fs: extract_features(config, dataset.utterances, W / "cache", fs,
-                                        progress=False).features.astype(np.float64)
-                   for fs in FUNCTIONALS}
-        fold = config_folds(config, dataset.utterances, str(ref.fold))[0]
-        scored_utts = np.asarray(fold.test if test else fold.val, np.int64)
-        attach_functionals(config, dataset, progress=False)
-        evaluate = BatchedInference(build_model(config), mesh, int(config.train.eval_batch_size))
+    for m in fold_models(W, test):
+        ref, config, variables, dataset, fold = m.ref, m.config, m.variables, m.dataset, m.fold
+        scored_utts, evaluate, K, speakers, raw = m.scored, m.evaluate, m.K, m.speakers, m.raw
+        svms, global_svms = m.svms, m.global_svms
         captured = []  # segment probabilities, one array per mode and draw, in call order
 
         def probs(x, u):
@@ -72,8 +92,6 @@ def member_probabilities(W: Path, test: bool, modes=MODES):
         predictions_under_modes(scored, dataset, dataclasses.replace(fold, test=scored_utts), probs, seed)
         seg_utt = dataset.segment_utt[dataset.subset_segments(scored_utts)]
         y = np.asarray(dataset.emotion)[scored_utts]
-        svms, global_svms = ({fs: LinearModel.load(fold_dirs(W / variant_name(fs, norm))[ref.fold] / "model.npz")
-                              for fs in FUNCTIONALS} for norm in ("speaker", "global"))
         pooled = {fs: moments(raw[fs][np.asarray(fold.train, np.int64)]) for fs in FUNCTIONALS}
         record = json.loads((fold_dirs(W / "adarl")[ref.fold] / "result.json").read_text())
         own = {r["utterance"]: r["probs"]

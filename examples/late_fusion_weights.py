@@ -1,5 +1,6 @@
 """The late fusion's weights, judged on validation speakers: the CNN's weight and the members
-beside it, over the seeds of each corpus (RESULTS.md, "The late fusion's weights").
+beside it, over the seeds of each corpus (RESULTS.md, "The late fusion's weights, and a lone
+recording's statistics").
 
 Two places a fused model weighs its members (adarl_jax.report.late_fusion,
 adarl_jax.inference.late_fusion): where each speaker brings its own statistics (the LOSO row:

@@ -2,7 +2,7 @@
 speaker's instead of the training speakers' pooled ones (`predict`'s default): adarl alone and
 with the two globally standardised SVMs (`fusion_global`, what a fused model folder scores a
 lone recording with), per seed workdir, on the validation speakers (or --test). RESULTS.md,
-"A lone recording: the nearest training speaker's statistics" (not adopted).
+"The late fusion's weights, and a lone recording's statistics" (not adopted).
 
 The nearest speaker: of the fold's training speakers (its validation speakers excluded), the
 one whose mean (per band and channel, over all its frames) is nearest (Euclidean) to the
@@ -16,20 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from late_fusion_statistics import fold_models
+
 from adarl_jax import metrics
-from adarl_jax.baselines.linear_svm import LinearModel
-from adarl_jax.baselines.opensmile import variant_name
 from adarl_jax.data.dataset import normalization_groups, normalize_segments, raw_segments, speaker_statistics
-from adarl_jax.data.folds import config_folds
-from adarl_jax.data.functionals import attach_functionals, extract_features
-from adarl_jax.data.reading import load_dataset
-from adarl_jax.inference.fold_models import find_fold, restore_variables
-from adarl_jax.model import build_model
-from adarl_jax.report.late_fusion import FUNCTIONALS
-from adarl_jax.train import sharding
-from adarl_jax.train.forward import BatchedInference
 from adarl_jax.train.test_statistics import training_statistics
-from adarl_jax.workdir.layout import fold_dirs
 
 MODES = ("train", "nearest")
 
@@ -44,29 +35,16 @@ def nearest_speakers(own: dict, candidates: list, norm_stats: dict) -> dict:
 def fold_predictions(W: Path, test: bool):
     """Per adarl fold: (labels, {mode: adarl's probabilities}, {set: global SVM's}, share of
     recordings whose nearest speaker has their gender)."""
-    mesh, dataset = sharding.make_mesh(), None
-    for ref in find_fold(W, "adarl", "all"):
-        config, variables = restore_variables(ref)
-        if dataset is None:
-            dataset = load_dataset(config, W, progress=False)
-            K = len(config.data.classes)
-            raw_functionals = {fs: extract_features(config, dataset.utterances, W / "cache", fs,
-                                                    progress=False).features.astype(np.float64)
-                               for fs in FUNCTIONALS}
-            seg_speaker = normalization_groups(dataset, "speaker")
-            speaker = np.array([u.speaker for u in dataset.utterances], object)
-            gender = {u.speaker: u.gender for u in dataset.utterances}
-        fold = config_folds(config, dataset.utterances, str(ref.fold))[0]
-        scored = np.asarray(fold.test if test else fold.val, np.int64)
-        attach_functionals(config, dataset, progress=False)
-        evaluate = BatchedInference(build_model(config), mesh, int(config.train.eval_batch_size))
+    for m in fold_models(W, test):
+        dataset, scored = m.dataset, m.scored
+        gender = {u.speaker: u.gender for u in dataset.utterances}
         segs = dataset.subset_segments(scored)
-        raw = raw_segments(dataset, segs, seg_speaker)
+        raw = raw_segments(dataset, segs, normalization_groups(dataset, "speaker"))
         frames, seg_utt = dataset.segment_frames[segs], dataset.segment_utt[segs]
-        own = speaker_statistics(raw, frames, seg_utt, float(config.frontend.zscore_eps))
-        candidates = list(dict.fromkeys(speaker[np.asarray(fold.train, np.int64)].tolist()))
+        own = speaker_statistics(raw, frames, seg_utt, float(m.config.frontend.zscore_eps))
+        candidates = list(dict.fromkeys(m.speakers[np.asarray(m.fold.train, np.int64)].tolist()))
         pick = nearest_speakers(own, candidates, dataset.norm_stats)
-        pooled = training_statistics(dataset, fold.train)
+        pooled = training_statistics(dataset, m.fold.train)
         cnn = {}
         for mode in MODES:
             if mode == "train":
@@ -75,13 +53,11 @@ def fold_predictions(W: Path, test: bool):
             else:
                 groups = np.array([pick[u] for u in seg_utt], object)
                 stats = {s: dataset.norm_stats[s] for s in set(pick.values())}
-            p = np.asarray(evaluate(variables, normalize_segments(raw, frames, groups, stats),
-                                    None)["emotion_probs"])
+            p = np.asarray(m.evaluate(m.variables, normalize_segments(raw, frames, groups, stats),
+                                      None)["emotion_probs"])
             cnn[mode] = np.stack([p[seg_utt == u].mean(0) for u in scored])
-        svms = {fs: LinearModel.load(fold_dirs(W / variant_name(fs, "global"))[ref.fold] / "model.npz")
-                for fs in FUNCTIONALS}
-        glob = {fs: m.probs(raw_functionals[fs][scored], K) for fs, m in svms.items()}
-        same = np.mean([gender[pick[int(u)]] == gender[speaker[u]] for u in scored])
+        glob = {fs: svm.probs(m.raw[fs][scored], m.K) for fs, svm in m.global_svms.items()}
+        same = np.mean([gender[pick[int(u)]] == gender[m.speakers[u]] for u in scored])
         yield np.asarray(dataset.emotion)[scored], cnn, glob, same
 
 

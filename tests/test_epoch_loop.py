@@ -96,6 +96,8 @@ def test_held_rows_is_the_least_number_of_the_form_m_times_a_power_of_two():
         assert held == next(v for v in ladder if v >= n), n
         assert held - n <= n / 8
     assert held_rows(25) == 26 and held_rows(28) == 28 and held_rows(300) == 320
+    with pytest.raises(ValueError, match="a training set of 0 segments"):
+        held_rows(0)
 
 
 def test_scanned_epochs_of_training_sets_that_round_alike_compile_once():
@@ -117,6 +119,23 @@ def test_scanned_epochs_of_training_sets_that_round_alike_compile_once():
         assert len(traced) == expected, n
     with pytest.raises(IndexError, match="indexes segment 30 of a training set of 30"):
         loop(sharding.put_replicated(state, mesh), np.array([[0, 30]]))
+    with pytest.raises(IndexError, match="indexes segment -1 of a training set of 30"):
+        loop(sharding.put_replicated(state, mesh), np.array([[5, -1]]))
+
+
+def test_the_scanned_epoch_holds_every_field_padded_in_its_own_dtype():
+    """Functionals (the one field whose dtype the caller picks) and labels keep their dtypes;
+    the real rows come first, unchanged, the padding is zeros."""
+    step, _, (features, segs, emotion, domain) = _smoke(n=25)
+    functionals = np.arange(25 * 3, dtype=np.float64).reshape(25, 3)
+    loop = ScanLoop(step, sharding.make_mesh(1), features, segs, emotion, domain, functionals)
+    held = jax.device_get(loop.data)
+    assert {k: (v.shape[0], v.dtype) for k, v in held.items()} == {
+        "x": (26, np.float32), "emotion": (26, emotion.dtype), "domain": (26, domain.dtype),
+        "weight": (26, np.float32), "functionals": (26, jax.dtypes.canonicalize_dtype(np.float64))}
+    np.testing.assert_array_equal(held["x"][:25], features)
+    np.testing.assert_array_equal(held["functionals"][:25], functionals.astype(held["functionals"].dtype))
+    assert not held["x"][25:].any() and not held["weight"][25:].any()
 
 
 def test_step_loop_prefetches_one_batch_ahead(monkeypatch):

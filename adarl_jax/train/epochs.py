@@ -52,20 +52,22 @@ class StepLoop:
 
 
 def held_rows(n: int) -> int:
-    """The rows the scanned epoch holds for a training set of `n` segments: the smallest
+    """The rows the scanned epoch holds for a training set of `n` >= 1 segments: the smallest
     m * 2**k >= n with 8 <= m < 16 (n itself up to 16), at most 1/8 more than n. The set's
-    size is in the scanned epoch's program; folds whose sizes round to the same count share
-    one compiled epoch (a LOSO job's folds differ by a speaker's segments)."""
+    size is in the scanned epoch's program; folds whose sizes round to the same count (and
+    that have the same steps per epoch and step) share one compiled epoch."""
+    if n < 1:
+        raise ValueError(f"a training set of {n} segments: expected at least 1")
     if n <= 16:
-        return max(int(n), 1)
+        return int(n)
     k = int(n).bit_length() - 4  # 2**k * 8 <= n < 2**k * 16
     return -(-int(n) // 2 ** k) * 2 ** k
 
 
 class ScanLoop:
     """The epoch as one compiled lax.scan over the training set held on the devices, padded
-    to `held_rows` rows (zeros of weight 0 that no epoch order indexes: the same batches,
-    the same result, one program for the folds of nearly one size)."""
+    to `held_rows` rows (zeros of weight 0 that no epoch order indexes: the same batches, the
+    same result, one program for folds of nearly one size with the same steps per epoch)."""
 
     def __init__(self, train_step, mesh, features, segments, emotion, domain, functionals=None,
                  train_epoch=None):
@@ -78,20 +80,27 @@ class ScanLoop:
                 "domain": domain, "weight": np.ones(len(segments), np.float32)}
         if functionals is not None:
             data["functionals"] = functionals
-        pad = held_rows(self.n) - self.n
-        data = {k: np.concatenate([np.asarray(v), np.zeros((pad, *np.shape(v)[1:]),
-                                                           np.asarray(v).dtype)])
-                for k, v in data.items()}
-        self.data = sharding.put_replicated(data, mesh)
+        self.data = sharding.put_replicated(
+            {k: _padded(np.asarray(v), held_rows(self.n)) for k, v in data.items()}, mesh)
 
     def __call__(self, state, order: np.ndarray, on_step: Callable[[], None] = lambda: None):
-        if order.size and (order.min() < 0 or order.max() >= self.n):
-            raise IndexError(f"the epoch order indexes segment {int(order.max())} of a training "
-                             f"set of {self.n}")
+        outside = order[(order < 0) | (order >= self.n)]
+        if outside.size:
+            raise IndexError(f"the epoch order indexes segment {int(outside.flat[0])} of a "
+                             f"training set of {self.n}")
         state, m = self.epoch(state, self.data, sharding.put_replicated(order, self.mesh))
         for _ in range(len(order)):
             on_step()
         return state, [m]  # already the epoch's means
+
+
+def _padded(a: np.ndarray, rows: int) -> np.ndarray:
+    """`a` with zero rows appended up to `rows` (itself when it has them)."""
+    if len(a) == rows:
+        return a
+    out = np.zeros((rows, *a.shape[1:]), a.dtype)
+    out[:len(a)] = a
+    return out
 
 
 @jax.jit
