@@ -48,14 +48,16 @@ def loso_scores(workdirs, split: str) -> dict:
         c = collect(W)
         K = len(c[MEMBERS[0]][0]["classes"])
         folds = sorted(r["fold"] for r in c[MEMBERS[0]])
+        per_fold = []  # (labels, [probabilities of each member]) per fold, read once
+        for f in folds:
+            by = [{u["utterance"]: u for u in next(r for r in c[m] if r["fold"] == f)[split]}
+                  for m in MEMBERS]
+            utts = sorted(by[0])
+            per_fold.append((np.array([by[0][u]["emotion"] for u in utts]),
+                             [np.array([b[u]["probs"] for u in utts]) for b in by]))
         for w in LOSO_WEIGHTS:
             uas, ys, ps = [], [], []
-            for f in folds:
-                by = [{u["utterance"]: u for u in next(r for r in c[m] if r["fold"] == f)[split]}
-                      for m in MEMBERS]
-                utts = sorted(by[0])
-                y = np.array([by[0][u]["emotion"] for u in utts])
-                p = [np.array([b[u]["probs"] for u in utts]) for b in by]
+            for y, p in per_fold:
                 pred = fused(p[0], p[1:], w).argmax(1)
                 uas.append(metrics.unweighted_accuracy(y, pred, K))
                 ys.append(y)
@@ -75,15 +77,12 @@ def small_scores(workdirs, test: bool, modes) -> dict:
         K = rows[0]["cnn"].shape[1]
         for mode in modes:
             draws = sorted({r["draw"] for r in rows if r["mode"] == mode})
+            by_draw = [[r for r in rows if r["mode"] == mode and r["draw"] == d] for d in draws]
+            labels = [np.concatenate([r["y"][r["keep"]] for r in rs]) for rs in by_draw]
             for name, (w, sets) in systems.items():
-                uas = []
-                for d in draws:
-                    rs = [r for r in rows if r["mode"] == mode and r["draw"] == d]
-                    y = np.concatenate([r["y"][r["keep"]] for r in rs])
-                    pred = np.concatenate([
-                        fused(r["cnn"], [r[f"{fs}_global"] for fs in sets], w).argmax(1)[r["keep"]]
-                        for r in rs])
-                    uas.append(metrics.unweighted_accuracy(y, pred, K))
+                uas = [metrics.unweighted_accuracy(y, np.concatenate([
+                    fused(r["cnn"], [r[f"{fs}_global"] for fs in sets], w).argmax(1)[r["keep"]]
+                    for r in rs]), K) for rs, y in zip(by_draw, labels)]
                 out[name][mode].append(np.mean(uas))
     return out
 

@@ -103,8 +103,8 @@ def _space_to_depth_convs(x, kernels):
     x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     h2, w2 = x.shape[1] // 2, x.shape[2] // 2
     x = x.reshape(b, h2, 2, w2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h2, w2, 4 * c)
-    y = same_conv(x, block).reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h2, 2 * w2, o)
-    return y[:, :h, :w]
+    y = same_conv(x, block).reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, 2 * h2, 2 * w2, o)[:, :h, :w]
 
 
 @jax.custom_vjp

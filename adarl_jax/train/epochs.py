@@ -81,7 +81,7 @@ class ScanLoop:
         if functionals is not None:
             data["functionals"] = functionals
         self.data = sharding.put_replicated(
-            {k: _padded(np.asarray(v), held_rows(self.n)) for k, v in data.items()}, mesh)
+            {k: sharding.pad_rows(np.asarray(v), held_rows(self.n)) for k, v in data.items()}, mesh)
 
     def __call__(self, state, order: np.ndarray, on_step: Callable[[], None] = lambda: None):
         outside = order[(order < 0) | (order >= self.n)]
@@ -92,15 +92,6 @@ class ScanLoop:
         for _ in range(len(order)):
             on_step()
         return state, [m]  # already the epoch's means
-
-
-def _padded(a: np.ndarray, rows: int) -> np.ndarray:
-    """`a` with zero rows appended up to `rows` (itself when it has them)."""
-    if len(a) == rows:
-        return a
-    out = np.zeros((rows, *a.shape[1:]), a.dtype)
-    out[:len(a)] = a
-    return out
 
 
 @jax.jit

@@ -101,8 +101,5 @@ class BatchedInference:
 
     def _padded(self, rows):
         """`rows` as a full batch (zero rows appended) on the devices, split over the mesh."""
-        x = np.asarray(rows, np.float32)
-        pad = self.batch_size - len(x)
-        if pad:
-            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+        x = sharding.pad_rows(np.asarray(rows, np.float32), self.batch_size)
         return jax.device_put(x, sharding.batch_sharded(self.mesh))

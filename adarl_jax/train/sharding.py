@@ -81,6 +81,16 @@ def jit_copy(mesh: Mesh):
     return jax.jit(_copy_tree, out_shardings=replicated(mesh))
 
 
+def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """`a` with zero rows appended up to `rows` (`a` itself when it has them): a fixed leading
+    size for a jitted program (a full batch, a held training set), the padding never read."""
+    if len(a) == rows:
+        return a
+    out = np.zeros((rows, *a.shape[1:]), a.dtype)
+    out[:len(a)] = a
+    return out
+
+
 def put_replicated(tree, mesh: Mesh):
     """Places a tree that every process holds whole (params, the training set) on all devices."""
     if jax.process_count() == 1:
