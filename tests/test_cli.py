@@ -103,8 +103,9 @@ def test_overrides_reach_workers_in_one_spelling_that_parses_to_the_same_config(
     args = parse(argv)
     assert args.argv == ["reproduce", "--config", "smoke", "--workdir", "w",
                          "--config.optim.lr=0.25", "--workers", "2"]
-    worker = workers.worker_argv(args.argv, [1, 3])
+    worker = workers.worker_argv(args.argv, [1, 3], "w/.locks/claims_1")
     assert parse(worker).folds == "1,3" and parse(worker).workers == 1
+    assert parse(worker).claims == "w/.locks/claims_1"
     assert to_json(cli.config_from_argv(worker)) == to_json(cli.config_from_argv(argv))
 
 

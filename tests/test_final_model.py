@@ -240,8 +240,8 @@ def test_the_command_line_trains_predicts_and_exports_a_model_folder(trained, tm
     assert cli.main(argv) == 2  # an existing model folder is refused, not replaced
     assert "--overwrite-final" in capsys.readouterr().err
     # workers train folds only; the parent trains the final model once
-    assert not {"--final", "--final-out", str(folder)} & set(workers.worker_argv(argv, [0]))
-    assert "--ensemble" not in workers.worker_argv([*argv, "--ensemble", "3"], [0])
+    assert not {"--final", "--final-out", str(folder)} & set(workers.worker_argv(argv, [0], "c"))
+    assert "--ensemble" not in workers.worker_argv([*argv, "--ensemble", "3"], [0], "c")
     without_final = [a for a in argv if a not in ("--final", "--final-out", str(folder))]
     assert cli.main([*without_final, "--ensemble", "2"]) == 2  # an ensemble is a final model's
     assert "only with --final" in capsys.readouterr().err

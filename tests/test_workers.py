@@ -1,27 +1,56 @@
-"""workers.py: `--workers N` splits the folds over N pinned processes into one workdir, with
-the same results as one process."""
+"""workers.py: `--workers N` trains the folds in N pinned processes into one workdir, each
+(variant, fold) by the worker that claims it first, with the same results as one process."""
 
 import json
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 
-from adarl_jax.experiments.workers import split_folds, worker_argv
+from adarl_jax.experiments.workers import Claims, worker_argv
 
 from conftest import make_corpus
 from conftest import cli_env, tiny_train_args
 
 
-def test_folds_are_dealt_round_robin_and_workers_get_their_share_only():
-    assert split_folds([0, 1, 2, 3, 4], 2) == [[0, 2, 4], [1, 3]]
-    assert split_folds([3, 7], 4) == [[3], [7]]
+def test_workers_get_every_fold_and_the_claims_folder_and_no_job_wide_steps():
     argv = ["reproduce", "--workdir", "w", "--folds", "0-4", "--workers=2", "--baselines",
-            "egemaps", "--config.optim.lr=0.1"]
-    assert worker_argv(argv, [1, 3]) == ["reproduce", "--workdir", "w", "--config.optim.lr=0.1",
-                                         "--folds", "1,3", "--workers", "1", "--no-report",
-                                         "--baselines", "none"]
+            "egemaps", "--config.optim.lr=0.1", "--claims", "old"]
+    assert worker_argv(argv, [0, 1, 2, 3, 4], "w/.locks/claims_7") == [
+        "reproduce", "--workdir", "w", "--config.optim.lr=0.1", "--folds", "0,1,2,3,4",
+        "--claims", "w/.locks/claims_7", "--workers", "1", "--no-report", "--baselines", "none"]
+
+
+def test_each_task_is_claimed_once_among_racing_claimers(tmp_path):
+    claims = Claims(tmp_path / "claims")
+    claims.folder.mkdir()
+    won = {i: [] for i in range(4)}
+    start = threading.Barrier(4)
+
+    def claimer(i):
+        start.wait()
+        won[i] = [(v, k) for v in ("adarl", "backbone") for k in range(25) if claims.take(v, k)]
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [task for tasks in won.values() for task in tasks]
+    assert sorted(taken) == [(v, k) for v in ("adarl", "backbone") for k in range(25)]  # once each
+    assert not claims.take("adarl", 3)  # a claimed task stays claimed
+    claims.clear()
+    assert not claims.folder.exists()
+
+
+def test_a_parent_starts_from_an_empty_claims_folder_of_its_own(tmp_path):
+    first = Claims.for_parent(tmp_path)
+    assert first.take("adarl", 0)
+    again = Claims.for_parent(tmp_path)  # the same process again: a leftover folder is emptied
+    assert again.folder == first.folder and again.take("adarl", 0)
+    assert again.folder.parent == tmp_path / ".locks" and str(os.getpid()) in again.folder.name
 
 
 def test_two_workers_give_the_same_results_as_one_process(tmp_path):
@@ -43,7 +72,8 @@ def test_two_workers_give_the_same_results_as_one_process(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
         runs[n] = json.loads((workdir / "results.json").read_text())
         if n == 2:
-            assert "worker 1: folds 1" in out.stdout
+            assert "worker 1: on core(s)" in out.stdout
+            assert not list((workdir / ".locks").glob("claims_*"))  # the parent removed its claims
         # one report, the parent's, of every fold: a worker's would cover its own folds only
         assert out.stdout.count("# Results") == 1, out.stdout
     assert runs[1] == runs[2]

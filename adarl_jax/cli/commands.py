@@ -121,15 +121,15 @@ def _train_folds(args, config, variants, baselines, progress: bool):
     """The LOSO folds, in this process or (--workers, one host) in worker processes that
     this one starts once it has prepared the workdir; returns (exit code, the dataset this
     process read)."""
-    from adarl_jax.experiments import loso
+    from adarl_jax.experiments import loso, workers
 
     first = _baselines(args, config, baselines, progress) if baselines else None
     if args.workers == 1 or args.coordinator:
+        claims = workers.Claims(args.claims) if args.claims else None
         _, dataset = loso.run_job(config, args.workdir, folds=args.folds, variants=variants,
                                   progress=progress, first=first,
-                                  force_new_config=args.force_new_config)
+                                  force_new_config=args.force_new_config, claims=claims)
         return 0, dataset
-    from adarl_jax.experiments import workers
     from adarl_jax.workdir.layout import fold_dir, result_path
 
     dataset, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
@@ -138,7 +138,7 @@ def _train_folds(args, config, variants, baselines, progress: bool):
     if n <= 1:
         loso.train_variants(config, args.workdir, dataset, chosen, variants, progress=progress)
         return 0, dataset
-    rc = workers.run_workers(args.argv, [f.index for f in chosen], n)
+    rc = workers.run_workers(args.argv, [f.index for f in chosen], n, args.workdir)
     if rc:
         return rc, dataset
     missing = [f"{v}/fold {f.index}" for v in (variants or [config.model.variant])

@@ -132,6 +132,8 @@ def _training_args(p) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="fold-training processes on this machine, each pinned to its own cores "
                    "(default 0 = one per core on a CPU-only host, 1 on GPU/TPU)")
+    # a worker of --workers: its parent's claims folder (experiments.workers.Claims)
+    p.add_argument("--claims", default=None, help=argparse.SUPPRESS)
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                    help="address of process 0 of a multi-process job, or auto (TPU pod, SLURM, MPI)")
     _flag(p, "num-processes", type=int, default=None, metavar="N",

@@ -125,14 +125,17 @@ def run(config, workdir, folds: str | None = None, variants=None, mesh=None,
 
 
 def run_job(config, workdir, folds: str | None = None, variants=None, mesh=None,
-            progress: bool = True, first=None, force_new_config: bool = False):
-    """`run`, returning (result records, the dataset it read)."""
+            progress: bool = True, first=None, force_new_config: bool = False, claims=None):
+    """`run`, returning (result records, the dataset it read). `claims`: as a worker of
+    `--workers` (experiments.workers.Claims), the folds this process is first to claim only,
+    the variant with the most parameters first."""
     workdir = Path(workdir)
     mesh = mesh or sharding.make_mesh()
     dataset, chosen, results, held = _prepare(config, workdir, folds, mesh, progress, first,
                                               force_new_config)
     try:
-        results += train_variants(config, workdir, dataset, chosen, variants, mesh, progress)
+        results += train_variants(config, workdir, dataset, chosen, variants, mesh, progress,
+                                  claims)
     finally:
         if held is not None:
             held.release()
@@ -141,7 +144,7 @@ def run_job(config, workdir, folds: str | None = None, variants=None, mesh=None,
 
 def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=None,
               describe=None, label: str | None = None, progress: bool = True,
-              write: bool = True) -> list[dict]:
+              write: bool = True, take=None) -> list[dict]:
     """The one fold loop of every runner: for each fold, in W/<variant>/fold_<k>_<speaker>
     (adarl_jax.workdir.layout), its stored result when it has finished, else `run_fold(fold,
     folder)`'s, written to result.json when `write` (on one process of a multi-process job
@@ -150,9 +153,12 @@ def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=No
     `check(folder)` runs first for every fold, finished or not (the fold's config pinning);
     `outdated(result)` says why a finished fold must run again (None: it stands);
     `describe(result)` is its progress line after '[label] fold k (speaker): ' (default: the
-    test scores, the domain accuracy and the training time; label: the variant)."""
+    test scores, the domain accuracy and the training time; label: the variant);
+    `take(fold)`, first: False skips the fold (another process of the job has it)."""
     results = []
     for fold in folds:
+        if take is not None and not take(fold):
+            continue
         out_dir = fold_dir(workdir, variant, fold)
         if check is not None:
             check(out_dir)
@@ -197,32 +203,41 @@ def _finished(out_dir: Path, variant: str, fold, outdated) -> dict | None:
 
 
 def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
-                   progress: bool = True) -> list[dict]:
+                   progress: bool = True, claims=None) -> list[dict]:
     """Trains and tests `variants` (default: the config's) on the `chosen` folds of a prepared
-    `dataset` (see `prepare`); returns their result records, variant by variant."""
+    `dataset` (see `prepare`); returns their result records, variant by variant. With
+    `claims` (a worker of `--workers`), only the folds this process claims first, the
+    variant with the most parameters first (a proxy for its folds' cost)."""
     mesh = mesh or sharding.make_mesh()
     is_writer = jax.process_index() == 0
-    results = []
+    vconfigs = []
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         use_variant(vconfig, variant)
+        vconfigs.append((vconfig, _param_counts(vconfig)))
+    if claims is not None:
+        vconfigs.sort(key=lambda vc: -vc[1]["total"])  # stable: ties keep the given order
+    results = []
+    for vconfig, counts in vconfigs:
+        variant = vconfig.model.variant
         check_domains(vconfig, dataset, chosen)
         attach_functionals(vconfig, dataset, progress)  # once, before its folds (when it reads them)
-        _print_param_counts(vconfig)
+        print(f"[{variant}] trainable parameters: {counts['total']:,} "
+              f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)
         programs = Programs()  # the variant's folds share its train step and evaluator
         results += run_folds(
             workdir, variant, chosen,
             lambda fold, fdir, c=vconfig, p=programs: train_and_test(c, dataset, fold, fdir, mesh,
                                                                      progress, p),
             check=lambda fdir, c=vconfig: pinning.pin_fold_config(c, fdir, write=is_writer),
-            write=is_writer)
+            write=is_writer,
+            take=None if claims is None else lambda fold, v=variant: claims.take(v, fold.index))
     return results
 
 
-def _print_param_counts(vconfig) -> None:
-    # shapes only (no compilation): the fold builds the real parameters
-    counts = param_counts(jax.eval_shape(lambda: init_variables(
+def _param_counts(vconfig) -> dict:
+    """The variant's trainable parameters by part, and their 'total': shapes only (no
+    compilation; the fold builds the real parameters)."""
+    return param_counts(jax.eval_shape(lambda: init_variables(
         build_model(vconfig), input_shape(vconfig), jax.random.key(0, impl="rbg"),
         functionals_dim(vconfig)))["params"])
-    print(f"[{vconfig.model.variant}] trainable parameters: {counts['total']:,} "
-          f"({', '.join(f'{k} {v:,}' for k, v in counts.items() if k != 'total')})", flush=True)

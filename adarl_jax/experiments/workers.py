@@ -3,25 +3,31 @@
 XLA:CPU spreads one small model's step poorly over cores, so N single-core processes that
 each train their own folds go nearly N times as fast as one process on N cores. The parent
 prepares the spectrogram cache (so workers never race to write it) and runs the baselines,
-then starts N copies of the same command, each with `--folds` its share (folds i, i+N, ...),
-pinned to its own cores. They write into the one workdir exactly as separate `--folds` jobs
-do; finished folds stay finished whatever happens to the others. The parent holds the folds'
+then starts N copies of the same command, pinned to their own cores. Each goes through every
+(variant, fold) of the job, the variant with the most parameters first (a proxy for the
+longest folds), and trains the ones it is first to claim (`Claims`: a file created atomically
+per task), so the workers end within about one fold of each other whatever the folds cost.
+They write into the one workdir exactly as separate `--folds` jobs do; finished folds stay
+finished whatever happens to the others. The parent holds the folds'
 locks (adarl_jax.workdir.locks) and names itself to the workers, which inherit them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 
+from pathlib import Path
+
 from adarl_jax.host import available_cores
 from adarl_jax.workdir import locks
 from adarl_jax.termination import Terminated
 
-__all__ = ["available_cores", "default_workers", "split_folds", "worker_argv", "run_workers"]
+__all__ = ["Claims", "available_cores", "default_workers", "worker_argv", "run_workers"]
 
 
 def default_workers(n_folds: int) -> int:
@@ -34,13 +40,39 @@ def default_workers(n_folds: int) -> int:
     return max(1, min(len(available_cores()), n_folds))
 
 
-def split_folds(folds: list[int], n: int) -> list[list[int]]:
-    """Folds dealt round-robin to n workers (empty shares dropped)."""
-    return [share for share in (folds[i::n] for i in range(n)) if share]
+class Claims:
+    """The tasks (variant, fold) of one `--workers` job, each trained by the worker that claims
+    it first: `take` creates `<dir>/<variant>.fold_<kk>` atomically (O_CREAT | O_EXCL) and says
+    whether this process did. The parent makes the folder, one per parent process, and removes
+    it once its workers have ended; a claimed fold that did not finish runs again next time."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    @classmethod
+    def for_parent(cls, workdir) -> "Claims":
+        """The (empty) claims folder of this parent process in `workdir`."""
+        claims = cls(Path(workdir) / locks.LOCK_DIR / f"claims_{os.getpid()}")
+        claims.clear()
+        claims.folder.mkdir(parents=True)
+        return claims
+
+    def take(self, variant: str, fold: int) -> bool:
+        try:
+            fd = os.open(self.folder / f"{variant}.fold_{int(fold):02d}",
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def worker_argv(argv: list[str], share: list[int]) -> list[str]:
-    """The parent's command line for one worker: its folds, one worker, no baselines (the
+def worker_argv(argv: list[str], folds: list[int], claims: str) -> list[str]:
+    """The parent's command line for one worker: the job's folds, the claims folder (`Claims`),
+    one worker, no baselines (the
     parent ran them), no --force-new-config (the parent has already set the new config up),
     no --final, --final-out, --ensemble or --no-late-fusion (the parent trains the final model once every fold is
     done), no report (--no-report: the parent writes the one report of all the folds)."""
@@ -50,14 +82,15 @@ def worker_argv(argv: list[str], share: list[int]) -> list[str]:
             skip = False
             continue
         key = a.split("=", 1)[0]
-        if key in ("--folds", "--workers", "--baselines", "--final-out", "--ensemble"):
+        if key in ("--folds", "--workers", "--baselines", "--final-out", "--ensemble", "--claims"):
             skip = "=" not in a
             continue
         if key in ("--force-new-config", "--final", "--overwrite-final", "--no-report",
                    "--no-late-fusion"):
             continue
         out.append(a)
-    out += ["--folds", ",".join(map(str, share)), "--workers", "1", "--no-report"]
+    out += ["--folds", ",".join(map(str, folds)), "--claims", str(claims), "--workers", "1",
+            "--no-report"]
     return out + (["--baselines", "none"] if "reproduce" in argv else [])
 
 
@@ -81,28 +114,30 @@ def _forward(stream, done: threading.Event) -> None:
     done.set()
 
 
-def run_workers(argv: list[str], folds: list[int], n: int) -> int:
+def run_workers(argv: list[str], folds: list[int], n: int, workdir) -> int:
     """Runs the command `argv` (adarl-jax arguments, without the program) in n workers over
-    `folds`; returns 0 when all succeed, else the first failing worker's exit code (after
-    every worker has ended, so that no finished fold is lost). The caller should still check
-    that every fold finished: an exit status can be lost if a library reaps child processes."""
-    shares = split_folds(folds, n)
+    `folds` of `workdir`, each task to the worker that claims it first (`Claims`); returns 0
+    when all succeed, else the first failing worker's exit code (after every worker has ended,
+    so that no finished fold is lost). The caller should still check that every fold finished:
+    an exit status can be lost if a library reaps child processes."""
+    n = max(1, min(n, len(folds)))
     cores = available_cores()
-    per = max(1, len(cores) // len(shares))
+    per = max(1, len(cores) // n)
+    claims = Claims.for_parent(workdir)
     procs, ends = [], []
-    for i, share in enumerate(shares):
-        mine = cores[i * per:(i + 1) * per] or cores
-        cmd = [sys.executable, "-m", "adarl_jax.cli", *worker_argv(argv, share)]
-        print(f"worker {i}: folds {','.join(map(str, share))} on core(s) {','.join(map(str, mine))}",
-              flush=True)
-        env = {**os.environ, "ADARL_JAX_WORKER": str(i), locks.PARENT_ENV: locks.parent_marker()}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        _pin(proc.pid, mine)
-        done = threading.Event()
-        threading.Thread(target=_forward, args=(proc.stdout, done), daemon=True).start()
-        procs.append(proc)
-        ends.append(done)
     try:
+        for i in range(n):
+            mine = cores[i * per:(i + 1) * per] or cores
+            cmd = [sys.executable, "-m", "adarl_jax.cli", *worker_argv(argv, folds, claims.folder)]
+            print(f"worker {i}: on core(s) {','.join(map(str, mine))}, the next unclaimed fold",
+                  flush=True)
+            env = {**os.environ, "ADARL_JAX_WORKER": str(i), locks.PARENT_ENV: locks.parent_marker()}
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            _pin(proc.pid, mine)
+            done = threading.Event()
+            threading.Thread(target=_forward, args=(proc.stdout, done), daemon=True).start()
+            procs.append(proc)
+            ends.append(done)
         while not all(e.is_set() for e in ends):
             time.sleep(0.5)
     except (KeyboardInterrupt, Terminated):  # the workers stop too (each releases its locks)
@@ -110,10 +145,12 @@ def run_workers(argv: list[str], folds: list[int], n: int) -> int:
             p.terminate()
         for p in procs:
             p.wait()
+        claims.clear()
         raise
     codes = [p.wait() for p in procs]
+    claims.clear()
     failed = [(i, c) for i, c in enumerate(codes) if c != 0]
     for i, c in failed:
-        print(f"worker {i} (folds {','.join(map(str, shares[i]))}) failed with exit code {c}; "
-              "finished folds are kept, rerun the command to resume", file=sys.stderr, flush=True)
+        print(f"worker {i} failed with exit code {c}; finished folds are kept, rerun the "
+              "command to resume", file=sys.stderr, flush=True)
     return failed[0][1] if failed else 0
