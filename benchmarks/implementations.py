@@ -120,6 +120,7 @@ def jax_setup(config, batch_np, mode: str, compiler_options: dict | None = None)
             jax.block_until_ready(compiled(params, x, None))
 
     info = {"compile_s": round(time.perf_counter() - t, 2)}
+    run.hlo_text = compiled.as_text  # the optimised HLO, for profile_ops.py's op names
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     if cost and cost.get("flops"):
