@@ -214,12 +214,11 @@ def train_variants(config, workdir, dataset, chosen, variants=None, mesh=None,
     for variant in variants or [config.model.variant]:
         vconfig = config.copy_and_resolve_references()
         use_variant(vconfig, variant)
-        vconfigs.append((vconfig, _param_counts(vconfig)))
+        vconfigs.append((variant, vconfig, _param_counts(vconfig)))
     if claims is not None:
-        vconfigs.sort(key=lambda vc: -vc[1]["total"])  # stable: ties keep the given order
+        vconfigs.sort(key=lambda vc: -vc[2]["total"])  # stable: ties keep the given order
     results = []
-    for vconfig, counts in vconfigs:
-        variant = vconfig.model.variant
+    for variant, vconfig, counts in vconfigs:
         check_domains(vconfig, dataset, chosen)
         attach_functionals(vconfig, dataset, progress)  # once, before its folds (when it reads them)
         print(f"[{variant}] trainable parameters: {counts['total']:,} "
