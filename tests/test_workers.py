@@ -107,3 +107,28 @@ def test_one_worker_reads_the_dataset_once_for_the_folds_and_the_final_model(tmp
     assert reads == ["backbone"]
     assert len(list(workdir.glob("backbone/fold_*/result.json"))) == 3
     assert (workdir / "final" / "backbone" / "model.json").exists()
+
+
+def test_a_worker_trains_only_what_it_claims_the_largest_variant_first(tmp_path, capsys):
+    """Two variants over two folds, one task claimed beforehand (by "another worker"): this
+    process trains the other three, adarl (more parameters) before backbone whatever the
+    order asked for, and writes nothing for the task it did not claim."""
+    from adarl_jax.config import load_config
+    from adarl_jax.experiments import loso
+    from adarl_jax.train.sharding import make_mesh
+    from conftest import TINY_OVERRIDES
+
+    manifest = make_corpus(tmp_path / "corpus")
+    config = load_config("smoke", [*TINY_OVERRIDES, "data.corpus=csv", f"data.manifest={manifest}",
+                                   "train.progress=False"])
+    claims = Claims(tmp_path / "claims")
+    claims.folder.mkdir()
+    assert claims.take("adarl", 1)  # another worker has it
+    results, _ = loso.run_job(config, tmp_path / "w", folds="0,1", variants=["backbone", "adarl"],
+                              mesh=make_mesh(1), progress=True, claims=claims)
+    assert [(r["variant"], r["fold"]) for r in results] == [("adarl", 0), ("backbone", 0),
+                                                             ("backbone", 1)]
+    out = capsys.readouterr().out
+    assert out.index("[adarl] trainable parameters") < out.index("[backbone] trainable parameters")
+    assert not list((tmp_path / "w" / "adarl").glob("fold_01_*/result.json"))
+    assert all(not claims.take(v, k) for v in ("adarl", "backbone") for k in (0, 1))
