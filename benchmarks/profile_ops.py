@@ -22,7 +22,6 @@ import gzip
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
@@ -41,8 +40,11 @@ def op_names(hlo_text: str) -> dict[str, str]:
 def op_times(trace_dir: str, module: str) -> collections.Counter:
     """Microseconds per XLA op of `module` summed over the trace (Perfetto JSON events whose
     args name the HLO module and op)."""
-    path = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)[0]
-    events = json.load(gzip.open(path))["traceEvents"]
+    paths = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
+    if not paths:
+        raise SystemExit(f"profile_ops: jax.profiler wrote no Perfetto trace under {trace_dir}")
+    with gzip.open(paths[0]) as f:
+        events = json.load(f)["traceEvents"]
     total = collections.Counter()
     for e in events:
         args = e.get("args") or {}
@@ -59,7 +61,8 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--top", type=int, default=25)
-    p.add_argument("--threads", type=int, default=0, help="1: XLA:CPU on one thread (a worker's)")
+    p.add_argument("--threads", type=int, choices=(0, 1), default=0,
+                   help="1: XLA:CPU on one thread (a worker's); 0: its default pool")
     p.add_argument("--set", action="append", default=[], help="config override, e.g. model.first_convs=direct")
     args = p.parse_args(argv)
     if args.threads == 1:
@@ -89,12 +92,16 @@ def main(argv=None) -> dict:
                 run()
         module = "jit_train_step" if args.mode == "train" else "jit_predict"
         per_op = op_times(trace_dir, module)
+    if not per_op:
+        raise SystemExit(f"profile_ops: the trace has no op of the module {module}")
     names = op_names(run.hlo_text())
     all_ms = sum(per_op.values()) / 1e3 / args.steps
     top = [{"op": op, "ms": round(us / 1e3 / args.steps, 3), "code": names.get(op, "")}
            for op, us in per_op.most_common(args.top)]
     out = {"bench": "profile_ops", "config": args.config, "mode": args.mode, "batch": b,
-           "threads": args.threads or os.cpu_count(), "overrides": args.set,
+           "threads": 1 if args.threads == 1 else "xla default",
+           "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+           "overrides": args.set,
            "step_s_median": round(sorted(times)[len(times) // 2], 4), **info,
            "ops_ms_per_step": round(all_ms, 2), "ops_listed": len(top), "ops_total": len(per_op),
            "ops_share": round(sum(r["ms"] for r in top) / all_ms, 3) if all_ms else None,
@@ -108,4 +115,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()

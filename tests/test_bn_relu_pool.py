@@ -136,3 +136,47 @@ def test_bfloat16_compute_keeps_float32_variables_and_tracks_plain_path():
             # noise around an exact 0 (a bias before BatchNorm cancels)
             got, want = flat(got), flat(want)
             np.testing.assert_allclose(got, want, rtol=0.05, atol=0.02 * float(np.abs(want).max()))
+
+
+class Plain32(nn.Module):
+    pool: tuple = (1, 1)
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(x))
+        return nn.avg_pool(x, self.pool, strides=self.pool)
+
+
+class Fused32(nn.Module):
+    pool: tuple = (1, 1)
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        return BatchNormReLUPool(self.pool, 0.9, jnp.float32, name="bn")(x, train)
+
+
+def test_float32_window_sums_track_the_plain_path_with_large_biases():
+    """The pooled output is scale * t + bias * s0 (sums per window): in float32 with |bias| up to
+    ~10 it stays within float32 rounding of Flax's composition (scaled by |bias|), and so do the
+    gradients of scale and bias."""
+    with jax.enable_x64(False):
+        x = 2.0 + 1.5 * jax.random.normal(jax.random.key(5), (4, 10, 15, 6), jnp.float32)
+        c = x.shape[-1]
+        variables = Plain32((5, 5)).init(jax.random.key(0), x, train=False)
+        params = {"bn": {"scale": 1 + 0.3 * jax.random.normal(jax.random.key(6), (c,)),
+                         "bias": 6.0 * jax.random.normal(jax.random.key(7), (c,))}}
+        cotangent = jax.random.normal(jax.random.key(8), (4, 2, 3, c), jnp.float32)
+
+        def grads(module):
+            def loss(p):
+                out, _ = module.apply({"params": p, "batch_stats": variables["batch_stats"]}, x,
+                                      train=True, mutable=["batch_stats"])
+                return jnp.vdot(out, cotangent), out
+            return jax.grad(loss, has_aux=True)(params)
+
+        (g_fused, out_fused), (g_plain, out_plain) = grads(Fused32((5, 5))), grads(Plain32((5, 5)))
+        big = float(jnp.abs(params["bn"]["bias"]).max())
+        assert big > 3.0 and out_fused.dtype == jnp.float32
+        np.testing.assert_allclose(out_fused, out_plain, rtol=1e-5, atol=2e-6 * big)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+                     g_fused, g_plain)

@@ -29,6 +29,6 @@ def test_a_tiny_step_is_split_into_named_ops_that_add_up(capsys):
     times = [r["ms"] for r in line["top_ops"]]
     assert times == sorted(times, reverse=True) and times[0] > 0
     assert 0 < line["ops_share"] <= 1.0 + 1e-9
-    assert sum(times) <= line["ops_ms_per_step"] + 1e-6
+    assert sum(times) <= line["ops_ms_per_step"] + 0.01  # each rounded to 3 and 2 decimals
     # the model's code is named: at least one op comes from a convolution of a pathway
     assert any("convs" in r["code"] for r in line["top_ops"]), line["top_ops"]

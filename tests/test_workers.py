@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 
@@ -23,34 +22,44 @@ def test_workers_get_every_fold_and_the_claims_folder_and_no_job_wide_steps():
         "--claims", "w/.locks/claims_7", "--workers", "1", "--no-report", "--baselines", "none"]
 
 
-def test_each_task_is_claimed_once_among_racing_claimers(tmp_path):
+CLAIMER = """
+import json, sys, time
+from adarl_jax.experiments.workers import Claims
+claims = Claims(sys.argv[1])
+while time.time() < float(sys.argv[2]):  # start together
+    pass
+print(json.dumps([[v, k] for v in ("adarl", "backbone") for k in range(40) if claims.take(v, k)]))
+"""
+
+
+def test_each_task_is_claimed_once_among_racing_processes(tmp_path):
+    import sys
+    import time
+
     claims = Claims(tmp_path / "claims")
     claims.folder.mkdir()
-    won = {i: [] for i in range(4)}
-    start = threading.Barrier(4)
-
-    def claimer(i):
-        start.wait()
-        won[i] = [(v, k) for v in ("adarl", "backbone") for k in range(25) if claims.take(v, k)]
-
-    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    taken = [task for tasks in won.values() for task in tasks]
-    assert sorted(taken) == [(v, k) for v in ("adarl", "backbone") for k in range(25)]  # once each
+    start = time.time() + 6.0  # after every process has imported the package
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(claims.folder), str(start)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    won = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    taken = sorted(tuple(t) for tasks in won for t in tasks)
+    assert taken == [(v, k) for v in ("adarl", "backbone") for k in range(40)]  # once each
     assert not claims.take("adarl", 3)  # a claimed task stays claimed
+    owner = json.loads((claims.folder / "adarl.fold_03").read_text())
+    assert {"pid", "host"} <= set(owner)  # who took it
     claims.clear()
     assert not claims.folder.exists()
+    with pytest.raises(RuntimeError, match="claims folder .* is gone"):
+        claims.take("adarl", 0)
 
 
-def test_a_parent_starts_from_an_empty_claims_folder_of_its_own(tmp_path):
+def test_each_parent_gets_an_empty_claims_folder_of_its_own(tmp_path):
     first = Claims.for_parent(tmp_path)
     assert first.take("adarl", 0)
-    again = Claims.for_parent(tmp_path)  # the same process again: a leftover folder is emptied
-    assert again.folder == first.folder and again.take("adarl", 0)
-    assert again.folder.parent == tmp_path / ".locks" and str(os.getpid()) in again.folder.name
+    second = Claims.for_parent(tmp_path)  # another job's parent in the same workdir
+    assert second.folder != first.folder and second.take("adarl", 0)
+    for c in (first, second):
+        assert c.folder.parent == tmp_path / ".locks" and str(os.getpid()) in c.folder.name
 
 
 def test_two_workers_give_the_same_results_as_one_process(tmp_path):

@@ -125,6 +125,9 @@ def _train_folds(args, config, variants, baselines, progress: bool):
 
     first = _baselines(args, config, baselines, progress) if baselines else None
     if args.workers == 1 or args.coordinator:
+        if args.claims and args.coordinator:
+            raise ValueError("--claims (a --workers worker's) and --coordinator (a multi-process "
+                             "job, every process on the same folds) do not go together")
         claims = workers.Claims(args.claims) if args.claims else None
         _, dataset = loso.run_job(config, args.workdir, folds=args.folds, variants=variants,
                                   progress=progress, first=first,
@@ -134,7 +137,8 @@ def _train_folds(args, config, variants, baselines, progress: bool):
 
     dataset, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
                                       first=first, force_new_config=args.force_new_config)
-    n = workers.default_workers(len(chosen)) if args.workers == 0 else args.workers
+    n_tasks = len(chosen) * len(variants or [config.model.variant])
+    n = workers.default_workers(n_tasks) if args.workers == 0 else args.workers
     if n <= 1:
         loso.train_variants(config, args.workdir, dataset, chosen, variants, progress=progress)
         return 0, dataset

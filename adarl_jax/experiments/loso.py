@@ -150,7 +150,8 @@ def run_folds(workdir, variant: str, folds, run_fold, *, check=None, outdated=No
     folder)`'s, written to result.json when `write` (on one process of a multi-process job
     only); one progress line per fold when `progress`. Returns the records, by fold.
 
-    `check(folder)` runs first for every fold, finished or not (the fold's config pinning);
+    `check(folder)` runs first for every fold it handles, finished or not (the fold's config
+    pinning);
     `outdated(result)` says why a finished fold must run again (None: it stands);
     `describe(result)` is its progress line after '[label] fold k (speaker): ' (default: the
     test scores, the domain accuracy and the training time; label: the variant);

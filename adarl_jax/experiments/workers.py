@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -30,41 +31,41 @@ from adarl_jax.termination import Terminated
 __all__ = ["Claims", "available_cores", "default_workers", "worker_argv", "run_workers"]
 
 
-def default_workers(n_folds: int) -> int:
-    """One worker per core on a CPU-only host (at most one per fold); 1 with an accelerator,
-    where one process fills the device."""
+def default_workers(n_tasks: int) -> int:
+    """One worker per core on a CPU-only host (at most one per task, a variant's fold); 1 with
+    an accelerator, where one process fills the device."""
     import jax
 
     if jax.default_backend() != "cpu":
         return 1
-    return max(1, min(len(available_cores()), n_folds))
+    return max(1, min(len(available_cores()), n_tasks))
 
 
 class Claims:
     """The tasks (variant, fold) of one `--workers` job, each trained by the worker that claims
-    it first: `take` creates `<dir>/<variant>.fold_<kk>` atomically (O_CREAT | O_EXCL) and says
-    whether this process did. The parent makes the folder, one per parent process, and removes
-    it once its workers have ended; a claimed fold that did not finish runs again next time."""
+    it first: `take` creates `<folder>/<variant>.fold_<kk>` atomically (O_CREAT | O_EXCL, the
+    claimant's pid and host inside) and says whether this process did. The parent makes a
+    folder of its own under `W/.locks` and removes it once its workers have ended; a claimed
+    fold that did not finish runs again next time."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
 
     @classmethod
     def for_parent(cls, workdir) -> "Claims":
-        """The (empty) claims folder of this parent process in `workdir`."""
-        claims = cls(Path(workdir) / locks.LOCK_DIR / f"claims_{os.getpid()}")
-        claims.clear()
-        claims.folder.mkdir(parents=True)
-        return claims
+        """A new, empty claims folder in `workdir`, unique to this parent (host, pid, random)."""
+        parent = Path(workdir) / locks.LOCK_DIR
+        parent.mkdir(parents=True, exist_ok=True)
+        me = locks.me()
+        return cls(tempfile.mkdtemp(prefix=f"claims_{me['host']}_{me['pid']}_", dir=parent))
 
     def take(self, variant: str, fold: int) -> bool:
+        path = self.folder / f"{variant}.fold_{int(fold):02d}"
         try:
-            fd = os.open(self.folder / f"{variant}.fold_{int(fold):02d}",
-                         os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
+            return locks.create_exclusive(path, {**locks.me(), "since": time.time()})
+        except FileNotFoundError:
+            raise RuntimeError(f"the claims folder {self.folder} is gone: the parent of this "
+                               "worker has ended or another run removed it") from None
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -120,7 +121,7 @@ def run_workers(argv: list[str], folds: list[int], n: int, workdir) -> int:
     when all succeed, else the first failing worker's exit code (after every worker has ended,
     so that no finished fold is lost). The caller should still check that every fold finished:
     an exit status can be lost if a library reaps child processes."""
-    n = max(1, min(n, len(folds)))
+    n = max(1, n)
     cores = available_cores()
     per = max(1, len(cores) // n)
     claims = Claims.for_parent(workdir)
@@ -140,15 +141,14 @@ def run_workers(argv: list[str], folds: list[int], n: int, workdir) -> int:
             ends.append(done)
         while not all(e.is_set() for e in ends):
             time.sleep(0.5)
-    except (KeyboardInterrupt, Terminated):  # the workers stop too (each releases its locks)
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        claims.clear()
+    except BaseException:  # interrupted, or a worker failed to start: the others stop too
+        for p in procs:    # (each releases its locks)
+            if p.poll() is None:
+                p.terminate()
         raise
-    codes = [p.wait() for p in procs]
-    claims.clear()
+    finally:
+        codes = [p.wait() for p in procs]
+        claims.clear()
     failed = [(i, c) for i, c in enumerate(codes) if c != 0]
     for i, c in failed:
         print(f"worker {i} failed with exit code {c}; finished folds are kept, rerun the "

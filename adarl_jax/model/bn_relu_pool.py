@@ -6,16 +6,17 @@ BatchNorm's backward in several passes over the block's largest activation (32 x
 32 floats in block 1 at the paper's input): that backward was most of a train step
 (benchmarks/README.md, 'Where the time goes'). Here the statistics are Flax's (fast
 variance, clipped at 0; in at least float32) and the backward is the textbook BatchNorm
-gradient with the pool's gradient as a broadcast. Where the pool tiles its input exactly (block
-1 and 2), the training forward sums, per window, the units the ReLU passes and their
+gradient with the pool's gradient as a broadcast. Where the pool tiles its input exactly (in
+`quick`, blocks 1 and 2), the training forward sums, per window, the units the ReLU passes and their
 normalised inputs, and pools from those two sums: the same function, rounded differently
 (within 1e-10 of Flax's in float64, tests/test_bn_relu_pool.py), and the backward takes the
 gradients of scale and bias from the two small sums instead of two more passes over the
-activation (a train step of `quick` ~11% faster on one core, benchmarks/README.md). Without a
-pool, or where it drops a remainder, the forward is Flax's arithmetic. With a bfloat16 compute
-dtype the ReLU and pool run in float32 and the result is cast once (Flax rounds to bfloat16
-before them: outputs differ by a bfloat16 rounding step). Inference (running statistics) is
-Flax's arithmetic. `BatchNormReLUPool` has the same parameters and batch statistics as
+activation (a train step of `quick` 0.87-0.90x the time on one core, benchmarks/README.md;
+the pooled output, scale * t + bias * s0, can round to about 1e-7 |bias| below 0 where every
+unit of a window is near 0). Without a pool, or where it drops a remainder, the forward is
+Flax's arithmetic, the ReLU a select. With a bfloat16 compute dtype the ReLU and pool run in
+float32 and the result is cast once (Flax rounds to bfloat16 before them: outputs differ by a
+bfloat16 rounding step). Inference (running statistics) is Flax's arithmetic. `BatchNormReLUPool` has the same parameters and batch statistics as
 `nn.BatchNorm` (scale, bias; mean, var), so checkpoints of either path load into the other.
 `tests/test_bn_relu_pool.py` checks outputs, gradients and statistics against the plain path.
 """
@@ -62,13 +63,24 @@ def batch_stats(x):
     return mean, var
 
 
+def _normalized(x, mean, inv, scale, bias):
+    """BatchNorm's output before the ReLU, `inv` = 1 / sqrt(var + eps): one expression for the
+    forward and for the mask of the backward, so that both round alike."""
+    return (x - mean) * (inv * scale) + bias
+
+
+def _passes(xhat, scale, bias):
+    """Where the ReLU passes, from the normalised input xhat: the window-sum forward's and its
+    backward's one mask."""
+    return xhat * scale + bias > 0
+
+
 def normalize_relu_pool(x, mean, var, scale, bias, pool: tuple[int, int], dtype):
     """pool(ReLU((x - mean) / sqrt(var + eps) * scale + bias)), statistics given (inference)."""
-    mul = jax.lax.rsqrt(var + EPSILON) * scale
-    z = (x - mean) * mul + bias
+    z = _normalized(x, mean, jax.lax.rsqrt(var + EPSILON), scale, bias)
     # ReLU as a select: written as jnp.maximum(z, 0), XLA:CPU's library fusion of the pool reads
     # a materialised array of zeros the activation's size (`quick`'s inference forward, one
-    # core: 67 ms a batch of 32 instead of 91; benchmarks/README.md)
+    # core: about 64 ms a batch of 32 instead of 88; benchmarks/README.md)
     z = jnp.where(z > 0, z, 0.0)
     return _pool(z, pool).astype(dtype)
 
@@ -101,8 +113,8 @@ def _forward(x, scale, bias, pool, dtype):
     # more passes over the block's largest activation.
     inv = jax.lax.rsqrt(var + EPSILON)
     xhat = (view - mean) * inv
-    on = xhat * scale + bias > 0
-    s0 = jnp.where(on, 1.0, 0.0).sum((2, 4))
+    on = _passes(xhat, scale, bias)
+    s0 = on.astype(xhat.dtype).sum((2, 4))
     t = jnp.where(on, xhat, 0.0).sum((2, 4))
     out = ((scale * t + bias * s0) / (pool[0] * pool[1])).astype(dtype)
     return (out, mean, var), (x, mean, var, scale, bias, s0, t)
@@ -118,8 +130,7 @@ def _backward(pool, dtype, residuals, cotangents):
     if view is None:  # no pool, or a remainder it dropped: the pool's gradient spread in 4-D
         view, g_z = x, _unpool(g_out, pool, x.shape)
         xhat = (view - mean) * inv
-        # ReLU's mask from the forward's own expression, so that it rounds as the forward did.
-        g_z = jnp.where((view - mean) * (inv * scale) + bias > 0, g_z.astype(xhat.dtype), 0.0)
+        g_z = jnp.where(_normalized(view, mean, inv, scale, bias) > 0, g_z.astype(xhat.dtype), 0.0)
         axes = tuple(range(view.ndim - 1))
         g_bias = g_z.sum(axes)
         g_scale = (g_z * xhat).sum(axes)
@@ -128,7 +139,7 @@ def _backward(pool, dtype, residuals, cotangents):
         g_bias = (g_win * s0).sum((0, 1, 2))
         g_scale = (g_win * t).sum((0, 1, 2))
         xhat = (view - mean) * inv
-        g_z = jnp.where(xhat * scale + bias > 0, g_win[:, :, None, :, None, :], 0.0)
+        g_z = jnp.where(_passes(xhat, scale, bias), g_win[:, :, None, :, None, :], 0.0)
     # d/dx of BatchNorm with batch statistics, plus whatever flows into mean and var themselves.
     g_x = (scale * inv) * (g_z - g_bias / n - xhat * (g_scale / n))
     g_x = g_x + g_mean / n + g_var * (2.0 / n) * (view - mean)

@@ -95,8 +95,8 @@ def read_owner(path: Path) -> dict | None:
         return {}
 
 
-def _create(path: Path, record: dict) -> bool:
-    """Creates the lock file with `record` atomically; False when it exists already."""
+def create_exclusive(path: Path, record: dict) -> bool:
+    """Creates the file `path` with the JSON `record` atomically; False when it exists already."""
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
@@ -178,8 +178,8 @@ class FoldLocks:
         """None when the lock is ours now (created, already ours, or our parent's); else the
         live owner that holds it."""
         owner = None
-        for _ in range(5):
-            if _create(path, record):
+        for _ in range(20):
+            if create_exclusive(path, record):
                 self.taken.append(path)
                 return None
             owner = read_owner(path)
@@ -197,9 +197,14 @@ class FoldLocks:
                 _take_over(path, owner)
                 continue
             if _is_parent(owner):
-                workers = [*owner.get("workers", []), {"pid": record["pid"], "started": record["started"]}]
-                _rewrite(path, {**owner, "workers": workers})
-                return None
+                workers = owner.get("workers", [])
+                if any(w.get("pid") == record["pid"] for w in workers):
+                    return None
+                # listed, then read back: a worker of the same parent rewriting the file at the
+                # same moment can drop this one, which then adds itself again
+                _rewrite(path, {**owner, "workers": [
+                    *workers, {"pid": record["pid"], "started": record["started"]}]})
+                continue
             return owner
         return owner or {}
 
