@@ -26,7 +26,6 @@ from pathlib import Path
 
 from adarl_jax.host import available_cores
 from adarl_jax.workdir import locks
-from adarl_jax.termination import Terminated
 
 __all__ = ["Claims", "available_cores", "default_workers", "worker_argv", "run_workers"]
 
