@@ -63,10 +63,12 @@ def main(argv=None) -> dict:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--threads", type=int, choices=(0, 1), default=0,
                    help="1: XLA:CPU on one thread (a worker's); 0: its default pool")
-    p.add_argument("--set", action="append", default=[], help="config override, e.g. model.first_convs=direct")
+    p.add_argument("--set", action="append", default=[],
+                   help="config override, e.g. model.first_convs=direct")
     args = p.parse_args(argv)
     if args.threads == 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+        os.environ["XLA_FLAGS"] = flags.strip()
     import jax
 
     from adarl_jax.config import apply_override, load_config
@@ -100,7 +102,8 @@ def main(argv=None) -> dict:
            for op, us in per_op.most_common(args.top)]
     out = {"bench": "profile_ops", "config": args.config, "mode": args.mode, "batch": b,
            "threads": 1 if args.threads == 1 else "xla default",
-           "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+           "cores": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count()),
            "overrides": args.set,
            "step_s_median": round(sorted(times)[len(times) // 2], 4), **info,
            "ops_ms_per_step": round(all_ms, 2), "ops_listed": len(top), "ops_total": len(per_op),

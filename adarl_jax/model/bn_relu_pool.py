@@ -2,22 +2,23 @@
 
 Every multi-scale block ends with these three (Eq. 10). Written as `nn.BatchNorm`, `nn.relu`
 and `nn.avg_pool`, XLA:CPU differentiates the pool as a `reduce_window` transpose and keeps
-BatchNorm's backward in several passes over the block's largest activation (32 x 400 x 300 x
-32 floats in block 1 at the paper's input): that backward was most of a train step
-(benchmarks/README.md, 'Where the time goes'). Here the statistics are Flax's (fast
-variance, clipped at 0; in at least float32) and the backward is the textbook BatchNorm
-gradient with the pool's gradient as a broadcast. Where the pool tiles its input exactly (in
-`quick`, blocks 1 and 2), the training forward sums, per window, the units the ReLU passes and their
-normalised inputs, and pools from those two sums: the same function, rounded differently
-(within 1e-10 of Flax's in float64, tests/test_bn_relu_pool.py), and the backward takes the
-gradients of scale and bias from the two small sums instead of two more passes over the
-activation (a train step of `quick` 0.87-0.90x the time on one core, benchmarks/README.md;
-the pooled output, scale * t + bias * s0, can round to about 1e-7 |bias| below 0 where every
-unit of a window is near 0). Without a pool, or where it drops a remainder, the forward is
-Flax's arithmetic, the ReLU a select. With a bfloat16 compute dtype the ReLU and pool run in
-float32 and the result is cast once (Flax rounds to bfloat16 before them: outputs differ by a
-bfloat16 rounding step). Inference (running statistics) is Flax's arithmetic. `BatchNormReLUPool` has the same parameters and batch statistics as
-`nn.BatchNorm` (scale, bias; mean, var), so checkpoints of either path load into the other.
+BatchNorm's backward in several passes over the block's largest activation (32 x 400 x 300 x 32
+floats in block 1 at the paper's input): that backward was most of a train step
+(benchmarks/README.md, 'Where the time goes'). Here the statistics are Flax's (fast variance,
+clipped at 0; in at least float32) and the backward is the textbook BatchNorm gradient with the
+pool's gradient as a broadcast. Where the pool tiles its input exactly (in `quick`, blocks 1
+and 2), the training forward sums, per window, the units the ReLU passes and their normalised
+inputs, and pools from those two sums: the same function, rounded differently (within 1e-10 of
+Flax's in float64, tests/test_bn_relu_pool.py), and the backward takes the gradients of scale
+and bias from the two small sums instead of two more passes over the activation (a train step
+of `quick` 0.87-0.90x the time on one core, benchmarks/README.md; the pooled output, scale * t
++ bias * s0, can round to about 1e-7 |bias| below 0 where every unit of a window is near 0).
+Without a pool, or where it drops a remainder, the forward is Flax's arithmetic, the ReLU a
+select. With a bfloat16 compute dtype the ReLU and pool run in float32 and the result is cast
+once (Flax rounds to bfloat16 before them: outputs differ by a bfloat16 rounding step).
+Inference (running statistics) is Flax's arithmetic. `BatchNormReLUPool` has the same
+parameters and batch statistics as `nn.BatchNorm` (scale, bias; mean, var), so checkpoints of
+either path load into the other.
 `tests/test_bn_relu_pool.py` checks outputs, gradients and statistics against the plain path.
 """
 
@@ -143,7 +144,8 @@ def _backward(pool, dtype, residuals, cotangents):
     # d/dx of BatchNorm with batch statistics, plus whatever flows into mean and var themselves.
     g_x = (scale * inv) * (g_z - g_bias / n - xhat * (g_scale / n))
     g_x = g_x + g_mean / n + g_var * (2.0 / n) * (view - mean)
-    return g_x.reshape(x.shape).astype(x.dtype), g_scale.astype(scale.dtype), g_bias.astype(bias.dtype)
+    return (g_x.reshape(x.shape).astype(x.dtype), g_scale.astype(scale.dtype),
+            g_bias.astype(bias.dtype))
 
 
 batch_norm_relu_pool.defvjp(_forward, _backward)
