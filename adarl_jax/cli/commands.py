@@ -137,15 +137,15 @@ def _train_folds(args, config, variants, baselines, progress: bool):
 
     dataset, chosen, _ = loso.prepare(config, args.workdir, args.folds, progress=progress,
                                       first=first, force_new_config=args.force_new_config)
-    n_tasks = len(chosen) * len(variants or [config.model.variant])
-    n = workers.default_workers(n_tasks) if args.workers == 0 else args.workers
+    names = variants or [config.model.variant]
+    n = workers.default_workers(len(chosen) * len(names)) if args.workers == 0 else args.workers
     if n <= 1:
         loso.train_variants(config, args.workdir, dataset, chosen, variants, progress=progress)
         return 0, dataset
     rc = workers.run_workers(args.argv, [f.index for f in chosen], n, args.workdir)
     if rc:
         return rc, dataset
-    missing = [f"{v}/fold {f.index}" for v in (variants or [config.model.variant])
+    missing = [f"{v}/fold {f.index}" for v in names
                for f in chosen if not result_path(fold_dir(args.workdir, v, f)).exists()]
     if missing:
         print(f"adarl-jax {args.command}: error: the workers ended without finishing "
