@@ -35,10 +35,17 @@ class PlainBNReLUPool(nn.Module):
 
 class FusedBNReLUPool(nn.Module):
     pool: tuple = (1, 1)
+    # read the statistics from x's values shifted and in another order (`stats_of`), as
+    # space_to_depth's block 1 hands them over: positions reversed, a per-channel shift taken
+    stats_elsewhere: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool):
-        return BatchNormReLUPool(self.pool, 0.9, jnp.float64, name="bn")(x, train)
+        stats_of = None
+        if self.stats_elsewhere:
+            shift = jnp.linspace(-3.0, 2.0, x.shape[-1], dtype=x.dtype)
+            stats_of = ((x - shift).reshape(-1, x.shape[-1])[::-1].reshape(2, -1, x.shape[-1]), shift)
+        return BatchNormReLUPool(self.pool, 0.9, jnp.float64, name="bn")(x, train, stats_of)
 
 
 def _as64(tree):
@@ -61,10 +68,13 @@ CASES = [((3, 10, 15, 4), (5, 5)), ((2, 12, 13, 3), (5, 5)), ((2, 8, 6, 5), (2, 
          ((4, 6, 5, 3), (1, 1))]
 
 
+@pytest.mark.parametrize("stats_elsewhere", [False, True])
 @pytest.mark.parametrize("shape,pool", CASES)
-def test_fused_equals_plain_outputs_statistics_and_gradients(shape, pool):
+def test_fused_equals_plain_outputs_statistics_and_gradients(shape, pool, stats_elsewhere):
+    """With `stats_elsewhere` the statistics come from a rearranged, shifted copy of x that
+    carries no gradient: x's gradient alone must still be the whole of it."""
     x = 2.0 + 1.5 * jax.random.normal(jax.random.key(1), shape, jnp.float64)  # mean far from 0
-    plain, fused = PlainBNReLUPool(pool), FusedBNReLUPool(pool)
+    plain, fused = PlainBNReLUPool(pool), FusedBNReLUPool(pool, stats_elsewhere)
     variables = _random_variables(plain, x, seed=sum(shape))
     out_shape = jax.eval_shape(lambda: plain.apply(variables, x, train=False)).shape
     cotangent = jax.random.normal(jax.random.key(2), out_shape, jnp.float64)
@@ -93,10 +103,15 @@ def test_fused_equals_plain_outputs_statistics_and_gradients(shape, pool):
                      results["fused"][key], results["plain"][key])
 
 
-def test_fused_block_equals_plain_block():
-    """A whole multi-scale block (convs, concat, then the fused op) both ways, same variables."""
-    x = jax.random.normal(jax.random.key(3), (2, 20, 15, 3), jnp.float64)
-    blocks = {f: MultiScaleConvBlock((4, 4), pool=(5, 5), dtype=jnp.float64, fused=f) for f in (True, False)}
+@pytest.mark.parametrize("convs,width", [("direct", 15), ("space_to_depth", 16),
+                                         ("space_to_depth", 15)])
+def test_fused_block_equals_plain_block(convs, width):
+    """A whole multi-scale block (convs, concat, then the fused op) both ways, same variables;
+    the fused one's convolutions as `convs` computes them (space_to_depth: on 2 x 2 blocks, the
+    statistics read from the block layout where the width is even)."""
+    x = jax.random.normal(jax.random.key(3), (2, 20, width, 3), jnp.float64)
+    blocks = {f: MultiScaleConvBlock((4, 4), pool=(5, 5), dtype=jnp.float64, fused=f,
+                                     convs=convs if f else "direct") for f in (True, False)}
     variables = _as64(blocks[False].init(jax.random.key(4), x, train=False))
     assert jax.tree.structure(variables) == jax.tree.structure(
         _as64(blocks[True].init(jax.random.key(4), x, train=False)))

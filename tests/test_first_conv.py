@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from adarl_jax.config import input_shape, load_config
-from adarl_jax.model.layers import direct_convs, space_to_depth_convs
+from adarl_jax.model.layers import direct_convs, space_to_depth_blocks, space_to_depth_convs
 from adarl_jax.model.spec import ModelSpec
 from adarl_jax.train import losses
 from adarl_jax.train.train_step import create_train_state_from_config
@@ -45,6 +45,33 @@ def test_space_to_depth_equals_a_numpy_cross_correlation(shape, sizes):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(np.asarray(direct_convs(x, kernels)), want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (9, 6), (8, 7)])
+def test_the_block_layout_holds_the_outputs_and_passes_their_gradient(shape):
+    """`space_to_depth_blocks`' second output: each output position's value once, sub-position
+    (i, j) of block (r, c) at [r, c, 2 i + j] (None where H or W is odd); a loss on it has the
+    gradient of the same loss on the spread output."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((2, *shape, 3)), jnp.float32)
+    kernels = tuple(jnp.asarray(rng.standard_normal((*s, 3, 4)), jnp.float32)
+                    for s in [(3, 3), (5, 5)])
+    y, blocks = space_to_depth_blocks(x, kernels)
+    if shape[0] % 2 or shape[1] % 2:
+        assert blocks is None
+        return
+    h2, w2 = shape[0] // 2, shape[1] // 2
+    assert blocks.shape == (2, h2, w2, 4, 8)
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_array_equal(blocks[:, :, :, 2 * i + j], y[:, i::2, j::2])
+    weight = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+    on_blocks = jax.grad(lambda ks: jnp.sum(jnp.sin(space_to_depth_blocks(x, ks)[1])
+                                            * weight.reshape(2, h2, 2, w2, 2, 8)
+                                            .transpose(0, 1, 3, 2, 4, 5).reshape(blocks.shape)))
+    on_spread = jax.grad(lambda ks: jnp.sum(jnp.sin(direct_convs(x, ks)) * weight))
+    for a, b in zip(on_blocks(kernels), on_spread(kernels)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 def numpy_kernel_gradient(x, g, kh, kw):

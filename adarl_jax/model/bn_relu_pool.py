@@ -56,12 +56,15 @@ def _unpool(g, pool: tuple[int, int], shape):
     return g
 
 
-def batch_stats(x):
-    """Per-channel mean and biased variance over (N, H, W), as nn.BatchNorm computes them."""
+def batch_stats(x, shift=None):
+    """Per-channel mean and biased variance over every axis but the last (the channels), as
+    nn.BatchNorm computes them over (N, H, W); with `shift` (per channel), those of x + shift,
+    the shift added to the mean alone (the variance does not move with it)."""
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    mean = x.mean((0, 1, 2))
-    var = jnp.maximum(0.0, jnp.square(x).mean((0, 1, 2)) - jnp.square(mean))
-    return mean, var
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axes)
+    var = jnp.maximum(0.0, jnp.square(x).mean(axes) - jnp.square(mean))
+    return (mean, var) if shift is None else (mean + shift.astype(mean.dtype), var)
 
 
 def _normalized(x, mean, inv, scale, bias):
@@ -86,10 +89,12 @@ def normalize_relu_pool(x, mean, var, scale, bias, pool: tuple[int, int], dtype)
     return _pool(z, pool).astype(dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def batch_norm_relu_pool(x, scale, bias, pool: tuple[int, int], dtype):
-    """Train mode: normalise by the batch's own statistics. Returns (out, mean, var)."""
-    return _forward(x, scale, bias, pool, dtype)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def batch_norm_relu_pool(x, stats_of, scale, bias, pool: tuple[int, int], dtype):
+    """Train mode: normalise by the batch's own statistics. Returns (out, mean, var).
+    `stats_of`: None, or (values, shift) holding x - shift in another order, the statistics'
+    source (`BatchNormReLUPool`); no gradient flows through it (x's carries theirs)."""
+    return _forward(x, stats_of, scale, bias, pool, dtype)[0]
 
 
 def _windows(x, pool: tuple[int, int]):
@@ -102,8 +107,8 @@ def _windows(x, pool: tuple[int, int]):
     return x.reshape(b, h // ph, ph, w // pw, pw, c)
 
 
-def _forward(x, scale, bias, pool, dtype):
-    mean, var = batch_stats(x)
+def _forward(x, stats_of, scale, bias, pool, dtype):
+    mean, var = batch_stats(x) if stats_of is None else batch_stats(*stats_of)
     view = _windows(x, pool)
     if view is None:
         out = normalize_relu_pool(x, mean, var, scale, bias, pool, dtype)
@@ -144,7 +149,7 @@ def _backward(pool, dtype, residuals, cotangents):
     # d/dx of BatchNorm with batch statistics, plus whatever flows into mean and var themselves.
     g_x = (scale * inv) * (g_z - g_bias / n - xhat * (g_scale / n))
     g_x = g_x + g_mean / n + g_var * (2.0 / n) * (view - mean)
-    return (g_x.reshape(x.shape).astype(x.dtype), g_scale.astype(scale.dtype),
+    return (g_x.reshape(x.shape).astype(x.dtype), None, g_scale.astype(scale.dtype),
             g_bias.astype(bias.dtype))
 
 
@@ -163,7 +168,14 @@ class BatchNormReLUPool(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, train: bool):
+    def __call__(self, x, train: bool, stats_of=None):
+        """`stats_of`: (values, shift or None), x's values minus a per-channel shift in any
+        arrangement with the channels last, e.g. a convolution's output before its bias in
+        the convolution's own order (`layers.space_to_depth_blocks`). The batch statistics are
+        read from them (the shift added to the mean), so that XLA need not write x out for
+        the reductions when x is a rearrangement. Same statistics, summed in another order.
+        The caller vouches that they are x's: no gradient flows through them (x's gradient
+        carries the statistics' part)."""
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
@@ -172,7 +184,8 @@ class BatchNormReLUPool(nn.Module):
         pool = tuple(int(p) for p in self.pool)
         if not train:
             return normalize_relu_pool(x, ra_mean.value, ra_var.value, scale, bias, pool, self.dtype)
-        out, mean, var = batch_norm_relu_pool(x, scale, bias, pool, jnp.dtype(self.dtype))
+        out, mean, var = batch_norm_relu_pool(x, stats_of, scale, bias, pool,
+                                              jnp.dtype(self.dtype))
         if not self.is_initializing():
             ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
             ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var

@@ -87,11 +87,21 @@ def centred_kernels(kernels, who: str):
                                     + [(0, 0), (0, 0)]) for k in kernels], axis=-1)
 
 
+def _unshuffle(blocks, h: int, w: int):
+    """(B, H/2, W/2, 4, O), each position's 4 sub-positions (row-major 2 x 2) on axis 3, as
+    (B, H, W, O) cropped to (h, w)."""
+    b, h2, w2, _, o = blocks.shape
+    y = blocks.reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, 2 * h2, 2 * w2, o)[:, :h, :w]
+
+
 def _space_to_depth_convs(x, kernels):
     """`direct_convs` as one convolution of x's 2 x 2 blocks: (B, H/2, W/2, 4C) against a
     (bh, bw, 4C, 4O) kernel gathered from the kernels (zero where a block tap reaches past a
     kernel), its output's 4 sub-positions spread back to (B, H, W, O). Odd H or W are padded
-    with zeros first (what 'SAME' reads there anyway) and cropped after."""
+    with zeros first (what 'SAME' reads there anyway) and cropped after. Returns that and the
+    convolution's own output as (B, H/2, W/2, 4, O) (None where H or W is odd: it then holds
+    the padding's outputs too)."""
     kernel = centred_kernels(kernels, "model.first_convs='space_to_depth'")
     th, tw = _block_taps(kernel.shape[0]), _block_taps(kernel.shape[1])
     kernel = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index size[i]: a zero tap
@@ -103,11 +113,34 @@ def _space_to_depth_convs(x, kernels):
     x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     h2, w2 = x.shape[1] // 2, x.shape[2] // 2
     x = x.reshape(b, h2, 2, w2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h2, w2, 4 * c)
-    y = same_conv(x, block).reshape(b, h2, w2, 2, 2, o).transpose(0, 1, 3, 2, 4, 5)
-    return y.reshape(b, 2 * h2, 2 * w2, o)[:, :h, :w]
+    blocks = same_conv(x, block).reshape(b, h2, w2, 4, o)
+    return _unshuffle(blocks, h, w), (None if h % 2 or w % 2 else blocks)
 
 
 @jax.custom_vjp
+def space_to_depth_blocks(x, kernels):
+    """(`space_to_depth_convs`, the same values before the 4 sub-positions of each 2 x 2 block
+    are spread back: (B, H/2, W/2, 4, O), or None where H or W is odd). Reductions over
+    positions (BatchNorm's statistics) read the second, so that XLA writes the spread array
+    out for nothing but the ops that need its layout. Gradients flow through both."""
+    return _space_to_depth_convs(x, kernels)
+
+
+def _s2d_forward(x, kernels):
+    return _space_to_depth_convs(x, kernels), (x, kernels)
+
+
+def _s2d_backward(residuals, cotangents):
+    x, kernels = residuals
+    g, g_blocks = cotangents
+    if g_blocks is not None:
+        g = g + _unshuffle(g_blocks, x.shape[1], x.shape[2])
+    return jax.vjp(direct_convs, x, kernels)[1](g)
+
+
+space_to_depth_blocks.defvjp(_s2d_forward, _s2d_backward)
+
+
 def space_to_depth_convs(x, kernels):
     """`direct_convs` (odd kernel sizes), its forward computed on 2 x 2 blocks of x, where the
     3-channel input of block 1 becomes 12 channels, on which XLA:CPU's convolution runs
@@ -116,18 +149,7 @@ def space_to_depth_convs(x, kernels):
     Its gradient is `direct_convs`'s (the faster weight gradient on the CPU). The same function
     within float rounding (tests/test_first_conv.py). A custom VJP: reverse mode only (no jvp
     through it)."""
-    return _space_to_depth_convs(x, kernels)
-
-
-def _s2d_forward(x, kernels):
-    return _space_to_depth_convs(x, kernels), (x, kernels)
-
-
-def _s2d_backward(residuals, g):
-    return jax.vjp(direct_convs, *residuals)[1](g)
-
-
-space_to_depth_convs.defvjp(_s2d_forward, _s2d_backward)
+    return space_to_depth_blocks(x, kernels)[0]
 
 
 class ConvParameters(nn.Module):
@@ -169,9 +191,10 @@ class MultiScaleConvBlock(nn.Module):
     def __call__(self, x, train: bool, convolved=None):
         """`convolved`: the convolutions' concatenated output, computed elsewhere from this
         block's own kernels (`shared_input_convs`); then `x` is not read."""
-        x = self.convolve(x) if convolved is None else convolved
+        x, stats_of = self.convolve(x) if convolved is None else (convolved, None)
         if self.fused:
-            return BatchNormReLUPool(self.pool, self.bn_momentum, self.dtype, name="bn")(x, train)
+            return BatchNormReLUPool(self.pool, self.bn_momentum, self.dtype, name="bn")(
+                x, train, stats_of)
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          dtype=self.dtype, name="bn")(x)
         x = nn.relu(x)
@@ -181,20 +204,25 @@ class MultiScaleConvBlock(nn.Module):
 
     def convolve(self, x):
         """The parallel 'SAME' convolutions, concatenated on channels: nn.Conv's, or the same
-        function from the same parameters computed on 2 x 2 blocks (`space_to_depth_convs`)."""
+        function from the same parameters computed on 2 x 2 blocks (`space_to_depth_blocks`).
+        Returns (output, what the BatchNorm reads its statistics from: (the output's values
+        before the bias in the block convolution's own order, the bias), or None for the
+        output itself)."""
         pairs = kernel_pairs(self.kernel_sizes)
         if self.convs == "direct":
             return jnp.concatenate([
                 nn.Conv(f, k, padding="SAME", use_bias=self.use_bias, kernel_init=xavier,
                         dtype=self.dtype, name=conv_name(k))(x)
-                for f, k in zip(self.features, pairs)], axis=-1)
+                for f, k in zip(self.features, pairs)], axis=-1), None
         params = [ConvParameters(f, k, self.use_bias, name=conv_name(k))(x.shape[-1])
                   for f, k in zip(self.features, pairs)]
-        y = space_to_depth_convs(jnp.asarray(x, self.dtype),
-                                 tuple(k.astype(self.dtype) for k, _ in params))
+        y, blocks = space_to_depth_blocks(jnp.asarray(x, self.dtype),
+                                          tuple(k.astype(self.dtype) for k, _ in params))
+        bias = None
         if self.use_bias:  # nn.Conv's arithmetic: the bias in `dtype`, added after
-            y = y + jnp.concatenate([b for _, b in params]).astype(self.dtype)
-        return y
+            bias = jnp.concatenate([b for _, b in params]).astype(self.dtype)
+            y = y + bias
+        return y, (None if blocks is None else (blocks, bias))
 
 
 class ConvPathway(nn.Module):
