@@ -107,6 +107,14 @@ def _windows(x, pool: tuple[int, int]):
     return x.reshape(b, h // ph, ph, w // pw, pw, c)
 
 
+def _window_sums(*arrays):
+    """Each (b, h/ph, ph, w/pw, pw, c) array summed over its windows' axes, all in one
+    variadic reduction: XLA:CPU computes it in one pass from the arrays' inputs, where a sum
+    each goes to its library (YNNPACK), which takes every input written out first."""
+    zero = tuple(jnp.zeros((), a.dtype) for a in arrays)
+    return jax.lax.reduce(arrays, zero, lambda p, q: tuple(u + v for u, v in zip(p, q)), (2, 4))
+
+
 def _forward(x, stats_of, scale, bias, pool, dtype):
     mean, var = batch_stats(x) if stats_of is None else batch_stats(*stats_of)
     view = _windows(x, pool)
@@ -120,8 +128,7 @@ def _forward(x, stats_of, scale, bias, pool, dtype):
     inv = jax.lax.rsqrt(var + EPSILON)
     xhat = (view - mean) * inv
     on = _passes(xhat, scale, bias)
-    s0 = on.astype(xhat.dtype).sum((2, 4))
-    t = jnp.where(on, xhat, 0.0).sum((2, 4))
+    s0, t = _window_sums(on.astype(xhat.dtype), jnp.where(on, xhat, 0.0))
     out = ((scale * t + bias * s0) / (pool[0] * pool[1])).astype(dtype)
     return (out, mean, var), (x, mean, var, scale, bias, s0, t)
 
