@@ -8,11 +8,15 @@ floats in block 1 at the paper's input): that backward was most of a train step
 clipped at 0; in at least float32) and the backward is the textbook BatchNorm gradient with the
 pool's gradient as a broadcast. Where the pool tiles its input exactly (in `quick`, blocks 1
 and 2), the training forward sums, per window, the units the ReLU passes and their normalised
-inputs, and pools from those two sums: the same function, rounded differently (within 1e-10 of
+inputs (both in one variadic reduction, which XLA:CPU computes in one pass from its inputs),
+and pools from those two sums: the same function, rounded differently (within 1e-10 of
 Flax's in float64, tests/test_bn_relu_pool.py), and the backward takes the gradients of scale
 and bias from the two small sums instead of two more passes over the activation (a train step
 of `quick` 0.87-0.90x the time on one core, benchmarks/README.md; the pooled output, scale * t
 + bias * s0, can round to about 1e-7 |bias| below 0 where every unit of a window is near 0).
+The statistics can come from another arrangement of the input's values (`stats_of`: block 1's
+convolution output on 2 x 2 blocks, before the bias), so that XLA does not write the input out
+for their reductions.
 Without a pool, or where it drops a remainder, the forward is Flax's arithmetic, the ReLU a
 select. With a bfloat16 compute dtype the ReLU and pool run in float32 and the result is cast
 once (Flax rounds to bfloat16 before them: outputs differ by a bfloat16 rounding step).
