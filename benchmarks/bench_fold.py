@@ -24,6 +24,9 @@ The line's `phases` split the process's wall time (from its start to the fold's 
   other       the rest of run_fold: model and state set-up, metrics.jsonl, the result record
 each as {wall_s, sys_s, user_s, minflt} (wall excludes the compile inside it; sys, user and
 minor page faults are the whole process's over the phase, background threads included).
+`epochs` is how many epochs the fold trained; `steps` the selected model's step (its
+epoch's end), not the steps trained: a fold that stops early trains past it, so compare two
+versions' phases with `--set train.patience_fraction=0` (or per epoch).
 `compiles` counts XLA compilations and persistent compilation cache hits and misses.
 `process` holds the totals of the whole process (getrusage), `sys_share` = sys / (user + sys).
 """
@@ -207,7 +210,8 @@ def main(argv=None) -> dict:
     r = resource.getrusage(resource.RUSAGE_SELF)
     out = {"bench": "fold", "label": args.label, "trainer": args.trainer or "adarl_jax.train.trainer",
            "config": args.config, "set": args.set, "variant": args.variant, "fold": args.fold,
-           "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "steps": result["steps"],
+           "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "epochs": result["epochs"],
+           "steps": result["steps"],
            "test_ua": result["test"]["ua"], "test_wa": result["test"]["wa"],
            "selected_epoch": result["selected_epoch"],
            "phases": phases.report(), "compiles": phases.compiles,

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from adarl_jax.model import bn_relu_pool
 from adarl_jax.model.bn_relu_pool import BatchNormReLUPool
 from adarl_jax.model.layers import MultiScaleConvBlock
 
@@ -103,15 +104,20 @@ def test_fused_equals_plain_outputs_statistics_and_gradients(shape, pool, stats_
                      results["fused"][key], results["plain"][key])
 
 
-@pytest.mark.parametrize("convs,width", [("direct", 15), ("space_to_depth", 16),
-                                         ("space_to_depth", 15)])
-def test_fused_block_equals_plain_block(convs, width):
+@pytest.mark.parametrize("convs,width,use_bias", [
+    ("direct", 15, True),
+    ("space_to_depth", 20, True),   # `quick`'s path: block layout, a pool that tiles
+    ("space_to_depth", 20, False),  # the same without convolution biases
+    ("space_to_depth", 16, True),   # block layout, a pool that drops a remainder
+    ("space_to_depth", 15, True),   # odd width: no block layout
+])
+def test_fused_block_equals_plain_block(convs, width, use_bias):
     """A whole multi-scale block (convs, concat, then the fused op) both ways, same variables;
     the fused one's convolutions as `convs` computes them (space_to_depth: on 2 x 2 blocks, the
     statistics read from the block layout where the width is even)."""
     x = jax.random.normal(jax.random.key(3), (2, 20, width, 3), jnp.float64)
-    blocks = {f: MultiScaleConvBlock((4, 4), pool=(5, 5), dtype=jnp.float64, fused=f,
-                                     convs=convs if f else "direct") for f in (True, False)}
+    blocks = {f: MultiScaleConvBlock((4, 4), pool=(5, 5), use_bias=use_bias, dtype=jnp.float64,
+                                     fused=f, convs=convs if f else "direct") for f in (True, False)}
     variables = _as64(blocks[False].init(jax.random.key(4), x, train=False))
     assert jax.tree.structure(variables) == jax.tree.structure(
         _as64(blocks[True].init(jax.random.key(4), x, train=False)))
@@ -121,18 +127,55 @@ def test_fused_block_equals_plain_block(convs, width):
                                    train=True, mutable=["batch_stats"])
         return jnp.sum(jnp.sin(out)), updates
 
+    if use_bias:  # biases that do not cancel to 0 in the running mean
+        variables["params"] = jax.tree.map(lambda a: a + 0.3, variables["params"])
     got = jax.grad(lambda p: loss(blocks[True], p), has_aux=True)(variables["params"])
     want = jax.grad(lambda p: loss(blocks[False], p), has_aux=True)(variables["params"])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), got, want)
 
 
-def test_bfloat16_compute_keeps_float32_variables_and_tracks_plain_path():
+def test_the_block_layout_reaches_the_statistics(monkeypatch):
+    """With space_to_depth and an even input, the statistics are read from the 5-D block
+    layout (what the equality above cannot tell from reading the spread output)."""
+    seen = []
+    real = bn_relu_pool.batch_stats
+    monkeypatch.setattr(bn_relu_pool, "batch_stats", lambda v, *a: seen.append(v.ndim) or real(v, *a))
+    x = jax.random.normal(jax.random.key(3), (2, 20, 20, 3), jnp.float64)
+    for convs in ("direct", "space_to_depth"):
+        block = MultiScaleConvBlock((4, 4), pool=(5, 5), dtype=jnp.float64, convs=convs)
+        variables = block.init(jax.random.key(4), x, train=False)
+        seen.clear()
+        block.apply(variables, x, train=True, mutable=["batch_stats"])
+        assert seen == ([4] if convs == "direct" else [5])
+
+
+def test_the_statistics_are_those_of_stats_of_and_its_shapes_are_checked():
+    """The running statistics move towards the mean (+ shift) and variance of stats_of's values,
+    not x's; values that cannot be x's, or a shift not one per channel, are refused by name."""
+    x = jax.random.normal(jax.random.key(7), (2, 10, 10, 3), jnp.float64)
+    values = 3.0 + 2.0 * jax.random.normal(jax.random.key(8), (200, 3), jnp.float64)
+    shift = jnp.asarray([1.0, -2.0, 0.5])
+    module = BatchNormReLUPool((5, 5), 0.9, jnp.float64)
+    variables = module.init(jax.random.key(0), x, train=False)
+    _, updates = module.apply(variables, x, train=True, stats_of=(values, shift),
+                              mutable=["batch_stats"])
+    stats = updates["batch_stats"]
+    np.testing.assert_allclose(stats["mean"], 0.1 * (np.mean(values, 0) + shift), rtol=1e-6)
+    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * np.var(values, 0), rtol=1e-6)
+    for bad, what in (((values[:100], shift), "cannot hold"), ((values, shift[:2]), "one per")):
+        with pytest.raises(ValueError, match=what):
+            module.apply(variables, x, train=True, stats_of=bad, mutable=["batch_stats"])
+
+
+@pytest.mark.parametrize("convs,width", [("direct", 15), ("space_to_depth", 20)])
+def test_bfloat16_compute_keeps_float32_variables_and_tracks_plain_path(convs, width):
     """The accelerator setting: bfloat16 activations, float32 parameters and statistics."""
     with jax.enable_x64(False):
-        x = jax.random.normal(jax.random.key(5), (2, 10, 15, 4), jnp.bfloat16)
+        x = jax.random.normal(jax.random.key(5), (2, 10, width, 4), jnp.bfloat16)
         results = {}
         for fused in (True, False):
-            block = MultiScaleConvBlock((3, 3), pool=(5, 5), dtype=jnp.bfloat16, fused=fused)
+            block = MultiScaleConvBlock((3, 3), pool=(5, 5), dtype=jnp.bfloat16, fused=fused,
+                                        convs=convs if fused else "direct")
             variables = block.init(jax.random.key(6), x, train=False)
 
             def loss(params):

@@ -50,8 +50,8 @@ def test_space_to_depth_equals_a_numpy_cross_correlation(shape, sizes):
 @pytest.mark.parametrize("shape", [(8, 6), (9, 6), (8, 7)])
 def test_the_block_layout_holds_the_outputs_and_passes_their_gradient(shape):
     """`space_to_depth_blocks`' second output: each output position's value once, sub-position
-    (i, j) of block (r, c) at [r, c, 2 i + j] (None where H or W is odd); a loss on it has the
-    gradient of the same loss on the spread output."""
+    (i, j) of block (r, c) at [r, c, 2 i + j] (None where H or W is odd); losses on both
+    outputs have the gradients (kernels and input) of the same losses on `direct_convs`."""
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.standard_normal((2, *shape, 3)), jnp.float32)
     kernels = tuple(jnp.asarray(rng.standard_normal((*s, 3, 4)), jnp.float32)
@@ -65,12 +65,20 @@ def test_the_block_layout_holds_the_outputs_and_passes_their_gradient(shape):
     for i in range(2):
         for j in range(2):
             np.testing.assert_array_equal(blocks[:, :, :, 2 * i + j], y[:, i::2, j::2])
-    weight = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
-    on_blocks = jax.grad(lambda ks: jnp.sum(jnp.sin(space_to_depth_blocks(x, ks)[1])
-                                            * weight.reshape(2, h2, 2, w2, 2, 8)
-                                            .transpose(0, 1, 3, 2, 4, 5).reshape(blocks.shape)))
-    on_spread = jax.grad(lambda ks: jnp.sum(jnp.sin(direct_convs(x, ks)) * weight))
-    for a, b in zip(on_blocks(kernels), on_spread(kernels)):
+    w1, w2 = (jnp.asarray(rng.standard_normal(y.shape), jnp.float32) for _ in range(2))
+    w2_blocks = w2.reshape(2, h2, 2, w2.shape[2] // 2, 2, 8).transpose(0, 1, 3, 2, 4, 5)
+
+    def on_both(x, ks):  # a loss on each output: both cotangents reach the kernels and x
+        y, blocks = space_to_depth_blocks(x, ks)
+        return jnp.sum(jnp.sin(y) * w1) + jnp.sum(jnp.cos(blocks) * w2_blocks.reshape(blocks.shape))
+
+    def on_direct(x, ks):
+        y = direct_convs(x, ks)
+        return jnp.sum(jnp.sin(y) * w1) + jnp.sum(jnp.cos(y) * w2)
+
+    got = jax.grad(on_both, argnums=(0, 1))(x, kernels)
+    want = jax.grad(on_direct, argnums=(0, 1))(x, kernels)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 

@@ -12,11 +12,12 @@ inputs (both in one variadic reduction, which XLA:CPU computes in one pass from 
 and pools from those two sums: the same function, rounded differently (within 1e-10 of
 Flax's in float64, tests/test_bn_relu_pool.py), and the backward takes the gradients of scale
 and bias from the two small sums instead of two more passes over the activation (a train step
-of `quick` 0.87-0.90x the time on one core, benchmarks/README.md; the pooled output, scale * t
-+ bias * s0, can round to about 1e-7 |bias| below 0 where every unit of a window is near 0).
-The statistics can come from another arrangement of the input's values (`stats_of`: block 1's
-convolution output on 2 x 2 blocks, before the bias), so that XLA does not write the input out
-for their reductions.
+of `quick` 0.87-0.90x the time on one core; the pooled output, scale * t + bias * s0, can
+round to about 1e-7 |bias| below 0 where every unit of a window is near 0). The statistics can
+come from another arrangement of the input's values (`stats_of`: block 1's convolution output
+on 2 x 2 blocks, before the bias), so that XLA does not write the input out for their
+reductions; with the one-pass sums, a train step of `quick` 0.73-0.83x the time again on one
+core (benchmarks/README.md; measured on XLA:CPU only, not on accelerators or two threads).
 Without a pool, or where it drops a remainder, the forward is Flax's arithmetic, the ReLU a
 select. With a bfloat16 compute dtype the ReLU and pool run in float32 and the result is cast
 once (Flax rounds to bfloat16 before them: outputs differ by a bfloat16 rounding step).
@@ -96,8 +97,9 @@ def normalize_relu_pool(x, mean, var, scale, bias, pool: tuple[int, int], dtype)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def batch_norm_relu_pool(x, stats_of, scale, bias, pool: tuple[int, int], dtype):
     """Train mode: normalise by the batch's own statistics. Returns (out, mean, var).
-    `stats_of`: None, or (values, shift) holding x - shift in another order, the statistics'
-    source (`BatchNormReLUPool`); no gradient flows through it (x's carries theirs)."""
+    `stats_of`: None, or (values, shift or None) holding x - shift in another order, the
+    statistics' source (`BatchNormReLUPool`); no gradient flows through it (x's carries
+    theirs)."""
     return _forward(x, stats_of, scale, bias, pool, dtype)[0]
 
 
@@ -111,12 +113,16 @@ def _windows(x, pool: tuple[int, int]):
     return x.reshape(b, h // ph, ph, w // pw, pw, c)
 
 
+def _add_pairwise(p, q):
+    return tuple(u + v for u, v in zip(p, q))
+
+
 def _window_sums(*arrays):
     """Each (b, h/ph, ph, w/pw, pw, c) array summed over its windows' axes, all in one
     variadic reduction: XLA:CPU computes it in one pass from the arrays' inputs, where a sum
     each goes to its library (YNNPACK), which takes every input written out first."""
     zero = tuple(jnp.zeros((), a.dtype) for a in arrays)
-    return jax.lax.reduce(arrays, zero, lambda p, q: tuple(u + v for u, v in zip(p, q)), (2, 4))
+    return jax.lax.reduce(arrays, zero, _add_pairwise, (2, 4))
 
 
 def _forward(x, stats_of, scale, bias, pool, dtype):
@@ -167,6 +173,18 @@ def _backward(pool, dtype, residuals, cotangents):
 batch_norm_relu_pool.defvjp(_forward, _backward)
 
 
+def _check_stats_of(x, values, shift):
+    """ValueError unless `values` could hold x's values (as many, channels last) and `shift`
+    is None or one per channel."""
+    c = x.shape[-1]
+    if values.shape[-1] != c or values.size != x.size:
+        raise ValueError(f"BatchNormReLUPool: stats_of's values {values.shape} cannot hold the "
+                         f"values of its input {x.shape} (as many, channels last)")
+    if shift is not None and shift.shape != (c,):
+        raise ValueError(f"BatchNormReLUPool: stats_of's shift {shift.shape} is not one per "
+                         f"channel ({c},)")
+
+
 class BatchNormReLUPool(nn.Module):
     """nn.BatchNorm + nn.relu + nn.avg_pool(pool, strides=pool) in one fused op.
 
@@ -184,10 +202,14 @@ class BatchNormReLUPool(nn.Module):
         arrangement with the channels last, e.g. a convolution's output before its bias in
         the convolution's own order (`layers.space_to_depth_blocks`). The batch statistics are
         read from them (the shift added to the mean), so that XLA need not write x out for
-        the reductions when x is a rearrangement. Same statistics, summed in another order.
-        The caller vouches that they are x's: no gradient flows through them (x's gradient
-        carries the statistics' part)."""
+        the reductions when x is a rearrangement. The same statistics within rounding (summed
+        in another order; the variance before the shift, so with less cancellation; with a
+        bfloat16 dtype, those of values + shift before x was rounded to bfloat16). The caller
+        vouches that they are x's (only their shapes are checked): no gradient flows through
+        them (x's gradient carries the statistics' part)."""
         c = x.shape[-1]
+        if stats_of is not None:
+            _check_stats_of(x, *stats_of)
         scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))

@@ -119,10 +119,16 @@ def _space_to_depth_convs(x, kernels):
 
 @jax.custom_vjp
 def space_to_depth_blocks(x, kernels):
-    """(`space_to_depth_convs`, the same values before the 4 sub-positions of each 2 x 2 block
-    are spread back: (B, H/2, W/2, 4, O), or None where H or W is odd). Reductions over
-    positions (BatchNorm's statistics) read the second, so that XLA writes the spread array
-    out for nothing but the ops that need its layout. Gradients flow through both."""
+    """`direct_convs` (odd kernel sizes), its forward computed on 2 x 2 blocks of x, where the
+    3-channel input of block 1 becomes 12 channels, on which XLA:CPU's convolution runs
+    faster at `quick`'s 80 x 60 input on one core (not on two threads, nor at the paper's
+    400 x 300; benchmarks/README.md). Returns (the convolutions' output (B, H, W, O), the same
+    values before the 4 sub-positions of each 2 x 2 block are spread back, (B, H/2, W/2, 4, O),
+    or None where H or W is odd). Reductions over positions (BatchNorm's statistics) read the
+    second, so that XLA writes the spread array out only for the ops that need its layout.
+    A custom VJP (reverse mode only, no jvp through it): gradients flow through both outputs,
+    into `direct_convs`'s gradient (the faster weight gradient on the CPU). The same function
+    within float rounding (tests/test_first_conv.py)."""
     return _space_to_depth_convs(x, kernels)
 
 
@@ -142,19 +148,13 @@ space_to_depth_blocks.defvjp(_s2d_forward, _s2d_backward)
 
 
 def space_to_depth_convs(x, kernels):
-    """`direct_convs` (odd kernel sizes), its forward computed on 2 x 2 blocks of x, where the
-    3-channel input of block 1 becomes 12 channels, on which XLA:CPU's convolution runs
-    faster at `quick`'s 80 x 60 input on one core (not on two threads, nor at the paper's
-    400 x 300; benchmarks/README.md).
-    Its gradient is `direct_convs`'s (the faster weight gradient on the CPU). The same function
-    within float rounding (tests/test_first_conv.py). A custom VJP: reverse mode only (no jvp
-    through it)."""
+    """`direct_convs` computed on 2 x 2 blocks of x: `space_to_depth_blocks`' first output."""
     return space_to_depth_blocks(x, kernels)[0]
 
 
 class ConvParameters(nn.Module):
     """An nn.Conv's parameters alone (same names, shapes and initialisers: the same values
-    from the same key), for convolutions computed elsewhere (`space_to_depth_convs`)."""
+    from the same key), for convolutions computed elsewhere (`space_to_depth_blocks`)."""
 
     features: int
     kernel_size: tuple[int, int]
@@ -206,8 +206,8 @@ class MultiScaleConvBlock(nn.Module):
         """The parallel 'SAME' convolutions, concatenated on channels: nn.Conv's, or the same
         function from the same parameters computed on 2 x 2 blocks (`space_to_depth_blocks`).
         Returns (output, what the BatchNorm reads its statistics from: (the output's values
-        before the bias in the block convolution's own order, the bias), or None for the
-        output itself)."""
+        before the bias in the block convolution's own order, the bias or None without one),
+        or None for the output itself)."""
         pairs = kernel_pairs(self.kernel_sizes)
         if self.convs == "direct":
             return jnp.concatenate([
