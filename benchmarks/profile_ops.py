@@ -72,6 +72,7 @@ def main(argv=None) -> dict:
     import jax
 
     from adarl_jax.config import apply_override, load_config
+    from adarl_jax.host import available_cores
 
     config = load_config(args.config)
     if args.batch:
@@ -102,8 +103,7 @@ def main(argv=None) -> dict:
            for op, us in per_op.most_common(args.top)]
     out = {"bench": "profile_ops", "config": args.config, "mode": args.mode, "batch": b,
            "threads": 1 if args.threads == 1 else "xla default",
-           "cores": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                     else os.cpu_count()),
+           "cores": len(available_cores()),
            "overrides": args.set,
            "step_s_median": round(sorted(times)[len(times) // 2], 4), **info,
            "ops_ms_per_step": round(all_ms, 2), "ops_listed": len(top), "ops_total": len(per_op),
