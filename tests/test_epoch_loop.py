@@ -4,6 +4,7 @@ converts every step's metrics to Python floats at once; divergence is caught per
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -163,6 +164,14 @@ def test_all_finite_sees_one_nan_anywhere_in_the_tree():
     assert bool(all_finite(tree))
     tree["b"]["c"][2] = np.inf
     assert not bool(all_finite(tree))
+
+
+def test_all_finite_over_mixed_float_dtypes_scalars_and_no_floats():
+    tree = {"w": jnp.ones((2, 3), jnp.bfloat16), "s": jnp.float32(2.0), "n": jnp.int32(7)}
+    assert bool(all_finite(tree))
+    assert not bool(all_finite({**tree, "w": tree["w"].at[1, 2].set(jnp.nan)}))
+    assert not bool(all_finite({**tree, "s": jnp.float32(-np.inf)}))
+    assert bool(all_finite({"n": jnp.int32(7)})) and bool(all_finite({}))
 
 
 def test_divergence_message_names_the_step_and_the_loss_terms():

@@ -8,7 +8,7 @@ import pytest
 
 from adarl_jax.experiments import loso
 from adarl_jax.workdir import pinning
-from adarl_jax.config import config_from_json, to_json
+from adarl_jax.config import apply_override, config_from_json, to_json
 from adarl_jax.workdir.pinning import ConfigMismatchError
 from conftest import make_corpus, tiny_config
 
@@ -47,6 +47,16 @@ def test_a_changed_config_is_refused_naming_the_fields(tmp_path):
     assert "--force-new-config" in msg and "new --workdir" in msg and "superseded-" in msg
     assert "progress" not in msg and "\n" not in msg
     assert json.loads((w / "config.json").read_text())["frontend"] == json.loads(saved)["frontend"]
+    # the overrides it names give the workdir's values back: the same run is then accepted
+    hint = msg.split(", or pass ")[1].split(" to go on under")[0].split()
+    assert hint == ["--config.frontend.log_floor=1e-06", "--config.optim.lr=0.2"]
+    for item in hint:
+        apply_override(b, item.removeprefix("--config."))
+    assert loso.save_run_config(b, w) == []
+    b.model.block_features = ((1, 1),) * len(a.model.block_features)  # no scalar: no overrides
+    with pytest.raises(ConfigMismatchError) as e:
+        loso.save_run_config(b, w)
+    assert "model.block_features" in str(e.value) and "to go on under" not in str(e.value)
 
 
 def test_a_fold_folder_keeps_its_own_config(tmp_path):

@@ -94,12 +94,22 @@ def workdir_differences(config, workdir) -> list:
     return pinned_differences(read_config(path), config) if path.exists() else []
 
 
+def restoring_overrides(diffs) -> str:
+    """The command-line overrides that give a run the workdir's values back ('' unless every
+    differing value is a scalar, which an override can spell)."""
+    if not diffs or not all(isinstance(o, (bool, int, float, str)) for _, o, _ in diffs):
+        return ""
+    return " ".join(f"--config.{k}={o}" for k, o, _ in diffs)
+
+
 def mismatch_message(workdir, diffs) -> str:
+    back = restoring_overrides(diffs)
+    back = f", or pass {back} to go on under the workdir's config" if back else ""
     return (f"{Path(workdir) / CONFIG_FILE}: this run's config differs from the one the workdir "
             f"was trained with, in fields that change the model or the data: "
             f"{format_differences(diffs)}. Its finished folds would be kept as this run's. Use a "
-            f"new --workdir, or pass --force-new-config to move everything trained under the old "
-            f"config to {Path(workdir) / (SUPERSEDED_PREFIX + '<time>')}/ and start afresh")
+            f"new --workdir, pass --force-new-config to move everything trained under the old "
+            f"config to {Path(workdir) / (SUPERSEDED_PREFIX + '<time>')}/ and start afresh{back}")
 
 
 def check_workdir_config(config, workdir, force: bool = False) -> list:
