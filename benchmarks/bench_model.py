@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from implementations import (DEFAULT_IMPLS, JAX_IMPLS, TORCH_IMPLS, header,  # noqa: E402
+from implementations import (DEFAULT_IMPLS, JAX_IMPLS, TORCH_IMPLS, header, training_allocator,  # noqa: E402
                              import_torch, jax_setup, load_config, model_flops, random_batch,
                              selected_impls, setup)
 from measure import (interleaved, loadavg, log, machine_info, matmul_peak,  # noqa: E402
@@ -313,6 +313,7 @@ def main(argv=None):
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         atexit.register(shutil.rmtree, cache, ignore_errors=True)
     sys.path.insert(0, str(REPO))
+    args.heap_resident = training_allocator()
     if args.command == "all":
         return cmd_all(args)
     if args.command == "table":

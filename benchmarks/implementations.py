@@ -192,8 +192,19 @@ def selected_impls(args):
     return impls
 
 
+def training_allocator() -> bool:
+    """The C allocator's setting that the CLI's training processes run with
+    (`adarl_jax.cli.runtime.keep_heap_resident`: a step's temporaries stay in the process
+    instead of being faulted in afresh every step), so that a benchmark's steps are theirs;
+    ADARL_JAX_MALLOC=off measures without it. Call before jax starts; True when it is set."""
+    from adarl_jax.cli.runtime import keep_heap_resident
+
+    return keep_heap_resident()
+
+
 def header(args, bench: str, config) -> dict:
     from adarl_jax.config import input_shape
 
     return {"bench": bench, "config": args.config, "input": list(input_shape(config)),
-            "threads": args.threads or os.cpu_count(), "loadavg_before": loadavg()}
+            "threads": args.threads or os.cpu_count(),
+            "heap_resident": getattr(args, "heap_resident", None), "loadavg_before": loadavg()}

@@ -25,7 +25,7 @@ import re
 import tempfile
 import time
 
-from implementations import jax_setup, random_batch
+from implementations import jax_setup, random_batch, training_allocator
 from measure import loadavg, log, machine_info
 
 OP_NAME = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{op_name="([^"]*)"', re.M)
@@ -69,6 +69,7 @@ def main(argv=None) -> dict:
     if args.threads == 1:
         flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
         os.environ["XLA_FLAGS"] = flags.strip()
+    heap_resident = training_allocator()
     import jax
 
     from adarl_jax.config import apply_override, load_config
@@ -102,7 +103,7 @@ def main(argv=None) -> dict:
     top = [{"op": op, "ms": round(us / 1e3 / args.steps, 3), "code": names.get(op, "")}
            for op, us in per_op.most_common(args.top)]
     out = {"bench": "profile_ops", "config": args.config, "mode": args.mode, "batch": b,
-           "threads": 1 if args.threads == 1 else "xla default",
+           "threads": 1 if args.threads == 1 else "xla default", "heap_resident": heap_resident,
            "cores": len(available_cores()),
            "overrides": args.set,
            "step_s_median": round(sorted(times)[len(times) // 2], 4), **info,
