@@ -313,12 +313,12 @@ def main(argv=None):
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         atexit.register(shutil.rmtree, cache, ignore_errors=True)
     sys.path.insert(0, str(REPO))
-    args.heap_resident = training_allocator()
-    if args.command == "all":
+    if args.command == "all":  # each subcommand in a process of its own
         return cmd_all(args)
     if args.command == "table":
         lines = [json.loads(ln) for ln in Path(args.jsonl).read_text().splitlines() if ln.startswith("{")]
         return print(markdown_table(lines))
+    args.heap_resident = training_allocator()
     from profile_model import cmd_profile
     from sweep_flags import cmd_flags
 

@@ -3,7 +3,8 @@
   taskset -c 1 python benchmarks/profile_ops.py [--config quick] [--threads 1] [--steps 5]
       [--top 25] [--mode train|infer] [--set model.first_convs=direct]
 
-The step is compiled as `bench_model.py train` compiles it (`implementations.jax_setup`), run
+The step is compiled as `bench_model.py train` compiles it (`implementations.jax_setup`, in a
+process with the CLI training's allocator setting, `implementations.training_allocator`), run
 `--warmup` times, timed `--steps` times, then run `--steps` more times under `jax.profiler`
 with a Perfetto trace; each XLA op (fusion, convolution, library call) gets its time per step,
 summed over the traced steps and divided by their number, and is named with the model code it

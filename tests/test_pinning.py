@@ -3,6 +3,7 @@ fields; --force-new-config moves the old folds aside instead of reusing them; ea
 keeps the config it was trained with."""
 
 import json
+import shlex
 
 import pytest
 
@@ -53,10 +54,37 @@ def test_a_changed_config_is_refused_naming_the_fields(tmp_path):
     for item in hint:
         apply_override(b, item.removeprefix("--config."))
     assert loso.save_run_config(b, w) == []
+    # a string and a bool: each spelled so that it comes back
+    b.model.first_convs, b.model.fused_bn_pool = "space_to_depth", not a.model.fused_bn_pool
+    with pytest.raises(ConfigMismatchError) as e:
+        loso.save_run_config(b, w)
+    hint = shlex.split(str(e.value).split(", or pass ")[1].split(" to go on under")[0])
+    for item in hint:
+        apply_override(b, item.removeprefix("--config."))
+    assert loso.save_run_config(b, w) == []
     b.model.block_features = ((1, 1),) * len(a.model.block_features)  # no scalar: no overrides
     with pytest.raises(ConfigMismatchError) as e:
         loso.save_run_config(b, w)
     assert "model.block_features" in str(e.value) and "to go on under" not in str(e.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("frontend.scale", "16"), ("frontend.scale", "a b"), ("frontend.scale", "None"),
+    ("optim.lr", 1e-06), ("model.fused_bn_pool", False), ("optim.batch_size", 7)])
+def test_an_override_spelling_gives_the_value_back_through_the_shell(field, value):
+    c = tiny_config()
+    (item,) = shlex.split(shlex.quote(f"--config.{field}={pinning._override_spelling(value)}"))
+    apply_override(c, item.removeprefix("--config."))
+    section, name = field.split(".")
+    assert c[section][name] == value and type(c[section][name]) is type(value)
+
+
+def test_values_no_override_spells_get_no_hint():
+    for value in (float("nan"), float("inf"), (1, 2), [3], None):
+        assert pinning._override_spelling(value) is None
+    assert pinning.restoring_overrides([("optim.lr", 0.2, 0.5), ("data.classes", "a", "b")]) == ""
+    assert pinning.restoring_overrides([("optim.lr", 0.2, None)]) == ""
+    assert pinning.restoring_overrides([("optim.lr", 0.2, 0.5)]) == "--config.optim.lr=0.2"
 
 
 def test_a_fold_folder_keeps_its_own_config(tmp_path):

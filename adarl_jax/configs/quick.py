@@ -24,7 +24,9 @@ frames at 40 ms, which no pools bring to Table 1's 6) and a step's cost, and the
 chosen by nested selection at this hop, so a new hop would need that selection again.
 
 Validation and test run their forward passes in batches of 16 (`train.eval_batch_size`; the
-base config's 32 gives the same outputs on the CPU, more slowly).
+base config's 32 gives the same outputs on the CPU, more slowly). A workdir trained before
+2026-12-06 evening pinned 32: resume it with `--config.train.eval_batch_size=32` (its error
+message names the override).
 
 Training: AdamW (lr 1e-3, decoupled weight decay 1e-2), cosine decay to 0 over 600 steps
 whatever the corpus size (about 67 epochs of EmoDB; 600 won three seeds of both corpora's
@@ -55,7 +57,8 @@ def get_config():
     config.model.first_convs = "space_to_depth"
     # validation and test forward passes in batches of 16: on XLA:CPU the same outputs, bit for
     # bit, as batches of 32 (checked on every variant's trained weights), and a fold's
-    # evaluation ~15% faster (a row costs ~0.6x in a batch of 16 alone; RESULTS.md)
+    # evaluation ~15% faster (a row costs ~0.6x in a batch of 16 alone; RESULTS.md, "Speed
+    # (2026-12-06, evening)")
     config.train.eval_batch_size = 16
     # training: AdamW, cosine decay over 600 steps, the epoch chosen on validation speakers,
     # batches balanced over emotion x gender

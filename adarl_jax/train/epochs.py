@@ -98,10 +98,11 @@ class ScanLoop:
 def all_finite(tree) -> jax.Array:
     """One device-side reduction: True when every element of every leaf is finite.
 
-    The leaves are concatenated and reduced once: a reduction per leaf compiled 3-4x slower
-    on XLA:CPU (0.8 vs 0.23 s for adarl's 67 leaves), once per variant and process."""
-    leaves = [x.ravel() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.isfinite(jnp.concatenate(leaves))) if leaves else jnp.asarray(True)
+    The leaves' finiteness masks are concatenated and reduced once (no dtype promotion): a
+    reduction per leaf compiled ~3x slower on XLA:CPU, once per variant and process."""
+    masks = [jnp.isfinite(x).ravel() for x in jax.tree.leaves(tree)
+             if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.concatenate(masks)) if masks else jnp.asarray(True)
 
 
 def finish_epoch(metrics: list[dict], state) -> tuple[dict[str, float], int, bool]:

@@ -14,8 +14,10 @@ in), written before its training starts; `predict` and `export` read that one.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -95,11 +97,31 @@ def workdir_differences(config, workdir) -> list:
 
 
 def restoring_overrides(diffs) -> str:
-    """The command-line overrides that give a run the workdir's values back ('' unless every
-    differing value is a scalar, which an override can spell)."""
-    if not diffs or not all(isinstance(o, (bool, int, float, str)) for _, o, _ in diffs):
-        return ""
-    return " ".join(f"--config.{k}={o}" for k, o, _ in diffs)
+    """The command-line overrides that give a run the workdir's values back, shell-quoted; ''
+    unless every differing field is outside data.* (other data wants a workdir of its own),
+    is one the run's config has, and holds a scalar that an override spells exactly."""
+    items = []
+    for key, old, new in diffs:
+        spelled = _override_spelling(old)
+        if key.startswith("data.") or key == "model.variant_sha256" or new is None or spelled is None:
+            return ""
+        items.append(shlex.quote(f"--config.{key}={spelled}"))
+    return " ".join(items)
+
+
+def _override_spelling(value) -> str | None:
+    """How an override (config.apply_override: a Python literal, else the text itself) writes
+    `value`, or None for a value it cannot give back (not a scalar, nan, inf)."""
+    if not isinstance(value, (bool, int, float, str)):
+        return None
+    for text in (str(value), repr(value)):
+        try:
+            back = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            back = text
+        if type(back) is type(value) and back == value:
+            return text
+    return None
 
 
 def mismatch_message(workdir, diffs) -> str:
