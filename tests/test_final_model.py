@@ -232,11 +232,12 @@ def test_the_command_line_trains_predicts_and_exports_a_model_folder(trained, tm
     assert cli.main(argv) == 0
     assert "final model: 1 epochs" in capsys.readouterr().out
     # the same training as the library call: the same parameters, up to the order of the
-    # reductions (the command trains on all 8 test devices, the fixture on one)
+    # reductions (the command trains on all 8 test devices, the fixture on one; on a 2-core
+    # AMD EPYC one weight of -0.0043 differed by 5.4e-6, so atol is a few times that)
     a, b = np.load(folder / "params.npz"), np.load(out / "params.npz")
     assert sorted(a) == sorted(b)
     for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=2e-5, err_msg=k)
     assert cli.main(argv) == 2  # an existing model folder is refused, not replaced
     assert "--overwrite-final" in capsys.readouterr().err
     # workers train folds only; the parent trains the final model once
